@@ -1,0 +1,3 @@
+from hemalens.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Qt-free review records: durable decisions, sign-off and CSV/JSON reports."""
