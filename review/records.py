@@ -1,0 +1,80 @@
+"""Plain records read back from the review store (no database or Qt types leak out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StoredPrediction:
+    """One model call on one image, as recorded; used to skip re-classifying on resume."""
+
+    id: int
+    image_hash: str
+    image_path: str
+    model_name: str
+    model_version: str
+    model_sha256: str
+    predicted_id: str
+    probabilities: dict[str, float]
+    recorded_at: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One technician decision, exactly as appended to the audit trail.
+
+    ``prediction`` is the model call the technician saw when deciding (None when none was
+    recorded for that image yet).
+    """
+
+    id: int
+    case_id: int
+    image_hash: str
+    image_path: str
+    reviewed_id: str | None
+    flagged: bool
+    comment: str
+    user: str
+    decided_at: str
+    prediction: StoredPrediction | None = None
+
+
+@dataclass(frozen=True)
+class ImageState:
+    """The current state of one image in a case, derived from the append-only records.
+
+    The prediction fields come from the prediction the latest decision was made against, or
+    from the latest prediction when the image has not been decided yet. ``reviewed_id`` is None
+    until someone has given the image a class.
+    """
+
+    image_hash: str
+    last_path: str
+    predicted_id: str | None
+    probabilities: dict[str, float]
+    reviewed_id: str | None
+    flagged: bool
+    comment: str
+    reviewer: str | None
+    decided_at: str | None
+    model_name: str | None = None
+    model_version: str | None = None
+    model_sha256: str | None = None
+    decision_count: int = 0
+
+    @property
+    def reviewed(self) -> bool:
+        return self.reviewed_id is not None
+
+
+@dataclass(frozen=True)
+class CaseEvent:
+    """A sign-off or a reopen of a case (both are kept: the trail shows every change of state)."""
+
+    id: int
+    kind: str
+    user: str
+    reason: str
+    at: str
+    detail: dict = field(default_factory=dict)

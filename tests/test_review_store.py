@@ -1,0 +1,230 @@
+"""Core behaviour of the review store: recording, resume, content-hash keying, sign-off."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from review.store import ReviewInputError, ReviewStore, ReviewStoreError, file_sha256
+
+MODEL = {"model_name": "Tiny", "model_version": "1.0", "model_sha256": "a" * 64}
+PROBS = {"benign": 0.7, "early_pre_b": 0.2, "unidentified": 0.1}
+
+
+def _image(folder: Path, name: str, content: bytes) -> tuple[Path, str]:
+    path = folder / name
+    path.write_bytes(content)
+    return path, hashlib.sha256(content).hexdigest()
+
+
+@pytest.fixture()
+def store(tmp_path: Path):
+    with ReviewStore.open(tmp_path / "data" / "reviews.sqlite3") as opened:
+        yield opened
+
+
+def test_file_sha256_streams_the_whole_file(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 10_000
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    assert file_sha256(path, chunk_size=4096) == hashlib.sha256(data).hexdigest()
+
+
+def test_pragmas_are_wal_and_full_sync(store: ReviewStore) -> None:
+    assert store.journal_mode == "wal"
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_decisions_survive_reopen_and_current_state_is_latest(tmp_path: Path) -> None:
+    db = tmp_path / "reviews.sqlite3"
+    folder = tmp_path / "case"
+    folder.mkdir()
+    img, h = _image(folder, "a.png", b"cell-a")
+    with ReviewStore.open(db) as store:
+        case = store.open_case(folder)
+        case.record_prediction(img, h, predicted_id="benign", probabilities=PROBS, **MODEL)
+        first = case.record_decision(img, h, reviewed_id="benign", flagged=False, user="ann")
+        case.record_decision(img, h, reviewed_id="early_pre_b", flagged=True, comment="odd nucleus", user="bob")
+        assert first.prediction is not None and first.prediction.predicted_id == "benign"
+    with ReviewStore.open(db) as store:
+        case = store.open_case(folder)
+        state = case.current_state()[h]
+        assert (state.reviewed_id, state.flagged, state.comment, state.reviewer) == (
+            "early_pre_b",
+            True,
+            "odd nucleus",
+            "bob",
+        )
+        assert state.predicted_id == "benign" and state.probabilities == PROBS
+        assert state.model_sha256 == "a" * 64 and state.decision_count == 2
+        trail = case.decisions()
+        assert [(d.user, d.reviewed_id) for d in trail] == [("ann", "benign"), ("bob", "early_pre_b")]
+
+
+def test_records_are_append_only_even_with_raw_sql(store: ReviewStore, tmp_path: Path) -> None:
+    case = store.open_case(tmp_path)
+    img, h = _image(tmp_path, "a.png", b"x")
+    case.record_decision(img, h, reviewed_id="benign", flagged=False, user="ann")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store._conn.execute("UPDATE decisions SET reviewed_id = 'blast'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        store._conn.execute("DELETE FROM decisions")
+    assert case.current_state()[h].reviewed_id == "benign"
+
+
+def test_same_folder_resumes_same_case_and_other_folder_is_new(store: ReviewStore, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    first = store.open_case(a)
+    assert store.open_case(a / "." / "").id == first.id
+    assert store.open_case(b).id != first.id
+    assert store.get_case(first.id).folder == a.resolve()
+    with pytest.raises(ReviewInputError):
+        store.get_case(999)
+
+
+def test_cached_prediction_is_per_model_hash(store: ReviewStore, tmp_path: Path) -> None:
+    case = store.open_case(tmp_path)
+    img, h = _image(tmp_path, "a.png", b"x")
+    assert case.cached_prediction(h, "a" * 64) is None
+    case.record_prediction(img, h, predicted_id="benign", probabilities=PROBS, **MODEL)
+    cached = case.cached_prediction(h, "a" * 64)
+    assert cached is not None and cached.predicted_id == "benign" and cached.probabilities == PROBS
+    assert case.cached_prediction(h, "b" * 64) is None
+
+
+def test_renamed_image_keeps_history_changed_image_does_not(store: ReviewStore, tmp_path: Path) -> None:
+    case = store.open_case(tmp_path)
+    img, h = _image(tmp_path, "a.png", b"original pixels")
+    case.record_prediction(img, h, predicted_id="benign", probabilities=PROBS, **MODEL)
+    case.record_decision(img, h, reviewed_id="benign", flagged=True, comment="check", user="ann")
+    moved = tmp_path / "sub" / "renamed.png"
+    moved.parent.mkdir()
+    img.rename(moved)
+    h_moved = file_sha256(moved)
+    assert h_moved == h
+    state = case.current_state()[h_moved]
+    assert state.reviewed_id == "benign" and state.flagged and state.comment == "check"
+    assert case.cached_prediction(h_moved, "a" * 64) is not None
+    # Same path, different pixels: a new hash with no inherited decision or cached prediction.
+    img.write_bytes(b"edited pixels")
+    h_new = file_sha256(img)
+    assert h_new != h
+    assert h_new not in case.current_state()
+    assert case.cached_prediction(h_new, "a" * 64) is None
+    assert case.history(h_new) == []
+    # The move is visible in the history once the image is seen at its new path.
+    case.record_decision(moved, h_moved, reviewed_id="benign", flagged=False, user="ann")
+    assert case.current_state()[h].last_path == str(moved)
+    assert [d.image_path for d in case.history(h)] == [str(img), str(moved)]
+
+
+def test_history_follows_image_into_another_case(store: ReviewStore, tmp_path: Path) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    img, h = _image(tmp_path / "one", "a.png", b"x")
+    store.open_case(tmp_path / "one").record_decision(img, h, reviewed_id="benign", flagged=False, user="ann")
+    assert [d.reviewed_id for d in store.image_history(h)] == ["benign"]
+
+
+def test_sign_requires_every_image_reviewed_and_none_unidentified(store: ReviewStore, tmp_path: Path) -> None:
+    case = store.open_case(tmp_path)
+    a, ha = _image(tmp_path, "a.png", b"a")
+    b, hb = _image(tmp_path, "b.png", b"b")
+    for img, h in ((a, ha), (b, hb)):
+        case.record_prediction(img, h, predicted_id="benign", probabilities=PROBS, **MODEL)
+    ok, msg = case.can_sign([ha, hb])
+    assert not ok and "2 of 2 images not reviewed" in msg
+    case.record_decision(a, ha, reviewed_id="benign", flagged=False, user="ann")
+    case.record_decision(b, hb, reviewed_id="Unidentified", flagged=True, user="ann")
+    ok, msg = case.can_sign([ha, hb])
+    assert not ok and "1 image still in Unidentified" in msg
+    with pytest.raises(ReviewStoreError, match="Unidentified"):
+        case.sign("ann", [ha, hb])
+    assert case.signed_by() is None
+    # A flag without a class is not a review.
+    case.record_decision(b, hb, reviewed_id=None, flagged=True, user="ann")
+    assert case.can_sign([ha, hb]) == (False, "Cannot sign: 1 of 2 images not reviewed yet.")
+    case.record_decision(b, hb, reviewed_id="early_pre_b", flagged=True, user="ann")
+    assert case.can_sign([ha, hb])[0]
+    case.sign("ann")  # default image set: the latest content seen at each path
+    user, at = case.signed_by()
+    assert user == "ann" and at.startswith("20")
+    with pytest.raises(ReviewStoreError, match="signed by ann"):
+        case.record_decision(a, ha, reviewed_id="early_pre_b", flagged=False, user="bob")
+    assert case.can_sign([ha, hb])[0] is False
+    assert store.failure is None  # refusing a change to a signed case does not break the store
+
+
+def test_reopen_is_recorded_and_allows_changes(store: ReviewStore, tmp_path: Path) -> None:
+    case = store.open_case(tmp_path)
+    a, ha = _image(tmp_path, "a.png", b"a")
+    case.record_decision(a, ha, reviewed_id="benign", flagged=False, user="ann")
+    with pytest.raises(ReviewStoreError, match="not signed"):
+        case.reopen("bob", "fix")
+    case.sign("ann", [ha])
+    with pytest.raises(ReviewInputError):
+        case.reopen("bob", "  ")
+    case.reopen("bob", "pathologist asked for a second look")
+    assert case.signed_by() is None
+    case.record_decision(a, ha, reviewed_id="early_pre_b", flagged=False, user="bob")
+    case.sign("bob", [ha])
+    events = case.events()
+    assert [(e.kind, e.user) for e in events] == [("sign", "ann"), ("reopen", "bob"), ("sign", "bob")]
+    assert events[1].reason == "pathologist asked for a second look"
+    assert events[2].detail["image_hashes"] == [ha]
+
+
+def test_empty_case_cannot_be_signed(store: ReviewStore, tmp_path: Path) -> None:
+    ok, msg = store.open_case(tmp_path).can_sign([])
+    assert not ok and "no images" in msg
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"user": ""},
+        {"user": "ann", "comment": None},
+        {"user": "ann", "image_hash": "not-a-hash"},
+    ],
+)
+def test_bad_decision_input_is_a_typed_error(store: ReviewStore, tmp_path: Path, kwargs: dict) -> None:
+    case = store.open_case(tmp_path)
+    image_hash = kwargs.pop("image_hash", "c" * 64)
+    with pytest.raises(ReviewInputError):
+        case.record_decision(tmp_path / "a.png", image_hash, reviewed_id="benign", flagged=False, **kwargs)
+    assert store.failure is None and case.decisions() == []
+
+
+def test_bad_probabilities_are_refused(store: ReviewStore, tmp_path: Path) -> None:
+    case = store.open_case(tmp_path)
+    for probs in ({}, {"a": float("nan")}, {"a": 1.5}, {"a": "x"}):
+        with pytest.raises(ReviewInputError):
+            case.record_prediction(tmp_path / "a.png", "c" * 64, predicted_id="a", probabilities=probs, **MODEL)
+
+
+def test_source_images_are_never_written(store: ReviewStore, tmp_path: Path) -> None:
+    img, h = _image(tmp_path, "a.png", b"pixels")
+    before = (img.read_bytes(), img.stat().st_mtime_ns, sorted(p.name for p in tmp_path.iterdir()))
+    case = store.open_case(tmp_path)
+    case.record_prediction(img, file_sha256(img), predicted_id="benign", probabilities=PROBS, **MODEL)
+    case.record_decision(img, h, reviewed_id="benign", flagged=False, user="ann")
+    case.sign("ann", [h])
+    after = (img.read_bytes(), img.stat().st_mtime_ns, sorted(p.name for p in tmp_path.iterdir()))
+    assert before == after
+
+
+def test_default_path_uses_platformdirs_or_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import platformdirs
+
+    from review.store import DB_ENV_VAR, default_db_path
+
+    monkeypatch.delenv(DB_ENV_VAR, raising=False)
+    expected = Path(platformdirs.user_data_dir("HemaLens", appauthor=False)) / "reviews.sqlite3"
+    assert default_db_path() == expected
+    monkeypatch.setenv(DB_ENV_VAR, str(tmp_path / "x.sqlite3"))
+    assert default_db_path() == tmp_path / "x.sqlite3"
