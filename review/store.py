@@ -101,6 +101,16 @@ def explain_sqlite_error(exc: sqlite3.Error, db_path: Path, action: str) -> str:
     return f"Could not {action}: {why}. Nothing was recorded; no further decisions will be accepted until it is fixed."
 
 
+def _refuse_newer_schema(conn: sqlite3.Connection, path: Path, known: int | None = None) -> None:
+    known = latest_version(MIGRATIONS) if known is None else known
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > known:
+        raise ReviewStoreError(
+            f"The review database {path} was written by a newer HemaLens (schema {version}, "
+            f"this one knows {known}). Update HemaLens; the database was left untouched."
+        )
+
+
 def _check_probabilities(probabilities: dict[str, float]) -> dict[str, float]:
     if not isinstance(probabilities, dict) or not probabilities:
         raise ReviewInputError("probabilities must be a non-empty dict of class id -> probability")
@@ -154,6 +164,7 @@ class ReviewStore:
         try:
             conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            _refuse_newer_schema(conn, path)  # before anything (even the WAL switch) touches the file
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -177,12 +188,8 @@ class ReviewStore:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            _refuse_newer_schema(conn, self.path, target)
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if version > target:
-                raise ReviewStoreError(
-                    f"The review database {self.path} was written by a newer HemaLens (schema {version}, "
-                    f"this one knows {target}). Update HemaLens; the database was left untouched."
-                )
             if version == target:
                 conn.execute(f"PRAGMA user_version = {target}")  # a real write: proves we can write
                 conn.execute("COMMIT")
