@@ -1,0 +1,164 @@
+"""Measure a model on a labelled folder: accuracy, balanced accuracy, per-class P/R/F1, confusion, ECE.
+
+Labs must verify a model on their own images before use; this is that tool. The folder holds one
+sub-folder per class (``FOLDER/<class>/<image>``). Folder names are matched to the model's classes by
+id or name (case, spaces, '-' and '_' ignored); ``--map Folder=label`` says the rest. ``--split test``
+keeps only the held-out block that training never saw (inference/splits.py); the default ``auto``
+does that by itself when FOLDER is the model's own training set (recognised by a fingerprint of the
+test-block file names stored in the model's provenance) and uses every image otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference.errors import HemaLensError, ImageLoadError
+from inference.metrics import Evaluation, evaluate_predictions, format_report
+from inference.splits import labelled_folder, split_fingerprint
+
+
+class EvaluateError(HemaLensError):
+    """The folder or the label mapping cannot be evaluated against this model."""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
+
+
+def parse_mapping(items: list[str] | None) -> dict[str, str]:
+    """``["Folder=label", ...]`` -> {folder: label}; raises EvaluateError on a malformed item."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        folder, sep, label = item.partition("=")
+        if not sep or not folder.strip() or not label.strip():
+            raise EvaluateError(f"--map expects Folder=label, got {item!r}")
+        out[folder.strip()] = label.strip()
+    return out
+
+
+def match_folders(folders: list[str], class_ids: list[str], labels: list[str], mapping: dict[str, str],
+                  skip_unknown: bool = False) -> dict[str, int]:
+    """Folder name -> class index; folders that match no class raise EvaluateError (or are skipped)."""
+    lookup: dict[str, int] = {}
+    for i, (cid, name) in enumerate(zip(class_ids, labels, strict=True)):
+        lookup.setdefault(_slug(cid), i)
+        lookup.setdefault(_slug(name), i)
+    result: dict[str, int] = {}
+    unknown = []
+    for folder in folders:
+        target = mapping.get(folder, folder)
+        index = lookup.get(_slug(target))
+        if index is None:
+            if folder in mapping:
+                raise EvaluateError(f"--map {folder}={target}: the model has no class {target!r} "
+                                    f"(classes: {', '.join(labels)})")
+            unknown.append(folder)
+        else:
+            result[folder] = index
+    if unknown and not skip_unknown:
+        raise EvaluateError(
+            f"folder(s) {', '.join(unknown)} match no class of the model ({', '.join(labels)}); "
+            "use --map Folder=label, or --skip-unknown to leave them out"
+        )
+    stale = set(mapping) - set(folders)
+    if stale:
+        raise EvaluateError(f"--map names folder(s) that do not exist: {', '.join(sorted(stale))}")
+    if not result:
+        raise EvaluateError("no class folder matches the model's classes")
+    return result
+
+
+def resolve_split(requested: str, folder: Path, spec_metrics: dict[str, Any]) -> tuple[str, str]:
+    """The split to use and why: 'auto' becomes 'test' only for the model's own training folder."""
+    if requested != "auto":
+        return requested, f"--split {requested}"
+    expected = spec_metrics.get("test_split_fingerprint")
+    if expected and split_fingerprint(labelled_folder(folder, "test")) == expected:
+        return "test", ("this folder is the model's training set: only its held-out test block is used "
+                        "(--split all to override)")
+    return "all", "every image in the folder is used"
+
+
+def evaluate_folder(session: Any, folder: Path, split: str, mapping: dict[str, str], *, skip_unknown: bool = False,
+                    batch_size: int = 32, progress: bool = False) -> tuple[Evaluation, list[dict[str, Any]], list[str]]:
+    """Run the model over the folder; returns the figures, per-image rows and the load errors."""
+    from inference.images import load_image
+
+    files = labelled_folder(folder, split)
+    if not files:
+        raise EvaluateError(f"{folder} has no class sub-folders with images (expected FOLDER/<class>/<image>)")
+    spec = session.spec
+    index = match_folders(list(files), [c.id for c in spec.classes], spec.labels, mapping, skip_unknown)
+    items = [(p, index[cls]) for cls, paths in files.items() if cls in index for p in paths]
+    probs: list[np.ndarray] = []
+    truth: list[int] = []
+    rows: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        images, kept = [], []
+        for path, label in chunk:
+            try:
+                images.append(load_image(path).rgb)
+                kept.append((path, label))
+            except ImageLoadError as exc:
+                errors.append(str(exc))
+        for (path, label), pred in zip(kept, session.predict_batch(images), strict=True):
+            probs.append(np.asarray(pred.probabilities, dtype=np.float64))
+            truth.append(label)
+            rows.append({"path": str(path), "true": spec.labels[label], "predicted": pred.top_label,
+                         "probability": round(float(pred.top_probability), 5)})
+        if progress:
+            sys.stderr.write(f"\r{min(start + batch_size, len(items))}/{len(items)} images")
+            sys.stderr.flush()
+    if progress:
+        sys.stderr.write("\n")
+    if not probs:
+        raise EvaluateError("none of the images could be read")
+    return evaluate_predictions(np.stack(probs), np.asarray(truth), spec.labels), rows, errors
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", type=Path, help="labelled folder: FOLDER/<class>/<image>")
+    parser.add_argument("--model", required=True, help="model file, id or name (see `hemalens models`)")
+    parser.add_argument("--map", action="append", metavar="FOLDER=LABEL", help="map a folder name to a model class")
+    parser.add_argument("--split", choices=["auto", "test", "all"], default="auto",
+                        help="test: only the held-out block (last 15%% by file number per class); all: every image; "
+                             "auto (default): test for the model's own training folder, else all")
+    parser.add_argument("--skip-unknown", action="store_true", help="leave out folders that match no class")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures (and per-image rows) as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress counter")
+
+
+def run(args: argparse.Namespace) -> int:
+    from inference.registry import resolve_model
+    from inference.session import ModelSession
+
+    try:
+        session = ModelSession.load(resolve_model(str(args.model)))
+        split, why = resolve_split(args.split, args.folder, dict(session.spec.provenance.metrics or {}))
+        ev, rows, errors = evaluate_folder(session, args.folder, split, parse_mapping(args.map),
+                                           skip_unknown=args.skip_unknown, progress=not args.quiet)
+    except HemaLensError as exc:
+        print(f"hemalens evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(f"model: {session.spec.name} ({session.path.name})\nfolder: {args.folder}  split: {split} ({why})")
+    print(format_report(ev))
+    for err in errors:
+        print(f"skipped: {err}", file=sys.stderr)
+    if args.json:
+        doc = {"model": session.spec.name, "model_id": session.spec.id, "model_sha256": session.sha256,
+               "folder": str(args.folder), "split": split, **ev.to_dict(), "unreadable": errors, "images": rows}
+        try:
+            args.json.write_text(json.dumps(doc, indent=1))
+        except OSError as exc:
+            print(f"hemalens evaluate: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    return 0

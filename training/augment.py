@@ -1,0 +1,131 @@
+"""Batch augmentation for smear images, done on float tensors so it stays cheap on two CPU cores.
+
+What varies between labs and should not change the answer: orientation (cells have no "up"), a
+little framing (scale/shift), stain colour (modelled in optical-density space, where stains mix
+linearly, plus hue/saturation/brightness/contrast/gamma), focus (blur) and camera resolution
+(down- then up-sampling). Every random draw comes from the ``torch.Generator`` passed in, so a
+seeded run is repeatable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _rand(g: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g)
+
+
+def dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Random flip and 90-degree rotation per image (the 8 symmetries of the square)."""
+    n = x.shape[0]
+    k = torch.randint(0, 4, (n,), generator=g)
+    flip = torch.rand(n, generator=g) < 0.5
+    out = x.clone()
+    for r in range(4):
+        for f in (False, True):
+            idx = torch.nonzero((k == r) & (flip == f)).flatten()
+            if idx.numel() == 0:
+                continue
+            part = x[idx]
+            if f:
+                part = part.flip(3)
+            if r:
+                part = torch.rot90(part, r, (2, 3))
+            out[idx] = part
+    return out
+
+
+def affine(
+    x: torch.Tensor, g: torch.Generator, scale: float = 0.15, shift: float = 0.08, angle: float = 20.0
+) -> torch.Tensor:
+    """Small random zoom, shift and rotation with reflected borders (smear background continues)."""
+    n = x.shape[0]
+    s = _rand(g, n, 1 - scale, 1 + scale)
+    a = _rand(g, n, -angle, angle) * math.pi / 180
+    tx, ty = _rand(g, n, -shift, shift), _rand(g, n, -shift, shift)
+    theta = torch.stack(
+        [
+            torch.stack([torch.cos(a) / s, -torch.sin(a) / s, tx], 1),
+            torch.stack([torch.sin(a) / s, torch.cos(a) / s, ty], 1),
+        ],
+        1,
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def stain_jitter(x: torch.Tensor, g: torch.Generator, mix: float = 0.08, gain: float = 0.25) -> torch.Tensor:
+    """Perturb stain in optical density: OD' = OD @ (I + noise) * per-channel gain, then back to RGB."""
+    n = x.shape[0]
+    od = -torch.log(x.clamp(min=1.0 / 255.0))
+    m = torch.eye(3).expand(n, 3, 3) + mix * torch.randn(n, 3, 3, generator=g)
+    m = m * _rand(g, n * 3, 1 - gain, 1 + gain).view(n, 1, 3)
+    od = torch.einsum("nchw,ncd->ndhw", od, m)
+    return torch.exp(-od.clamp(min=0.0)).clamp(0, 1)
+
+
+def colour_jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Hue rotation (in YIQ), saturation, brightness, contrast and gamma, each drawn per image."""
+    n = x.shape[0]
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    from_yiq = torch.linalg.inv(to_yiq)
+    hue = _rand(g, n, -0.35, 0.35)
+    sat = _rand(g, n, 0.6, 1.4)
+    c, s = torch.cos(hue) * sat, torch.sin(hue) * sat
+    rot = torch.zeros(n, 3, 3)
+    rot[:, 0, 0] = 1
+    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = c, -s, s, c
+    mat = from_yiq @ rot @ to_yiq  # (n,3,3), applied as out_c = sum_d mat[c,d] * x_d
+    x = torch.einsum("ncd,ndhw->nchw", mat, x).clamp(0, 1)
+    bright = _rand(g, n, 0.8, 1.2).view(n, 1, 1, 1)
+    contrast = _rand(g, n, 0.75, 1.25).view(n, 1, 1, 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * contrast + mean) * bright
+    gamma = torch.exp(_rand(g, n, -0.25, 0.25)).view(n, 1, 1, 1)
+    x = x.clamp(1e-4, 1) ** gamma
+    grey = torch.nonzero(torch.rand(n, generator=g) < 0.05).flatten()
+    if grey.numel():
+        x[grey] = x[grey].mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    return x.clamp(0, 1)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = max(1, int(math.ceil(2.5 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def focus_and_resolution(x: torch.Tensor, g: torch.Generator, p_blur: float = 0.3, p_res: float = 0.3) -> torch.Tensor:
+    """Blur a random subset, and down/up-sample another subset (another camera or objective)."""
+    n, _, h, w = x.shape
+    out = x.clone()
+    blur_idx = torch.nonzero(torch.rand(n, generator=g) < p_blur).flatten()
+    if blur_idx.numel():
+        sigma = float(_rand(g, 1, 0.4, 1.6))
+        out[blur_idx] = gaussian_blur(out[blur_idx], sigma)
+    res_idx = torch.nonzero(torch.rand(n, generator=g) < p_res).flatten()
+    if res_idx.numel():
+        f = float(_rand(g, 1, 0.35, 0.85))
+        small = F.interpolate(out[res_idx], size=(max(8, int(h * f)), max(8, int(w * f))), mode="bilinear",
+                              antialias=True, align_corners=False)
+        out[res_idx] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    noise_sd = float(_rand(g, 1, 0.0, 0.02))
+    return (out + noise_sd * torch.randn(out.shape, generator=g)).clamp(0, 1)
+
+
+def augment_batch(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The full training augmentation for a float batch in [0, 1], NCHW."""
+    x = dihedral(x, g)
+    x = affine(x, g)
+    x = stain_jitter(x, g)
+    x = colour_jitter(x, g)
+    return focus_and_resolution(x, g)

@@ -1,0 +1,62 @@
+"""A compact from-scratch CNN for smear images (no pretrained weights can be fetched here).
+
+Plain 3x3 conv + BatchNorm + ReLU blocks, stride-2 downsampling, global average pooling and one
+linear layer. Residual pairs keep the deeper stages trainable in few epochs. The last block's ReLU
+("features.stage4") is the Grad-CAM target: at 128 px input it is an 8x8 map, fine enough to see
+which cell the model looked at.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class ResidualPair(nn.Module):
+    """Two 3x3 convs with an identity shortcut (same width, stride 1)."""
+
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(ch)
+        self.conv2 = nn.Conv2d(ch, ch, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(ch)
+        self.relu = nn.ReLU(inplace=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return self.relu(x + y)
+
+
+class SmearNet(nn.Module):
+    """Stem (stride 2) then four stages (each stride 2 + residual pair): total stride 32? no: 16.
+
+    Widths default to (24, 48, 96, 160, 256); at 128 px the stages run at 64, 32, 16, 8, 8 px.
+    """
+
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = (24, 48, 96, 160, 256), dropout: float = 0.2):
+        super().__init__()
+        w0, w1, w2, w3, w4 = widths
+        self.features = nn.Sequential()
+        self.features.add_module("stem", nn.Sequential(conv_bn(3, w0, 2), conv_bn(w0, w0)))
+        self.features.add_module("stage1", nn.Sequential(conv_bn(w0, w1, 2), ResidualPair(w1)))
+        self.features.add_module("stage2", nn.Sequential(conv_bn(w1, w2, 2), ResidualPair(w2)))
+        self.features.add_module("stage3", nn.Sequential(conv_bn(w2, w3, 2), ResidualPair(w3)))
+        self.features.add_module("stage4", nn.Sequential(conv_bn(w3, w4, 1), ResidualPair(w4)))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(w4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = torch.flatten(self.pool(x), 1)
+        return self.fc(self.drop(x))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

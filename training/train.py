@@ -1,0 +1,218 @@
+"""Train one default model: `python -m training.train all4|aml|pbc [--epochs N] [--data DIR]`.
+
+Recipe (same for the three models, sizes in CONFIGS): block split from inference/splits.py, images
+decoded once and cached, class-balanced sampling, smear augmentation (training/augment.py), a compact
+from-scratch CNN (training/model.py), AdamW with a one-cycle learning rate, label smoothing, early
+stopping on validation balanced accuracy, and temperature scaling on validation. Writes
+training/runs/<model>/checkpoint.pt and summary.json; export with `python -m training.export_model`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from training.augment import augment_batch
+from training.calibration import fit_temperature, nll
+from training.data import class_folders, load_all_splits
+from training.model import SmearNet, count_parameters
+
+DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+RUNS = Path(__file__).resolve().parent / "runs"
+MEAN = (0.5, 0.5, 0.5)
+STD = (0.25, 0.25, 0.25)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run; stored in the checkpoint so export and cards can quote it."""
+
+    model: str
+    dataset: str
+    display_names: dict[str, str]
+    size: int = 128
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    patience: int = 12
+    widths: tuple[int, ...] = (16, 32, 64, 128, 192)
+    seed: int = 20260601
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+CONFIGS: dict[str, TrainConfig] = {
+    "all4": TrainConfig(
+        model="all4", dataset="all4", epochs=40,
+        display_names={"Benign": "Benign", "Early_Pre-B": "Early Pre-B", "Pre-B": "Pre-B", "Pro-B": "Pro-B"},
+    ),
+    "aml": TrainConfig(
+        model="aml", dataset="aml", epochs=20,
+        display_names={"myeloblast": "Myeloblast", "seg_neutrophil": "Segmented neutrophil"},
+    ),
+    "pbc": TrainConfig(
+        model="pbc", dataset="pbc", epochs=14,
+        display_names={
+            "basophil": "Basophil", "eosinophil": "Eosinophil", "erythroblast": "Erythroblast",
+            "ig": "Immature granulocyte", "lymphocyte": "Lymphocyte", "monocyte": "Monocyte",
+            "neutrophil": "Neutrophil", "platelet": "Platelet",
+        },
+    ),
+}
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [0, 1], channels-last in memory (faster convs on CPU)."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    model.eval()
+    out = [model(normalise(to_tensor(images[i : i + batch]))).numpy() for i in range(0, len(images), batch)]
+    return np.concatenate(out)
+
+
+def balanced_accuracy(pred: np.ndarray, labels: np.ndarray, k: int) -> float:
+    recalls = [float((pred[labels == c] == c).mean()) for c in range(k) if (labels == c).any()]
+    return float(np.mean(recalls))
+
+
+def progress(epoch: int, epochs: int, step: int, steps: int, loss: float, acc: float, started: float) -> None:
+    """A one-line progress bar on stderr (no tqdm dependency)."""
+    width = 30
+    done = int(width * step / steps)
+    rate = (time.time() - started) / max(step, 1)
+    sys.stderr.write(
+        f"\repoch {epoch:>2}/{epochs} [{'#' * done}{'.' * (width - done)}] {step}/{steps} "
+        f"loss {loss:.3f} acc {acc:.3f} {rate:.2f}s/step"
+    )
+    sys.stderr.flush()
+
+
+def train(cfg: TrainConfig, data_root: Path) -> Path:
+    torch.set_num_threads(2)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    root = data_root / cfg.dataset
+    folders = class_folders(root)
+    k = len(folders)
+    t0 = time.time()
+    splits = load_all_splits(root, cfg.size)
+    tr, va = splits["train"], splits["val"]
+    print(f"[{cfg.model}] classes {folders}; train {len(tr.labels)} val {len(va.labels)} test "
+          f"{len(splits['test'].labels)}; cache {time.time() - t0:.1f}s", flush=True)
+
+    model = SmearNet(k, cfg.widths).to(memory_format=torch.channels_last)
+    print(f"[{cfg.model}] SmearNet {count_parameters(model):,} parameters at {cfg.size}px", flush=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(tr.labels) // cfg.batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
+                                                pct_start=0.25)
+    counts = np.bincount(tr.labels, minlength=k)
+    weights = torch.from_numpy(1.0 / counts[tr.labels]).double()
+    train_x = torch.from_numpy(tr.images)
+    train_y = torch.from_numpy(tr.labels)
+
+    run_dir = RUNS / cfg.model
+    run_dir.mkdir(parents=True, exist_ok=True)
+    best_key: tuple[float, float] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    history = []
+    since_best = 0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        order = torch.multinomial(weights, steps_per_epoch * cfg.batch_size, replacement=True, generator=gen)
+        started, tot_loss, tot_ok, seen = time.time(), 0.0, 0, 0
+        for step in range(steps_per_epoch):
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            x = train_x[idx].permute(0, 3, 1, 2).float().div_(255.0)
+            x = normalise(augment_batch(x, gen))
+            y = train_y[idx]
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot_loss += float(loss) * len(y)
+            tot_ok += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            progress(epoch, cfg.epochs, step + 1, steps_per_epoch, tot_loss / seen, tot_ok / seen, started)
+        val_logits = predict_logits(model, va.images)
+        val_pred = val_logits.argmax(1)
+        val_acc = float((val_pred == va.labels).mean())
+        val_bal = balanced_accuracy(val_pred, va.labels, k)
+        val_nll = nll(val_logits, va.labels, 1.0)
+        row = {"epoch": epoch, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen, "val_acc": val_acc,
+               "val_balanced_acc": val_bal, "val_nll": val_nll, "seconds": time.time() - started}
+        history.append(row)
+        key = (round(val_bal, 4), -val_nll)
+        improved = best_key is None or key > best_key
+        if improved:
+            best_key, since_best = key, 0
+            best_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
+        else:
+            since_best += 1
+        sys.stderr.write("\n")
+        print(f"[{cfg.model}] epoch {epoch}/{cfg.epochs} train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}"
+              f" | val acc {val_acc:.4f} bal {val_bal:.4f} nll {val_nll:.3f}{' *' if improved else ''}"
+              f" | {row['seconds']:.0f}s", flush=True)
+        if since_best >= cfg.patience:
+            print(f"[{cfg.model}] early stop: no validation gain for {cfg.patience} epochs", flush=True)
+            break
+
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    val_logits = predict_logits(model, va.images)
+    temperature = fit_temperature(val_logits, va.labels)
+    best_epoch = max(history, key=lambda r: (round(r["val_balanced_acc"], 4), -r["val_nll"]))["epoch"]
+    before, after = nll(val_logits, va.labels, 1.0), nll(val_logits, va.labels, temperature)
+    print(f"[{cfg.model}] best epoch {best_epoch}; temperature {temperature:.3f} "
+          f"(val NLL {before:.4f} -> {after:.4f})", flush=True)
+    config = asdict(cfg)
+    config["class_folders"] = folders
+    torch.save({"state_dict": best_state, "config": config, "temperature": temperature, "history": history,
+                "best_epoch": best_epoch, "mean": MEAN, "std": STD, "torch": torch.__version__,
+                "train_seconds": time.time() - t0}, run_dir / "checkpoint.pt")
+    (run_dir / "summary.json").write_text(json.dumps({"config": config, "temperature": temperature,
+                                                       "best_epoch": best_epoch, "history": history}, indent=1))
+    print(f"[{cfg.model}] saved {run_dir / 'checkpoint.pt'} after {time.time() - t0:.0f}s", flush=True)
+    return run_dir / "checkpoint.pt"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=sorted(CONFIGS))
+    parser.add_argument("--data", type=Path, default=DATA_ROOT, help="folder holding all4/, aml/, pbc/")
+    parser.add_argument("--epochs", type=int, help="override the recipe's epoch count")
+    parser.add_argument("--size", type=int, help="override the training resolution")
+    args = parser.parse_args(argv)
+    cfg = CONFIGS[args.model]
+    if args.epochs:
+        cfg.epochs = args.epochs
+    if args.size:
+        cfg.size = args.size
+    train(cfg, args.data)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
