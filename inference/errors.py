@@ -29,3 +29,11 @@ class ModelLoadError(HemaLensError):
 
 class ModelContractError(HemaLensError):
     """The HemaLens metadata inside a model is malformed or disagrees with the graph."""
+
+
+class InferenceError(HemaLensError):
+    """A prediction could not be made (bad input array, or the model failed at run time)."""
+
+
+class ModelNotFoundError(HemaLensError):
+    """A model name or path given by the user matches no model file."""

@@ -1,0 +1,187 @@
+"""Turn any image file a technician may have into an RGB uint8 array, or say clearly why not.
+
+Pillow does the decoding (JPEG, PNG, BMP, TIFF incl. 16-bit and multi-page, WebP, GIF); OpenCV is the
+fallback for 16-bit colour files Pillow would reduce. Every failure is an ImageLoadError(path, reason).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from inference.errors import ImageLoadError
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".gif"}
+)
+DEFAULT_MAX_PIXELS = 100_000_000
+
+# Our own pixel limit replaces Pillow's global one (checked before decoding).
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded image: ``rgb`` is (H, W, 3) uint8 C-contiguous; ``notes`` say what was changed on the way."""
+
+    path: Path
+    rgb: np.ndarray
+    notes: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def is_image_path(path: str | Path) -> bool:
+    """True when the file name has an image extension we can try to read (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _scale_to_uint8(arr: np.ndarray, notes: list[str]) -> np.ndarray:
+    """Scale integer / float sample data to 0..255 without truncating the high bits."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.floating):
+        finite = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = float(finite.min(initial=0.0)), float(finite.max(initial=0.0))
+        if lo >= 0.0 and hi <= 1.0:
+            notes.append("floating-point image scaled from 0..1")
+            return np.clip(finite * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        notes.append("floating-point image stretched to its own range")
+        span = hi - lo if hi > lo else 1.0
+        return np.clip((finite - lo) * (255.0 / span) + 0.5, 0, 255).astype(np.uint8)
+    # Integer data wider than 8 bits: the nominal range is 16-bit unless values go beyond it.
+    lo, hi = int(arr.min(initial=0)), int(arr.max(initial=0))
+    if lo >= 0 and hi <= 65535:
+        notes.append("16-bit image scaled to 8-bit")
+        return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    notes.append("high-bit-depth image stretched to its own range")
+    span = float(hi - lo) if hi > lo else 1.0
+    return np.clip((arr.astype(np.float64) - lo) * (255.0 / span) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _to_rgb_array(im: Image.Image, notes: list[str]) -> np.ndarray:
+    mode = im.mode
+    if mode in ("RGB",):
+        return np.asarray(im)
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        grey = _scale_to_uint8(np.asarray(im), notes)
+        notes.append("greyscale shown as RGB")
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        alpha = np.asarray(rgba)[:, :, 3]
+        if alpha.min() < 255:
+            notes.append("transparency flattened onto white")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    if mode == "CMYK":
+        notes.append("CMYK converted to RGB")
+    elif mode in ("L", "1"):
+        notes.append("greyscale shown as RGB")
+    return np.asarray(im.convert("RGB"))
+
+
+def _decode_with_opencv(path: Path, notes: list[str]) -> np.ndarray | None:
+    """16-bit colour PNG/TIFF: Pillow keeps only 8 bits per channel; OpenCV keeps all 16 for proper scaling."""
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8)  # works with non-ASCII paths, unlike cv2.imread on Windows
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if arr is None or arr.ndim != 3 or arr.dtype != np.uint16:
+        return None
+    if arr.shape[2] == 4:
+        alpha = arr[:, :, 3:4].astype(np.float32) / 65535.0
+        if float(alpha.min()) < 1.0:
+            notes.append("transparency flattened onto white")
+        arr = (arr[:, :, :3].astype(np.float32) * alpha + 65535.0 * (1.0 - alpha) + 0.5).astype(np.uint16)
+    rgb = _scale_to_uint8(arr[:, :, 2::-1], notes)
+    return rgb
+
+
+def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Decode ``path`` into an RGB uint8 image honouring EXIF orientation; raises ImageLoadError."""
+    path = Path(path)
+    try:
+        if not path.exists():
+            raise ImageLoadError(path, "the file does not exist")
+        if path.is_dir():
+            raise ImageLoadError(path, "this is a folder, not an image file")
+        if path.stat().st_size == 0:
+            raise ImageLoadError(path, "the file is empty (0 bytes)")
+    except OSError as exc:
+        raise ImageLoadError(path, f"the file cannot be read ({exc.strerror or exc})") from None
+
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im = Image.open(path)
+    except UnidentifiedImageError:
+        raise ImageLoadError(path, "not an image in a format HemaLens can read (or the file is damaged)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageLoadError(path, f"the file cannot be opened as an image ({exc})") from None
+    try:
+        width, height = im.size
+        if width <= 0 or height <= 0:
+            raise ImageLoadError(path, "the image has no pixels")
+        if width * height > max_pixels:
+            raise ImageLoadError(
+                path,
+                f"the image is {width} x {height} pixels ({width * height / 1e6:.0f} MP), above the limit of "
+                f"{max_pixels / 1e6:.0f} MP; refused to protect memory (possible decompression bomb)",
+            )
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            im.seek(0)
+            notes.append(f"first page of {frames}")
+        try:
+            im.load()
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            text = str(exc)
+            reason = "the file is truncated or damaged" if "truncat" in text.lower() else f"damaged image data ({text})"
+            raise ImageLoadError(path, reason) from None
+        orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+        if orientation not in (None, 1):
+            im = ImageOps.exif_transpose(im)
+            notes.append("rotated upright per EXIF orientation")
+        rgb = None
+        if im.format in ("PNG", "TIFF") and im.mode in ("RGB", "RGBA") and _has_16bit_samples(im, path):
+            rgb = _decode_with_opencv(path, notes)
+        if rgb is None:
+            rgb = _to_rgb_array(im, notes)
+    except ImageLoadError:
+        raise
+    except MemoryError:
+        raise ImageLoadError(path, "not enough memory to decode this image") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure becomes a typed, readable error
+        raise ImageLoadError(path, f"the image cannot be decoded ({type(exc).__name__}: {exc})") from None
+    finally:
+        im.close()
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ImageLoadError(path, f"unexpected pixel layout {rgb.shape} {rgb.dtype}")
+    return LoadedImage(path=path, rgb=np.ascontiguousarray(rgb), notes=tuple(dict.fromkeys(notes)))
+
+
+def _has_16bit_samples(im: Image.Image, path: Path) -> bool:
+    """Whether a PNG/TIFF stores 16 bits per colour sample (Pillow then keeps only the high byte)."""
+    if im.format == "PNG":
+        try:
+            with open(path, "rb") as f:
+                header = f.read(25)
+        except OSError:
+            return False
+        return len(header) >= 25 and header[12:16] == b"IHDR" and header[24] == 16
+    tags = getattr(im, "tag_v2", None)
+    bits = tags.get(258) if tags else None  # TIFF BitsPerSample
+    if isinstance(bits, (tuple, list)):
+        return any(b == 16 for b in bits)
+    return bits == 16

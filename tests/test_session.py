@@ -1,0 +1,156 @@
+"""ModelSession on tiny real ONNX models: probabilities and Grad-CAM checked against independent numpy maths."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from inference.cam import GAP_CAM, GRAD_CAM
+from inference.errors import InferenceError
+from inference.session import ModelSession
+from tests.model_factory import classifier_weights, make_classifier, reference_forward
+
+
+def _image(h: int, w: int, seed: int = 1) -> np.ndarray:
+    return (np.random.default_rng(seed).random((h, w, 3)) * 255).astype(np.uint8)
+
+
+def _numpy_tensor(rgb: np.ndarray) -> np.ndarray:
+    """The factory's preprocessing (mean .5, std .25, 1/255) written out independently."""
+    return ((rgb.astype(np.float64) / 255.0 - 0.5) / 0.25).transpose(2, 0, 1)[None]
+
+
+def _numpy_gradcam(rgb: np.ndarray, class_index: int, num_classes: int = 3) -> np.ndarray:
+    """Grad-CAM with the gradient taken by central finite differences of the numpy head (no shortcut)."""
+    _, acts = reference_forward(_numpy_tensor(rgb), num_classes)
+    a = acts[0]
+    w = classifier_weights(num_classes)
+
+    def head(act: np.ndarray) -> float:
+        return float(act.mean(axis=(1, 2)) @ w["fc_w"][class_index] + w["fc_b"][class_index])
+
+    eps = 1e-3
+    grads = np.zeros_like(a)
+    for idx in np.ndindex(*a.shape):
+        plus, minus = a.copy(), a.copy()
+        plus[idx] += eps
+        minus[idx] -= eps
+        grads[idx] = (head(plus) - head(minus)) / (2 * eps)
+    alpha = grads.mean(axis=(1, 2))
+    cam = np.maximum(np.tensordot(alpha, a, axes=1), 0)
+    return cam / cam.max() if cam.max() > 0 else cam
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return make_classifier(tmp_path_factory.mktemp("m") / "tiny.onnx", labels=["Blast", "Lympho", "Neutro"])
+
+
+@pytest.fixture(scope="module")
+def session(model_path):
+    return ModelSession.load(model_path)
+
+
+def test_probabilities_match_numpy_reference(session):
+    rgb = _image(32, 32)
+    pred = session.predict(rgb)
+    logits, _ = reference_forward(_numpy_tensor(rgb))
+    expected = np.exp(logits[0] - logits[0].max())
+    expected /= expected.sum()
+    np.testing.assert_allclose(pred.probabilities, expected, atol=1e-5)
+    assert pred.top_index == int(np.argmax(expected))
+    assert pred.top_label == ["Blast", "Lympho", "Neutro"][pred.top_index]
+    assert pred.top_probability == pytest.approx(float(expected.max()), abs=1e-5)
+    assert pred.probabilities.dtype == np.float32 and pred.probabilities.shape == (3,)
+    assert session.cam_method == GRAD_CAM and pred.cam_method == GRAD_CAM
+    assert len(session.sha256) == 64 and "CPUExecutionProvider" in session.providers
+
+
+@pytest.mark.parametrize("class_index", [0, 1, 2])
+def test_gradcam_matches_finite_difference_numpy(session, class_index):
+    rgb = _image(32, 32, seed=5)
+    pred = session.predict(rgb)
+    expected_low = _numpy_gradcam(rgb, class_index)
+    low = pred._cam.low_res(class_index)
+    np.testing.assert_allclose(low, expected_low, atol=1e-4)
+    # Full-size map: the model-input-sized image is the original, so it is a plain bilinear upsampling.
+    full = pred.heatmap(class_index)
+    assert full.shape == (32, 32) and full.dtype == np.float32
+    expected_full = cv2.resize(expected_low.astype(np.float32), (32, 32), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(full, np.clip(expected_full, 0, 1), atol=1e-4)
+    assert full.min() >= 0.0 and full.max() <= 1.0
+
+
+def test_heatmap_is_at_original_size_and_defaults_to_top_class(session):
+    rgb = _image(45, 77)
+    pred = session.predict(rgb)
+    hm = pred.heatmap()
+    assert hm.shape == (45, 77)
+    np.testing.assert_array_equal(hm, pred.heatmap(pred.top_index))
+    with pytest.raises(IndexError):
+        pred.heatmap(3)
+
+
+def test_batch_equals_single_predictions(session):
+    images = [_image(32, 32, s) for s in range(3)] + [_image(64, 20, 9)]
+    batch = session.predict_batch(images)
+    for rgb, pred in zip(images, batch, strict=True):
+        single = session.predict(rgb)
+        np.testing.assert_allclose(pred.probabilities, single.probabilities, atol=1e-6)
+        np.testing.assert_allclose(pred.heatmap(1), single.heatmap(1), atol=1e-6)
+    assert session.predict_batch([]) == []
+
+
+def test_nhwc_layout_gives_same_result(tmp_path, session):
+    nhwc = ModelSession.load(make_classifier(tmp_path / "nhwc.onnx", layout="NHWC"))
+    rgb = _image(40, 30)
+    a, b = session.predict(rgb), nhwc.predict(rgb)
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+    np.testing.assert_allclose(a.heatmap(), b.heatmap(), atol=1e-5)
+
+
+def test_temperature_and_probability_outputs(tmp_path, session):
+    rgb = _image(32, 32)
+    logits, _ = reference_forward(_numpy_tensor(rgb))
+    hot = ModelSession.load(make_classifier(tmp_path / "t.onnx", temperature=2.0)).predict(rgb)
+    z = logits[0] / 2.0
+    expected = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    np.testing.assert_allclose(hot.probabilities, expected, atol=1e-5)
+    soft = ModelSession.load(make_classifier(tmp_path / "p.onnx", softmax_output=True, temperature=2.0)).predict(rgb)
+    np.testing.assert_allclose(soft.probabilities, expected, atol=1e-5)
+    plain_soft = ModelSession.load(make_classifier(tmp_path / "p1.onnx", softmax_output=True)).predict(rgb)
+    np.testing.assert_allclose(plain_soft.probabilities, session.predict(rgb).probabilities, atol=1e-5)
+
+
+def test_plain_model_without_metadata_loads_with_assumed_spec(tmp_path):
+    s = ModelSession.load(make_classifier(tmp_path / "plain.onnx", with_metadata=False, softmax_output=True,
+                                          num_classes=4, size=48))
+    assert s.spec.assumed and s.spec.num_classes == 4 and s.spec.labels[3] == "Class 3"
+    assert s.spec.output.kind == "probabilities"
+    assert (s.spec.input.height, s.spec.input.width) == (48, 48)
+    assert any("assumed" in n for n in s.notes)
+    pred = s.predict(_image(48, 48))
+    assert any("assumed" in n for n in pred.notes)
+    assert s.cam_method == GAP_CAM and pred.cam_method.startswith("gradient-free CAM")
+    assert pred.heatmap().shape == (48, 48)
+
+
+def test_gap_cam_equals_gradcam_for_gap_head(tmp_path, session):
+    """For conv -> GAP -> linear, CAM and Grad-CAM agree up to scale, so normalised maps are equal."""
+    cam_session = ModelSession.load(make_classifier(tmp_path / "nocam.onnx", with_gradcam=False))
+    assert cam_session.cam_method == GAP_CAM
+    rgb = _image(50, 60, 3)
+    for c in range(3):
+        np.testing.assert_allclose(cam_session.predict(rgb).heatmap(c), session.predict(rgb).heatmap(c), atol=1e-5)
+
+
+def test_bad_arrays_raise_typed_errors(session):
+    with pytest.raises(InferenceError, match="uint8"):
+        session.predict(np.zeros((8, 8, 3), dtype=np.float32))
+    with pytest.raises(InferenceError, match="shape"):
+        session.predict(np.zeros((8, 8, 5), dtype=np.uint8))
+    with pytest.raises(InferenceError):
+        session.predict("not an array")  # type: ignore[arg-type]
+    grey = session.predict(np.full((20, 20), 100, dtype=np.uint8))
+    assert grey.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
