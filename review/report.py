@@ -1,0 +1,269 @@
+"""Case reports as data: per-image rows, differential counts, and CSV / JSON files.
+
+The PDF (gui/report_pdf.py) is drawn from the same :class:`CaseReport`, so the three formats
+can never disagree. Files are written to a temporary name and moved into place, so a crash or
+a full disk never leaves a half-written report that looks complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hemalens import RESEARCH_USE_STATEMENT, __version__
+from inference.errors import HemaLensError
+from review.records import CaseEvent, Decision
+from review.store import Case
+
+REPORT_FORMAT_VERSION = 1
+CSV_FIXED_COLUMNS = (
+    "file",
+    "image_sha256",
+    "model_name",
+    "model_version",
+    "model_sha256",
+    "predicted_class",
+)
+CSV_TAIL_COLUMNS = ("reviewed_class", "flagged", "comment", "reviewer", "reviewed_at")
+NOT_REVIEWED = "(not reviewed)"
+NOT_CLASSIFIED = "(not classified)"
+
+
+class ReportError(HemaLensError):
+    """A report could not be built or written (unknown case, unwritable destination...)."""
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One image in the report, as the technician left it."""
+
+    file: str
+    path: str
+    image_sha256: str
+    model_name: str | None
+    model_version: str | None
+    model_sha256: str | None
+    predicted_class: str | None
+    probabilities: dict[str, float]
+    reviewed_class: str | None
+    flagged: bool
+    comment: str
+    reviewer: str | None
+    reviewed_at: str | None
+
+
+@dataclass(frozen=True)
+class ModelUsed:
+    name: str
+    version: str
+    sha256: str
+    images: int
+
+
+@dataclass(frozen=True)
+class CaseReport:
+    """Everything a report shows, built once from the store by :func:`build_report`."""
+
+    case_id: int
+    folder: str
+    created_at: str
+    generated_at: str
+    rows: tuple[ReportRow, ...]
+    class_ids: tuple[str, ...]
+    counts_predicted: dict[str, int]
+    counts_reviewed: dict[str, int]
+    models: tuple[ModelUsed, ...]
+    signed_by: tuple[str, str] | None
+    events: tuple[CaseEvent, ...]
+    trail: tuple[Decision, ...] = field(default=(), repr=False)
+
+    @property
+    def flagged_rows(self) -> list[ReportRow]:
+        return [r for r in self.rows if r.flagged]
+
+    @property
+    def reviewed_count(self) -> int:
+        return sum(1 for r in self.rows if r.reviewed_class is not None)
+
+    @property
+    def changed_count(self) -> int:
+        """Images where the technician's class differs from the model's call."""
+        return sum(1 for r in self.rows if r.reviewed_class is not None and r.reviewed_class != r.predicted_class)
+
+
+def _relative(path: str, folder: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(folder).as_posix()
+    except ValueError:
+        return path
+
+
+def build_report(case: Case, image_hashes: list[str] | None = None) -> CaseReport:
+    """Gather the case's current state into a report (default image set: ``case.current_hashes()``)."""
+    states = case.current_state()
+    hashes = list(dict.fromkeys(image_hashes if image_hashes is not None else case.current_hashes()))
+    rows = []
+    for image_hash in hashes:
+        state = states.get(image_hash)
+        if state is None:
+            raise ReportError(f"Image {image_hash[:12]}... has no record in case {case.id} ({case.folder})")
+        rows.append(
+            ReportRow(
+                file=_relative(state.last_path, case.folder),
+                path=state.last_path,
+                image_sha256=image_hash,
+                model_name=state.model_name,
+                model_version=state.model_version,
+                model_sha256=state.model_sha256,
+                predicted_class=state.predicted_id,
+                probabilities=dict(state.probabilities),
+                reviewed_class=state.reviewed_id,
+                flagged=state.flagged,
+                comment=state.comment,
+                reviewer=state.reviewer,
+                reviewed_at=state.decided_at,
+            )
+        )
+    rows.sort(key=lambda r: r.file)
+    class_ids: list[str] = []
+    for row in rows:
+        for cid in (*row.probabilities, row.predicted_class, row.reviewed_class):
+            if cid is not None and cid not in class_ids:
+                class_ids.append(cid)
+    model_counts = Counter((r.model_name, r.model_version, r.model_sha256) for r in rows if r.model_sha256)
+    return CaseReport(
+        case_id=case.id,
+        folder=str(case.folder),
+        created_at=case.created_at,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        rows=tuple(rows),
+        class_ids=tuple(class_ids),
+        counts_predicted=dict(Counter(r.predicted_class or NOT_CLASSIFIED for r in rows)),
+        counts_reviewed=dict(Counter(r.reviewed_class or NOT_REVIEWED for r in rows)),
+        models=tuple(ModelUsed(n or "", v or "", s or "", c) for (n, v, s), c in model_counts.items()),
+        signed_by=case.signed_by(),
+        events=tuple(case.events()),
+        trail=tuple(case.decisions()),
+    )
+
+
+def differential(report: CaseReport) -> list[tuple[str, int, float, int, float]]:
+    """(class, predicted count, %, reviewed count, %) per class, classes in model order."""
+    total = len(report.rows) or 1
+    names = list(report.class_ids)
+    for extra in (*report.counts_predicted, *report.counts_reviewed):
+        if extra not in names:
+            names.append(extra)
+    out = []
+    for name in names:
+        pre, post = report.counts_predicted.get(name, 0), report.counts_reviewed.get(name, 0)
+        if pre or post or name in report.class_ids:
+            out.append((name, pre, 100.0 * pre / total, post, 100.0 * post / total))
+    return out
+
+
+def _csv_safe(text: str) -> str:
+    """Keep spreadsheet programs from running a comment as a formula (CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_columns(report: CaseReport) -> list[str]:
+    return [*CSV_FIXED_COLUMNS, *(f"p_{cid}" for cid in report.class_ids), *CSV_TAIL_COLUMNS]
+
+
+def report_csv(report: CaseReport) -> str:
+    """One row per image; probabilities as one ``p_<class id>`` column per class."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(csv_columns(report))
+    for row in report.rows:
+        probs = [("" if cid not in row.probabilities else f"{row.probabilities[cid]:.6f}") for cid in report.class_ids]
+        writer.writerow(
+            [
+                _csv_safe(row.file),
+                row.image_sha256,
+                row.model_name or "",
+                row.model_version or "",
+                row.model_sha256 or "",
+                row.predicted_class or "",
+                *probs,
+                row.reviewed_class or "",
+                "yes" if row.flagged else "no",
+                _csv_safe(row.comment),
+                row.reviewer or "",
+                row.reviewed_at or "",
+            ]
+        )
+    return buffer.getvalue()
+
+
+def report_dict(report: CaseReport) -> dict[str, Any]:
+    """The JSON document: case, sign-off, per-image rows, counts, and the full audit trail."""
+    return {
+        "format": "hemalens-case-report",
+        "format_version": REPORT_FORMAT_VERSION,
+        "hemalens_version": __version__,
+        "research_use": RESEARCH_USE_STATEMENT,
+        "generated_at": report.generated_at,
+        "case": {"id": report.case_id, "folder": report.folder, "created_at": report.created_at},
+        "signed": None if report.signed_by is None else {"user": report.signed_by[0], "at": report.signed_by[1]},
+        "sign_off_history": [asdict(e) for e in report.events],
+        "models": [asdict(m) for m in report.models],
+        "counts": {"predicted": report.counts_predicted, "reviewed": report.counts_reviewed},
+        "images": [asdict(r) for r in report.rows],
+        "audit_trail": [
+            {
+                "id": d.id,
+                "image_sha256": d.image_hash,
+                "file": d.image_path,
+                "reviewed_class": d.reviewed_id,
+                "flagged": d.flagged,
+                "comment": d.comment,
+                "user": d.user,
+                "at": d.decided_at,
+                "predicted_class": d.prediction.predicted_id if d.prediction else None,
+                "model_sha256": d.prediction.model_sha256 if d.prediction else None,
+            }
+            for d in report.trail
+        ],
+    }
+
+
+def report_json(report: CaseReport) -> str:
+    return json.dumps(report_dict(report), indent=2, ensure_ascii=False)
+
+
+def write_atomically(path: str | Path, data: bytes) -> Path:
+    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ReportError(f"Cannot write the report {path}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ReportError(f"Cannot write the report {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def write_csv(report: CaseReport, path: str | Path) -> Path:
+    return write_atomically(path, report_csv(report).encode("utf-8-sig"))
+
+
+def write_json(report: CaseReport, path: str | Path) -> Path:
+    return write_atomically(path, report_json(report).encode("utf-8"))

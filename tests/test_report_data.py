@@ -1,0 +1,183 @@
+"""CSV and JSON case reports, checked field by field against what was recorded."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from hemalens import RESEARCH_USE_STATEMENT
+from review.report import (
+    NOT_REVIEWED,
+    ReportError,
+    build_report,
+    differential,
+    report_csv,
+    write_csv,
+    write_json,
+)
+from review.store import ReviewStore
+
+MODEL = {"model_name": "ALL subtypes", "model_version": "1.0.0", "model_sha256": "d" * 64}
+CLASSES = ("benign", "early_pre_b", "pre_b")
+
+
+def _probs(top: str) -> dict[str, float]:
+    return {c: (0.8 if c == top else 0.1) for c in CLASSES}
+
+
+@pytest.fixture()
+def case_setup(tmp_path: Path):
+    folder = tmp_path / "smear 42"
+    folder.mkdir()
+    store = ReviewStore.open(tmp_path / "reviews.sqlite3")
+    case = store.open_case(folder)
+    images = {}
+    for name, content, predicted in (
+        ("a.png", b"A", "benign"),
+        ("b.png", b"B", "early_pre_b"),
+        ("sub/c.png", b"C", "pre_b"),
+    ):
+        path = folder / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(content)
+        h = hashlib.sha256(content).hexdigest()
+        images[name] = (path, h)
+        case.record_prediction(path, h, predicted_id=predicted, probabilities=_probs(predicted), **MODEL)
+    yield store, case, images
+    store.close()
+
+
+def _decide_all(case, images) -> None:
+    a, b = images["a.png"], images["b.png"]
+    case.record_decision(a[0], a[1], reviewed_id="benign", flagged=False, user="ann")
+    case.record_decision(b[0], b[1], reviewed_id="benign", flagged=False, user="ann")
+    case.record_decision(b[0], b[1], reviewed_id="pre_b", flagged=True, comment="=HYPERLINK(x), 'odd'", user="bob")
+    # sub/c.png: classified but not reviewed yet
+
+
+def test_csv_rows_field_by_field(case_setup) -> None:
+    store, case, images = case_setup
+    _decide_all(case, images)
+    report = build_report(case)
+    text = report_csv(report)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0].keys()) == [
+        "file", "image_sha256", "model_name", "model_version", "model_sha256", "predicted_class",
+        "p_benign", "p_early_pre_b", "p_pre_b",
+        "reviewed_class", "flagged", "comment", "reviewer", "reviewed_at",
+    ]  # fmt: skip
+    assert [r["file"] for r in rows] == ["a.png", "b.png", "sub/c.png"]
+    a, b, c = rows
+    trail = case.decisions()
+    assert a == {
+        "file": "a.png",
+        "image_sha256": images["a.png"][1],
+        "model_name": "ALL subtypes",
+        "model_version": "1.0.0",
+        "model_sha256": "d" * 64,
+        "predicted_class": "benign",
+        "p_benign": "0.800000",
+        "p_early_pre_b": "0.100000",
+        "p_pre_b": "0.100000",
+        "reviewed_class": "benign",
+        "flagged": "no",
+        "comment": "",
+        "reviewer": "ann",
+        "reviewed_at": trail[0].decided_at,
+    }
+    assert (b["predicted_class"], b["reviewed_class"]) == ("early_pre_b", "pre_b")
+    assert (b["flagged"], b["reviewer"]) == ("yes", "bob")
+    assert b["comment"] == "'=HYPERLINK(x), 'odd'"  # neutralised for spreadsheets, text kept
+    assert b["reviewed_at"] == trail[2].decided_at
+    assert (c["predicted_class"], c["reviewed_class"], c["flagged"], c["reviewer"], c["reviewed_at"]) == (
+        "pre_b", "", "no", "", ""
+    )
+
+
+def test_json_document_field_by_field(case_setup, tmp_path: Path) -> None:
+    store, case, images = case_setup
+    _decide_all(case, images)
+    c_path, c_hash = images["sub/c.png"]
+    case.record_decision(c_path, c_hash, reviewed_id="pre_b", flagged=False, user="ann")
+    case.sign("carol")
+    out = write_json(build_report(case), tmp_path / "out" / "report.json")
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["format"] == "hemalens-case-report" and doc["research_use"] == RESEARCH_USE_STATEMENT
+    assert doc["case"]["folder"] == str(case.folder) and doc["case"]["id"] == case.id
+    assert doc["signed"]["user"] == "carol" and doc["signed"]["at"] == case.signed_by()[1]
+    assert [e["kind"] for e in doc["sign_off_history"]] == ["sign"]
+    assert doc["models"] == [{"name": "ALL subtypes", "version": "1.0.0", "sha256": "d" * 64, "images": 3}]
+    assert doc["counts"] == {
+        "predicted": {"benign": 1, "early_pre_b": 1, "pre_b": 1},
+        "reviewed": {"benign": 1, "pre_b": 2},
+    }
+    b = next(i for i in doc["images"] if i["file"] == "b.png")
+    assert b == {
+        "file": "b.png",
+        "path": str(images["b.png"][0]),
+        "image_sha256": images["b.png"][1],
+        "model_name": "ALL subtypes",
+        "model_version": "1.0.0",
+        "model_sha256": "d" * 64,
+        "predicted_class": "early_pre_b",
+        "probabilities": {"benign": 0.1, "early_pre_b": 0.8, "pre_b": 0.1},
+        "reviewed_class": "pre_b",
+        "flagged": True,
+        "comment": "=HYPERLINK(x), 'odd'",  # JSON keeps the text verbatim
+        "reviewer": "bob",
+        "reviewed_at": case.decisions()[2].decided_at,
+    }
+    assert [(t["user"], t["reviewed_class"]) for t in doc["audit_trail"]] == [
+        ("ann", "benign"), ("ann", "benign"), ("bob", "pre_b"), ("ann", "pre_b")
+    ]  # fmt: skip
+    assert doc["audit_trail"][1]["predicted_class"] == "early_pre_b"
+
+
+def test_differential_counts_pre_and_post_review(case_setup) -> None:
+    store, case, images = case_setup
+    _decide_all(case, images)
+    report = build_report(case)
+    table = {name: (pre, post) for name, pre, _, post, _ in differential(report)}
+    assert table == {"benign": (1, 1), "early_pre_b": (1, 0), "pre_b": (1, 1), NOT_REVIEWED: (0, 1)}
+    assert report.reviewed_count == 2 and report.changed_count == 1
+    assert [r.file for r in report.flagged_rows] == ["b.png"]
+
+
+def test_report_follows_a_renamed_image_and_drops_replaced_content(case_setup) -> None:
+    store, case, images = case_setup
+    a_path, a_hash = images["a.png"]
+    moved = a_path.with_name("renamed.png")
+    a_path.rename(moved)
+    case.record_decision(moved, a_hash, reviewed_id="benign", flagged=False, user="ann")
+    b_path, b_hash = images["b.png"]
+    b_path.write_bytes(b"new pixels")
+    new_hash = hashlib.sha256(b"new pixels").hexdigest()
+    case.record_prediction(b_path, new_hash, predicted_id="benign", probabilities=_probs("benign"), **MODEL)
+    rows = {r.file: r for r in build_report(case).rows}
+    assert set(rows) == {"renamed.png", "b.png", "sub/c.png"}
+    assert rows["renamed.png"].reviewed_class == "benign"
+    assert rows["b.png"].image_sha256 == new_hash and rows["b.png"].reviewed_class is None
+
+
+def test_unknown_image_and_unwritable_destination_are_report_errors(case_setup, tmp_path: Path) -> None:
+    store, case, images = case_setup
+    with pytest.raises(ReportError, match="no record"):
+        build_report(case, ["e" * 64])
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ReportError, match="Cannot write the report"):
+        write_csv(build_report(case), blocker / "report.csv")
+
+
+def test_csv_file_opens_in_excel_encoding(case_setup, tmp_path: Path) -> None:
+    store, case, images = case_setup
+    out = write_csv(build_report(case), tmp_path / "r.csv")
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: spreadsheet programs read UTF-8 correctly
+    assert list(tmp_path.glob(".r.csv.*")) == []  # no temp file left behind
+    assert len(list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))) == 4
