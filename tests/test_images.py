@@ -57,3 +57,154 @@ def test_truncated_jpeg(tmp_path):
     path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     with pytest.raises(ImageLoadError, match="truncated|damaged"):
         load_image(path)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims a size it does not hold: a decompression-bomb stand-in of ~80 bytes."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    idat = zlib.compress(b"\x00" * 64)
+    data = struct.pack(">I", len(idat)) + b"IDAT" + idat + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+    end = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    return b"\x89PNG\r\n\x1a\n" + chunk + data + end
+
+
+def test_huge_dimensions_are_refused_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(50_000, 50_000))
+    with pytest.raises(ImageLoadError, match="limit"):
+        load_image(bomb)
+    small = tmp_path / "small.png"
+    Image.fromarray(_gradient()).save(small)
+    with pytest.raises(ImageLoadError, match="decompression bomb"):
+        load_image(small, max_pixels=100)
+    assert load_image(small, max_pixels=24 * 32).rgb.shape == (24, 32, 3)
+
+
+def test_sixteen_bit_grey_tiff_is_scaled_not_truncated(tmp_path):
+    values = np.array([[0, 256, 257, 32768], [40000, 65280, 65534, 65535]], dtype=np.uint16)
+    path = tmp_path / "grey16.tif"
+    Image.fromarray(values).save(path)
+    loaded = load_image(path)
+    expected = np.round(values.astype(np.float64) * 255 / 65535).astype(np.uint8)
+    np.testing.assert_array_equal(loaded.rgb[:, :, 0], expected)
+    np.testing.assert_array_equal(loaded.rgb[:, :, 0], loaded.rgb[:, :, 2])
+    assert any("16-bit" in n for n in loaded.notes)
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_sixteen_bit_colour_keeps_full_precision(tmp_path, ext):
+    rgb16 = (np.random.default_rng(0).random((9, 11, 3)) * 65535).astype(np.uint16)
+    path = tmp_path / f"rgb16{ext}"
+    assert cv2.imwrite(str(path), rgb16[:, :, ::-1])
+    loaded = load_image(path)
+    expected = np.round(rgb16.astype(np.float64) * 255 / 65535).astype(np.uint8)
+    np.testing.assert_array_equal(loaded.rgb, expected)
+    assert any("16-bit" in n for n in loaded.notes)
+
+
+def test_multipage_tiff_reads_first_page_with_note(tmp_path):
+    pages = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (10, 120, 240)]
+    path = tmp_path / "stack.tiff"
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    loaded = load_image(path)
+    assert (loaded.rgb == 10).all()
+    assert "first page of 3" in loaded.notes
+
+
+def test_cmyk_jpeg_converts_to_rgb(tmp_path):
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[:, :16] = (200, 30, 40)
+    rgb[:, 16:] = (20, 60, 220)
+    path = tmp_path / "cmyk.jpg"
+    Image.fromarray(rgb).convert("CMYK").save(path, quality=95)
+    assert Image.open(path).mode == "CMYK"
+    loaded = load_image(path)
+    assert np.abs(loaded.rgb[8:24, 2:12].astype(int) - (200, 30, 40)).max() < 25
+    assert np.abs(loaded.rgb[8:24, 20:30].astype(int) - (20, 60, 220)).max() < 25
+    assert any("CMYK" in n for n in loaded.notes)
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    rgb = np.zeros((10, 20, 3), np.uint8)  # landscape, left half red
+    rgb[:, :10] = (255, 0, 0)
+    rgb[:, 10:] = (0, 0, 255)
+    im = Image.fromarray(rgb)
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = tmp_path / "rotated.jpg"
+    im.save(path, exif=exif, quality=95)
+    loaded = load_image(path)
+    assert loaded.rgb.shape == (20, 10, 3)  # portrait after rotation
+    top, bottom = loaded.rgb[2, 5].astype(int), loaded.rgb[17, 5].astype(int)
+    assert top[0] > 200 and top[2] < 60  # the left (red) half is now on top
+    assert bottom[2] > 200 and bottom[0] < 60
+    assert any("EXIF" in n for n in loaded.notes)
+
+
+def test_non_ascii_file_name(tmp_path):
+    folder = tmp_path / "Проба 血液"
+    folder.mkdir()
+    path = folder / "frottis_é_ü_ø_顕微鏡.png"
+    Image.fromarray(_gradient()).save(path)
+    np.testing.assert_array_equal(load_image(path).rgb, _gradient())
+
+
+@pytest.mark.parametrize("mode", ["L", "1", "P", "LA", "RGBA", "I", "F"])
+def test_modes_become_rgb(tmp_path, mode):
+    base = Image.fromarray(_gradient())
+    if mode == "I":
+        im = Image.fromarray(np.asarray(base.convert("L")).astype(np.int32) * 257)
+    elif mode == "F":
+        im = Image.fromarray(np.asarray(base.convert("L")).astype(np.float32) / 255.0)
+    else:
+        im = base.convert(mode)
+    ext = ".tif" if mode in ("I", "F") else ".png"
+    path = tmp_path / f"m_{mode}{ext}"
+    im.save(path)
+    loaded = load_image(path)
+    assert loaded.rgb.shape == (24, 32, 3) and loaded.rgb.dtype == np.uint8
+    if mode in ("L", "I", "F"):
+        grey = np.asarray(base.convert("L")).astype(int)
+        assert np.abs(loaded.rgb[:, :, 1].astype(int) - grey).max() <= 1
+
+
+def test_transparency_is_flattened_onto_white(tmp_path):
+    rgba = np.zeros((6, 6, 4), np.uint8)
+    rgba[:, :3] = (255, 0, 0, 255)  # opaque red
+    rgba[:, 3:] = (0, 0, 0, 0)  # fully transparent
+    path = tmp_path / "alpha.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    loaded = load_image(path)
+    assert tuple(loaded.rgb[0, 0]) == (255, 0, 0) and tuple(loaded.rgb[0, 5]) == (255, 255, 255)
+    assert any("transparency" in n for n in loaded.notes)
+
+
+def test_animated_gif_first_frame(tmp_path):
+    frames = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)).convert("P") for v in (0, 255)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    loaded = load_image(path)
+    assert loaded.rgb.max() == 0 and "first page of 2" in loaded.notes
+
+
+def test_folder_and_wrong_extension_content(tmp_path):
+    with pytest.raises(ImageLoadError, match="folder"):
+        load_image(tmp_path)
+    png_as_jpg = tmp_path / "actually_png.jpg"
+    Image.fromarray(_gradient()).save(png_as_jpg, format="PNG")
+    np.testing.assert_array_equal(load_image(png_as_jpg).rgb, _gradient())  # content decides, not the name
+
+
+def test_garbage_after_valid_header(tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(_gradient(64, 64)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    data[60:200] = bytes(140)  # wipe compressed pixel data
+    path = tmp_path / "corrupt.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageLoadError):
+        load_image(path)
