@@ -52,15 +52,15 @@ class TrainConfig:
 
 CONFIGS: dict[str, TrainConfig] = {
     "all4": TrainConfig(
-        model="all4", dataset="all4", epochs=40,
+        model="all4", dataset="all4", epochs=30,
         display_names={"Benign": "Benign", "Early_Pre-B": "Early Pre-B", "Pre-B": "Pre-B", "Pro-B": "Pro-B"},
     ),
     "aml": TrainConfig(
-        model="aml", dataset="aml", epochs=20,
+        model="aml", dataset="aml", epochs=14,
         display_names={"myeloblast": "Myeloblast", "seg_neutrophil": "Segmented neutrophil"},
     ),
     "pbc": TrainConfig(
-        model="pbc", dataset="pbc", epochs=14,
+        model="pbc", dataset="pbc", epochs=10,
         display_names={
             "basophil": "Basophil", "eosinophil": "Eosinophil", "erythroblast": "Erythroblast",
             "ig": "Immature granulocyte", "lymphocyte": "Lymphocyte", "monocyte": "Monocyte",

@@ -1,0 +1,213 @@
+"""Figures and pictures for a shipped model: latency, Grad-CAM grid, metadata update, markdown card.
+
+Everything here runs on the exported ONNX file through the runtime (inference/), never on the
+PyTorch model, so the card describes exactly what ships.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from inference.contract import METADATA_KEY, spec_from_metadata
+from inference.images import load_image
+from inference.overlay import render_overlay
+from inference.session import ModelSession
+from inference.splits import labelled_folder
+
+
+def measure_latency(model_path: Path, threads: int = 2, runs: int = 200) -> dict[str, float]:
+    """Median / p90 milliseconds at batch 1 on ``threads`` CPU threads.
+
+    ``scores_ms``: the class scores only; ``with_gradcam_ms``: scores plus the two Grad-CAM outputs;
+    ``predict_ms``: ModelSession.predict on a 224x224 image, preprocessing and calibration included.
+    """
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    spec = spec_from_metadata({p.key: p.value for p in onnx.load(str(model_path)).metadata_props})
+    assert spec is not None
+    x = np.random.default_rng(0).normal(size=(1, 3, spec.input.height, spec.input.width)).astype(np.float32)
+    feeds = {spec.input.name: x}
+
+    def timed(outputs: list[str] | None, n: int) -> list[float]:
+        for _ in range(10):
+            sess.run(outputs, feeds)
+        out = []
+        for _ in range(n):
+            t = time.perf_counter()
+            sess.run(outputs, feeds)
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    scores = timed([spec.output.name], runs)
+    full = timed(None, runs)
+    session = ModelSession.load(model_path, threads=threads)
+    img = np.random.default_rng(1).integers(0, 255, size=(224, 224, 3), dtype=np.uint8)
+    for _ in range(5):
+        session.predict(img)
+    e2e = []
+    for _ in range(runs // 2):
+        t = time.perf_counter()
+        session.predict(img)
+        e2e.append((time.perf_counter() - t) * 1000)
+
+    def p90(v: list[float]) -> float:
+        return float(np.percentile(v, 90))
+
+    return {"threads": threads, "scores_ms": round(statistics.median(scores), 2),
+            "scores_p90_ms": round(p90(scores), 2),
+            "with_gradcam_ms": round(statistics.median(full), 2), "predict_ms": round(statistics.median(e2e), 2)}
+
+
+def cam_grid(model_path: Path, data: Path, out_png: Path, per_class: int = 6, tile: int = 128) -> dict[str, Any]:
+    """A grid of Grad-CAM overlays (rows: classes, columns: evenly spaced test images) saved as PNG.
+
+    Each tile shows the image with the heatmap of the predicted class; the caption is the prediction
+    and its probability, red when wrong. Returns how much heatmap mass fell on darker-than-background
+    (stained) pixels, a rough numeric companion to looking at the grid.
+    """
+    session = ModelSession.load(model_path, threads=2)
+    folder = labelled_folder(data, "test")
+    ids = [c.id for c in session.spec.classes]
+    rows = []
+    on_cell = []
+    for cls, paths in folder.items():
+        picks = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, per_class)]
+        label_index = ids.index(cls.replace("-", "_").lower())
+        tiles = []
+        for p in picks:
+            rgb = load_image(p).rgb
+            pred = session.predict(rgb)
+            heat = pred.heatmap()
+            small = cv2.resize(rgb, (tile, tile), interpolation=cv2.INTER_AREA)
+            if heat is None:
+                over = small
+            else:
+                over = render_overlay(small, cv2.resize(heat, (tile, tile)))
+                grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+                stained = grey < np.percentile(grey, 60)
+                on_cell.append(float((heat * stained).sum() / max(heat.sum(), 1e-6)))
+            canvas = np.full((tile + 16, tile, 3), 255, np.uint8)
+            canvas[16:] = over
+            ok = pred.top_index == label_index
+            text = f"{pred.top_label[:12]} {pred.top_probability:.2f}"
+            cv2.putText(canvas, text, (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0) if ok else (220, 0, 0), 1,
+                        cv2.LINE_AA)
+            tiles.append(canvas)
+        head = np.full((tile + 16, 110, 3), 255, np.uint8)
+        cv2.putText(head, session.spec.labels[label_index][:16], (2, tile // 2 + 8), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+        rows.append(np.concatenate([head, *tiles], axis=1))
+    grid = np.concatenate(rows, axis=0)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out_png), grid[:, :, ::-1])
+    return {"heatmap_mass_on_stained_pixels": round(float(np.mean(on_cell)), 3) if on_cell else None,
+            "tiles": len(on_cell)}
+
+
+def update_provenance(model_path: Path, **changes: Any) -> None:
+    """Rewrite the HemaLens metadata's provenance in place (the graph is untouched)."""
+    model = onnx.load(str(model_path))
+    props = {p.key: p.value for p in model.metadata_props}
+    spec = spec_from_metadata(props)
+    assert spec is not None, f"{model_path} has no HemaLens metadata"
+    spec = spec.with_provenance(**changes)
+    for p in model.metadata_props:
+        if p.key == METADATA_KEY:
+            p.value = spec.to_json()
+    onnx.save(model, str(model_path))
+
+
+def _table(ev: dict[str, Any]) -> str:
+    lines = ["| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for name, c in ev["per_class"].items():
+        lines.append(f"| {name} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |")
+    lines += ["", "Confusion matrix (rows = true, columns = predicted):", "",
+              "| true \\ predicted | " + " | ".join(ev["labels"]) + " |", "|---" * (len(ev["labels"]) + 1) + "|"]
+    for name, row in zip(ev["labels"], ev["confusion_matrix"], strict=True):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any], evaluation: dict[str, Any],
+               robustness: dict[str, dict[str, float]], latency: dict[str, float], cam: dict[str, Any],
+               cam_png: str, observations: str) -> None:
+    """The markdown model card shipped next to the .onnx file."""
+    rob = ["| copy of the test block | accuracy | balanced accuracy | ECE |", "|---|---|---|---|"]
+    rob += [f"| {k} | {v['accuracy']:.4f} | {v['balanced_accuracy']:.4f} | {v['ece']:.4f} |"
+            for k, v in robustness.items()]
+    lat = (f"{latency['scores_ms']} ms scores only; {latency['with_gradcam_ms']} ms with Grad-CAM outputs; "
+           f"{latency['predict_ms']} ms `ModelSession.predict` incl. preprocessing "
+           f"(medians; p90 scores only {latency['scores_p90_ms']} ms; shared, busy machine)")
+    headline = (f"Images: {evaluation['n']} · accuracy **{evaluation['accuracy']:.4f}** · balanced accuracy "
+                f"**{evaluation['balanced_accuracy']:.4f}** · ECE (15 bins, after temperature scaling) "
+                f"**{evaluation['ece']:.4f}**")
+    text = f"""# {title}
+
+`{model_file}` — {facts['description']}
+
+> **Screening aid for research, not a diagnosis.** Every call must be reviewed by a qualified person.
+> Verify the model on your own lab's images first: `hemalens evaluate YOUR_FOLDER --model {facts['id']}`.
+
+| | |
+|---|---|
+| classes | {', '.join(evaluation['labels'])} |
+| input | {facts['input']} |
+| network | {facts['network']} |
+| size | {facts['size_mb']:.2f} MB |
+| latency (2 CPU threads, ONNX Runtime, batch 1) | {lat} |
+| temperature (fitted on validation) | {facts['temperature']:.3f} |
+| training | {facts['training']} |
+
+## Data
+{facts['training_data']}
+
+**Citation.** {facts['citation']}
+
+**Licence.** {facts['license']}
+
+**Split.** {facts['split']}
+
+## Test-set figures (`hemalens evaluate`, held-out block)
+`{facts['evaluate_command']}`
+
+{headline}
+
+{_table(evaluation)}
+
+## Robustness to another lab (simulated)
+Another lab changes stain, camera, resolution and focus. No other lab's images were available, so the
+test block was re-rendered with fixed transforms (`python -m training.robustness`, see its docstring) and scored
+through the runtime. This is a proxy: real images from another lab can still fail.
+
+{chr(10).join(rob)}
+
+## Grad-CAM
+![Grad-CAM overlays]({cam_png})
+
+`{cam_png}`: evenly spaced test images per class (rows), heatmap of the predicted class; red captions are errors.
+Share of heatmap mass on stained (darker than the 60th grey percentile) pixels: {cam['heatmap_mass_on_stained_pixels']}.
+
+{observations}
+
+## Intended use and limits
+- Intended use: {facts['intended_use']}
+- Limits: {facts['limitations']}
+
+Reproduce: `{facts['train_command']}` then `{facts['export_command']}`.
+"""
+    path.write_text(text)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1))
