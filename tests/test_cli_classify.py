@@ -1,0 +1,137 @@
+"""`hemalens classify` and `hemalens models` end to end on a generated folder."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hemalens.cli import main
+from inference.cli_classify import Progress
+from tests.model_factory import make_classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def corpus(tmp_path):
+    root = tmp_path / "folder"
+    (root / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (30 + i, 40, 3), dtype=np.uint8)).save(root / f"cell_{i}.png")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(root / "sub" / "deep.jpg")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (root / "readme.txt").write_text("skip me")
+    model = make_classifier(tmp_path / "model.onnx", labels=["Blast", "Lymphocyte", "Neutrophil"])
+    return root, model
+
+
+def test_classify_folder_to_csv_with_cams(corpus, tmp_path, capsys):
+    root, model = corpus
+    out = tmp_path / "results.csv"
+    cams = tmp_path / "cams"
+    code = main(["classify", str(root), "--model", str(model), "--out", str(out), "--cam-dir", str(cams),
+                 "--recursive"])
+    assert code == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [Path(r["path"]).name for r in rows] == ["broken.jpg", "cell_0.png", "cell_1.png", "cell_2.png",
+                                                     "cell_3.png", "deep.jpg"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == 5
+    for r in ok:
+        probs = [float(r[f"p_c{i}"]) for i in range(3)]
+        assert sum(probs) == pytest.approx(1.0, abs=1e-4)
+        assert r["top_label"] in ("Blast", "Lymphocyte", "Neutrophil")
+        assert float(r["top_probability"]) == pytest.approx(max(probs), abs=1e-6)
+        assert r["cam_method"] == "grad-cam" and Path(r["cam_file"]).is_file()
+        overlay = np.asarray(Image.open(r["cam_file"]))
+        src = np.asarray(Image.open(r["path"]))
+        assert overlay.shape == src.shape
+    bad = next(r for r in rows if r["status"] == "error")
+    assert bad["error"] and "broken.jpg" in bad["path"]
+    printed = capsys.readouterr().out
+    assert "Classified 5 of 6" in printed and "Failed: 1" in printed and "broken.jpg" in printed
+
+
+def test_classify_to_json_and_non_recursive(corpus, tmp_path):
+    root, model = corpus
+    out = tmp_path / "r.json"
+    assert main(["classify", str(root), "--model", str(model), "--out", str(out), "--no-progress"]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["summary"]["images"] == 5 and doc["summary"]["classified"] == 4 and doc["summary"]["failed"] == 1
+    assert sum(doc["summary"]["per_class"].values()) == 4
+    assert doc["model"]["sha256"] and [c["name"] for c in doc["model"]["classes"]][0] == "Blast"
+    assert not any("deep.jpg" in r["path"] for r in doc["results"])
+
+
+def test_exit_code_non_zero_only_when_nothing_classified(corpus, tmp_path, capsys):
+    root, model = corpus
+    assert main(["classify", str(root / "broken.jpg"), "--model", str(model)]) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["classify", str(empty), "--model", str(model)]) == 1
+    assert "no images found" in capsys.readouterr().err
+    assert main(["classify", str(root), "--model", str(tmp_path / "nope.onnx")]) == 2
+    assert main(["classify", str(root), "--model", str(model), "--out", str(tmp_path / "x.xlsx")]) == 2
+
+
+def test_model_resolved_by_id_from_user_folder_and_listed(corpus, tmp_path, monkeypatch, capsys):
+    root, model = corpus
+    user = tmp_path / "user_models"
+    user.mkdir()
+    (user / "tiny.onnx").write_bytes(model.read_bytes())
+    (user / "junk.onnx").write_text("not a model")
+    monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(user))
+    monkeypatch.setenv("HEMALENS_BUNDLED_MODELS_DIR", str(tmp_path / "no_bundled"))
+    assert main(["classify", str(root / "cell_0.png"), "--model", "tiny-3-0"]) == 0
+    assert "cell_0.png" in capsys.readouterr().out
+    assert main(["models", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [m["id"] for m in doc["models"]] == ["tiny-3-0"] and doc["models"][0]["gradcam"] is True
+    assert doc["unreadable"][0]["path"].endswith("junk.onnx")
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    assert "Tiny test classifier" in text and "Blast, Lymphocyte, Neutrophil" in text and "Unreadable" in text
+    assert main(["classify", str(root), "--model", "no-such-model"]) == 2
+    assert "tiny-3-0" in capsys.readouterr().err
+
+
+def test_progress_bar_only_on_terminals():
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        bar = Progress(2, stream, enabled=True)
+        bar.step("a.png")
+        bar.step("b.png")
+        bar.close()
+    assert "2/2" in tty.getvalue() and "#" in tty.getvalue()
+    assert pipe.getvalue() == ""
+
+
+def test_command_line_entry_point_runs(corpus, tmp_path):
+    root, model = corpus
+    out = tmp_path / "cli.csv"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-m", "hemalens", "classify", str(root), "--model", str(model),
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Classified 4 of 5" in proc.stdout and out.is_file()
+    # the headless command must not drag in Qt
+    probe = ("import sys; from hemalens.cli import main; "
+             f"code = main(['classify', {str(root)!r}, '--model', {str(model)!r}]); "
+             "assert 'PySide6' not in sys.modules, 'Qt imported'; sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
