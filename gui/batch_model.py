@@ -1,0 +1,282 @@
+"""The table model behind the batch view: one row per image, sortable and filterable.
+
+Rows fill in as the batch worker's results arrive; thumbnails are asked for only when a view
+paints a row (lazy), so opening 10,000 images costs a list of paths, not 10,000 decodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QBrush, QColor, QIcon
+
+from gui.calls import DEFAULT_THRESHOLD, UNIDENTIFIED_ID, ai_call, class_name, format_percent
+from gui.items import DONE, FAILED, QUEUED, ImageItem, ItemResult
+
+COL_IMAGE, COL_STATUS, COL_AI, COL_CONF, COL_REVIEWED, COL_FLAG = range(6)
+HEADERS = ("Image", "Status", "AI call", "Confidence", "Reviewed", "Flag")
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+AI_CALL_ROLE = Qt.ItemDataRole.UserRole + 2  # class id of the AI call (or "unidentified"), None if none
+CURRENT_CALL_ROLE = Qt.ItemDataRole.UserRole + 3  # reviewed class if reviewed, else the AI call
+ITEM_ROLE = Qt.ItemDataRole.UserRole + 4  # the ImageItem itself
+
+ThumbnailGetter = Callable[[Path], "QIcon | None"]
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+class BatchTableModel(QAbstractTableModel):
+    """Every opened image with its status, AI call, confidence, reviewed class and flag."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._items: list[ImageItem] = []
+        self._row_of: dict[Path, int] = {}
+        self._class_ids: tuple[str, ...] = ()
+        self._labels: tuple[str, ...] = ()
+        self._threshold = DEFAULT_THRESHOLD
+        self._thumbnail: ThumbnailGetter | None = None
+
+    # --- configuration -------------------------------------------------------------------------
+    def set_thumbnail_getter(self, getter: ThumbnailGetter | None) -> None:
+        self._thumbnail = getter
+
+    def set_classes(self, class_ids: Sequence[str], labels: Sequence[str]) -> None:
+        """A new model: its classes name the calls; earlier calls are dropped, reviews are kept."""
+        self.beginResetModel()
+        self._class_ids, self._labels = tuple(class_ids), tuple(labels)
+        for item in self._items:
+            item.status, item.probabilities, item.notes, item.error = QUEUED, None, (), None
+        self.endResetModel()
+
+    @property
+    def class_ids(self) -> tuple[str, ...]:
+        return self._class_ids
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    def set_threshold(self, threshold: float) -> None:
+        if threshold == self._threshold:
+            return
+        self._threshold = threshold
+        if self._items:
+            self.dataChanged.emit(self.index(0, COL_AI), self.index(len(self._items) - 1, COL_REVIEWED))
+
+    # --- contents ------------------------------------------------------------------------------
+    def set_paths(self, paths: Sequence[Path]) -> None:
+        self.beginResetModel()
+        self._items = [ImageItem(Path(p)) for p in paths]
+        self._row_of = {item.path: i for i, item in enumerate(self._items)}
+        self.endResetModel()
+
+    def items(self) -> list[ImageItem]:
+        return self._items
+
+    def item(self, row: int) -> ImageItem:
+        return self._items[row]
+
+    def row_of(self, path: Path) -> int | None:
+        return self._row_of.get(Path(path))
+
+    def ai_call_of(self, item: ImageItem) -> str | None:
+        return ai_call(item.probabilities, self._class_ids, self._threshold)
+
+    def current_call_of(self, item: ImageItem) -> str | None:
+        return item.reviewed_id if item.reviewed_id is not None else self.ai_call_of(item)
+
+    def apply_results(self, results: Sequence[ItemResult]) -> None:
+        """Fill in rows from worker results; one dataChanged per contiguous run keeps views cheap."""
+        rows = []
+        for res in results:
+            if not 0 <= res.row < len(self._items) or self._items[res.row].path != res.path:
+                continue  # a result from a set that is no longer open
+            item = self._items[res.row]
+            item.image_hash = res.image_hash or item.image_hash
+            item.notes = res.notes
+            if res.error is not None:
+                item.status, item.error, item.probabilities = FAILED, res.error, None
+            else:
+                item.status, item.error = DONE, None
+                item.probabilities = None if res.probabilities is None else np.asarray(res.probabilities, np.float32)
+            rows.append(res.row)
+        self._emit_rows(rows)
+
+    def mark_status(self, rows: Sequence[int], status: str) -> None:
+        for r in rows:
+            self._items[r].status = status
+        self._emit_rows(rows)
+
+    def set_review(self, row: int, reviewed_id: str | None, flagged: bool, reviewer: str | None = None) -> None:
+        item = self._items[row]
+        item.reviewed_id, item.flagged, item.reviewer = reviewed_id, flagged, reviewer
+        self._emit_rows([row])
+
+    def thumbnail_ready(self, path: Path) -> None:
+        row = self._row_of.get(Path(path))
+        if row is not None:
+            idx = self.index(row, COL_IMAGE)
+            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+    def _emit_rows(self, rows: Sequence[int]) -> None:
+        if not rows:
+            return
+        rows = sorted(set(rows))
+        start = prev = rows[0]
+        for r in [*rows[1:], None]:
+            if r is not None and r == prev + 1:
+                prev = r
+                continue
+            self.dataChanged.emit(self.index(start, 0), self.index(prev, len(HEADERS) - 1))
+            if r is not None:
+                start = prev = r
+
+    # --- Qt model interface --------------------------------------------------------------------
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
+        return 0 if parent.isValid() else len(self._items)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        item = self._items[index.row()]
+        col = index.column()
+        if role == ITEM_ROLE:
+            return item
+        if role == AI_CALL_ROLE:
+            return self.ai_call_of(item)
+        if role == CURRENT_CALL_ROLE:
+            return self.current_call_of(item)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(item, col)
+        if role == SORT_ROLE:
+            return self._sort_key(item, index.row(), col)
+        if role == Qt.ItemDataRole.DecorationRole and col == COL_IMAGE and self._thumbnail is not None:
+            return self._thumbnail(item.path)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(item)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if item.status == FAILED:
+                return QBrush(QColor("#b3261e"))
+            if col == COL_AI and self.ai_call_of(item) == UNIDENTIFIED_ID:
+                return QBrush(QColor("#9a6700"))
+            if item.status == QUEUED and col != COL_IMAGE:
+                return QBrush(QColor("#8a8f98"))
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_CONF, COL_FLAG):
+            return (
+                int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if col == COL_CONF
+                else int(Qt.AlignmentFlag.AlignCenter)
+            )
+        return None
+
+    def _display(self, item: ImageItem, col: int) -> str:
+        if col == COL_IMAGE:
+            return item.path.name
+        if col == COL_STATUS:
+            if item.status == FAILED:
+                return "Failed"
+            if item.notes and item.status == DONE:
+                return "Done (note)"
+            return item.status
+        if col == COL_AI:
+            call = self.ai_call_of(item)
+            if call == UNIDENTIFIED_ID and item.probabilities is not None:
+                top = int(np.argmax(item.probabilities))
+                return f"Unidentified ({self._labels[top]}?)"
+            return class_name(call, self._class_ids, self._labels)
+        if col == COL_CONF:
+            return "" if item.probabilities is None else format_percent(float(np.max(item.probabilities)))
+        if col == COL_REVIEWED:
+            if item.reviewed_id is None:
+                return ""
+            name = class_name(item.reviewed_id, self._class_ids, self._labels)
+            return f"✓ {name}" if item.reviewed_id == self.ai_call_of(item) else f"→ {name}"
+        if col == COL_FLAG:
+            return "⚑" if item.flagged else ""
+        return ""
+
+    def _sort_key(self, item: ImageItem, row: int, col: int):
+        if col == COL_CONF:
+            return -1.0 if item.probabilities is None else float(np.max(item.probabilities))
+        if col == COL_FLAG:
+            return int(item.flagged)
+        if col == COL_IMAGE:
+            return row  # the worker's stable path order
+        return self._display(item, col).lower()
+
+    def _tooltip(self, item: ImageItem) -> str:
+        lines = [str(item.path)]
+        if item.error:
+            lines.append(f"Error: {item.error}")
+        lines += [f"Note: {n}" for n in item.notes]
+        if item.reviewer:
+            lines.append(f"Reviewed by {item.reviewer}")
+        return "\n".join(lines)
+
+
+# --- filtering ---------------------------------------------------------------------------------
+SHOW_ALL, SHOW_TO_REVIEW, SHOW_REVIEWED, SHOW_FLAGGED, SHOW_UNCERTAIN, SHOW_FAILED = range(6)
+SHOW_LABELS = ("All images", "To review", "Reviewed", "Flagged", "Uncertain", "Failed")
+
+
+class BatchFilterProxy(QSortFilterProxyModel):
+    """Filters rows by file-name text, review state and class (the current call)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._text = ""
+        self._show = SHOW_ALL
+        self._class_id: str | None = None
+        self.setSortRole(SORT_ROLE)
+        self.setDynamicSortFilter(True)
+
+    def set_text(self, text: str) -> None:
+        self._text = text.strip().lower()
+        self.invalidateFilter()
+
+    def set_show(self, show: int) -> None:
+        self._show = show
+        self.invalidateFilter()
+
+    def set_class(self, class_id: str | None) -> None:
+        self._class_id = class_id
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
+        model = self.sourceModel()
+        if not isinstance(model, BatchTableModel):
+            return True
+        item = model.item(source_row)
+        if self._text and self._text not in item.path.name.lower():
+            return False
+        if self._class_id is not None and model.current_call_of(item) != self._class_id:
+            return False
+        show = self._show
+        if show == SHOW_TO_REVIEW:
+            return item.status == DONE and item.reviewed_id is None
+        if show == SHOW_REVIEWED:
+            return item.reviewed_id is not None
+        if show == SHOW_FLAGGED:
+            return item.flagged
+        if show == SHOW_UNCERTAIN:
+            return model.ai_call_of(item) == UNIDENTIFIED_ID
+        if show == SHOW_FAILED:
+            return item.status == FAILED
+        return True

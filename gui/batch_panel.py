@@ -1,0 +1,128 @@
+"""The batch table page: filter bar (text, review state, class) over a sortable table of images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import QItemSelectionModel, QSize, Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.batch_model import (
+    COL_AI,
+    COL_CONF,
+    COL_FLAG,
+    COL_IMAGE,
+    COL_REVIEWED,
+    COL_STATUS,
+    SHOW_LABELS,
+    BatchFilterProxy,
+    BatchTableModel,
+)
+from gui.calls import UNIDENTIFIED_ID, UNIDENTIFIED_NAME
+
+
+class BatchTable(QTableView):
+    """Up/Down (and PageUp/PageDown, Home/End) move between images; Left/Right too, as in a viewer."""
+
+    stepRequested = Signal(int)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Left and not event.modifiers():
+            self.stepRequested.emit(-1)
+        elif event.key() == Qt.Key.Key_Right and not event.modifiers():
+            self.stepRequested.emit(1)
+        else:
+            super().keyPressEvent(event)
+
+
+class BatchPanel(QWidget):
+    """Table of every opened image; emits ``currentRowChanged(source_row)``."""
+
+    currentRowChanged = Signal(int)
+
+    def __init__(self, model: BatchTableModel, parent=None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.proxy = BatchFilterProxy(self)
+        self.proxy.setSourceModel(model)
+        self.filter_text = QLineEdit()
+        self.filter_text.setPlaceholderText("Filter by file name (Ctrl+F)")
+        self.filter_text.setClearButtonEnabled(True)
+        self.show_combo = QComboBox()
+        self.show_combo.addItems(SHOW_LABELS)
+        self.class_combo = QComboBox()
+        self.class_combo.addItem("All classes", None)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(8, 6, 8, 0)
+        bar.addWidget(self.filter_text, 2)
+        bar.addWidget(self.show_combo, 1)
+        bar.addWidget(self.class_combo, 1)
+        self.table = BatchTable()
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(COL_IMAGE, Qt.SortOrder.AscendingOrder)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(46)
+        self.table.setIconSize(QSize(40, 40))
+        self.table.setShowGrid(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(COL_IMAGE, QHeaderView.ResizeMode.Stretch)
+        for col, width in ((COL_STATUS, 64), (COL_AI, 124), (COL_CONF, 78), (COL_REVIEWED, 112), (COL_FLAG, 36)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+            self.table.setColumnWidth(col, width)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.table)
+        self.filter_text.textChanged.connect(self.proxy.set_text)
+        self.show_combo.currentIndexChanged.connect(self.proxy.set_show)
+        self.class_combo.currentIndexChanged.connect(lambda _i: self.proxy.set_class(self.class_combo.currentData()))
+        self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self._syncing = False
+
+    def set_classes(self, class_ids: Sequence[str], labels: Sequence[str]) -> None:
+        self.class_combo.blockSignals(True)
+        self.class_combo.clear()
+        self.class_combo.addItem("All classes", None)
+        for cid, name in [*zip(class_ids, labels, strict=False), (UNIDENTIFIED_ID, UNIDENTIFIED_NAME)]:
+            self.class_combo.addItem(name, cid)
+        self.class_combo.blockSignals(False)
+        self.proxy.set_class(None)
+
+    def ordered_rows(self) -> list[int]:
+        """Source rows in the table's current order (sorted and filtered)."""
+        return [self.proxy.mapToSource(self.proxy.index(r, 0)).row() for r in range(self.proxy.rowCount())]
+
+    def select_source_row(self, row: int) -> None:
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        self._syncing = True
+        try:
+            if index.isValid():
+                self.table.selectionModel().setCurrentIndex(
+                    index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+                )
+                self.table.scrollTo(index)
+            else:
+                self.table.clearSelection()
+        finally:
+            self._syncing = False
+
+    def _on_current(self, current, _previous) -> None:
+        if current.isValid() and not self._syncing:
+            self.currentRowChanged.emit(self.proxy.mapToSource(current).row())

@@ -1,0 +1,219 @@
+"""The gallery: thumbnails grouped by class, like a morphology analyser's cell overview.
+
+One icon list per class over the shared batch model (filtered per class), so thumbnails stay
+lazy: a list only asks for the thumbnails it paints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QScrollArea,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.batch_model import AI_CALL_ROLE, CURRENT_CALL_ROLE, ITEM_ROLE, BatchTableModel
+from gui.calls import UNIDENTIFIED_ID, UNIDENTIFIED_NAME
+from gui.thumbnails import THUMB_SIZE
+
+GRID = QSize(THUMB_SIZE + 18, THUMB_SIZE + 30)
+NOT_CLASSIFIED = "__none__"
+
+
+class _ClassProxy(QSortFilterProxyModel):
+    """Rows whose call (AI or current, by role) is one class."""
+
+    def __init__(self, class_id: str, role: int, parent=None) -> None:
+        super().__init__(parent)
+        self.class_id, self.role = class_id, role
+        self.setDynamicSortFilter(True)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
+        value = self.sourceModel().index(source_row, 0).data(self.role)
+        return (value or NOT_CLASSIFIED) == self.class_id
+
+
+class _BadgeDelegate(QStyledItemDelegate):
+    """The default icon cell plus a review mark (✓ confirmed, → changed) and the flag."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().paint(painter, option, index)
+        item = index.data(ITEM_ROLE)
+        if item is None:
+            return
+        painter.save()
+        r: QRect = option.rect
+        if item.reviewed_id is not None:
+            confirmed = item.reviewed_id == index.data(AI_CALL_ROLE)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor("#2e7d32") if confirmed else QColor("#1f4f87"))
+            painter.drawEllipse(r.right() - 22, r.top() + 4, 16, 16)
+            painter.setPen(QColor("white"))
+            painter.drawText(
+                QRect(r.right() - 22, r.top() + 4, 16, 16), Qt.AlignmentFlag.AlignCenter, "✓" if confirmed else "→"
+            )
+        if item.flagged:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor("#b3261e"))
+            painter.drawEllipse(r.left() + 6, r.top() + 4, 16, 16)
+            painter.setPen(QColor("white"))
+            painter.drawText(QRect(r.left() + 6, r.top() + 4, 16, 16), Qt.AlignmentFlag.AlignCenter, "⚑")
+        painter.restore()
+
+
+class _Section(QWidget):
+    """A class header and its wrapping icon list, sized to show every thumbnail (the page scrolls)."""
+
+    activated = Signal(int)  # source row
+
+    def __init__(self, class_id: str, name: str, role: int, model: BatchTableModel, parent=None) -> None:
+        super().__init__(parent)
+        self.class_id, self.name = class_id, name
+        self.proxy = _ClassProxy(class_id, role, self)
+        self.proxy.setSourceModel(model)
+        self.header = QLabel(name)
+        self.header.setObjectName("sectionTitle")
+        self.view = QListView()
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setWrapping(True)
+        self.view.setUniformItemSizes(True)
+        self.view.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        self.view.setGridSize(GRID)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setItemDelegate(_BadgeDelegate(self.view))
+        self.view.setModel(self.proxy)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 6, 0, 2)
+        layout.addWidget(self.header)
+        layout.addWidget(self.view)
+        self.view.selectionModel().currentChanged.connect(self._on_current)
+        for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset, self.proxy.layoutChanged):
+            sig.connect(self.relayout)
+
+    def count(self) -> int:
+        return self.proxy.rowCount()
+
+    def source_rows(self) -> list[int]:
+        return [self.proxy.mapToSource(self.proxy.index(r, 0)).row() for r in range(self.proxy.rowCount())]
+
+    def relayout(self, *args) -> None:
+        n = self.proxy.rowCount()
+        total = max(1, self.parent().property("totalRows") or 1) if self.parent() else 1
+        self.header.setText(f"{self.name}  ·  {n}  ({100.0 * n / total:.1f} %)" if n else f"{self.name}  ·  0")
+        per_row = max(1, (self.view.viewport().width() or self.width()) // GRID.width())
+        rows = (n + per_row - 1) // per_row
+        self.view.setFixedHeight(max(rows, 1) * GRID.height() + 8 if n else 0)
+        self.setVisible(n > 0)
+
+    def select_source_row(self, row: int) -> bool:
+        index = self.proxy.mapFromSource(self.proxy.sourceModel().index(row, 0))
+        if not index.isValid():
+            self.view.clearSelection()
+            return False
+        self.view.setCurrentIndex(index)
+        return True
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.relayout()
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.activated.emit(self.proxy.mapToSource(current).row())
+
+
+class GalleryView(QWidget):
+    """All sections in one scrolling page, grouped by the AI call or by the current (reviewed) class."""
+
+    currentRowChanged = Signal(int)  # source row
+
+    def __init__(self, model: BatchTableModel, parent=None) -> None:
+        super().__init__(parent)
+        self._model = model
+        self._sections: list[_Section] = []
+        self._syncing = False
+        top = QHBoxLayout()
+        top.setContentsMargins(8, 6, 8, 0)
+        top.addWidget(QLabel("Group by"))
+        self.group_by = QComboBox()
+        self.group_by.addItem("AI call", AI_CALL_ROLE)
+        self.group_by.addItem("Current class (after review)", CURRENT_CALL_ROLE)
+        self.group_by.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        top.addWidget(self.group_by)
+        top.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.page = QWidget()
+        self.page_layout = QVBoxLayout(self.page)
+        self.page_layout.setContentsMargins(8, 0, 8, 8)
+        self.page_layout.addStretch(1)
+        self.scroll.setWidget(self.page)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.scroll)
+        self.group_by.currentIndexChanged.connect(lambda _i: self.rebuild())
+        model.modelReset.connect(self._update_totals)
+        model.dataChanged.connect(self._update_totals)
+
+    def rebuild(self, class_ids: Sequence[str] | None = None, labels: Sequence[str] | None = None) -> None:
+        """One section per class of the model, then Unidentified, then images without a call."""
+        ids = list(class_ids if class_ids is not None else self._model.class_ids)
+        names = list(labels if labels is not None else self._model.labels)
+        for section in self._sections:
+            section.setParent(None)
+            section.deleteLater()
+        self._sections = []
+        role = self.group_by.currentData()
+        groups = [*zip(ids, names, strict=False), (UNIDENTIFIED_ID, UNIDENTIFIED_NAME), (NOT_CLASSIFIED, "No call yet")]
+        for cid, name in groups:
+            section = _Section(cid, name, role, self._model, self.page)
+            section.activated.connect(self._on_activated)
+            self.page_layout.insertWidget(self.page_layout.count() - 1, section)
+            self._sections.append(section)
+        self._update_totals()
+
+    def sections(self) -> list[tuple[str, int]]:
+        """(class id, count) per section, in display order."""
+        return [(s.class_id, s.count()) for s in self._sections]
+
+    def ordered_rows(self) -> list[int]:
+        """Source rows in gallery order (section by section)."""
+        return [r for s in self._sections for r in s.source_rows()]
+
+    def select_source_row(self, row: int) -> None:
+        self._syncing = True
+        try:
+            for section in self._sections:
+                if section.select_source_row(row):
+                    index = section.view.currentIndex()
+                    rect = section.view.visualRect(index)
+                    pos = section.view.mapTo(self.page, rect.center())
+                    self.scroll.ensureVisible(pos.x(), pos.y(), GRID.width(), GRID.height())
+        finally:
+            self._syncing = False
+
+    def _on_activated(self, row: int) -> None:
+        if not self._syncing:
+            self.currentRowChanged.emit(row)
+
+    def _update_totals(self, *args) -> None:
+        self.page.setProperty("totalRows", self._model.rowCount())
+        for section in self._sections:
+            section.relayout()

@@ -1,0 +1,83 @@
+"""Plain records the GUI keeps per image and per loaded model (no Qt, no heavy arrays).
+
+A row keeps only the calibrated probabilities (a few floats), never the image or the Grad-CAM
+tensors: the detail view recomputes those for the one image on screen, so 10,000 rows stay small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+QUEUED = "Queued"
+DONE = "Done"
+FAILED = "Failed"
+CANCELLED = "Not classified"
+
+
+@dataclass
+class ImageItem:
+    """One image in the open set and what is known about it so far."""
+
+    path: Path
+    status: str = QUEUED
+    image_hash: str | None = None
+    probabilities: np.ndarray | None = None
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+    reviewed_id: str | None = None
+    flagged: bool = False
+    comment: str = ""
+    reviewer: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What the batch worker learned about one image (sent to the GUI thread by signal)."""
+
+    row: int
+    path: Path
+    image_hash: str | None
+    probabilities: np.ndarray | None
+    error: str | None
+    notes: tuple[str, ...] = ()
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model loaded by a worker thread.
+
+    ``session`` is an inference.session.ModelSession created in a worker thread; the GUI thread only
+    passes the reference back to workers and never runs it.
+    """
+
+    path: Path
+    spec: Any
+    sha256: str
+    cam_method: str | None
+    providers: tuple[str, ...] = ()
+    session: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.name)
+
+    @property
+    def version(self) -> str:
+        return str(getattr(self.spec, "version", "") or "")
+
+    @property
+    def class_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.spec.classes)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.spec.classes)
+
+    @property
+    def assumed(self) -> bool:
+        return bool(getattr(self.spec, "assumed", False))

@@ -1,0 +1,875 @@
+"""The main window: wires the views, the workers and the review store together.
+
+Layout: images (table or gallery) on the left, the image with its heatmap in the middle, the
+call, probabilities and the live differential on the right. Every long task runs in the Engine's
+worker threads; this class only reacts to their signals, so the window never freezes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.about import show_about
+from gui.batch_model import BatchTableModel
+from gui.batch_panel import BatchPanel
+from gui.calls import UNIDENTIFIED_ID, class_name, differential
+from gui.differential_panel import DifferentialPanel
+from gui.engine import Engine
+from gui.gallery import GalleryView
+from gui.heatmap_bar import HeatmapBar
+from gui.image_view import ImageView
+from gui.items import FAILED, QUEUED, ItemResult, ModelInfo
+from gui.model_card import ModelCardDialog
+from gui.model_picker import ModelPicker
+from gui.probability_panel import ProbabilityPanel
+from gui.review_bridge import ReviewBridge, case_folder
+from gui.settings import AppSettings
+from gui.thumbnails import ThumbnailLoader
+from gui.workers import DetailResult
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
+
+
+class Banner(QLabel):
+    """A visible, non-modal notice at the top of the window (warning or error)."""
+
+    def __init__(self, kind: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(f"banner_{kind}")
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setVisible(False)
+
+    def show_text(self, text: str | None) -> None:
+        self.setText(text or "")
+        self.setVisible(bool(text))
+
+
+class _ImagePane(QWidget):
+    """The image view with its heatmap strip; arrow keys step through images."""
+
+    stepRequested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.view = ImageView()
+        self.bar = HeatmapBar()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.bar)
+        self.view.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.view and event.type() == event.Type.KeyPress and isinstance(event, QKeyEvent):
+            steps = {Qt.Key.Key_Left: -1, Qt.Key.Key_Up: -1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: 1}
+            if event.key() in steps and not event.modifiers():
+                self.stepRequested.emit(steps[event.key()])
+                return True
+        return super().eventFilter(obj, event)
+
+
+class MainWindow(QMainWindow):
+    """The HemaLens window. ``open_paths`` and ``load_model`` are the programmatic entry points."""
+
+    batchFinished = Signal(bool)  # cancelled
+    modelReady = Signal(object)  # ModelInfo
+    detailShown = Signal(int)  # source row whose image and heatmap are on screen
+    decisionRecorded = Signal(int)  # source row
+
+    def __init__(self, settings: AppSettings | None = None, review: ReviewBridge | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("HemaLens")
+        self.setAcceptDrops(True)
+        self.settings = settings or AppSettings()
+        self.review = review or ReviewBridge()
+        self.engine = Engine(self)
+        self.thumbnails = ThumbnailLoader(parent=self)
+        self.model = BatchTableModel(self)
+        self.model.set_thumbnail_getter(self.thumbnails.get)
+        self.thumbnails.ready.connect(self.model.thumbnail_ready)
+        self.model_info: ModelInfo | None = None
+        self._sources: list[Path] = []
+        self._current: int | None = None
+        self._detail: DetailResult | None = None
+        self._detail_pending = False
+        self._heatmap_class: int | None = None
+        self._states: dict = {}
+        self._batch_started = 0.0
+        self._pending_open: list[Path] | None = None
+        self._loading_model: Path | None = None
+        self._build_ui()
+        self._build_actions()
+        self._connect()
+        self._restore_settings()
+        self._diff_timer = QTimer(self, singleShot=True, interval=150, timeout=self._update_differential)
+
+    # ------------------------------------------------------------------ UI
+    def _build_ui(self) -> None:
+        self.batch_panel = BatchPanel(self.model)
+        self.gallery = GalleryView(self.model)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.batch_panel, "Table")
+        self.tabs.addTab(self.gallery, "Gallery")
+        self.image_pane = _ImagePane()
+        self.image_view = self.image_pane.view
+        self.heatmap_bar = self.image_pane.bar
+        self.prob_panel = ProbabilityPanel()
+        self.diff_panel = DifferentialPanel()
+        right = QWidget()
+        right.setObjectName("sidePanel")
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.prob_panel)
+        rl.addWidget(self.diff_panel)
+        rl.addStretch(1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.addWidget(self.image_pane)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 5)
+        self.splitter.setStretchFactor(2, 2)
+        self.splitter.setSizes([600, 720, 380])
+        self.model_banner = Banner("warning")
+        self.review_banner = Banner("error")
+        self.error_banner = Banner("error")
+        central = QWidget()
+        cl = QVBoxLayout(central)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.setSpacing(0)
+        for w in (self.model_banner, self.review_banner, self.error_banner):
+            cl.addWidget(w)
+        cl.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
+        # status bar
+        self.status_label = QLabel("Ready")
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(220)
+        self.progress.setVisible(False)
+        self.eta_label = QLabel("")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.setToolTip("Stop classifying after the current image (Esc)")
+        self.model_label = QLabel("No model")
+        sb = self.statusBar()
+        sb.addWidget(self.status_label, 1)
+        sb.addPermanentWidget(self.eta_label)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.cancel_button)
+        sb.addPermanentWidget(self.model_label)
+
+    def _action(self, text: str, slot, shortcut: str | QKeySequence | list | None = None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            if isinstance(shortcut, list):
+                action.setShortcuts([QKeySequence(s) for s in shortcut])
+            else:
+                action.setShortcut(QKeySequence(shortcut))
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(f"{text.replace('…', '')} ({action.shortcut().toString()})" if shortcut else text)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.act_open = a("Open images…", self.choose_images, QKeySequence.StandardKey.Open, "Open image files")
+        self.act_open_folder = a("Open folder…", self.choose_folder, "Ctrl+Shift+O", "Open a folder (with subfolders)")
+        self.act_quit = a("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_load_model = a("Load model…", self.choose_model_file, "Ctrl+M", "Load any ONNX classifier")
+        self.act_model_card = a("Model card…", self.show_model_card, "Ctrl+I", "What this model is and how it measured")
+        self.act_fit = a("Fit to window", self.image_view.fit, "Ctrl+0")
+        self.act_actual = a("Actual size (1:1)", self.image_view.actual_size, "Ctrl+1")
+        self.act_zoom_in = a("Zoom in", lambda: self.image_view.zoom_by(1.25), ["Ctrl+=", "Ctrl++"])
+        self.act_zoom_out = a("Zoom out", lambda: self.image_view.zoom_by(0.8), "Ctrl+-")
+        self.act_heatmap = a("Show heatmap", self.toggle_heatmap, "H", "Show or hide the heatmap overlay")
+        self.act_heatmap.setCheckable(True)
+        self.act_heatmap.setChecked(True)
+        self.act_table = a("Table", lambda: self.tabs.setCurrentIndex(0), "Ctrl+T")
+        self.act_gallery = a("Gallery", lambda: self.tabs.setCurrentIndex(1), "Ctrl+G")
+        self.act_filter = a("Filter…", self._focus_filter, "Ctrl+F")
+        self.act_next = a("Next image", lambda: self.step(1), [QKeySequence.StandardKey.MoveToNextPage, "Space"])
+        self.act_prev = a(
+            "Previous image", lambda: self.step(-1), [QKeySequence.StandardKey.MoveToPreviousPage, "Shift+Space"]
+        )
+        self.act_next_todo = a("Next to review", self.next_to_review, "N", "Jump to the next image not reviewed yet")
+        self.act_confirm = a("Confirm AI call", self.confirm_call, ["Return", "Enter"], "Agree with the AI call")
+        self.act_flag = a("Flag for pathologist", self.toggle_flag, "F", "Flag this image for a pathologist")
+        self.act_clear = a("Clear decision", self.clear_decision, "Backspace")
+        self.act_comment = a("Comment…", self.edit_comment, "C", "Add a comment to this image's record")
+        self.act_unidentified = a("Unidentified", lambda: self.assign_class(UNIDENTIFIED_ID), "0")
+        self.class_actions = [
+            a(f"Class {k}", lambda _c=False, k=k: self.assign_index(k - 1), str(k)) for k in range(1, 10)
+        ]
+        self.act_auto = a("Advance after decision", self._set_auto_advance)
+        self.act_auto.setCheckable(True)
+        self.act_cancel = a("Cancel classification", self.cancel_batch, "Escape")
+        self.act_sign = a("Sign off case…", self.sign_case, None, "Sign the case when every image is reviewed")
+        self.act_reopen = a("Reopen signed case…", self.reopen_case)
+        self.act_shortcuts = a("Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
+        self.act_about = a("About HemaLens", lambda: show_about(self))
+
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addActions([self.act_open, self.act_open_folder])
+        self.recent_menu = m.addMenu("Open recent")
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        m = mb.addMenu("&View")
+        m.addActions([self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out])
+        m.addSeparator()
+        m.addActions([self.act_heatmap, self.act_table, self.act_gallery, self.act_filter])
+        m = mb.addMenu("&Model")
+        m.addActions([self.act_load_model, self.act_model_card])
+        m = mb.addMenu("&Review")
+        m.addActions([self.act_next, self.act_prev, self.act_next_todo])
+        m.addSeparator()
+        m.addActions(
+            [
+                self.act_confirm,
+                *self.class_actions,
+                self.act_unidentified,
+                self.act_flag,
+                self.act_comment,
+                self.act_clear,
+            ]
+        )
+        m.addSeparator()
+        m.addActions([self.act_auto, self.act_cancel])
+        m.addSeparator()
+        m.addActions([self.act_sign, self.act_reopen])
+        m = mb.addMenu("&Help")
+        m.addActions([self.act_shortcuts, self.act_about])
+
+        tb = self.addToolBar("Main")
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        tb.addActions([self.act_open, self.act_open_folder])
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Model "))
+        self.picker = ModelPicker()
+        tb.addWidget(self.picker)
+        tb.addAction(self.act_model_card)
+        tb.addSeparator()
+        tb.addActions([self.act_fit, self.act_actual, self.act_heatmap])
+        tb.addSeparator()
+        tb.addActions([self.act_sign])
+
+    def _connect(self) -> None:
+        e = self.engine
+        e.modelLoaded.connect(self._on_model_loaded)
+        e.modelFailed.connect(self._on_model_failed)
+        e.listed.connect(self._on_listed)
+        e.results.connect(self._on_results)
+        e.progress.connect(self._on_progress)
+        e.batchFinished.connect(self._on_batch_finished)
+        e.detailReady.connect(self._on_detail)
+        self.picker.modelChosen.connect(self.load_model)
+        self.picker.loadRequested.connect(self.choose_model_file)
+        self.batch_panel.currentRowChanged.connect(self.set_current_row)
+        self.batch_panel.table.stepRequested.connect(self.step)
+        self.gallery.currentRowChanged.connect(self.set_current_row)
+        self.image_pane.stepRequested.connect(self.step)
+        self.prob_panel.classClicked.connect(self.show_heatmap_class)
+        self.prob_panel.thresholdChanged.connect(self._on_threshold)
+        self.heatmap_bar.visibleChanged.connect(self._set_heatmap_visible)
+        self.heatmap_bar.opacityChanged.connect(self._on_opacity)
+        self.cancel_button.clicked.connect(self.cancel_batch)
+        self.model.dataChanged.connect(lambda *_: self._schedule_differential())
+        self.model.modelReset.connect(self._schedule_differential)
+
+    def _restore_settings(self) -> None:
+        s = self.settings
+        if (geometry := s.geometry()) is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1500, 920)
+        if (state := s.window_state()) is not None:
+            self.restoreState(state)
+        self.heatmap_bar.set_opacity(s.opacity())
+        self.image_view.set_opacity(s.opacity())
+        self.prob_panel.set_threshold(s.threshold())
+        self.model.set_threshold(s.threshold())
+        self._set_heatmap_visible(s.heatmap_visible())
+        self.act_auto.setChecked(s.auto_advance())
+        self._rebuild_recent_menu()
+        try:
+            self.heatmap_bar.ensure_legend()
+        except Exception as exc:  # noqa: BLE001 - the legend is decoration; never block the window
+            self.status(f"Colour legend unavailable: {exc}")
+
+    # ------------------------------------------------------------------ models
+    def start(self, paths: list[str] | None = None) -> None:
+        """Pick the remembered (or first) model and open ``paths``; call once after showing."""
+        remembered = self.settings.model_path()
+        extra = [remembered] if remembered is not None else []
+        problems = self.picker.refresh(extra, remembered)
+        if problems:
+            self.status("Some model files could not be read: " + "; ".join(f"{p.name}: {r}" for p, r in problems))
+        choice = remembered if remembered is not None and remembered.is_file() else None
+        if choice is None and self.picker.model_paths():
+            choice = self.picker.model_paths()[0]
+        if choice is not None:
+            self.load_model(choice)
+        else:
+            self.model_banner.show_text(
+                "No model is installed yet. Use Model → Load model… (Ctrl+M) to open an ONNX classifier."
+            )
+        if paths:
+            self.open_paths([Path(p) for p in paths])
+
+    def load_model(self, path: Path) -> None:
+        """Load a model on the worker thread; when ready, everything open is classified again."""
+        path = Path(path)
+        self._loading_model = path
+        self.engine.load_model(path)
+        self._hide_progress()
+        self.status(f"Loading model {path.name}…")
+
+    def choose_model_file(self) -> None:
+        start = str(self.settings.model_path().parent) if self.settings.model_path() else ""
+        name, _ = QFileDialog.getOpenFileName(self, "Load an ONNX model", start, "ONNX models (*.onnx);;All files (*)")
+        if name:
+            self.load_model(Path(name))
+        else:
+            self.picker.select_path(self.model_info.path if self.model_info else None)
+
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.model_info = info
+        self._loading_model = None
+        self.settings.set_model_path(info.path)
+        self.picker.select_path(info.path)
+        self.model_label.setText(f"{info.name} {info.version}".strip())
+        self.model_label.setToolTip(f"{info.path}\nSHA-256 {info.sha256}\nHeatmap: {info.cam_method or 'none'}")
+        if info.assumed:
+            notes = " ".join(info.spec.notes)
+            self.model_banner.show_text(
+                f"⚠ {info.name} has no HemaLens metadata: its preprocessing and class "
+                f"names are assumed, so its calls may be wrong. {notes}"
+            )
+        else:
+            self.model_banner.show_text(None)
+        self.error_banner.show_text(None)
+        self.model.set_classes(info.class_ids, info.labels)
+        self.batch_panel.set_classes(info.class_ids, info.labels)
+        self.gallery.rebuild(info.class_ids, info.labels)
+        self._retitle_class_actions()
+        self.status(f"Model {info.name} ready ({', '.join(info.providers)}).")
+        self.modelReady.emit(info)
+        if self._pending_open is not None:
+            paths, self._pending_open = self._pending_open, None
+            self.open_paths(paths)
+        elif self.model.rowCount():
+            self._start_batch(paths=[item.path for item in self.model.items()])
+            if self._current is not None:
+                self._request_detail(self._current)
+
+    def _on_model_failed(self, path: Path, message: str) -> None:
+        self._loading_model = None
+        self.error_banner.show_text(f"Could not load the model {Path(path).name}: {message}")
+        self.status("Model not loaded.")
+        self.picker.select_path(self.model_info.path if self.model_info else None)
+        if self._pending_open is not None and self.model_info is None:
+            paths, self._pending_open = self._pending_open, None
+            self.open_paths(paths)
+
+    def show_model_card(self) -> None:
+        if self.model_info is None:
+            self.status("No model is loaded.")
+            return
+        ModelCardDialog(self.model_info, self).exec()
+
+    def _retitle_class_actions(self) -> None:
+        labels = self.model.labels
+        for k, action in enumerate(self.class_actions):
+            action.setText(f"{k + 1}: {labels[k]}" if k < len(labels) else f"Class {k + 1}")
+            action.setEnabled(k < len(labels))
+
+    # ------------------------------------------------------------------ opening
+    def choose_images(self) -> None:
+        start = self.settings.recent()[0] if self.settings.recent() else ""
+        names, _ = QFileDialog.getOpenFileNames(self, "Open images", start, IMAGE_FILTER)
+        if names:
+            self.open_paths([Path(n) for n in names])
+
+    def choose_folder(self) -> None:
+        start = self.settings.recent()[0] if self.settings.recent() else ""
+        name = QFileDialog.getExistingDirectory(self, "Open a folder of images", start)
+        if name:
+            self.open_paths([Path(name)])
+
+    def open_paths(self, paths: list[Path]) -> None:
+        """Open images and/or folders (folders recursively) as one case and classify them."""
+        paths = [Path(p) for p in paths]
+        missing = [p for p in paths if not p.exists()]
+        paths = [p for p in paths if p.exists()]
+        if missing:
+            self.status("Not found: " + ", ".join(str(p) for p in missing))
+        if not paths:
+            return
+        if self._loading_model is not None and self.model_info is None:
+            self._pending_open = paths  # opened before the first model finished loading
+            self.status("Waiting for the model to load…")
+            return
+        self.engine.cancel_batch()
+        self._sources = paths
+        folder = case_folder(paths)
+        error = self.review.open_case(folder)
+        self.review_banner.show_text(error)
+        self._states = self.review.states()
+        self._update_sign_state()
+        self.thumbnails.clear()
+        self.model.set_paths([])
+        self._current = None
+        self._detail = None
+        self.image_view.show_message("Listing images…")
+        self.prob_panel.show_message("Listing images…")
+        self.setWindowTitle(f"HemaLens — {folder.name or folder}")
+        recent = folder if len(paths) > 1 or paths[0].is_dir() else paths[0]
+        self.settings.add_recent(recent)
+        self._rebuild_recent_menu()
+        self._start_batch(paths=None)
+
+    def _start_batch(self, paths: list[Path] | None) -> None:
+        self._batch_started = time.monotonic()
+        if paths is not None:
+            self.model.mark_status(range(self.model.rowCount()), QUEUED)
+        self.engine.start_batch(self.model_info, self._sources, paths, recorder=self.review.recorder())
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+        self.eta_label.setText("")
+        self.status("Classifying…" if self.model_info else "Listing images…")
+
+    def _on_listed(self, paths: list[Path]) -> None:
+        self.model.set_paths(paths)
+        if not paths:
+            self.image_view.show_message("No images found in what was opened.")
+            self.prob_panel.show_message("No images", "Supported: PNG, JPEG, TIFF, BMP, WebP.")
+            return
+        self.status(f"{len(paths)} images; classifying…")
+        self.set_current_row(0)
+
+    def _on_results(self, results: list[ItemResult]) -> None:
+        self.model.apply_results(results)
+        for res in results:
+            state = self._states.get(res.image_hash) if res.image_hash else None
+            if state is not None:
+                self.model.set_review(res.row, state.reviewed_id, bool(state.flagged), state.reviewer)
+                self.model.item(res.row).comment = state.comment or ""
+            if res.row == self._current:
+                self._refresh_panel_from_row()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        elapsed = time.monotonic() - self._batch_started
+        if done and total > done:
+            rate = done / max(elapsed, 1e-6)
+            left = (total - done) / rate
+            self.eta_label.setText(f"{done}/{total} · {rate:.1f}/s · about {_duration(left)} left")
+        else:
+            self.eta_label.setText(f"{done}/{total}")
+
+    def _on_batch_finished(self, cancelled: bool, message: str) -> None:
+        self._hide_progress()
+        items = self.model.items()
+        failed = sum(1 for i in items if i.status == FAILED)
+        done = sum(1 for i in items if i.probabilities is not None)
+        elapsed = time.monotonic() - self._batch_started
+        if cancelled:
+            self.model.mark_status([r for r, i in enumerate(items) if i.status == QUEUED], "Not classified")
+            text = f"Cancelled: {done} of {len(items)} classified."
+        else:
+            text = f"Classified {done} of {len(items)} images in {_duration(elapsed)}"
+            text += f"; {failed} could not be read (see the red rows)." if failed else "."
+        if message:
+            text += f" {message}"
+            if "not being saved" in message:
+                self.review_banner.show_text(message)
+        self.status(text)
+        self._update_differential()
+        self.batchFinished.emit(cancelled)
+
+    def cancel_batch(self) -> None:
+        if self.engine.batch_running:
+            self.engine.cancel_batch()
+            self._on_batch_finished(True, "")
+
+    def _hide_progress(self) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        self.eta_label.setText("")
+
+    # ------------------------------------------------------------------ navigation
+    def _nav_rows(self) -> list[int]:
+        if self.tabs.currentWidget() is self.gallery:
+            return self.gallery.ordered_rows()
+        return self.batch_panel.ordered_rows()
+
+    def step(self, delta: int) -> None:
+        rows = self._nav_rows()
+        if not rows:
+            return
+        if self._current not in rows:
+            self.set_current_row(rows[0])
+            return
+        pos = rows.index(self._current) + delta
+        if 0 <= pos < len(rows):
+            self.set_current_row(rows[pos])
+        else:
+            self.status("First image." if pos < 0 else "Last image.")
+
+    def next_to_review(self) -> None:
+        rows = self._nav_rows()
+        start = rows.index(self._current) + 1 if self._current in rows else 0
+        for row in rows[start:] + rows[:start]:
+            item = self.model.item(row)
+            if item.reviewed_id is None and item.probabilities is not None:
+                self.set_current_row(row)
+                return
+        self.status("Every classified image has been reviewed.")
+
+    def current_row(self) -> int | None:
+        return self._current
+
+    def set_current_row(self, row: int) -> None:
+        if not 0 <= row < self.model.rowCount():
+            return
+        if row != self._current:
+            self._current = row
+            self._heatmap_class = None
+            self._detail = None
+            self.batch_panel.select_source_row(row)
+            self.gallery.select_source_row(row)
+            self._refresh_panel_from_row()
+            self._request_detail(row)
+
+    def _request_detail(self, row: int) -> None:
+        self._detail_pending = True
+        self.engine.request_detail(self.model.item(row).path, self.model_info, self._heatmap_class)
+
+    def _refresh_panel_from_row(self) -> None:
+        """Show what the table knows now; the detail (image, heatmap) follows from the worker."""
+        if self._current is None:
+            return
+        item = self.model.item(self._current)
+        labels = self.model.labels
+        if item.probabilities is not None and len(labels) == len(item.probabilities):
+            selected = self._heatmap_class if self._heatmap_class is not None else int(np.argmax(item.probabilities))
+            self.prob_panel.show_probabilities(labels, item.probabilities, selected)
+        elif item.status == FAILED:
+            self.prob_panel.show_message("Could not classify", item.error or "")
+        elif self.model_info is None:
+            self.prob_panel.show_message("No model loaded", "Load a model to classify this image.")
+        else:
+            self.prob_panel.show_message("Classifying…", item.path.name)
+        warnings = [*item.notes]
+        if item.error:
+            warnings.insert(0, item.error)
+        self.prob_panel.set_warnings(warnings)
+        self.prob_panel.set_review_text(self._review_text(item))
+
+    def _review_text(self, item) -> str:
+        parts = []
+        if item.reviewed_id is not None:
+            name = class_name(item.reviewed_id, self.model.class_ids, self.model.labels)
+            verb = "Confirmed" if item.reviewed_id == self.model.ai_call_of(item) else "Reviewed as"
+            parts.append(f"✓ {verb}: {name}" + (f" (by {item.reviewer})" if item.reviewer else ""))
+        else:
+            parts.append("Not reviewed yet: Enter confirms, 1–9 reassigns, 0 Unidentified")
+        if item.flagged:
+            parts.append("⚑ Flagged for pathologist review")
+        if item.comment:
+            parts.append(f"Comment: {item.comment}")
+        return "\n".join(parts)
+
+    def _on_detail(self, result: DetailResult) -> None:
+        if self._current is None:
+            return
+        item = self.model.item(self._current)
+        if result.heatmap_only:
+            if self._detail is not None:
+                self._apply_heatmap(result)  # a class switch on the image already shown
+            return
+        if result.path != item.path:
+            return
+        self._detail_pending = False
+        self._detail = result
+        if result.image is None:
+            self.image_view.show_message(f"Cannot show this image.\n{result.error or ''}")
+            self.prob_panel.show_message("Could not open the image", result.error or "")
+            self.prob_panel.set_warnings([result.error] if result.error else [])
+            self.detailShown.emit(self._current)
+            return
+        self.image_view.set_image(result.image)
+        pred = result.prediction
+        if pred is not None:
+            self.prob_panel.show_probabilities(pred.labels, pred.probabilities, result.class_index)
+        self.prob_panel.set_warnings([*([result.error] if result.error else []), *result.notes])
+        self._apply_heatmap(result)
+        self.detailShown.emit(self._current)
+
+    def _apply_heatmap(self, result: DetailResult) -> None:
+        pred = result.prediction
+        if result.prediction is not None and self._detail is not None:
+            self._detail = DetailResult(
+                self._detail.token,
+                self._detail.path,
+                self._detail.image,
+                pred,
+                result.heatmap,
+                result.class_index,
+                self._detail.notes,
+                self._detail.error,
+            )
+        self.image_view.set_heatmap(result.heatmap)
+        if pred is None:
+            self.heatmap_bar.set_caption("No prediction for this image" if self.model_info else "No model loaded")
+        elif result.heatmap is None:
+            self.heatmap_bar.set_caption("No heatmap available for this model")
+        else:
+            label = pred.labels[result.class_index] if result.class_index is not None else pred.top_label
+            self.heatmap_bar.set_caption(f"Heatmap for <b>{label}</b> · {pred.cam_method or ''}")
+            self.prob_panel.set_heatmap_class(result.class_index)
+
+    def show_heatmap_class(self, index: int) -> None:
+        """Show the heatmap of class ``index`` (clicked in the probability panel)."""
+        self._heatmap_class = index
+        self.prob_panel.set_heatmap_class(index)
+        if not self.act_heatmap.isChecked():
+            self._set_heatmap_visible(True)
+        if self._detail is not None and self._detail.prediction is not None and not self._detail_pending:
+            self.engine.request_heatmap(self._detail.prediction, index)
+        elif self._current is not None:
+            self._request_detail(self._current)
+
+    def heatmap_class(self) -> int | None:
+        """The class whose heatmap is on screen (None when none is)."""
+        return self._detail.class_index if self._detail is not None and self.image_view.has_heatmap() else None
+
+    # ------------------------------------------------------------------ review
+    def confirm_call(self) -> None:
+        if self._current is None:
+            return
+        call = self.model.ai_call_of(self.model.item(self._current))
+        if call is None:
+            self.status("This image has no AI call to confirm yet.")
+            return
+        self._decide(call, self.model.item(self._current).flagged, advance=True)
+
+    def assign_index(self, index: int) -> None:
+        if index >= len(self.model.class_ids):
+            self.status(f"This model has {len(self.model.class_ids)} classes; key {index + 1} is not one of them.")
+            return
+        self.assign_class(self.model.class_ids[index])
+
+    def assign_class(self, class_id: str) -> None:
+        if self._current is None:
+            return
+        self._decide(class_id, self.model.item(self._current).flagged, advance=True)
+
+    def toggle_flag(self) -> None:
+        if self._current is None:
+            return
+        item = self.model.item(self._current)
+        self._decide(item.reviewed_id, not item.flagged, advance=False)
+
+    def clear_decision(self) -> None:
+        if self._current is None:
+            return
+        self._decide(None, False, advance=False)
+
+    def edit_comment(self) -> None:
+        if self._current is None:
+            return
+        item = self.model.item(self._current)
+        text, ok = QInputDialog.getText(self, "Comment", f"Comment on {item.path.name}:", text=item.comment)
+        if ok:
+            self._decide(item.reviewed_id, item.flagged, advance=False, comment=text.strip())
+
+    def _decide(self, reviewed_id: str | None, flagged: bool, *, advance: bool, comment: str | None = None) -> None:
+        row = self._current
+        if row is None:
+            return
+        item = self.model.item(row)
+        if item.image_hash is None:
+            self.status("Wait until this image has been read before reviewing it.")
+            return
+        comment = item.comment if comment is None else comment
+        try:
+            self.review.decide(item.path, item.image_hash, reviewed_id=reviewed_id, flagged=flagged, comment=comment)
+        except Exception as exc:  # noqa: BLE001 - shown, never swallowed; the decision is NOT applied
+            if self.review.error:
+                self.review_banner.show_text(f"{self.review.error} The decision was not recorded.")
+            self.status(f"Not recorded: {exc}")
+            return
+        item.comment = comment
+        self.model.set_review(row, reviewed_id, flagged, self.review.user)
+        self._refresh_panel_from_row()
+        self._update_sign_state()
+        self.decisionRecorded.emit(row)
+        what = class_name(reviewed_id, self.model.class_ids, self.model.labels) or "cleared"
+        self.status(f"{item.path.name}: {what}{' · flagged' if flagged else ''} (saved)")
+        if advance and self.act_auto.isChecked():
+            self.step(1)
+
+    def _set_auto_advance(self, checked: bool) -> None:
+        self.settings.set_auto_advance(checked)
+
+    def _hashes(self) -> list[str]:
+        return [i.image_hash for i in self.model.items() if i.image_hash]
+
+    def _update_sign_state(self) -> None:
+        signed = self.review.signed_by()
+        self.act_sign.setEnabled(self.review.active and signed is None)
+        self.act_reopen.setEnabled(signed is not None)
+        if signed is not None:
+            self.review_banner.show_text(
+                f"This case was signed by {signed[0]} at {signed[1]}. Review → Reopen signed case… to change it."
+            )
+
+    def sign_case(self) -> None:
+        if self.engine.batch_running:
+            self.status("Wait until classification has finished before signing.")
+            return
+        ok, message = self.review.can_sign(self._hashes())
+        if not ok:
+            QMessageBox.information(self, "Sign off case", message)
+            return
+        answer = QMessageBox.question(self, "Sign off case", f"{message}\nSign as {self.review.user}?")
+        if answer == QMessageBox.StandardButton.Yes:
+            try:
+                self.review.sign(self._hashes())
+            except Exception as exc:  # noqa: BLE001
+                QMessageBox.warning(self, "Sign off case", str(exc))
+            self._update_sign_state()
+
+    def reopen_case(self) -> None:
+        reason, ok = QInputDialog.getText(self, "Reopen case", "Reason for reopening (recorded):")
+        if ok and reason.strip():
+            try:
+                self.review.reopen(reason.strip())
+                self.review_banner.show_text(None)
+            except Exception as exc:  # noqa: BLE001
+                QMessageBox.warning(self, "Reopen case", str(exc))
+            self._update_sign_state()
+
+    # ------------------------------------------------------------------ heatmap, threshold
+    def toggle_heatmap(self) -> None:
+        self._set_heatmap_visible(self.act_heatmap.isChecked())
+
+    def _set_heatmap_visible(self, visible: bool) -> None:
+        self.act_heatmap.setChecked(visible)
+        self.heatmap_bar.set_visible_checked(visible)
+        self.image_view.set_overlay_visible(visible)
+        self.settings.set_heatmap_visible(visible)
+
+    def _on_opacity(self, value: float) -> None:
+        self.image_view.set_opacity(value)
+        self.settings.set_opacity(value)
+
+    def _on_threshold(self, value: float) -> None:
+        self.model.set_threshold(value)
+        self.settings.set_threshold(value)
+        self._refresh_panel_from_row()
+
+    # ------------------------------------------------------------------ differential
+    def _schedule_differential(self) -> None:
+        if not self._diff_timer.isActive():
+            self._diff_timer.start()
+
+    def _update_differential(self) -> None:
+        m = self.model
+        entries = ((m.ai_call_of(i), i.reviewed_id, i.flagged, i.status == FAILED) for i in m.items())
+        self.diff_panel.show_differential(differential(entries, m.class_ids, m.labels), m.rowCount())
+
+    # ------------------------------------------------------------------ misc
+    def status(self, text: str) -> None:
+        self.status_label.setText(text)
+
+    def _focus_filter(self) -> None:
+        self.tabs.setCurrentIndex(0)
+        self.batch_panel.filter_text.setFocus()
+        self.batch_panel.filter_text.selectAll()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent()
+        for p in recent:
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda _c=False, p=p: self.open_paths([Path(p)]))
+        if recent:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self._clear_recent)
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _clear_recent(self) -> None:
+        self.settings.clear_recent()
+        self._rebuild_recent_menu()
+
+    def show_shortcuts(self) -> None:
+        rows = [
+            (a.text(), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
+            for a in self.actions()
+            if not a.shortcut().isEmpty()
+        ]
+        html = "".join(f"<tr><td>{t}</td><td>&nbsp;&nbsp;<b>{k}</b></td></tr>" for t, k in rows)
+        box = QMessageBox(self)
+        box.setWindowTitle("Keyboard shortcuts")
+        box.setText(f"<table>{html}</table><p>Arrow keys move in the table, gallery and image.</p>")
+        box.exec()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        models = [p for p in paths if p.suffix.lower() == ".onnx"]
+        if models:
+            self.load_model(models[0])
+        images = [p for p in paths if p.suffix.lower() != ".onnx"]
+        if images:
+            self.open_paths(images)
+        event.acceptProposedAction()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.set_window(self.saveGeometry(), self.saveState())
+        self.engine.shutdown()
+        self.thumbnails.stop()
+        self.review.close()
+        super().closeEvent(event)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

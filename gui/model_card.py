@@ -1,0 +1,98 @@
+"""The model card dialog: what a model is, what it was trained and measured on, and its file hash."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
+
+from gui.items import ModelInfo
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value)) if value not in (None, "") else "<i>not stated</i>"
+
+
+def _metric(value: Any) -> str:
+    if isinstance(value, float) and 0.0 <= value <= 1.0:
+        return f"{value:.3f} ({100 * value:.1f} %)"
+    return html.escape(str(value))
+
+
+def model_card_html(info: ModelInfo) -> str:
+    """The card as HTML (also what tests read)."""
+    spec = info.spec
+    prov = spec.provenance
+    inp = spec.input
+    rows: list[tuple[str, str]] = [
+        ("Name", _esc(spec.name)),
+        ("Version", _esc(spec.version)),
+        ("Identifier", _esc(spec.id)),
+        ("Description", _esc(spec.description)),
+        (
+            "Labels",
+            "<br>".join(
+                f"{i + 1}. {html.escape(c.name)} <span style='color:#6b7280'>({html.escape(c.id)})</span>"
+                for i, c in enumerate(spec.classes)
+            ),
+        ),
+        (
+            "Input",
+            html.escape(
+                f"{inp.name}: {inp.layout}, {inp.width}x{inp.height} px, {inp.color_order}, resize {inp.resize}; "
+                f"value = (pixel x {inp.scale:.6g} - mean {list(inp.mean)}) / std {list(inp.std)}"
+            ),
+        ),
+        ("Output", html.escape(f"{spec.output.name}: {spec.output.kind}, temperature {spec.output.temperature:g}")),
+        ("Heatmap", _esc(info.cam_method or "none available for this model")),
+        ("Training data", _esc(prov.training_data)),
+        ("Split", _esc(prov.split)),
+        (
+            "Measured accuracy",
+            "<br>".join(f"{html.escape(str(k))}: {_metric(v)}" for k, v in prov.metrics.items()) or "<i>not stated</i>",
+        ),
+        ("Intended use", _esc(prov.intended_use)),
+        ("Limitations", _esc(prov.limitations)),
+        ("Licence", _esc(prov.license)),
+        ("Citation", _esc(prov.citation)),
+        ("Authors", _esc(prov.authors)),
+        ("Created", _esc(prov.created)),
+        ("Source", _esc(" · ".join(x for x in (prov.source_framework, prov.exporter) if x))),
+        (
+            "Export checks",
+            "<br>".join(f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in prov.verification.items())
+            or "<i>not stated</i>",
+        ),
+        ("File", _esc(info.path)),
+        ("SHA-256", f"<code>{html.escape(info.sha256)}</code>"),
+        ("Runs on", _esc(", ".join(info.providers))),
+    ]
+    banner = ""
+    if info.assumed:
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in spec.notes)
+        banner = (
+            "<p style='background:#fff4d6;padding:6px;border:1px solid #e0b84a'><b>This model carries no "
+            f"HemaLens metadata.</b> Its preprocessing and labels are assumed:</p><ul>{notes}</ul>"
+        )
+    body = "".join(
+        f"<tr><td style='color:#4b5563;padding:3px 12px 3px 0;vertical-align:top'><b>{k}</b></td>"
+        f"<td style='padding:3px 0'>{v}</td></tr>"
+        for k, v in rows
+    )
+    return f"<h2>{html.escape(spec.name)}</h2>{banner}<table>{body}</table>"
+
+
+class ModelCardDialog(QDialog):
+    def __init__(self, info: ModelInfo, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Model card: {info.name}")
+        self.resize(720, 640)
+        self.browser = QTextBrowser()
+        self.browser.setOpenExternalLinks(True)
+        self.browser.setHtml(model_card_html(info))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.browser)
+        layout.addWidget(buttons)

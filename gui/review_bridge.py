@@ -1,0 +1,180 @@
+"""Every call the app makes to the review store, in one place.
+
+The store (review/store.py) commits each decision before returning and raises ReviewStoreError
+when it cannot; this module turns that into a state the window can show, and after a failure
+refuses further decisions (the store's own rule) instead of pretending they were saved.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gui.calls import UNIDENTIFIED_ID
+from gui.items import ModelInfo
+
+
+def current_user() -> str:
+    """The reviewer's name as recorded with each decision (the OS login name)."""
+    try:
+        return getpass.getuser() or "unknown"
+    except Exception:  # noqa: BLE001 - no login name in some sandboxes
+        return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+
+
+def case_folder(sources: Sequence[Path]) -> Path:
+    """The folder a set of opened paths belongs to: the folder itself, or the files' common parent."""
+    resolved = [Path(p).resolve() for p in sources]
+    folders = [p if p.is_dir() else p.parent for p in resolved]
+    if not folders:
+        return Path.cwd()
+    return Path(os.path.commonpath([str(f) for f in folders]))
+
+
+class PredictionRecorder:
+    """Used by the batch worker thread: hashes images, reuses and records predictions for one case.
+
+    A failed write stops recording (the classification itself goes on) and is reported once.
+    """
+
+    def __init__(self, case: Any) -> None:
+        self._case = case
+        self._failure: str | None = None
+
+    def open_in_thread(self) -> PredictionRecorder:
+        return self  # the store's connection is shared across threads behind its own lock
+
+    @staticmethod
+    def hash_file(path: Path) -> str:
+        from review.store import file_sha256
+
+        return file_sha256(path)
+
+    def cached(self, image_hash: str, model: ModelInfo) -> np.ndarray | None:
+        """Probabilities this exact model file gave this image content before, in class order."""
+        if self._failure is not None:
+            return None
+        try:
+            stored = self._case.cached_prediction(image_hash, model.sha256)
+        except Exception:  # noqa: BLE001 - a cache miss is harmless: the image is classified again
+            return None
+        if stored is None:
+            return None
+        probs = stored.probabilities
+        if set(probs) != set(model.class_ids):
+            return None
+        return np.array([probs[c] for c in model.class_ids], dtype=np.float32)
+
+    def record(self, path: Path, image_hash: str, model: ModelInfo, probabilities: np.ndarray) -> None:
+        if self._failure is not None:
+            return
+        try:
+            self._case.record_prediction(
+                path,
+                image_hash,
+                model_name=model.name,
+                model_version=model.version,
+                model_sha256=model.sha256,
+                predicted_id=model.class_ids[int(np.argmax(probabilities))],
+                probabilities={c: float(p) for c, p in zip(model.class_ids, probabilities, strict=False)},
+            )
+        except Exception as exc:  # noqa: BLE001
+            self._failure = f"Predictions are not being saved: {exc}"
+
+    def close(self) -> str | None:
+        return self._failure
+
+
+class ReviewBridge:
+    """The app's review session: one store, one case per opened folder, decisions by this user."""
+
+    def __init__(self, db_path: Path | None = None) -> None:
+        self._db_path = db_path
+        self._store: Any = None
+        self._case: Any = None
+        self.error: str | None = None
+        self.user = current_user()
+
+    @property
+    def active(self) -> bool:
+        """True when decisions can be recorded now."""
+        return self._case is not None and self.error is None
+
+    @property
+    def case(self) -> Any:
+        return self._case
+
+    @property
+    def db_path(self) -> Path | None:
+        return None if self._store is None else Path(self._store.path)
+
+    def open_case(self, folder: Path) -> str | None:
+        """Open (or resume) the case for a folder; returns an error message, or None when fine."""
+        self._case = None
+        self.error = None
+        try:
+            from review.store import ReviewStore
+
+            if self._store is None:
+                self._store = ReviewStore.open(self._db_path)
+            self._case = self._store.open_case(folder)
+        except Exception as exc:  # noqa: BLE001 - shown in the window; decisions are then refused
+            self.error = f"Review records unavailable: {exc}"
+        return self.error
+
+    def states(self) -> dict[str, Any]:
+        """Current state per image hash (decisions restored on resume); empty when unavailable."""
+        if self._case is None:
+            return {}
+        try:
+            return dict(self._case.current_state())
+        except Exception as exc:  # noqa: BLE001
+            self.error = f"Review records unavailable: {exc}"
+            return {}
+
+    def recorder(self) -> PredictionRecorder | None:
+        return PredictionRecorder(self._case) if self.active else None
+
+    def decide(self, path: Path, image_hash: str, *, reviewed_id: str | None, flagged: bool, comment: str = "") -> None:
+        """Record one decision, committed before returning; raises ReviewStoreError-like errors."""
+        if not self.active:
+            raise RuntimeError(self.error or "No review case is open.")
+        try:
+            self._case.record_decision(
+                path, image_hash, reviewed_id=reviewed_id, flagged=flagged, comment=comment, user=self.user
+            )
+        except Exception as exc:
+            from review.store import ReviewInputError
+
+            if not isinstance(exc, ReviewInputError) and self.signed_by() is None:
+                self.error = f"Decisions can no longer be saved: {exc}"
+            raise
+
+    def signed_by(self) -> tuple[str, str] | None:
+        if self._case is None:
+            return None
+        try:
+            return self._case.signed_by()
+        except Exception:  # noqa: BLE001
+            return None
+
+    def can_sign(self, hashes: list[str]) -> tuple[bool, str]:
+        if self._case is None:
+            return False, self.error or "No review case is open."
+        return self._case.can_sign(hashes, {UNIDENTIFIED_ID})
+
+    def sign(self, hashes: list[str]) -> None:
+        self._case.sign(self.user, hashes, {UNIDENTIFIED_ID})
+
+    def reopen(self, reason: str) -> None:
+        self._case.reopen(self.user, reason)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self._store = self._case = None

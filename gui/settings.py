@@ -1,0 +1,85 @@
+"""What the app remembers between runs (QSettings): model, overlay opacity, threshold, window
+geometry and recent folders. Typed accessors so a corrupt or old value falls back to a default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+from gui.calls import DEFAULT_THRESHOLD
+
+MAX_RECENT = 10
+
+
+class AppSettings:
+    def __init__(self, settings: QSettings | None = None) -> None:
+        self.q = settings if settings is not None else QSettings("HemaLens", "HemaLens")
+
+    def _float(self, key: str, default: float, lo: float, hi: float) -> float:
+        try:
+            value = float(self.q.value(key, default))
+        except (TypeError, ValueError):
+            return default
+        return value if lo <= value <= hi else default
+
+    # model
+    def model_path(self) -> Path | None:
+        value = self.q.value("model/path", "")
+        return Path(str(value)) if value else None
+
+    def set_model_path(self, path: Path) -> None:
+        self.q.setValue("model/path", str(path))
+
+    # overlay and threshold
+    def opacity(self) -> float:
+        return self._float("view/opacity", 0.45, 0.0, 1.0)
+
+    def set_opacity(self, value: float) -> None:
+        self.q.setValue("view/opacity", float(value))
+
+    def heatmap_visible(self) -> bool:
+        return str(self.q.value("view/heatmap", "true")).lower() in ("true", "1")
+
+    def set_heatmap_visible(self, visible: bool) -> None:
+        self.q.setValue("view/heatmap", bool(visible))
+
+    def threshold(self) -> float:
+        return self._float("review/threshold", DEFAULT_THRESHOLD, 0.0, 1.0)
+
+    def set_threshold(self, value: float) -> None:
+        self.q.setValue("review/threshold", float(value))
+
+    def auto_advance(self) -> bool:
+        return str(self.q.value("review/auto_advance", "true")).lower() in ("true", "1")
+
+    def set_auto_advance(self, value: bool) -> None:
+        self.q.setValue("review/auto_advance", bool(value))
+
+    # window
+    def geometry(self) -> QByteArray | None:
+        value = self.q.value("window/geometry")
+        return value if isinstance(value, QByteArray) else None
+
+    def window_state(self) -> QByteArray | None:
+        value = self.q.value("window/state")
+        return value if isinstance(value, QByteArray) else None
+
+    def set_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.q.setValue("window/geometry", geometry)
+        self.q.setValue("window/state", state)
+
+    # recent
+    def recent(self) -> list[str]:
+        value = self.q.value("recent/paths", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or []) if v][:MAX_RECENT]
+
+    def add_recent(self, path: Path) -> list[str]:
+        items = [str(path), *[p for p in self.recent() if p != str(path)]][:MAX_RECENT]
+        self.q.setValue("recent/paths", items)
+        return items
+
+    def clear_recent(self) -> None:
+        self.q.setValue("recent/paths", [])

@@ -1,0 +1,127 @@
+"""Lazy thumbnails: decoded off the GUI thread, newest request first, kept in a bounded cache.
+
+Views ask for a thumbnail only when they paint a row; scrolling fast through 10,000 images
+queues many requests, so the newest (what is on screen now) are served first and the queue is
+capped, dropping the oldest.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QSize, Qt, QThread, Signal
+from PySide6.QtGui import QIcon, QImage, QImageReader, QPixmap
+
+from gui.qimage import rgb_to_qimage
+
+THUMB_SIZE = 96
+MAX_PENDING = 256
+CACHE_SIZE = 3000
+
+
+def read_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
+    """Decode a small version of an image: Qt's scaled decode first, the core loader as fallback."""
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    full = reader.size()
+    if full.isValid() and full.width() > 0 and full.height() > 0:
+        scale = size / max(full.width(), full.height())
+        if scale < 1.0:
+            reader.setScaledSize(QSize(max(1, round(full.width() * scale)), max(1, round(full.height() * scale))))
+    image = reader.read()
+    if not image.isNull():
+        image = image.convertToFormat(QImage.Format.Format_RGB888)
+        if max(image.width(), image.height()) > size:
+            image = image.scaled(
+                size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
+        return image
+    import cv2
+
+    from inference.images import load_image  # formats Qt cannot read (16-bit TIFF pages, CMYK, ...)
+
+    rgb = load_image(path).rgb
+    h, w = rgb.shape[:2]
+    scale = min(1.0, size / max(h, w))
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return rgb_to_qimage(np.ascontiguousarray(small))
+
+
+class _ThumbnailThread(QThread):
+    def __init__(self, loader: ThumbnailLoader) -> None:
+        super().__init__()
+        self._loader = loader
+
+    def run(self) -> None:
+        self._loader._serve()
+
+
+class ThumbnailLoader(QObject):
+    """Thumbnail cache with one background decoder thread; emits ``ready(path)`` as each arrives."""
+
+    ready = Signal(object)  # Path
+    _delivered = Signal(object, object)  # Path, QImage | None (from the decoder thread)
+
+    def __init__(self, size: int = THUMB_SIZE, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.size = size
+        self._cache: OrderedDict[Path, QIcon | None] = OrderedDict()
+        self._pending: deque[Path] = deque()
+        self._queued: set[Path] = set()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._delivered.connect(self._store)
+        self._thread = _ThumbnailThread(self)
+        self._thread.start(QThread.Priority.LowPriority)
+
+    def get(self, path: Path) -> QIcon | None:
+        """The cached thumbnail as an icon (views scale it to their icon size), or None now and
+        ``ready(path)`` later."""
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        with self._cond:
+            if path not in self._queued:
+                self._queued.add(path)
+                self._pending.append(path)
+                while len(self._pending) > MAX_PENDING:
+                    self._queued.discard(self._pending.popleft())
+                self._cond.notify()
+        return None
+
+    def clear(self) -> None:
+        with self._cond:
+            self._pending.clear()
+            self._queued.clear()
+        self._cache.clear()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.wait(5000)
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                path = self._pending.pop()  # newest first: what is on screen now
+            try:
+                image: QImage | None = read_thumbnail(path, self.size)
+            except Exception:  # noqa: BLE001 - an unreadable file gets no thumbnail; its row shows the error
+                image = None
+            self._delivered.emit(path, image)
+
+    def _store(self, path: Path, image: QImage | None) -> None:
+        with self._cond:
+            self._queued.discard(path)
+        self._cache[path] = None if image is None else QIcon(QPixmap.fromImage(image))
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        self.ready.emit(path)

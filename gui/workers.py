@@ -1,0 +1,228 @@
+"""Background workers: the batch classifier and the detail loader, each living on its own QThread.
+
+ONNX Runtime sessions are created here, on a worker thread, never on the GUI thread; ORT releases
+the GIL while it runs, so the window keeps painting. The batch worker checks a per-job
+cancellation flag between images and sends results in small bundles (at most ~10 per second)
+so that a fast model cannot flood the GUI thread with signals.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtGui import QImage
+
+from gui.items import ItemResult, ModelInfo
+from gui.qimage import colorize_heatmap, rgb_to_qimage
+
+EMIT_INTERVAL_S = 0.1
+
+
+def load_model_info(path: Path) -> ModelInfo:
+    """Create the ONNX Runtime session (call only from a worker thread)."""
+    from inference.session import ModelSession
+
+    session = ModelSession.load(path)
+    return ModelInfo(
+        path=Path(session.path),
+        spec=session.spec,
+        sha256=session.sha256,
+        cam_method=session.cam_method,
+        providers=tuple(session.providers),
+        session=session,
+    )
+
+
+@dataclass
+class BatchJob:
+    """One run over the open set. ``paths`` None means: list ``sources`` first (recursively)."""
+
+    job_id: int
+    model: ModelInfo | None
+    sources: list[Path]
+    paths: list[Path] | None = None
+    skip_rows: frozenset[int] = frozenset()
+    recorder: Any = None  # gui.review_bridge.PredictionRecorder or None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class BatchWorker(QObject):
+    """Loads models and classifies the open set, one image at a time, on its own thread."""
+
+    modelLoaded = Signal(int, object)  # request id, ModelInfo
+    modelFailed = Signal(int, str)  # request id, message
+    listed = Signal(int, object)  # job id, list[Path]
+    results = Signal(int, object)  # job id, list[ItemResult]
+    progress = Signal(int, int, int)  # job id, done, total
+    finished = Signal(int, bool, str)  # job id, cancelled, message (empty when fine)
+
+    @Slot(int, object)
+    def load_model(self, request_id: int, path: Path) -> None:
+        try:
+            info = load_model_info(Path(path))
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a dead thread
+            self.modelFailed.emit(request_id, str(exc) or exc.__class__.__name__)
+            return
+        self.modelLoaded.emit(request_id, info)
+
+    @Slot(object)
+    def run(self, job: BatchJob) -> None:
+        try:
+            self._run(job)
+        except Exception as exc:  # noqa: BLE001
+            self.finished.emit(job.job_id, job.cancel.is_set(), f"Batch stopped: {exc}")
+
+    def _run(self, job: BatchJob) -> None:
+        from inference.images import load_image
+
+        if job.cancel.is_set():
+            self.finished.emit(job.job_id, True, "")
+            return
+        if job.paths is None:
+            from inference.batch import iter_image_paths
+
+            paths = list(iter_image_paths(job.sources, recursive=True))
+            self.listed.emit(job.job_id, paths)
+        else:
+            paths = job.paths
+        if job.model is None:
+            self.finished.emit(job.job_id, False, "No model is loaded: the images are listed but not classified.")
+            return
+        todo = [i for i in range(len(paths)) if i not in job.skip_rows]
+        total = len(todo)
+        self.progress.emit(job.job_id, 0, total)
+        session = job.model.session
+        recorder = job.recorder.open_in_thread() if job.recorder is not None else None
+        message = ""
+        buffer: list[ItemResult] = []
+        last_emit = time.monotonic()
+        done = 0
+        try:
+            for row in todo:
+                if job.cancel.is_set():
+                    break
+                path = paths[row]
+                result = self._classify_one(row, path, session, job.model, recorder, load_image)
+                buffer.append(result)
+                done += 1
+                now = time.monotonic()
+                if now - last_emit >= EMIT_INTERVAL_S:
+                    self.results.emit(job.job_id, buffer)
+                    self.progress.emit(job.job_id, done, total)
+                    buffer, last_emit = [], now
+        finally:
+            if recorder is not None:
+                message = recorder.close() or ""
+        if buffer:
+            self.results.emit(job.job_id, buffer)
+        self.progress.emit(job.job_id, done, total)
+        self.finished.emit(job.job_id, job.cancel.is_set(), message)
+
+    @staticmethod
+    def _classify_one(row: int, path: Path, session: Any, model: ModelInfo, recorder: Any, load_image) -> ItemResult:
+        image_hash = None
+        try:
+            if recorder is not None:
+                image_hash = recorder.hash_file(path)
+                cached = recorder.cached(image_hash, model)
+                if cached is not None:
+                    return ItemResult(row, path, image_hash, cached, None, (), cached=True)
+            loaded = load_image(path)
+            prediction = session.predict(loaded.rgb)
+            probs = np.asarray(prediction.probabilities, dtype=np.float32).copy()
+            notes = tuple(dict.fromkeys((*loaded.notes, *prediction.notes)))
+            if recorder is not None and image_hash is not None:
+                recorder.record(path, image_hash, model, probs)
+            return ItemResult(row, path, image_hash, probs, None, notes)
+        except Exception as exc:  # noqa: BLE001 - one bad image is one row's error, the batch goes on
+            return ItemResult(row, path, image_hash, None, str(exc) or exc.__class__.__name__)
+
+
+@dataclass(frozen=True)
+class DetailRequest:
+    token: int
+    path: Path
+    model: ModelInfo | None
+    class_index: int | None = None
+    colormap: str = "jet"
+
+
+@dataclass(frozen=True)
+class HeatmapRequest:
+    token: int
+    prediction: Any
+    class_index: int
+    colormap: str = "jet"
+
+
+@dataclass(frozen=True)
+class DetailResult:
+    """Everything the image view and probability panel need for the image on screen."""
+
+    token: int
+    path: Path
+    image: QImage | None = None
+    prediction: Any = None
+    heatmap: QImage | None = None
+    class_index: int | None = None
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+    heatmap_only: bool = False  # a class switch on the image already on screen
+
+
+class DetailWorker(QObject):
+    """Loads the image on screen at full size, predicts it and colours its heatmap, off the GUI thread.
+
+    Requests superseded while waiting (the user moved on) are skipped: only ``latest_token`` is served.
+    """
+
+    ready = Signal(object)  # DetailResult
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latest_token = 0
+
+    @Slot(object)
+    def load(self, req: DetailRequest) -> None:
+        if req.token != self.latest_token:
+            return
+        from inference.images import load_image
+
+        try:
+            loaded = load_image(req.path)
+        except Exception as exc:  # noqa: BLE001
+            self.ready.emit(DetailResult(req.token, req.path, error=str(exc)))
+            return
+        image = rgb_to_qimage(loaded.rgb)
+        if req.model is None or req.model.session is None or req.token != self.latest_token:
+            self.ready.emit(DetailResult(req.token, req.path, image=image, notes=loaded.notes))
+            return
+        try:
+            prediction = req.model.session.predict(loaded.rgb)
+        except Exception as exc:  # noqa: BLE001
+            self.ready.emit(DetailResult(req.token, req.path, image=image, notes=loaded.notes, error=str(exc)))
+            return
+        index = prediction.top_index if req.class_index is None else req.class_index
+        heat = self._heatmap_image(prediction, index, req.colormap)
+        notes = tuple(dict.fromkeys((*loaded.notes, *prediction.notes)))
+        self.ready.emit(DetailResult(req.token, req.path, image, prediction, heat, index, notes))
+
+    @Slot(object)
+    def heatmap(self, req: HeatmapRequest) -> None:
+        if req.token != self.latest_token:
+            return
+        heat = self._heatmap_image(req.prediction, req.class_index, req.colormap)
+        self.ready.emit(DetailResult(req.token, Path(), None, req.prediction, heat, req.class_index, heatmap_only=True))
+
+    @staticmethod
+    def _heatmap_image(prediction: Any, class_index: int, colormap: str) -> QImage | None:
+        cam = prediction.heatmap(class_index)
+        if cam is None:
+            return None
+        return rgb_to_qimage(colorize_heatmap(np.asarray(cam, dtype=np.float32), colormap))
