@@ -93,12 +93,20 @@ def write_tensor(resized: np.ndarray, spec: InputSpec, out: np.ndarray, mul: np.
 
     ``mean``/``std`` are in the tensor's channel order (``color_order``).
     """
-    src = resized[:, :, ::-1] if spec.color_order == "BGR" else resized
     if spec.layout == "NCHW":
+        # Split into contiguous planes, then one fused scale+offset per plane straight into the tensor:
+        # about twice as fast as strided numpy on a 224x224 image.
+        planes = cv2.split(np.ascontiguousarray(resized))
+        if spec.color_order == "BGR":
+            planes = planes[::-1]
         for c in range(3):
-            np.multiply(src[:, :, c], mul[c], out=out[c], casting="unsafe")
-            out[c] += add[c]
+            target = out[c]
+            result = cv2.addWeighted(planes[c], float(mul[c]), planes[c], 0.0, float(add[c]), dst=target,
+                                     dtype=cv2.CV_32F)
+            if not np.shares_memory(result, target):  # OpenCV reallocated: copy back
+                target[...] = result
     else:
+        src = resized[:, :, ::-1] if spec.color_order == "BGR" else resized
         np.multiply(src, mul, out=out, casting="unsafe")
         out += add
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-MAX_SIDE = 256
+MAX_SIDE = 160
 DARK_MEAN = 35.0
 SATURATED_FRACTION = 0.6
 BLUR_VARIANCE = 4.0
