@@ -1,0 +1,215 @@
+"""The PDF case report: it opens, has the expected pages, and each page says what it should.
+
+Uses a tiny real ONNX model (tests/model_factory.py) and generated images, classified through
+inference.session.ModelSession exactly as the app does, so heatmap thumbnails are real.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pypdf  # dev dependency: reads the PDFs back
+import pytest
+from PIL import Image
+
+from hemalens import RESEARCH_USE_STATEMENT
+from hemalens.cli import main as hemalens_main
+from review.report import build_report, differential
+from review.store import ReviewStore, file_sha256
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = ["Benign", "Pre-B", "Pro-B"]
+
+
+def _make_images(folder: Path, n: int) -> list[Path]:
+    rng = np.random.default_rng(7)
+    paths = []
+    for i in range(n):
+        rgb = (rng.random((48 + 8 * i, 64, 3)) * 255).astype(np.uint8)
+        rgb[10:30, 10 + 3 * i : 30 + 3 * i] = (120, 40, 160)  # a "cell" that moves from image to image
+        path = folder / f"cell_{i:02d}.png"
+        Image.fromarray(rgb).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def reviewed_case(tmp_path_factory: pytest.TempPathFactory):
+    """A case of 5 classified images, all reviewed, 2 flagged (one corrected), signed."""
+    from inference.images import load_image
+    from inference.session import ModelSession
+    from tests.model_factory import make_classifier
+
+    root = tmp_path_factory.mktemp("pdfcase")
+    folder = root / "smear 7"
+    folder.mkdir()
+    paths = _make_images(folder, 5)
+    model_path = make_classifier(root / "tiny.onnx", num_classes=3, size=32, labels=LABELS)
+    session = ModelSession.load(model_path)
+    ids = [c.id for c in session.spec.classes]
+    db = root / "reviews.sqlite3"
+    with ReviewStore.open(db) as store:
+        case = store.open_case(folder)
+        for i, path in enumerate(paths):
+            h = file_sha256(path)
+            pred = session.predict(load_image(path).rgb)
+            case.record_prediction(
+                path,
+                h,
+                model_name=session.spec.name,
+                model_version=session.spec.version,
+                model_sha256=session.sha256,
+                predicted_id=pred.top_class_id,
+                probabilities={c: float(p) for c, p in zip(ids, pred.probabilities, strict=True)},
+            )
+            other = ids[(ids.index(pred.top_class_id) + 1) % 3]
+            reviewed = other if i == 1 else pred.top_class_id
+            case.record_decision(
+                path, h, reviewed_id=reviewed, flagged=i in (1, 3), comment=f"comment for cell {i}", user="tech1"
+            )
+        case.sign("Dr. Signer")
+        case_id = case.id
+    return {"root": root, "folder": folder, "db": db, "model": model_path, "session": session, "case_id": case_id}
+
+
+def _pages(pdf: Path) -> list[str]:
+    reader = pypdf.PdfReader(str(pdf))
+    return [page.extract_text() or "" for page in reader.pages]
+
+
+def _flat(text: str) -> str:
+    """Whitespace collapsed and ligatures (Qt sets "fl", "fi" as one glyph) spelled out."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def _write(case_info: dict, out: Path, *, thumbs: bool = True) -> Path:
+    from gui.report_pdf import ModelCardSummary, heatmap_thumbnails, write_pdf
+
+    with ReviewStore.open(case_info["db"]) as store:
+        report = build_report(store.get_case(case_info["case_id"]))
+    session = case_info["session"]
+    thumbnails = heatmap_thumbnails(report.flagged_rows, session) if thumbs else {}
+    return write_pdf(report, out, thumbnails=thumbnails, model_cards=[ModelCardSummary.from_session(session)])
+
+
+def test_pdf_has_summary_flagged_and_model_card_pages(reviewed_case, tmp_path: Path) -> None:
+    pdf = _write(reviewed_case, tmp_path / "report.pdf")
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    pages = [_flat(p) for p in _pages(pdf)]
+    assert len(pages) == 3
+    summary, flagged, card = pages
+    assert "HemaLens case report" in summary
+    assert "Signed by Dr. Signer" in summary
+    assert "Differential count" in summary and "Total" in summary
+    assert "Images 5" in summary and "Reviewed 5 of 5" in summary
+    assert "Changed by the reviewer 1" in summary and "Flagged for a second look 2" in summary
+    assert _flat(RESEARCH_USE_STATEMENT) in summary
+    assert "Flagged cells (2)" in flagged
+    assert "cell_01.png" in flagged and "cell_03.png" in flagged and "cell_00.png" not in flagged
+    assert "comment for cell 1" in flagged and "comment for cell 3" in flagged
+    assert "grad-cam for" in flagged.lower()
+    assert "Model card summary" in card and "Tiny" in card and reviewed_case["session"].sha256 in card
+    assert "Benign, Pre-B, Pro-B" in card
+    for n, page in enumerate(pages, start=1):
+        assert f"Page {n} of 3" in page and "case #" in page and "signed by Dr. Signer" in page
+
+
+def test_flagged_page_embeds_one_distinct_heatmap_per_flagged_cell(reviewed_case, tmp_path: Path) -> None:
+    pdf = _write(reviewed_case, tmp_path / "report.pdf")
+    page = pypdf.PdfReader(str(pdf)).pages[1]
+    images = [img.data for img in page.images]
+    pictures = [d for d in images if Image.open(io.BytesIO(d)).size[1] > 20]  # the 10 px legend excluded
+    assert len(pictures) == 2
+    assert pictures[0] != pictures[1]
+
+
+def test_differential_rows_name_the_classes(reviewed_case, tmp_path: Path) -> None:
+    summary = _flat(_pages(_write(reviewed_case, tmp_path / "r.pdf", thumbs=False))[0])
+    with ReviewStore.open(reviewed_case["db"]) as store:
+        report = build_report(store.get_case(reviewed_case["case_id"]))
+    names = {c.id: c.name for c in reviewed_case["session"].spec.classes}
+    rows = differential(report)
+    assert [r[0] for r in rows] == list(names)
+    for class_id, pre, pre_pct, post, post_pct in rows:
+        assert f"{names[class_id]} {pre} {pre_pct:.1f}% {post} {post_pct:.1f}%" in summary
+
+
+def test_unsigned_case_without_flags_is_a_marked_draft(tmp_path: Path) -> None:
+    from gui.report_pdf import write_pdf
+
+    folder = tmp_path / "case"
+    folder.mkdir()
+    (path,) = _make_images(folder, 1)
+    with ReviewStore.open(tmp_path / "db.sqlite3") as store:
+        case = store.open_case(folder)
+        case.record_decision(path, file_sha256(path), reviewed_id="benign", flagged=False, user="t")
+        pdf = write_pdf(build_report(case), tmp_path / "draft.pdf")
+    pages = [_flat(p) for p in _pages(pdf)]
+    assert len(pages) == 3
+    assert "DRAFT" in pages[0] and "Not signed" in pages[0]
+    assert "No cells were flagged" in pages[1]
+    assert "No model predictions were recorded" in pages[2] or "not available" in pages[2]
+
+
+def test_thumbnails_refuse_changed_or_missing_images_and_other_models(reviewed_case, tmp_path: Path) -> None:
+    from gui.report_pdf import heatmap_thumbnails
+
+    with ReviewStore.open(reviewed_case["db"]) as store:
+        rows = list(build_report(store.get_case(reviewed_case["case_id"])).flagged_rows)
+    good = heatmap_thumbnails(rows[:1], reviewed_case["session"])[rows[0].image_sha256]
+    assert good.rgb is not None and good.rgb.dtype == np.uint8 and max(good.rgb.shape[:2]) <= 200
+    assert good.caption.startswith("grad-cam for")
+    no_model = heatmap_thumbnails(rows[:1], None)[rows[0].image_sha256]
+    assert no_model.rgb is not None and "model file is not available" in no_model.caption
+    changed = Path(rows[0].path).read_bytes()
+    copy = tmp_path / "changed.png"
+    copy.write_bytes(changed + b"extra")
+    moved = rows[0].__class__(**{**rows[0].__dict__, "path": str(copy)})
+    assert "changed since review" in heatmap_thumbnails([moved], reviewed_case["session"])[moved.image_sha256].caption
+    gone = rows[0].__class__(**{**rows[0].__dict__, "path": str(tmp_path / "gone.png")})
+    missing = heatmap_thumbnails([gone], reviewed_case["session"])[gone.image_sha256]
+    assert missing.rgb is None and "not available" in missing.caption
+
+
+def test_cli_writes_all_three_by_folder_and_by_case_number(reviewed_case, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    db, folder = str(reviewed_case["db"]), str(reviewed_case["folder"])
+    rc = hemalens_main(
+        ["report", folder, "--db", db, "--model", str(reviewed_case["model"]),
+         "--pdf", str(out / "r.pdf"), "--csv", str(out / "r.csv"), "--json", str(out / "r.json")]
+    )  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    assert "signed by Dr. Signer" in capsys.readouterr().out
+    assert len(_pages(out / "r.pdf")) == 3
+    assert "grad-cam for" in _flat(_pages(out / "r.pdf")[1]).lower()
+    assert (out / "r.csv").read_text(encoding="utf-8-sig").count("\n") == 6
+    assert hemalens_main(["report", str(reviewed_case["case_id"]), "--db", db, "--json", str(out / "n.json")]) == 0
+
+
+def test_cli_errors_are_clear(reviewed_case, tmp_path: Path, capsys) -> None:
+    db = str(reviewed_case["db"])
+    assert hemalens_main(["report", str(tmp_path), "--db", db, "--pdf", str(tmp_path / "x.pdf")]) == 1
+    assert "No review case for" in capsys.readouterr().err
+    assert hemalens_main(["report", "999", "--db", db, "--csv", str(tmp_path / "x.csv")]) == 1
+    assert "no review case with id 999" in capsys.readouterr().err
+    assert hemalens_main(["report", "1", "--db", str(tmp_path / "none.sqlite3"), "--csv", "x.csv"]) == 1
+    assert "no review database" in capsys.readouterr().err
+    assert hemalens_main(["report", "1", "--db", db]) == 2
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_cli_runs_headless_without_qt_platform_set(reviewed_case, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+    done = subprocess.run(
+        [sys.executable, "-m", "hemalens", "report", str(reviewed_case["folder"]), "--db", str(reviewed_case["db"]),
+         "--no-heatmaps", "--pdf", str(tmp_path / "h.pdf")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(_pages(tmp_path / "h.pdf")) == 3
