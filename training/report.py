@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from inference.contract import METADATA_KEY, spec_from_metadata
+from inference.cli_evaluate import match_folders
+from inference.contract import METADATA_KEY, ClassLabel, spec_from_metadata
 from inference.images import load_image
 from inference.overlay import render_overlay
 from inference.session import ModelSession
@@ -78,12 +80,12 @@ def cam_grid(model_path: Path, data: Path, out_png: Path, per_class: int = 6, ti
     """
     session = ModelSession.load(model_path, threads=2)
     folder = labelled_folder(data, "test")
-    ids = [c.id for c in session.spec.classes]
+    index = match_folders(list(folder), [c.id for c in session.spec.classes], session.spec.labels, {})
     rows = []
     on_cell = []
     for cls, paths in folder.items():
         picks = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, per_class)]
-        label_index = ids.index(cls.replace("-", "_").lower())
+        label_index = index[cls]
         tiles = []
         for p in picks:
             rgb = load_image(p).rgb
@@ -115,13 +117,22 @@ def cam_grid(model_path: Path, data: Path, out_png: Path, per_class: int = 6, ti
             "tiles": len(on_cell)}
 
 
-def update_provenance(model_path: Path, **changes: Any) -> None:
-    """Rewrite the HemaLens metadata's provenance in place (the graph is untouched)."""
+def update_metadata(model_path: Path, class_ids: list[str] | None = None, **changes: Any) -> None:
+    """Rewrite the HemaLens metadata in place (the graph is untouched): provenance fields, and class ids.
+
+    The exporter derives ids from display names ("Immature granulocyte" -> "immature_granulocyte");
+    we set them to the data set's folder names ("ig") so `hemalens evaluate` matches those folders
+    without a --map, and review records keep the short, stable id.
+    """
     model = onnx.load(str(model_path))
     props = {p.key: p.value for p in model.metadata_props}
     spec = spec_from_metadata(props)
     assert spec is not None, f"{model_path} has no HemaLens metadata"
     spec = spec.with_provenance(**changes)
+    if class_ids is not None:
+        assert len(class_ids) == len(spec.classes)
+        spec = replace(spec, classes=tuple(ClassLabel(id=i, name=c.name)
+                                           for i, c in zip(class_ids, spec.classes, strict=True)))
     for p in model.metadata_props:
         if p.key == METADATA_KEY:
             p.value = spec.to_json()

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inference.cli_evaluate import match_folders
 from inference.images import load_image
 from inference.metrics import evaluate_predictions
 from inference.session import ModelSession
@@ -87,12 +88,10 @@ def robustness(model_path: Path, data: Path, split: str = "test") -> dict[str, d
     """{transform: {accuracy, balanced_accuracy, ece}} on the block-split test images."""
     session = ModelSession.load(model_path, threads=2)
     folder = labelled_folder(data, split)
-    names = [c.id for c in session.spec.classes]
-    slug = {n.replace("-", "_").lower(): i for i, n in enumerate(names)}
+    index = match_folders(list(folder), [c.id for c in session.spec.classes], session.spec.labels, {})
     items = []
     for cls, paths in folder.items():
-        idx = slug[cls.replace("-", "_").lower()]
-        items += [(load_image(p).rgb, idx) for p in paths]
+        items += [(load_image(p).rgb, index[cls]) for p in paths]
     labels = np.array([y for _, y in items])
     out: dict[str, dict[str, float]] = {}
     for name, fn in TRANSFORMS.items():

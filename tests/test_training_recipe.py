@@ -1,0 +1,66 @@
+"""The training recipe's pieces (no training run): augmentation, calibration, network, split use."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training is an optional extra (pip install torch==2.13.0)")
+
+from training.augment import augment_batch, dihedral, stain_jitter  # noqa: E402
+from training.calibration import fit_temperature, nll  # noqa: E402
+from training.model import SmearNet, count_parameters  # noqa: E402
+
+
+def _batch(seed: int = 0, n: int = 6, size: int = 32) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, size, size, generator=g) * 0.6 + 0.2
+
+
+def test_augmentation_is_seeded_in_range_and_changes_images() -> None:
+    x = _batch()
+    a = augment_batch(x, torch.Generator().manual_seed(7))
+    b = augment_batch(x, torch.Generator().manual_seed(7))
+    c = augment_batch(x, torch.Generator().manual_seed(8))
+    assert a.shape == x.shape and torch.equal(a, b)
+    assert not torch.allclose(a, c)
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+
+
+def test_dihedral_only_permutes_pixels() -> None:
+    x = _batch(n=16)
+    y = dihedral(x, torch.Generator().manual_seed(1))
+    for i in range(16):
+        assert torch.allclose(torch.sort(x[i].flatten()).values, torch.sort(y[i].flatten()).values)
+
+
+def test_stain_jitter_keeps_white_background_white() -> None:
+    x = torch.ones(4, 3, 8, 8)
+    y = stain_jitter(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(y, x, atol=1e-6)  # zero optical density stays zero whatever the stain matrix
+
+
+def test_temperature_fit_recovers_known_temperature() -> None:
+    rng = np.random.default_rng(0)
+    true_t = 2.5
+    logits = rng.normal(size=(4000, 4)) * 4.0
+    z = logits / true_t
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    labels = np.array([rng.choice(4, p=row) for row in p])
+    t = fit_temperature(logits, labels)
+    assert abs(t - true_t) < 0.25
+    assert nll(logits, labels, t) <= nll(logits, labels, 1.0)
+    assert math.isfinite(t)
+
+
+def test_network_shapes_and_size_budget() -> None:
+    model = SmearNet(8).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, 3, 128, 128))
+        feats = model.features(torch.zeros(1, 3, 128, 128))
+    assert out.shape == (2, 8)
+    assert feats.shape[-2:] == (8, 8)  # the Grad-CAM map
+    assert count_parameters(model) * 4 < 20e6  # float32 weights under the 20 MB budget

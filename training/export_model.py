@@ -1,0 +1,204 @@
+"""Export a trained checkpoint to assets/models and measure it: `python -m training.export_model all4|aml|pbc`.
+
+Steps, all on the exported ONNX file through the runtime: export via export.pytorch (Grad-CAM outputs,
+verified against PyTorch), `hemalens evaluate` figures on the held-out test block, the simulated
+cross-lab robustness table, latency on 2 CPU threads, a Grad-CAM overlay grid; then the figures are
+written into the model's metadata (provenance) and into its markdown card. The card's "what we saw
+in the heatmaps" paragraph is read from training/cards/<model>.md (written by a person after looking
+at the grid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from inference.cli_evaluate import evaluate_folder
+from inference.session import ModelSession
+from inference.splits import SPLIT_DESCRIPTION, labelled_folder, split_fingerprint
+from training.data import load_split
+from training.model import SmearNet, count_parameters
+from training.report import cam_grid, measure_latency, update_metadata, write_card, write_json
+from training.robustness import robustness
+from training.train import CONFIGS, DATA_ROOT, RUNS
+
+REPO = Path(__file__).resolve().parents[1]
+ASSETS = REPO / "assets" / "models"
+CARDS = Path(__file__).resolve().parent / "cards"
+VERSION = "1.0.0"
+
+INTENDED_USE = ("Screening aid for research, not a diagnosis: it suggests a class and shows where it looked; "
+                "a qualified person reviews every image.")
+
+DATASETS: dict[str, dict[str, str]] = {
+    "all4": {
+        "name": "ALL subtypes",
+        "description": "Acute lymphoblastic leukaemia screen on whole peripheral-blood smear fields: benign "
+                       "(haematogones) vs the B-ALL subtypes Early Pre-B, Pre-B and Pro-B.",
+        "training_data": "ALL image dataset (Taleqani Hospital, Tehran): 2,733 224x224 JPEG smear fields in "
+                         "4 classes after removing 40 duplicate pairs (Kaggle 'mehradaria/leukemia').",
+        "citation": "Ghaderzadeh M, Aria M, Hosseini A, Asadi F, Bashash D, Abolghasemi H. A fast and efficient "
+                    "CNN model for B-ALL diagnosis and its subtypes classification using peripheral blood smear "
+                    "images. International Journal of Intelligent Systems 37:5113-5133 (2022). Aria M, "
+                    "Ghaderzadeh M, Bashash D, Abolghasemi H, Asadi F, Hosseini A. Acute Lymphoblastic Leukemia "
+                    "(ALL) image dataset. Kaggle (2021), doi:10.34740/KAGGLE/DSV/2175623.",
+        "license": "Model: MIT (HemaLens). Training images: as stated on the Kaggle dataset page (not "
+                   "redistributed here); check it before commercial use.",
+        "limitations": "One hospital, one staining protocol and one camera. No patient identifiers, so the split "
+                       "is by file-number blocks, not by patient: images of one patient may sit in both train and "
+                       "test. Whole-field images: the model sees every cell in the field, and classes are defined "
+                       "per image, not per cell. Some fields carry a scale bar. Not validated on other labs.",
+    },
+    "pbc": {
+        "name": "Blood cell types",
+        "description": "Normal peripheral blood cell types on single-cell CellaVision crops: basophil, "
+                       "eosinophil, erythroblast, immature granulocyte, lymphocyte, monocyte, neutrophil, platelet.",
+        "training_data": "PBC dataset normal peripheral blood cells (Hospital Clinic of Barcelona, CellaVision "
+                         "DM96, May Grunwald-Giemsa): 9,326 images in 8 classes after removing 17 duplicates, "
+                         "re-encoded to a 224 px short side.",
+        "citation": "Acevedo A, Merino A, Alferez S, Molina A, Boldu L, Rodellar J. A dataset of microscopic "
+                    "peripheral blood cell images for development of automatic recognition systems. Data in "
+                    "Brief 30:105474 (2020). Mendeley Data, doi:10.17632/snkd93bnjr.1.",
+        "license": "Model: MIT (HemaLens). Training images: CC BY 4.0 (Acevedo et al.), attribution above.",
+        "limitations": "One hospital and one analyser (CellaVision DM96, one stain), individuals without "
+                       "haematological disease. Split by file-number blocks, not by patient. Immature granulocyte "
+                       "pools metamyelocytes, myelocytes and promyelocytes. Not validated on other labs: a "
+                       "different stain, camera or magnification can lower accuracy sharply.",
+    },
+    "aml": {
+        "name": "AML blast screen",
+        "description": "Binary single-cell screen: myeloblast vs segmented neutrophil (two of the 18 Munich "
+                       "AML-Cytomorphology classes).",
+        "training_data": "Munich AML-Cytomorphology_LMU (LMU Munich University Hospital, 100x oil, "
+                         "May-Grunwald-Giemsa): 800 myeloblast and 800 segmented neutrophil images, re-encoded "
+                         "to 224x224 from 400x400.",
+        "citation": "Matek C, Schwarz S, Spiekermann K, Marr C. Human-level recognition of blast cells in acute "
+                    "myeloid leukaemia with convolutional neural networks. Nature Machine Intelligence 1:538-544 "
+                    "(2019). Data: The Cancer Imaging Archive, doi:10.7937/tcia.2019.36f5o9ld.",
+        "license": "Model: MIT (HemaLens). Training images: TCIA data usage policy (CC BY 3.0 at the time of "
+                   "writing), attribution above.",
+        "limitations": "Only two cell classes: any other cell (lymphocyte, monocyte, promyelocyte, ...) will be "
+                       "forced into one of them, so it is not a general blast detector. One lab, one scanner. "
+                       "Split by file-number blocks, not by patient. Not validated on other labs.",
+    },
+}
+
+
+def load_model(model_name: str) -> tuple[SmearNet, dict[str, Any]]:
+    ckpt = torch.load(RUNS / model_name / "checkpoint.pt", map_location="cpu", weights_only=False)
+    cfg = ckpt["config"]
+    model = SmearNet(len(cfg["class_folders"]), tuple(cfg["widths"]))
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model, ckpt
+
+
+def export(model_name: str, data_root: Path) -> dict[str, Any]:
+    from export.pytorch import export_pytorch
+
+    model, ckpt = load_model(model_name)
+    cfg = ckpt["config"]
+    meta = DATASETS[model_name]
+    folders = cfg["class_folders"]
+    labels = [cfg["display_names"][f] for f in folders]
+    size = int(cfg["size"])
+    out = ASSETS / f"hemalens-{model_name}.onnx"
+    ASSETS.mkdir(parents=True, exist_ok=True)
+    val = load_split(data_root / cfg["dataset"], size, "val")
+    picks = np.linspace(0, len(val.images) - 1, 8).astype(int)
+    provenance = {
+        "training_data": meta["training_data"], "split": SPLIT_DESCRIPTION, "intended_use": INTENDED_USE,
+        "limitations": meta["limitations"], "citation": meta["citation"], "license": meta["license"],
+        "authors": "HemaLens project", "created": dt.date.today().isoformat(),
+        "source_framework": f"pytorch {torch.__version__}",
+    }
+    report = export_pytorch(
+        model, out, labels=labels, input_size=size, mean=list(ckpt["mean"]), std=list(ckpt["std"]), scale=1 / 255,
+        color_order="RGB", resize="stretch", name=meta["name"], model_id=f"hemalens-{model_name}", version=VERSION,
+        temperature=float(ckpt["temperature"]), provenance=provenance, target_layer=None,
+        description=meta["description"],
+        sample_images=[val.images[i] for i in picks],
+    )
+    ids = [f.lower().replace("-", "_") for f in folders]
+    update_metadata(out, class_ids=ids)
+    return {"path": out, "report": report, "ckpt": ckpt, "labels": labels}
+
+
+def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = None) -> None:
+    """Evaluate, stress, time and picture the shipped file; write metadata metrics and the card."""
+    out = ASSETS / f"hemalens-{model_name}.onnx"
+    _, ckpt = load_model(model_name)
+    cfg = ckpt["config"]
+    meta = DATASETS[model_name]
+    data = data_root / cfg["dataset"]
+    run_dir = RUNS / model_name
+    session = ModelSession.load(out, threads=2)
+    ev, _, errors = evaluate_folder(session, data, "test", {})
+    assert not errors, errors
+    evaluation = ev.to_dict()
+    print(json.dumps({k: evaluation[k] for k in ("n", "accuracy", "balanced_accuracy", "ece")}), flush=True)
+    rob = robustness(out, data)
+    latency = measure_latency(out)
+    print("latency", latency, flush=True)
+    png = f"hemalens-{model_name}-gradcam.png"
+    cam = cam_grid(out, data, ASSETS / png)
+    size_mb = out.stat().st_size / 1e6
+    fingerprint = split_fingerprint(labelled_folder(data, "test"))
+    metrics = {
+        **{k: evaluation[k] for k in ("n", "accuracy", "balanced_accuracy", "ece", "per_class", "confusion_matrix")},
+        "evaluated_on": f"{cfg['dataset']}/ test block ({evaluation['n']} images)",
+        "test_split_fingerprint": fingerprint,
+        "robustness": rob,
+        "latency_ms_2_threads": latency,
+        "input_size": cfg["size"],
+        "size_mb": round(size_mb, 2),
+        "gradcam_mass_on_stained_pixels": cam["heatmap_mass_on_stained_pixels"],
+    }
+    update_metadata(out, metrics=metrics)
+    write_json(run_dir / "evaluation.json", {"evaluation": evaluation, "robustness": rob, "latency": latency,
+                                             "cam": cam})
+    obs_file = CARDS / f"{model_name}.md"
+    observations = obs_file.read_text() if obs_file.exists() else "(Heatmap observations not written yet.)"
+    model = SmearNet(len(cfg["class_folders"]), tuple(cfg["widths"]))
+    facts = {
+        **meta, "id": f"hemalens-{model_name}", "temperature": ckpt["temperature"], "size_mb": size_mb,
+        "input": f"{cfg['size']}x{cfg['size']} RGB, plain resize (stretch), (pixel/255 - 0.5)/0.25",
+        "network": f"SmearNet (training/model.py): 5 conv stages, residual pairs, GAP + linear; "
+                   f"{count_parameters(model):,} parameters; Grad-CAM on the last stage "
+                   f"({cfg['size'] // 16}x{cfg['size'] // 16} map)",
+        "training": f"from scratch, {len(ckpt['history'])} epochs (best {ckpt['best_epoch']} by validation), "
+                    f"AdamW one-cycle lr {cfg['lr']}, label smoothing {cfg['label_smoothing']}, class-balanced "
+                    f"sampling, seed {cfg['seed']}, {ckpt['train_seconds'] / 60:.0f} min on 2 shared CPU cores",
+        "split": SPLIT_DESCRIPTION,
+        "intended_use": INTENDED_USE,
+        "evaluate_command": f"hemalens evaluate ../shared/data/{cfg['dataset']} --model hemalens-{model_name} "
+                            "--split test",
+        "train_command": f"python -m training.train {model_name}",
+        "export_command": f"python -m training.export_model {model_name}",
+    }
+    write_card(ASSETS / f"hemalens-{model_name}.md", title=meta["name"], model_file=out.name, facts=facts,
+               evaluation=evaluation, robustness=rob, latency=latency, cam=cam, cam_png=png,
+               observations=observations)
+    print(f"wrote {out} ({size_mb:.2f} MB), card and {png}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.export_model", description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=sorted(CONFIGS))
+    parser.add_argument("--data", type=Path, default=DATA_ROOT)
+    parser.add_argument("--measure-only", action="store_true", help="skip the export; re-measure and rewrite the card")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    exported = None if args.measure_only else export(args.model, args.data)
+    measure(args.model, args.data, exported)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
