@@ -68,3 +68,38 @@ class CamSource:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[class_index] = full
         return self._cache[class_index]
+
+
+SCORE_CAM_CHANNELS = 32
+SCORE_CAM = f"gradient-free CAM (Score-CAM, Wang et al. 2020, top {SCORE_CAM_CHANNELS} channels)"
+
+
+def score_cam_weights(
+    activations: np.ndarray,
+    image: np.ndarray,
+    to_tensor: Callable[[np.ndarray], np.ndarray],
+    class_probabilities: Callable[[np.ndarray], np.ndarray],
+    channels: int = SCORE_CAM_CHANNELS,
+) -> np.ndarray:
+    """Score-CAM channel weights for every class at once, (C, K).
+
+    Each of the most active channels is upsampled, min-max normalised and used as a mask on the
+    model-input image; the weight is how much the masked image raises each class probability over
+    a black image (Wang et al., CVPR-W 2020). Channels not evaluated get weight 0.
+    """
+    import cv2
+
+    k = activations.shape[0]
+    height, width = image.shape[:2]
+    order = np.argsort(-activations.reshape(k, -1).mean(axis=1))[: min(channels, k)]
+    masked = []
+    for ch in order:
+        m = cv2.resize(activations[ch].astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+        lo, hi = float(m.min()), float(m.max())
+        m = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+        masked.append(image * m[:, :, None])
+    baseline = class_probabilities(to_tensor(np.zeros_like(image)[None]))[0]
+    probs = class_probabilities(to_tensor(np.stack(masked)))  # (n, C)
+    weights = np.zeros((probs.shape[1], k), dtype=np.float32)
+    weights[:, order] = (probs - baseline[None, :]).T
+    return weights

@@ -106,3 +106,26 @@ def with_extra_output(model: onnx.ModelProto, tensor: str) -> onnx.ModelProto:
     if tensor not in {o.name for o in copy.graph.output}:
         copy.graph.output.append(helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None))
     return copy
+
+
+_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "HardSwish", "Sigmoid", "Elu", "Selu", "PRelu", "BatchNormalization")
+
+
+def find_last_conv_activation(model: onnx.ModelProto) -> str | None:
+    """Output of the last Conv (after its activation when one follows directly): always (N, K, h, w)."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    last = None
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            last = node.output[0]
+    if last is None:
+        return None
+    for _ in range(3):  # Conv -> BatchNormalization -> Relu
+        users = consumers.get(last, [])
+        if len(users) != 1 or users[0].op_type not in _ACTIVATIONS:
+            break
+        last = users[0].output[0]
+    return last

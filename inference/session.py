@@ -15,8 +15,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from inference.cam import GAP_CAM, GRAD_CAM, CamSource
-from inference.cam_graph import GapHead, find_gap_head, with_extra_output
+from inference.cam import GAP_CAM, GRAD_CAM, SCORE_CAM, CamSource, score_cam_weights
+from inference.cam_graph import GapHead, find_gap_head, find_last_conv_activation, with_extra_output
 from inference.contract import ModelSpec, assumed_spec
 from inference.errors import InferenceError, ModelContractError, ModelLoadError
 from inference.model_file import (
@@ -26,7 +26,7 @@ from inference.model_file import (
     read_model_file,
 )
 from inference.prediction import Prediction
-from inference.preprocess import preprocess_batch
+from inference.preprocess import normalisation, preprocess_batch
 from inference.quality import quality_notes
 
 CPU = "CPUExecutionProvider"
@@ -81,7 +81,8 @@ class ModelSession:
     """A loaded, validated model. Create with ``ModelSession.load(path)``; thread-compatible, not re-entrant."""
 
     def __init__(self, *, path: Path, spec: ModelSpec, sha256: str, session: ort.InferenceSession,
-                 cam_method: str | None, gap_head: GapHead | None, notes: list[str]) -> None:
+                 cam_method: str | None, gap_head: GapHead | None, notes: list[str],
+                 score_target: str | None = None) -> None:
         self.path = path
         self.spec = spec
         self.sha256 = sha256
@@ -99,6 +100,8 @@ class ModelSession:
             self._outputs += [spec.gradcam.activations, spec.gradcam.weights]
         elif gap_head is not None:
             self._outputs.append(gap_head.activations)
+        elif score_target is not None:
+            self._outputs.append(score_target)
         self._class_input = spec.gradcam.class_input if (spec.gradcam and cam_method == GRAD_CAM) else None
         self._labels = tuple(spec.labels)
         self._ids = tuple(c.id for c in spec.classes)
@@ -114,12 +117,17 @@ class ModelSession:
         has_external = bool(external_data_files(model, path))
 
         gap: GapHead | None = None
+        score_target: str | None = None
         runtime_model: onnx.ModelProto | None = None
         if spec is None or spec.gradcam is None:
             score_name = spec.output.name if spec else (model.graph.output[0].name if model.graph.output else "")
             gap = find_gap_head(_with_external_data(model, path) if has_external else model, score_name)
             if gap is not None:
                 runtime_model = with_extra_output(model, gap.activations)
+            else:
+                score_target = find_last_conv_activation(model)
+                if score_target is not None:
+                    runtime_model = with_extra_output(model, score_target)
 
         tried, provider_notes = choose_providers(providers)
         notes += provider_notes
@@ -129,10 +137,11 @@ class ModelSession:
         if spec is None:
             spec = _assume_spec(model, session, path)
             notes += list(spec.notes)
-        cam_method = GRAD_CAM if spec.gradcam is not None else (GAP_CAM if gap is not None else None)
+        cam_method = GRAD_CAM if spec.gradcam is not None else GAP_CAM if gap is not None else \
+            SCORE_CAM if score_target is not None else None
         _check_against_graph(spec, session, path)
         self = cls(path=path, spec=spec, sha256=sha, session=session, cam_method=cam_method, gap_head=gap,
-                   notes=notes)
+                   notes=notes, score_target=score_target if cam_method == SCORE_CAM else None)
         self._probe()
         return self
 
@@ -282,8 +291,33 @@ class ModelSession:
                 return self._run(single, class_index=c, outputs=[weights_name])[0][0, 0]
 
             return CamSource(self.cam_method, acts, geom, weights_for_class=weights_for)
+        if self.cam_method == SCORE_CAM:
+            return CamSource(self.cam_method, acts, geom, weights_for_class=self._score_cam_for(acts, tensor[i]))
         weights = outputs[2][i] if self.cam_method == GRAD_CAM else self._gap.weights  # type: ignore[union-attr]
         return CamSource(self.cam_method, acts, geom, weights=weights)
+
+    def _score_cam_for(self, acts: np.ndarray, tensor: np.ndarray):  # noqa: ANN202
+        """A per-class weight lookup that runs Score-CAM once (all classes together) on first use."""
+        spec = self.spec.input
+        mul, add = normalisation(spec)
+        planar = tensor if spec.layout == "NHWC" else tensor.transpose(1, 2, 0)
+        image = (planar - add) / mul  # back to pixel values at the model's input size, model channel order
+        cache: dict[str, np.ndarray] = {}
+
+        def to_tensor(images: np.ndarray) -> np.ndarray:
+            out = images.astype(np.float32) * mul + add
+            return np.ascontiguousarray(out if spec.layout == "NHWC" else out.transpose(0, 3, 1, 2))
+
+        def probabilities(batch: np.ndarray) -> np.ndarray:
+            parts = [self._run(batch[j:j + 16], outputs=[self.spec.output.name])[0] for j in range(0, len(batch), 16)]
+            return self.calibrate(np.concatenate(parts).reshape(len(batch), -1))
+
+        def weights_for(c: int) -> np.ndarray:
+            if "w" not in cache:
+                cache["w"] = score_cam_weights(acts, image, to_tensor, probabilities)
+            return cache["w"][c]
+
+        return weights_for
 
     def __repr__(self) -> str:
         return f"ModelSession({self.spec.name!r}, {self.path.name}, providers={self.providers})"

@@ -154,3 +154,65 @@ def test_bad_arrays_raise_typed_errors(session):
         session.predict("not an array")  # type: ignore[arg-type]
     grey = session.predict(np.full((20, 20), 100, dtype=np.uint8))
     assert grey.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def _colour_counter_model(path, size: int = 8):
+    """conv1x1 (red, blue detectors) -> relu -> flatten -> linear: no GAP head, so Score-CAM is the fallback."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from inference.contract import ClassLabel, InputSpec, ModelSpec, OutputSpec
+
+    conv_w = np.zeros((2, 3, 1, 1), np.float32)
+    conv_w[0, 0], conv_w[1, 2] = 1.0, 1.0  # ch0 = red, ch1 = blue
+    fc = np.zeros((2, 2 * size * size), np.float32)
+    fc[0, : size * size], fc[1, size * size:] = 1.0, 1.0  # class 0 counts red, class 1 counts blue
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "cw"], ["c"], kernel_shape=[1, 1]),
+         helper.make_node("Relu", ["c"], ["a"]),
+         helper.make_node("Flatten", ["a"], ["f"]),
+         helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)],
+        "colour", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+        [numpy_helper.from_array(conv_w, "cw"), numpy_helper.from_array(fc, "fc")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    spec = ModelSpec(name="colour", classes=(ClassLabel("red", "Red"), ClassLabel("blue", "Blue")),
+                     input=InputSpec(name="x", height=size, width=size), output=OutputSpec(name="y", temperature=0.1))
+    helper.set_model_props(model, {"hemalens": spec.to_json()})
+    onnx.save(model, str(path))
+    return path
+
+
+def test_score_cam_fallback_localises_the_evidence(tmp_path):
+    from inference.cam import SCORE_CAM
+
+    session = ModelSession.load(_colour_counter_model(tmp_path / "colour.onnx"))
+    assert session.cam_method == SCORE_CAM and "Score-CAM" in SCORE_CAM and "gradient-free" in SCORE_CAM
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[:, :8] = (255, 0, 0)  # red left half
+    rgb[:, 8:] = (0, 0, 255)  # blue right half
+    pred = session.predict(rgb)
+    assert pred.cam_method == SCORE_CAM
+    red, blue = pred.heatmap(0), pred.heatmap(1)
+    assert red.shape == (16, 16) and red.min() >= 0 and red.max() <= 1
+    assert red[:, :6].mean() > 0.9 and red[:, 10:].max() < 0.05
+    assert blue[:, 10:].mean() > 0.9 and blue[:, :6].max() < 0.05
+
+
+def test_model_with_no_reachable_activations_has_no_heatmap(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((3 * 4 * 4, 2), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["y"])],
+                              "linear", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "linear.onnx"))
+    session = ModelSession.load(tmp_path / "linear.onnx")
+    assert session.cam_method is None and session.spec.assumed
+    preds = session.predict_batch([_image(4, 4), _image(9, 7)])  # fixed batch 1: run one by one
+    assert all(p.heatmap() is None and p.cam_method is None for p in preds)
+    assert preds[0].probabilities.shape == (2,)
