@@ -49,6 +49,7 @@ def build_classifier_model(
     color_order: str = "RGB",
     dynamic_size: bool = False,
     batch_dim: int | str = "N",
+    class_input: bool = False,
 ) -> onnx.ModelProto:
     """Build the model in memory; see make_classifier."""
     height, width = (size, size) if isinstance(size, int) else size
@@ -82,7 +83,25 @@ def build_classifier_model(
         nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
         score = "probabilities"
     outputs = [helper.make_tensor_value_info(score, TensorProto.FLOAT, [batch_dim, num_classes])]
-    if with_gradcam:
+    if with_gradcam and class_input:
+        # Per-class variant: an int64 input names the class; weights are (N, 1, K) for that class only.
+        inputs.append(helper.make_tensor_value_info("class_index", TensorProto.INT64, [batch_dim]))
+        nodes += [
+            helper.make_node("Shape", ["activations"], ["act_shape"]),
+            helper.make_node("Gather", ["act_shape", "hw_idx"], ["act_hw"], axis=0),
+            helper.make_node("ReduceProd", ["act_hw"], ["act_area_i"], keepdims=0),
+            helper.make_node("Cast", ["act_area_i"], ["act_area"], to=TensorProto.FLOAT),
+            helper.make_node("Gather", ["fc_w", "class_index"], ["w_rows"], axis=0),  # (N, K)
+            helper.make_node("Div", ["w_rows", "act_area"], ["w_scaled"]),
+            helper.make_node("Unsqueeze", ["w_scaled", "one_axis"], ["gradcam_weights"]),
+            helper.make_node("Identity", ["activations"], ["gradcam_activations"]),
+        ]
+        inits.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "one_axis"))
+        outputs += [
+            helper.make_tensor_value_info("gradcam_activations", TensorProto.FLOAT, [batch_dim, CHANNELS, None, None]),
+            helper.make_tensor_value_info("gradcam_weights", TensorProto.FLOAT, [batch_dim, 1, CHANNELS]),
+        ]
+    elif with_gradcam:
         nodes += [
             # h*w read from the activation tensor itself, as float.
             helper.make_node("Shape", ["activations"], ["act_shape"]),
@@ -117,8 +136,8 @@ def build_classifier_model(
                             resize=resize),  # type: ignore[arg-type]
             output=OutputSpec(name=score, kind="probabilities" if softmax_output else "logits",
                               temperature=temperature),
-            gradcam=GradCamSpec("gradcam_activations", "gradcam_weights", target_layer="relu1") if with_gradcam
-            else None,
+            gradcam=GradCamSpec("gradcam_activations", "gradcam_weights", target_layer="relu1",
+                                class_input="class_index" if class_input else None) if with_gradcam else None,
         ).with_provenance(intended_use="tests only", license="MIT")
         helper.set_model_props(model, {"hemalens": spec.to_json()})
     onnx.checker.check_model(model)

@@ -216,3 +216,13 @@ def test_model_with_no_reachable_activations_has_no_heatmap(tmp_path):
     preds = session.predict_batch([_image(4, 4), _image(9, 7)])  # fixed batch 1: run one by one
     assert all(p.heatmap() is None and p.cam_method is None for p in preds)
     assert preds[0].probabilities.shape == (2,)
+
+
+def test_class_input_gradcam_matches_all_classes_variant(tmp_path, session):
+    per_class = ModelSession.load(make_classifier(tmp_path / "ci.onnx", class_input=True))
+    assert per_class.cam_method == GRAD_CAM
+    rgb = _image(36, 28, 4)
+    a, b = session.predict(rgb), per_class.predict(rgb)
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
+    for c in range(3):
+        np.testing.assert_allclose(b.heatmap(c), a.heatmap(c), atol=1e-5)
