@@ -41,7 +41,11 @@ def _find_case(store: Any, case_arg: str) -> Any:
     if folder.exists():
         case = store.find_case(folder)
         if case is None:
-            raise ReportError(f"No review case for {folder.resolve()} in {store.path}; open it in HemaLens first.")
+            known = ", ".join(f"#{c.id} {c.folder}" for c in store.list_cases()[-5:]) or "none"
+            raise ReportError(
+                f"No review case for {folder.resolve()} in {store.path}; open it in HemaLens first "
+                f"(recent cases: {known})."
+            )
         return case
     if case_arg.isdigit():
         return store.get_case(int(case_arg))

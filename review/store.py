@@ -462,7 +462,9 @@ class Case:
 
     def decisions(self) -> list[Decision]:
         """The full audit trail of this case, oldest first."""
-        predictions = {p.id: p for p in self.predictions()}
+        return self._decisions({p.id: p for p in self.predictions()})
+
+    def _decisions(self, predictions: dict[int, StoredPrediction]) -> list[Decision]:
         rows = self._store._read("SELECT * FROM decisions WHERE case_id = ? ORDER BY id", (self.id,))
         return [self._store._decision(r, predictions) for r in rows]
 
@@ -478,7 +480,7 @@ class Case:
         """Per image hash: the latest decision over the prediction it was made against."""
         predictions = self.predictions()
         by_id = {p.id: p for p in predictions}
-        decisions = self.decisions()
+        decisions = self._decisions(by_id)
         latest_pred: dict[str, StoredPrediction] = {}
         last_seen: dict[str, tuple[str, str]] = {}  # hash -> (time, path)
         for p in predictions:

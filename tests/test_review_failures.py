@@ -206,3 +206,12 @@ def test_no_stray_files_next_to_images(tmp_path: Path) -> None:
     with ReviewStore.open(tmp_path / "data" / "reviews.sqlite3") as store:
         _decide(store.open_case(folder), 1)
     assert list(folder.iterdir()) == []
+
+
+def test_a_file_that_is_not_a_database_is_refused_untouched(tmp_path: Path) -> None:
+    db = tmp_path / "reviews.sqlite3"
+    db.write_bytes(b"this is not an SQLite database, it is a stray text file" * 100)
+    before = db.read_bytes()
+    with pytest.raises(ReviewStoreError, match="Could not open the review database"):
+        ReviewStore.open(db)
+    assert db.read_bytes() == before
