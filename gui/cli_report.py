@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if not (args.pdf or args.csv or args.json):
         print("hemalens report: error: give at least one of --pdf, --csv, --json", file=sys.stderr)
         return 2
-    from review.report import ReportError, build_report, write_csv, write_json
+    from gui.report_export import export_case_report
+    from review.report import ReportError
     from review.store import ReviewStore, default_db_path
 
     db = args.db or default_db_path()
@@ -89,28 +90,23 @@ def run(args: argparse.Namespace) -> int:
             raise ReportError(f"There is no review database at {db}; nothing has been reviewed yet.")
         with ReviewStore.open(db) as store:
             case = _find_case(store, args.case)
-            report = build_report(case)
-        written = []
-        if args.csv:
-            written.append(write_csv(report, args.csv))
-        if args.json:
-            written.append(write_json(report, args.json))
-        if args.pdf:
-            from gui.report_pdf import ModelCardSummary, heatmap_thumbnails, write_pdf
-
-            sessions = _model_sessions({m.sha256 for m in report.models}, args.model)
-            thumbnails = {}
-            if not args.no_heatmaps:
-                for sha in {r.model_sha256 for r in report.flagged_rows}:
-                    rows = [r for r in report.flagged_rows if r.model_sha256 == sha]
-                    thumbnails.update(heatmap_thumbnails(rows, sessions.get(sha or "")))
-            cards = [ModelCardSummary.from_session(s) for s in sessions.values()]
-            written.append(write_pdf(report, args.pdf, thumbnails=thumbnails, model_cards=cards))
+            wanted = {p.model_sha256 for p in case.predictions()}
+            sessions = _model_sessions(wanted, args.model) if args.pdf else {}  # heatmaps and model card
+            result = export_case_report(
+                case,
+                pdf=args.pdf,
+                csv=args.csv,
+                json=args.json,
+                sessions=sessions.values(),
+                heatmaps=not args.no_heatmaps,
+            )
     except HemaLensError as exc:
         print(f"hemalens report: error: {exc}", file=sys.stderr)
         return 1
-    status = f"signed by {report.signed_by[0]}" if report.signed_by else "NOT SIGNED (draft)"
-    print(f"Case #{report.case_id} ({report.folder}): {len(report.rows)} images, {status}")
-    for path in written:
+    status = f"signed by {result.signed_by[0]}" if result.signed_by else "NOT SIGNED (draft)"
+    print(f"Case #{case.id} ({case.folder}): {result.images} images, {status}")
+    if result.missing_heatmaps:
+        print(f"note: {result.missing_heatmaps} flagged cell(s) without a heatmap (see the captions in the PDF)")
+    for path in result.written:
         print(f"wrote {path}")
     return 0

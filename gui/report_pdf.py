@@ -35,6 +35,7 @@ class Thumbnail:
 
     rgb: np.ndarray | None
     caption: str
+    has_heatmap: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,9 @@ def heatmap_thumbnails(rows: list[ReportRow], session: Any | None, *, side: int 
             continue
         label = prediction.labels[prediction.top_index if index is None else index]
         overlay = render_overlay(rgb, heat)
-        out[row.image_sha256] = Thumbnail(_fit(overlay, side), f"{session.cam_method or 'Heatmap'} for {label}")
+        out[row.image_sha256] = Thumbnail(
+            _fit(overlay, side), f"{session.cam_method or 'Heatmap'} for {label}", has_heatmap=True
+        )
     return out
 
 

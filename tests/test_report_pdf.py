@@ -213,3 +213,27 @@ def test_cli_runs_headless_without_qt_platform_set(reviewed_case, tmp_path: Path
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert len(_pages(tmp_path / "h.pdf")) == 3
+
+
+def test_export_case_report_one_call_for_the_app(reviewed_case, tmp_path: Path) -> None:
+    from gui.report_export import export_case_report
+
+    with ReviewStore.open(reviewed_case["db"]) as store:
+        case = store.get_case(reviewed_case["case_id"])
+        hashes = case.current_hashes()
+        result = export_case_report(
+            case, pdf=tmp_path / "a.pdf", json=tmp_path / "a.json", image_hashes=hashes,
+            sessions=[reviewed_case["session"]],
+        )  # fmt: skip
+        assert result.images == 5 and result.signed_by[0] == "Dr. Signer" and result.missing_heatmaps == 0
+        assert [p.name for p in result.written] == ["a.json", "a.pdf"]
+        bare = export_case_report(case, pdf=tmp_path / "b.pdf", image_hashes=hashes[:4])  # no model session given
+    assert bare.images == 4 and bare.missing_heatmaps >= 1
+    assert bare.missing_heatmaps == sum(1 for h in hashes[:4] if h in _flagged(reviewed_case))
+    card = _flat(_pages(tmp_path / "b.pdf")[2])
+    assert "model file was not available" in card
+
+
+def _flagged(case_info: dict) -> set[str]:
+    with ReviewStore.open(case_info["db"]) as store:
+        return {r.image_sha256 for r in build_report(store.get_case(case_info["case_id"])).flagged_rows}
