@@ -1,15 +1,20 @@
 """Classify a folder (or a list of files) as a generator: one result or one error per image, never a crash.
 
-Images are decoded and classified in small batches so ONNX Runtime runs a few images per call; the
-order of results is the stable, sorted order of ``iter_image_paths``.
+The next images are decoded on a helper thread while ONNX Runtime classifies the current ones (both
+release the GIL), and images go to the model a few at a time; results come in the stable, sorted
+order of ``iter_image_paths``.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from inference.errors import HemaLensError
 from inference.images import LoadedImage, is_image_path, load_image
@@ -22,12 +27,16 @@ MAX_PENDING_PIXELS = 40_000_000  # flush early for large scans to bound memory
 
 @dataclass(frozen=True)
 class BatchResult:
-    """One file's outcome: a prediction, or an error message a technician can read."""
+    """One file's outcome: a prediction, or an error message a technician can read.
+
+    ``rgb`` holds the decoded image only when ``classify_paths(..., keep_images=True)``.
+    """
 
     path: Path
     prediction: Prediction | None
     error: str | None = None
     image_notes: tuple[str, ...] = ()
+    rgb: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -68,14 +77,40 @@ def iter_image_paths(paths: Iterable[str | Path], *, recursive: bool = False) ->
                 yield p
 
 
+def _load(path: Path) -> LoadedImage | str:
+    """Decode one image; an error message instead of raising (this runs on the helper thread)."""
+    try:
+        return load_image(path)
+    except HemaLensError as exc:
+        return getattr(exc, "reason", str(exc))
+    except Exception as exc:  # noqa: BLE001 - a per-file failure must never end the batch
+        return f"unexpected error: {type(exc).__name__}: {exc}"
+
+
+def _prefetched(paths: Iterator[Path], lookahead: int) -> Iterator[tuple[Path, LoadedImage | str]]:
+    """Decode up to ``lookahead`` images ahead on one helper thread, yielding in order."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hemalens-decode") as pool:
+        queue: deque[tuple[Path, Future[LoadedImage | str]]] = deque()
+        for path in paths:
+            queue.append((path, pool.submit(_load, path)))
+            if len(queue) > lookahead:
+                p, fut = queue.popleft()
+                yield p, fut.result()
+        while queue:
+            p, fut = queue.popleft()
+            yield p, fut.result()
+
+
 def classify_paths(
     session: ModelSession,
     paths: Iterable[str | Path],
     *,
     recursive: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    keep_images: bool = False,
 ) -> Iterator[BatchResult]:
     """Yield one BatchResult per image found under ``paths``; unreadable images yield an error and the batch goes on."""
+    batch_size = max(1, batch_size)
     pending: list[tuple[Path, LoadedImage]] = []
 
     def flush() -> Iterator[BatchResult]:
@@ -84,31 +119,29 @@ def classify_paths(
         if not loaded:
             return
         try:
-            preds = session.predict_batch([img.rgb for _, img in loaded])
+            preds: list[Prediction] | None = session.predict_batch([img.rgb for _, img in loaded])
         except HemaLensError:
             preds = None  # retry one by one so a single bad image does not sink its neighbours
         for k, (p, img) in enumerate(loaded):
-            notes = img.notes
+            kept = img.rgb if keep_images else None
             if preds is not None:
-                yield BatchResult(p, preds[k], None, notes)
+                yield BatchResult(p, preds[k], None, img.notes, kept)
                 continue
             try:
-                yield BatchResult(p, session.predict(img.rgb), None, notes)
+                yield BatchResult(p, session.predict(img.rgb), None, img.notes, kept)
             except HemaLensError as exc:
-                yield BatchResult(p, None, str(exc), notes)
+                yield BatchResult(p, None, str(exc), img.notes, kept)
 
-    for path in iter_image_paths(paths, recursive=recursive):
-        try:
-            image = load_image(path)
-        except HemaLensError as exc:
+    pixels = 0
+    for path, image in _prefetched(iter_image_paths(paths, recursive=recursive), lookahead=batch_size):
+        if isinstance(image, str):
             yield from flush()
-            yield BatchResult(path, None, getattr(exc, "reason", str(exc)))
-            continue
-        except Exception as exc:  # noqa: BLE001 - a per-file failure must never end the batch
-            yield from flush()
-            yield BatchResult(path, None, f"unexpected error: {type(exc).__name__}: {exc}")
+            pixels = 0
+            yield BatchResult(path, None, image)
             continue
         pending.append((path, image))
-        if len(pending) >= max(1, batch_size) or sum(i.rgb.size for _, i in pending) > 3 * MAX_PENDING_PIXELS:
+        pixels += image.rgb.shape[0] * image.rgb.shape[1]
+        if len(pending) >= batch_size or pixels > MAX_PENDING_PIXELS:
             yield from flush()
+            pixels = 0
     yield from flush()

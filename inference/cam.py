@@ -8,6 +8,7 @@ linear layer. Both are normalised by their maximum; a map that is nowhere positi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -47,6 +48,7 @@ class CamSource:
         self._weights = weights  # (C, K) or None when computed per class on request
         self._weights_for_class = weights_for_class
         self._cache: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()  # the GUI asks for heatmaps from worker threads
 
     def class_weights(self, class_index: int) -> np.ndarray:
         if self._weights is not None:
@@ -61,13 +63,15 @@ class CamSource:
 
     def heatmap(self, class_index: int) -> np.ndarray:
         """The normalised map at the original image size, values in [0, 1]."""
-        if class_index not in self._cache:
-            full = map_to_image(self.low_res(class_index), self.geometry)
-            np.clip(full, 0.0, 1.0, out=full)
-            if len(self._cache) >= 4:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[class_index] = full
-        return self._cache[class_index]
+        with self._lock:
+            cached = self._cache.get(class_index)
+            if cached is None:
+                cached = map_to_image(self.low_res(class_index), self.geometry)
+                np.clip(cached, 0.0, 1.0, out=cached)
+                if len(self._cache) >= 4:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[class_index] = cached
+            return cached
 
 
 SCORE_CAM_CHANNELS = 32

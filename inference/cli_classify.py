@@ -89,7 +89,7 @@ def _write_cam(result: BatchResult, target: Path, opacity: float) -> str | None:
     if heat is None:
         return None
     try:
-        rgb = load_image(result.path).rgb
+        rgb = result.rgb if result.rgb is not None else load_image(result.path).rgb
         overlay = render_overlay(rgb, heat, opacity=opacity)
         ok, buf = cv2.imencode(".png", cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
         if not ok:
@@ -136,7 +136,9 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextI
     failures: list[tuple[str, str]] = []
     used_names: set[str] = set()
     started = time.monotonic()
-    for result in classify_paths(session, args.paths, recursive=args.recursive, batch_size=args.batch_size):
+    results = classify_paths(session, args.paths, recursive=args.recursive, batch_size=args.batch_size,
+                             keep_images=cam_dir is not None)
+    for result in results:
         row = _row(result, class_ids)
         if result.prediction is not None:
             counts[result.prediction.top_label] += 1

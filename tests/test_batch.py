@@ -69,3 +69,12 @@ def test_image_notes_are_carried(tmp_path, session):
     pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=pages[1:])
     (result,) = classify_paths(session, [tmp_path])
     assert result.ok and "first page of 2" in result.image_notes
+
+
+def test_keep_images_and_early_stop(folder, session):
+    results = classify_paths(session, [folder], keep_images=True, batch_size=2)
+    first = next(results)
+    assert first.path.name == "A.png" and first.rgb is not None and first.rgb.shape == (30, 40, 3)
+    results.close()  # stopping early shuts the decode thread down cleanly
+    plain = next(classify_paths(session, [folder]))
+    assert plain.rgb is None
