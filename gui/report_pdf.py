@@ -183,7 +183,7 @@ def _table(
         attrs += ' align="right"' if i in num_cols else ""
         return f"<{tag}{attrs}>{text}</{tag}>"
 
-    head = "<tr>" + "".join(cell("th", i, h) for i, h in enumerate(header)) + "</tr>" if header else ""
+    head = "<thead><tr>" + "".join(cell("th", i, h) for i, h in enumerate(header)) + "</tr></thead>" if header else ""
     body = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(r)) + "</tr>" for r in rows)
     return (
         '<table width="100%" border="1" cellspacing="0" cellpadding="4" '
