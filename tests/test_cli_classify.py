@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture()
 def corpus(tmp_path):
-    root = tmp_path / "folder"
+    root = tmp_path / "Präparate 血液"  # non-ASCII on purpose
     (root / "sub").mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(4):
@@ -31,14 +31,14 @@ def corpus(tmp_path):
     Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(root / "sub" / "deep.jpg")
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     (root / "readme.txt").write_text("skip me")
-    model = make_classifier(tmp_path / "model.onnx", labels=["Blast", "Lymphocyte", "Neutrophil"])
+    model = make_classifier(tmp_path / "modèle.onnx", labels=["Blast", "Lymphocyte", "Neutrophil"])
     return root, model
 
 
 def test_classify_folder_to_csv_with_cams(corpus, tmp_path, capsys):
     root, model = corpus
     out = tmp_path / "results.csv"
-    cams = tmp_path / "cams"
+    cams = tmp_path / "cartes thermiques"
     code = main(["classify", str(root), "--model", str(model), "--out", str(out), "--cam-dir", str(cams),
                  "--recursive"])
     assert code == 0
