@@ -46,6 +46,11 @@ THIRD_PARTY_EXCLUDES = (
     "grimp",
     "setuptools",
     "pkg_resources",
+    "requests",  # only onnx.hub (model downloads, never used) reaches for the network stack
+    "urllib3",
+    "charset_normalizer",
+    "idna",
+    "certifi",
     "tkinter",
     "_tkinter",
     "PyQt5",

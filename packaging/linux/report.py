@@ -1,0 +1,190 @@
+"""Size and start-up report for the Linux build: dist size, .deb size, time to the first window.
+
+Start-up is measured the way a technician sees it: from launching the program to the moment its
+first top-level window is mapped on an X server (a private Xvfb; no window manager), found by
+polling ``xwininfo`` for a window whose title contains "HemaLens". The frozen executable is compared
+with ``python -m hemalens`` from the development environment. "Cold" runs first evict the files each
+variant reads from the page cache (``posix_fadvise(DONTNEED)``, no root needed); "warm" runs follow.
+Targets (issue 6): dist <= 400 MB, frozen start-up <= 1.5x the ``python -m`` start-up.
+
+Usage: ``python packaging/linux/report.py --dist dist/hemalens [--deb dist/hemalens_*.deb] [--runs 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DIST_TARGET_MB = 400.0
+STARTUP_TARGET_RATIO = 1.5
+WINDOW_TIMEOUT_S = 90.0
+# What `python -m hemalens` reads at start-up, relative to site-packages (evicted for a cold run).
+DEV_PACKAGES = ("PySide6", "shiboken6", "onnxruntime", "onnx", "cv2", "opencv_python_headless.libs", "numpy",
+                "numpy.libs", "PIL", "pillow.libs", "platformdirs", "google")  # fmt: skip
+PROJECT_PACKAGES = ("hemalens", "inference", "gui", "review", "assets")
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes in regular files under ``path`` (symlinks not followed or counted twice)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def evict_from_page_cache(roots: Iterable[Path]) -> int:
+    """Ask the kernel to drop cached pages of every file under ``roots``; returns the file count."""
+    os.sync()
+    count = 0
+    for root in roots:
+        files = [root] if root.is_file() else (p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+        for path in files:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                count += 1
+            finally:
+                os.close(fd)
+    return count
+
+
+class Xvfb:
+    """A private X server on a free display number, stopped on exit."""
+
+    def __init__(self) -> None:
+        self.display = next(f":{n}" for n in range(91, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                            and not Path(f"/tmp/.X{n}-lock").exists())
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Xvfb:
+        self.proc = subprocess.Popen(["Xvfb", self.display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if subprocess.run(["xwininfo", "-root", "-display", self.display], capture_output=True).returncode == 0:
+                return self
+            time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError("Xvfb did not start")
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def _viewable_window(display: str, title_re: re.Pattern[str]) -> bool:
+    tree = subprocess.run(["xwininfo", "-root", "-tree", "-display", display], capture_output=True, text=True).stdout
+    for line in tree.splitlines():
+        match = re.match(r'\s*(0x[0-9a-f]+) "(.*?)":', line)
+        if match and title_re.search(match.group(2)):
+            info = subprocess.run(["xwininfo", "-id", match.group(1), "-display", display],
+                                  capture_output=True, text=True).stdout
+            if "IsViewable" in info:
+                return True
+    return False
+
+
+def time_to_first_window(cmd: list[str], display: str, home: Path, title: str = "HemaLens") -> float:
+    """Seconds from spawning ``cmd`` to its first viewable window titled like ``title``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEMALENS_") and k != "WAYLAND_DISPLAY"}
+    env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+               XDG_DATA_HOME=str(home / ".local/share"), XDG_CACHE_HOME=str(home / ".cache"))
+    title_re = re.compile(re.escape(title), re.IGNORECASE)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        while time.perf_counter() - start < WINDOW_TIMEOUT_S:
+            if _viewable_window(display, title_re):
+                return time.perf_counter() - start
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+                raise RuntimeError(f"{cmd[0]} exited with {proc.returncode} before showing a window:\n{err}")
+            time.sleep(0.01)
+        raise RuntimeError(f"no window titled {title!r} within {WINDOW_TIMEOUT_S:.0f} s")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def measure_startup(frozen: Path, python: Path, runs: int) -> dict[str, dict[str, float]]:
+    """Cold (after eviction) and median warm time to first window for both variants."""
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    variants = {
+        "frozen": ([str(frozen)], [frozen.parent]),
+        "python -m": ([str(python), "-m", "hemalens"],
+                      [site / p for p in DEV_PACKAGES] + [ROOT / p for p in PROJECT_PACKAGES] + [stdlib]),
+    }
+    results: dict[str, dict[str, float]] = {}
+    with Xvfb() as xvfb, tempfile.TemporaryDirectory(prefix="hemalens-startup-") as tmp:
+        for name, (cmd, files) in variants.items():
+            home = Path(tmp) / name.replace(" ", "_")
+            home.mkdir()
+            evict_from_page_cache([f for f in files if f.exists()])
+            cold = time_to_first_window(cmd, xvfb.display, home)
+            warm = [time_to_first_window(cmd, xvfb.display, home) for _ in range(runs)]
+            results[name] = {"cold": cold, "warm": statistics.median(warm)}
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Print the HemaLens size and start-up report.")
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist" / "hemalens")
+    parser.add_argument("--deb", type=Path, default=None)
+    parser.add_argument("--python", type=Path, default=Path(sys.executable), help="interpreter for `python -m`")
+    parser.add_argument("--runs", type=int, default=3, help="warm runs per variant (median is reported)")
+    parser.add_argument("--no-startup", action="store_true", help="sizes only")
+    parser.add_argument("--enforce-size", action="store_true", help="exit 1 when the dist exceeds its target")
+    args = parser.parse_args(argv)
+    args.dist = args.dist.resolve()
+
+    dist_mb = tree_bytes(args.dist) / 1e6
+    print("== HemaLens size and start-up report")
+    print(f"dist          {dist_mb:7.1f} MB = {dist_mb * 1e6 / 2**20:.1f} MiB  ({args.dist})  "
+          f"target <= {DIST_TARGET_MB:.0f} MB  {'ok' if dist_mb <= DIST_TARGET_MB else 'OVER TARGET'}")
+    if args.deb is not None:
+        print(f".deb          {args.deb.stat().st_size / 1e6:7.1f} MB  ({args.deb.name}, zstd)")
+    status = 1 if args.enforce_size and dist_mb > DIST_TARGET_MB else 0
+    if args.no_startup:
+        return status
+    missing = [tool for tool in ("Xvfb", "xwininfo") if shutil.which(tool) is None]
+    if missing:
+        print(f"start-up      not measured: {', '.join(missing)} not installed (apt install xvfb x11-utils)")
+        return status
+    try:
+        results = measure_startup(args.dist / "hemalens", args.python, args.runs)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        print(f"start-up      not measured: {exc}")
+        return status
+    for name, figures in results.items():
+        print(f"start-up      {name:<10} cold {figures['cold']:5.2f} s   warm {figures['warm']:5.2f} s "
+              f"(median of {args.runs}; launch to first window on Xvfb)")
+    for kind in ("cold", "warm"):
+        ratio = results["frozen"][kind] / results["python -m"][kind]
+        verdict = "ok" if ratio <= STARTUP_TARGET_RATIO else "OVER TARGET"
+        print(f"ratio {kind:<7} frozen / python -m = {ratio:.2f}  target <= {STARTUP_TARGET_RATIO}  {verdict}")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
