@@ -478,6 +478,10 @@ class Case:
 
     def current_state(self) -> dict[str, ImageState]:
         """Per image hash: the latest decision over the prediction it was made against."""
+        with self._store._lock:  # one consistent view even while a worker thread records predictions
+            return self._current_state()
+
+    def _current_state(self) -> dict[str, ImageState]:
         predictions = self.predictions()
         by_id = {p.id: p for p in predictions}
         decisions = self._decisions(by_id)

@@ -228,3 +228,29 @@ def test_default_path_uses_platformdirs_or_env(monkeypatch: pytest.MonkeyPatch, 
     assert default_db_path() == expected
     monkeypatch.setenv(DB_ENV_VAR, str(tmp_path / "x.sqlite3"))
     assert default_db_path() == tmp_path / "x.sqlite3"
+
+
+def test_worker_thread_predictions_and_gui_thread_decisions_interleave_safely(store: ReviewStore, tmp_path) -> None:
+    """The app records predictions from a worker thread while the technician decides on the GUI thread."""
+    import threading
+
+    case = store.open_case(tmp_path)
+    errors: list[BaseException] = []
+
+    def predict() -> None:
+        try:
+            for i in range(150):
+                case.record_prediction(f"{i}.png", f"{i:064x}", predicted_id="benign", probabilities=PROBS, **MODEL)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    worker = threading.Thread(target=predict)
+    worker.start()
+    for i in range(150):
+        case.record_decision(f"{i}.png", f"{i + 1000:064x}", reviewed_id="benign", flagged=False, user="ann")
+        if i % 50 == 0:
+            case.current_state()
+    worker.join()
+    assert errors == []
+    assert len(case.predictions()) == 150 and len(case.decisions()) == 150
+    assert len(case.current_state()) == 300
