@@ -20,8 +20,6 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 DEFAULT_MAX_PIXELS = 100_000_000
 
-# Our own pixel limit replaces Pillow's global one (checked before decoding).
-Image.MAX_IMAGE_PIXELS = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +123,9 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             im = Image.open(path)
+    except Image.DecompressionBombError:
+        # Pillow's own hard limit (about 179 MP) is hit before ours could be checked.
+        raise ImageLoadError(path, "the image is too large to open safely (possible decompression bomb)") from None
     except UnidentifiedImageError:
         raise ImageLoadError(path, "not an image in a format HemaLens can read (or the file is damaged)") from None
     except (OSError, ValueError, SyntaxError) as exc:

@@ -75,8 +75,12 @@ def _png_header_only(width: int, height: int) -> bytes:
 def test_huge_dimensions_are_refused_before_decoding(tmp_path):
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(_png_header_only(50_000, 50_000))
-    with pytest.raises(ImageLoadError, match="limit"):
+    with pytest.raises(ImageLoadError, match="decompression bomb"):
         load_image(bomb)
+    big = tmp_path / "big.png"
+    big.write_bytes(_png_header_only(12_000, 10_000))  # 120 MP: above our 100 MP default
+    with pytest.raises(ImageLoadError, match="12000 x 10000 .* limit of 100 MP"):
+        load_image(big)
     small = tmp_path / "small.png"
     Image.fromarray(_gradient()).save(small)
     with pytest.raises(ImageLoadError, match="decompression bomb"):
