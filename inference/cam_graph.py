@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-_PASS_THROUGH = ("Identity", "Reshape", "Flatten", "Squeeze", "Dropout", "Softmax", "Cast", "LogSoftmax")
+_PASS_THROUGH = ("Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Dropout", "Softmax", "Cast", "LogSoftmax")
 
 
 @dataclass(frozen=True)

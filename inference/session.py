@@ -77,6 +77,14 @@ def _static_dims(shape: Any) -> list[int | None]:
     return [d if isinstance(d, int) and d > 0 else None for d in (shape or [])]
 
 
+def _score_width(shape: Any) -> int | None:
+    """Scores per image from a declared output shape ((N, C), or (N, C, 1, 1) ...); None when not fixed."""
+    dims = _static_dims(shape)
+    if len(dims) < 2 or any(d is None for d in dims[1:]):
+        return None
+    return int(np.prod(dims[1:]))
+
+
 class ModelSession:
     """A loaded, validated model. Create with ``ModelSession.load(path)``; thread-compatible, not re-entrant."""
 
@@ -336,8 +344,7 @@ def _assume_spec(model: onnx.ModelProto, session: ort.InferenceSession, path: Pa
     if len(inputs) != 1:
         raise ModelLoadError(path, f"the model has {len(inputs)} inputs; a plain image classifier needs exactly 1")
     out = session.get_outputs()[0]
-    out_dims = _static_dims(out.shape)
-    num_classes = out_dims[-1] if out_dims else None
+    num_classes = _score_width(out.shape)
     try:
         if num_classes is None:
             probe = assumed_spec(input_name=inputs[0].name, input_shape=list(inputs[0].shape), output_name=out.name,
@@ -387,10 +394,10 @@ def _check_against_graph(spec: ModelSpec, session: ort.InferenceSession, path: P
     if spec.output.name not in outputs:
         raise ModelLoadError(path, f"the metadata names output '{spec.output.name}' but the graph's outputs are "
                                    f"{', '.join(outputs)}")
-    out_static = _static_dims(outputs[spec.output.name].shape)
-    if out_static and out_static[-1] is not None and out_static[-1] != spec.num_classes:
+    width = _score_width(outputs[spec.output.name].shape)
+    if width is not None and width != spec.num_classes:
         raise ModelLoadError(path, f"the metadata lists {spec.num_classes} classes but the model outputs "
-                                   f"{out_static[-1]} scores")
+                                   f"{width} scores")
     if spec.gradcam is not None:
         for role, name in (("activations", spec.gradcam.activations), ("weights", spec.gradcam.weights)):
             if name not in outputs:

@@ -9,6 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from inference.cam import GAP_CAM
 from inference.errors import ModelLoadError
 from inference.session import ModelSession
 from tests.model_factory import build_classifier_model, make_classifier
@@ -149,3 +150,23 @@ def test_plain_model_with_two_inputs_is_refused(tmp_path):
     model.graph.input.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, [1]))
     with pytest.raises(ModelLoadError, match="2 inputs"):
         ModelSession.load(_save(model, tmp_path / "two.onnx"))
+
+
+def test_scores_shaped_n_c_1_1_are_accepted(tmp_path):
+    model = build_classifier_model(with_gradcam=False)
+    out = model.graph.output[0]
+    out.name = "scores4d"
+    model.graph.node.append(helper.make_node("Unsqueeze", ["logits", "axes23"], ["scores4d"]))
+    model.graph.initializer.append(numpy_helper.from_array(np.array([2, 3], np.int64), "axes23"))
+    del out.type.tensor_type.shape.dim[:]
+    for d in ("N", 3, 1, 1):
+        dim = out.type.tensor_type.shape.dim.add()
+        if isinstance(d, str):
+            dim.dim_param = d
+        else:
+            dim.dim_value = d
+    model = _with_metadata(model, lambda d: d["output"].update(name="scores4d"))
+    session = ModelSession.load(_save(model, tmp_path / "4d.onnx"))
+    assert session.cam_method == GAP_CAM
+    pred = session.predict(np.full((32, 32, 3), 90, np.uint8))
+    assert pred.probabilities.shape == (3,) and pred.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
