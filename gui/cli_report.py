@@ -19,7 +19,8 @@ from inference.errors import HemaLensError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("case", help="the case folder (as opened in HemaLens), or the case number")
+    parser.add_argument("case", nargs="?", help="the case folder (as opened in HemaLens), or the case number")
+    parser.add_argument("--list", action="store_true", help="list the recorded cases and their sign-off state")
     parser.add_argument("--pdf", type=Path, help="write the PDF report here")
     parser.add_argument("--csv", type=Path, help="write the per-image CSV here")
     parser.add_argument("--json", type=Path, help="write the JSON report (with the audit trail) here")
@@ -76,7 +77,31 @@ def _model_sessions(wanted: set[str], extra: list[Path]) -> dict[str, Any]:
     return sessions
 
 
+def _list_cases(store: Any) -> None:
+    for case in store.list_cases():
+        signed = case.signed_by()
+        state = f"signed by {signed[0]} {signed[1][:10]}" if signed else "open"
+        print(f"#{case.id}\t{state}\t{case.folder}")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.list:
+        from review.store import ReviewStore, default_db_path
+
+        db = args.db or default_db_path()
+        if not Path(db).exists():
+            print(f"No review database at {db}.")
+            return 0
+        try:
+            with ReviewStore.open(db) as store:
+                _list_cases(store)
+        except HemaLensError as exc:
+            print(f"hemalens report: error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.case is None:
+        print("hemalens report: error: give a CASE (folder or number), or --list", file=sys.stderr)
+        return 2
     if not (args.pdf or args.csv or args.json):
         print("hemalens report: error: give at least one of --pdf, --csv, --json", file=sys.stderr)
         return 2

@@ -237,3 +237,11 @@ def test_export_case_report_one_call_for_the_app(reviewed_case, tmp_path: Path) 
 def _flagged(case_info: dict) -> set[str]:
     with ReviewStore.open(case_info["db"]) as store:
         return {r.image_sha256 for r in build_report(store.get_case(case_info["case_id"])).flagged_rows}
+
+
+def test_cli_lists_cases_with_their_sign_off_state(reviewed_case, capsys) -> None:
+    assert hemalens_main(["report", "--list", "--db", str(reviewed_case["db"])]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[0]
+    assert line.startswith(f"#{reviewed_case['case_id']}\tsigned by Dr. Signer")
+    assert line.endswith(str(reviewed_case["folder"]))
+    assert hemalens_main(["report", "--db", str(reviewed_case["db"]), "--pdf", "x.pdf"]) == 2
