@@ -247,17 +247,24 @@ class BatchFilterProxy(QSortFilterProxyModel):
         self.setSortRole(SORT_ROLE)
         self.setDynamicSortFilter(True)
 
+    def _refilter(self, change) -> None:
+        """Apply a filter change (Qt >= 6.10 wants begin/endFilterChange; older Qt invalidateFilter)."""
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            change()
+            self.endFilterChange()
+        else:
+            change()
+            self.invalidateFilter()
+
     def set_text(self, text: str) -> None:
-        self._text = text.strip().lower()
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_text", text.strip().lower()))
 
     def set_show(self, show: int) -> None:
-        self._show = show
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_show", show))
 
     def set_class(self, class_id: str | None) -> None:
-        self._class_id = class_id
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_class_id", class_id))
 
     def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
         model = self.sourceModel()

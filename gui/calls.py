@@ -24,9 +24,14 @@ def ai_call(probabilities: np.ndarray | None, class_ids: Sequence[str], threshol
     if probabilities is None or len(probabilities) == 0:
         return None
     top = int(np.argmax(probabilities))
-    if float(probabilities[top]) < threshold:
+    if is_uncertain(float(probabilities[top]), threshold):
         return UNIDENTIFIED_ID
     return class_ids[top]
+
+
+def is_uncertain(top_probability: float, threshold: float) -> bool:
+    """Under the threshold; float32 probabilities equal to it (70 % vs 0.7) are not uncertain."""
+    return top_probability < threshold - 1e-6
 
 
 def class_name(class_id: str | None, class_ids: Sequence[str], labels: Sequence[str]) -> str:

@@ -134,7 +134,9 @@ class _Section(QWidget):
         self.relayout()
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if current.isValid():
+        # Only the user's own moves count: rows entering or leaving this class (results arriving,
+        # reviews moving a cell) also move Qt's current index, and must not move the app's.
+        if current.isValid() and self.view.hasFocus():
             self.activated.emit(self.proxy.mapToSource(current).row())
 
 

@@ -137,6 +137,7 @@ class MainWindow(QMainWindow):
         self.diff_panel = DifferentialPanel()
         right = QWidget()
         right.setObjectName("sidePanel")
+        right.setMinimumWidth(340)
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.prob_panel)
@@ -405,7 +406,6 @@ class MainWindow(QMainWindow):
         labels = self.model.labels
         for k, action in enumerate(self.class_actions):
             action.setText(f"{k + 1}: {labels[k]}" if k < len(labels) else f"Class {k + 1}")
-            action.setEnabled(k < len(labels))
 
     # ------------------------------------------------------------------ opening
     def choose_images(self) -> None:
@@ -719,6 +719,7 @@ class MainWindow(QMainWindow):
             self.status("Wait until this image has been read before reviewing it.")
             return
         comment = item.comment if comment is None else comment
+        order = self._nav_rows()  # before the decision: a filter may hide the row once it is decided
         try:
             self.review.decide(item.path, item.image_hash, reviewed_id=reviewed_id, flagged=flagged, comment=comment)
         except Exception as exc:  # noqa: BLE001 - shown, never swallowed; the decision is NOT applied
@@ -731,10 +732,14 @@ class MainWindow(QMainWindow):
         self._refresh_panel_from_row()
         self._update_sign_state()
         self.decisionRecorded.emit(row)
-        what = class_name(reviewed_id, self.model.class_ids, self.model.labels) or "cleared"
-        self.status(f"{item.path.name}: {what}{' · flagged' if flagged else ''} (saved)")
+        what = class_name(reviewed_id, self.model.class_ids, self.model.labels) or "no class"
+        self.status(f"Saved: {item.path.name} → {what}{' · flagged for pathologist' if flagged else ''}")
         if advance and self.act_auto.isChecked():
-            self.step(1)
+            following = order[order.index(row) + 1 :] if row in order else []
+            if following:
+                self.set_current_row(following[0])
+            else:
+                self.status(f"Saved {item.path.name}; that was the last image.")
 
     def _set_auto_advance(self, checked: bool) -> None:
         self.settings.set_auto_advance(checked)

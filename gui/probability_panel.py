@@ -13,7 +13,7 @@ from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from gui.calls import format_percent
+from gui.calls import format_percent, is_uncertain
 
 ROW_H = 28
 TOP_COLOUR = QColor("#2f6db3")
@@ -83,7 +83,7 @@ class ProbabilityChart(QWidget):
         bar_x = key_w + name_w
         bar_w = max(20, self.width() - bar_x - pct_w)
         top = self._order[0]
-        uncertain = self._probs[top] < self._threshold
+        uncertain = is_uncertain(float(self._probs[top]), self._threshold)
         for pos, idx in enumerate(self._order):
             r = self.row_rect(pos)
             if idx == self._selected:
@@ -225,7 +225,7 @@ class ProbabilityPanel(QWidget):
         order = np.argsort(-self._probs, kind="stable")
         top = int(order[0])
         best = f"{self._labels[top]} {format_percent(float(self._probs[top]))}"
-        if float(self._probs[top]) < self.threshold_value():
+        if is_uncertain(float(self._probs[top]), self.threshold_value()):
             self.call.setText("Uncertain → Unidentified")
             self.call.setStyleSheet("color: #9a6700;")
             second = (
