@@ -179,6 +179,13 @@ class ReviewStore:
             if conn is not None:
                 conn.close()
             raise
+        except OSError as exc:  # the pre-migration backup could not be written
+            if conn is not None:
+                conn.close()
+            raise ReviewStoreError(
+                f"Could not back up the review database {path} before upgrading it: {exc.strerror or exc}. "
+                "It was left unchanged."
+            ) from exc
 
     def _migrate(self, migrations: dict[int, str] | None = None) -> None:
         """Bring the schema up to date; a write probe even when nothing is to do, so a
@@ -207,6 +214,8 @@ class ReviewStore:
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if int(conn.execute("PRAGMA user_version").fetchone()[0]) == target:
+                return  # another HemaLens instance upgraded it at the same moment
             raise
 
     def _backup(self, suffix: str) -> None:
