@@ -51,6 +51,10 @@ THIRD_PARTY_EXCLUDES = (
     "charset_normalizer",
     "idna",
     "certifi",
+    "PIL._avif",  # AVIF is not an image type HemaLens opens; its codec is 5 MB
+    "PIL.AvifImagePlugin",
+    "PIL._imagingtk",
+    "PIL.ImageTk",
     "tkinter",
     "_tkinter",
     "PyQt5",
