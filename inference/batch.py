@@ -25,7 +25,7 @@ DEFAULT_BATCH_SIZE = 8
 MAX_PENDING_PIXELS = 40_000_000  # flush early for large scans to bound memory
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class BatchResult:
     """One file's outcome: a prediction, or an error message a technician can read.
 

@@ -212,7 +212,14 @@ def _write_results(out: Path, rows: list[dict[str, Any]], session: ModelSession,
     with out.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: _csv_safe(v) for k, v in row.items()} for row in rows)
+
+
+def _csv_safe(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula (=, +, -, @ first) is quoted with a leading apostrophe."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -22,7 +22,7 @@ DEFAULT_MAX_PIXELS = 100_000_000
 
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds an array: compared by identity
 class LoadedImage:
     """A decoded image: ``rgb`` is (H, W, 3) uint8 C-contiguous; ``notes`` say what was changed on the way."""
 

@@ -10,7 +10,7 @@ import numpy as np
 from inference.cam import CamSource
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
 class Prediction:
     """Per-class calibrated probabilities for one image.
 

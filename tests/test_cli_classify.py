@@ -135,3 +135,14 @@ def test_command_line_entry_point_runs(corpus, tmp_path):
     proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_csv_cells_cannot_become_spreadsheet_formulas(corpus, tmp_path, monkeypatch):
+    root, model = corpus
+    evil = root / "=1+2.png"
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(evil)
+    monkeypatch.chdir(root)
+    out = tmp_path / "safe.csv"
+    assert main(["classify", "=1+2.png", "--model", str(model), "--out", str(out)]) == 0
+    (row,) = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert row["path"] == "'=1+2.png" and row["status"] == "ok"
