@@ -226,3 +226,47 @@ def test_class_input_gradcam_matches_all_classes_variant(tmp_path, session):
     np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-6)
     for c in range(3):
         np.testing.assert_allclose(b.heatmap(c), a.heatmap(c), atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["letterbox", "center_crop"])
+def test_heatmap_maps_back_through_resize_policy_like_numpy(tmp_path, policy):
+    """Independent route: resize/pad or crop by hand, numpy forward pass, upsample, undo the geometry by hand."""
+    session = ModelSession.load(make_classifier(tmp_path / f"{policy}.onnx", resize=policy, size=32))
+    h, w = 48, 96  # 2:1 image into a square input
+    rgb = _image(h, w, seed=11)
+    if policy == "letterbox":
+        resized = cv2.resize(rgb, (32, 16), interpolation=cv2.INTER_AREA)
+        model_in = np.zeros((32, 32, 3), np.uint8)
+        model_in[8:24] = resized
+    else:
+        resized = cv2.resize(rgb, (64, 32), interpolation=cv2.INTER_AREA)
+        model_in = resized[:, 16:48]
+    logits, acts = reference_forward(_numpy_tensor(model_in))
+    pred = session.predict(rgb)
+    expected = np.exp(logits[0] - logits[0].max())
+    np.testing.assert_allclose(pred.probabilities, expected / expected.sum(), atol=1e-5)
+    c = pred.top_index
+    w_fc = classifier_weights()["fc_w"][c]
+    cam = np.maximum(np.tensordot(w_fc, acts[0], axes=1), 0)
+    cam = (cam / cam.max()).astype(np.float32)
+    # Inverse geometry by hand: original pixel centre -> model input -> activation grid, bilinear, edges clamped.
+    scale, off_x, off_y = (1 / 3, 0.0, 8.0) if policy == "letterbox" else (2 / 3, -16.0, 0.0)
+    ys = ((np.arange(h) + 0.5) * scale + off_y) * 16 / 32 - 0.5
+    xs = ((np.arange(w) + 0.5) * scale + off_x) * 16 / 32 - 0.5
+    expected_map = _bilinear(cam, ys, xs)
+    if policy == "center_crop":
+        seen_x = ((np.arange(w) + 0.5) * scale + off_x >= 0) & ((np.arange(w) + 0.5) * scale + off_x <= 32)
+        expected_map[:, ~seen_x] = 0.0
+        assert (pred.heatmap()[:, :24] == 0).all() and (pred.heatmap()[:, 72:] == 0).all()
+    np.testing.assert_allclose(pred.heatmap(), expected_map, atol=2e-3)
+
+
+def _bilinear(grid: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    ys = np.clip(ys, 0, grid.shape[0] - 1)
+    xs = np.clip(xs, 0, grid.shape[1] - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, grid.shape[0] - 1), np.minimum(x0 + 1, grid.shape[1] - 1)
+    fy, fx = (ys - y0)[:, None], (xs - x0)[None, :]
+    top = grid[y0][:, x0] * (1 - fx) + grid[y0][:, x1] * fx
+    bottom = grid[y1][:, x0] * (1 - fx) + grid[y1][:, x1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
