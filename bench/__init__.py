@@ -1,0 +1,1 @@
+"""HemaLens benchmark: ``python bench/run.py`` (see bench/run.py)."""

@@ -1,0 +1,207 @@
+"""Runs inside a child process: the real HemaLens main window, offscreen, measured from the inside.
+
+``python -m bench.gui_probe launch T0``: seconds from T0 (the parent's clock just before it started
+this process) to the window's first paint and to the model being ready.
+``python -m bench.gui_probe stall FOLDER``: event-loop stalls while the window classifies FOLDER,
+with a heartbeat timer (5 ms) and a simulated user stepping to the next image every 300 ms.
+``python -m bench.gui_probe memory FOLDER``: peak resident memory while FOLDER is opened and classified.
+Each mode prints one JSON line. Settings and review records go to a temporary folder (never the
+user's); the model is the first bundled one, as on a first start.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HEARTBEAT_MS = 5
+STEP_MS = 300
+
+
+def rss_kib() -> tuple[int, int]:
+    """(current, peak) resident set size of this process in KiB, from /proc (Linux)."""
+    current = peak = 0
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                current = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                peak = int(line.split()[1])
+    except OSError:
+        import resource
+
+        peak = current = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return current, peak
+
+
+def make_window(scratch: Path) -> tuple[Any, Any]:
+    """The QApplication and the real MainWindow, set up like gui.app.run_app but with private settings."""
+    import onnxruntime  # noqa: F401 - the app imports ORT before Qt, so does the probe
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from gui.app import STYLE
+    from gui.main_window import MainWindow
+    from gui.review_bridge import ReviewBridge
+    from gui.settings import AppSettings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setStyle("Fusion")
+    app.setStyleSheet(STYLE)
+    settings = AppSettings(QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings, ReviewBridge(scratch / "reviews.sqlite3"))
+    window.resize(1400, 900)
+    return app, window
+
+
+def wait_for(app: Any, signal: Any, timeout_s: float) -> bool:
+    """Run the event loop until ``signal`` fires (True) or the timeout passes (False)."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    fired = []
+    signal.connect(lambda *_: (fired.append(1), loop.quit()))
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    if not fired:
+        loop.exec()
+    return bool(fired)
+
+
+def launch(t0: float, scratch: Path) -> dict[str, Any]:
+    from PySide6.QtCore import QEvent, QObject
+
+    marks: dict[str, float] = {"python_started": time.time() - t0}
+    app, window = make_window(scratch)
+    marks["window_built"] = time.time() - t0
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Paint and "first_paint" not in marks:
+                marks["first_paint"] = time.time() - t0
+            return False
+
+    spy = FirstPaint()
+    app.installEventFilter(spy)
+    window.show()
+    window.start([])
+    ready = wait_for(app, window.modelReady, 120)
+    marks["model_ready" if ready else "model_not_ready_after"] = time.time() - t0
+    if "first_paint" not in marks:
+        app.processEvents()
+    app.removeEventFilter(spy)
+    window.close()
+    return marks
+
+
+def _heartbeat(gaps: list[float]) -> Any:
+    from PySide6.QtCore import Qt, QTimer
+
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(HEARTBEAT_MS)
+    timer.timeout.connect(tick)
+    return timer
+
+
+def stall(folder: Path, scratch: Path, timeout_s: float) -> dict[str, Any]:
+    from PySide6.QtCore import QTimer
+
+    app, window = make_window(scratch)
+    window.show()
+    window.start([])
+    if not wait_for(app, window.modelReady, 120):
+        return {"error": "the model did not load"}
+    idle: list[float] = []
+    beat = _heartbeat(idle)
+    beat.start()
+    wait_for(app, window.detailShown, 1.0)  # nothing is open: one idle second, the noise floor
+    beat.stop()
+    busy: list[float] = []
+    beat = _heartbeat(busy)
+    stepper = QTimer(interval=STEP_MS)
+    stepper.timeout.connect(lambda: window.step(1))
+    beat.start()
+    stepper.start()
+    start = time.perf_counter()
+    window.open_paths([folder])
+    finished = wait_for(app, window.batchFinished, timeout_s)
+    elapsed = time.perf_counter() - start
+    beat.stop()
+    stepper.stop()
+    rows = window.model.rowCount()
+    done = sum(1 for item in window.model.items() if item.probabilities is not None)
+    window.close()
+    interval = HEARTBEAT_MS / 1000
+    return {
+        "finished": finished, "images": rows, "classified": done, "seconds": elapsed,
+        "stalls_ms": [max(0.0, g - interval) * 1000 for g in busy],
+        "idle_stalls_ms": [max(0.0, g - interval) * 1000 for g in idle[1:]],
+        "model": window.model_info.name if window.model_info else None,
+    }
+
+
+def memory(folder: Path, scratch: Path, timeout_s: float) -> dict[str, Any]:
+    from PySide6.QtCore import QTimer
+
+    app, window = make_window(scratch)
+    window.show()
+    window.start([])
+    if not wait_for(app, window.modelReady, 120):
+        return {"error": "the model did not load"}
+    ready_rss = rss_kib()[0]
+    thumbs = []
+    window.thumbnails.ready.connect(thumbs.append)
+    samples: list[int] = []
+    sampler = QTimer(interval=250)
+    sampler.timeout.connect(lambda: samples.append(rss_kib()[0]))
+    stepper = QTimer(interval=STEP_MS)
+    stepper.timeout.connect(lambda: window.step(1))
+    sampler.start()
+    stepper.start()
+    start = time.perf_counter()
+    window.open_paths([folder])
+    finished = wait_for(app, window.batchFinished, timeout_s)
+    elapsed = time.perf_counter() - start
+    sampler.stop()
+    stepper.stop()
+    rows = window.model.rowCount()
+    done = sum(1 for item in window.model.items() if item.probabilities is not None)
+    current, peak = rss_kib()
+    window.close()
+    return {
+        "finished": finished, "images": rows, "classified": done, "seconds": elapsed,
+        "rss_ready_mib": ready_rss / 1024, "rss_end_mib": current / 1024, "rss_peak_mib": peak / 1024,
+        "rss_sampled_max_mib": max(samples, default=0) / 1024, "thumbnails_decoded": len(thumbs),
+        "model": window.model_info.name if window.model_info else None,
+    }
+
+
+def main(argv: list[str]) -> int:
+    mode = argv[0]
+    with tempfile.TemporaryDirectory(prefix="hemalens-gui-probe-") as tmp:
+        scratch = Path(tmp)
+        if mode == "launch":
+            result = launch(float(argv[1]), scratch)
+        elif mode == "stall":
+            result = stall(Path(argv[1]), scratch, float(argv[2]) if len(argv) > 2 else 600)
+        elif mode == "memory":
+            result = memory(Path(argv[1]), scratch, float(argv[2]) if len(argv) > 2 else 600)
+        else:
+            raise SystemExit(f"unknown mode {mode!r}")
+    print("RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

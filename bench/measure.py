@@ -1,0 +1,133 @@
+"""Parts 1, 2 and 5 of the benchmark for one model, in this process: throughput of each variant
+over several interleaved runs, batch-1 latency and the batch-size sweep, and MACs per image."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.flops import count_macs
+from bench.models import BenchModel
+from bench.pipeline import BATCH, RawOrt, output_names, pipeline_latencies, predecode, run_pipeline
+from bench.stats import median, percentile
+from bench.torch_baseline import TorchRunner, load_checkpoint
+from inference.session import ModelSession
+
+SWEEP = (1, 2, 4, 8, 16, 32)
+
+
+@dataclass
+class Variant:
+    key: str
+    run: Callable[[], int]
+
+
+@dataclass
+class ModelResult:
+    """Everything measured for one model; rates are images/s per run (same index = same run)."""
+
+    name: str
+    file: str
+    images: int
+    image_source: str
+    input_size: str
+    rates: dict[str, list[float]] = field(default_factory=dict)
+    torch_note: str = ""
+    torch_agreement: dict[str, float] = field(default_factory=dict)
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    sweep: dict[int, float] = field(default_factory=dict)
+    macs: dict[str, int] = field(default_factory=dict)
+
+
+def _settle() -> None:
+    gc.collect()
+    time.sleep(0.05)  # let worker threads of the previous variant go idle before the next is timed
+
+
+def measure_model(model: BenchModel, paths: list[Path], source: str, *, runs: int, latency_images: int,
+                  use_torch: bool, log: Callable[[str], None]) -> ModelResult:
+    spec = model.spec
+    result = ModelResult(model.name, model.path.name, len(paths), source, f"{spec.input.width}x{spec.input.height}")
+    session = ModelSession.load(model.path)
+    no_cam = ModelSession.load(model.no_cam_path)
+    tensor = predecode(paths, spec)
+    raw = RawOrt(model.path, spec, output_names(spec))
+    raw_scores = RawOrt(model.no_cam_path, spec, [spec.output.name])
+    variants = [
+        Variant("pipeline", lambda: run_pipeline(session, paths)),
+        Variant("no_cam_pipeline", lambda: run_pipeline(no_cam, paths, cam=False)),
+        Variant("raw_ort", lambda: raw.run(tensor)),
+        Variant("raw_ort_scores_only", lambda: raw_scores.run(tensor)),
+    ]
+    runner = None
+    if use_torch:
+        tmodel, why = load_checkpoint(model.name)
+        if tmodel is None:
+            result.torch_note = why
+        else:
+            runner = TorchRunner(tmodel)
+            result.torch_note = f"weights from {tmodel.source}"
+            result.torch_agreement = _agreement(runner, raw_scores, tensor[:64])
+            variants += [
+                Variant("torch_pipeline", lambda: runner.pipeline(paths, spec, batch=BATCH)),
+                Variant("torch_infer", lambda: runner.infer(tensor, batch=BATCH)),
+            ]
+    else:
+        result.torch_note = "skipped (--no-torch)"
+    warm = paths[:16]
+    run_pipeline(session, warm)
+    run_pipeline(no_cam, warm, cam=False)
+    raw.run(tensor[:16])
+    raw_scores.run(tensor[:16])
+    if runner is not None:
+        runner.pipeline(warm, spec, batch=BATCH)
+        runner.infer(tensor[:16], batch=BATCH)
+    for v in variants:
+        result.rates[v.key] = []
+    for r in range(runs):
+        order = variants[r % len(variants):] + variants[:r % len(variants)]  # rotate: no variant always first
+        for v in order:
+            _settle()
+            start = time.perf_counter()
+            n = v.run()
+            result.rates[v.key].append(n / (time.perf_counter() - start))
+        log(f"  {model.name} run {r + 1}/{runs}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in result.rates.items()))
+
+    # Part 2: one image at a time, file in -> overlay out; raw ORT batch 1; batch-size sweep on raw ORT.
+    _settle()
+    lat = pipeline_latencies(session, paths[:latency_images])
+    raw_lat = raw.latencies(tensor, latency_images)
+    result.latency_ms = {
+        "pipeline_median": median(lat) * 1000, "pipeline_p95": percentile(lat, 95) * 1000,
+        "pipeline_rate_b1": len(lat) / sum(lat),
+        "raw_ort_median": median(raw_lat) * 1000, "raw_ort_p95": percentile(raw_lat, 95) * 1000,
+    }
+    sweep_tensor = tensor[: max(64, min(len(tensor), 256))]
+    for b in SWEEP:
+        rates = []
+        for _ in range(max(1, min(runs, 3))):
+            _settle()
+            start = time.perf_counter()
+            raw.run(sweep_tensor, batch=b)
+            rates.append(len(sweep_tensor) / (time.perf_counter() - start))
+        result.sweep[b] = median(rates)
+    counted = count_macs(model.path, spec)
+    result.macs = {"inference": counted.inference, "gradcam": counted.gradcam, "unknown_nodes": counted.unknown_nodes}
+    return result
+
+
+def _agreement(runner: TorchRunner, raw_scores: RawOrt, tensor: np.ndarray) -> dict[str, Any]:
+    """How closely PyTorch and ONNX Runtime agree on the same inputs: proof the weights are the same."""
+    ort_logits = raw_scores.session.run([raw_scores.outputs[0]], {raw_scores.input: tensor})[0].reshape(len(tensor), -1)
+    torch_logits = runner.logits(tensor).reshape(len(tensor), -1)
+    return {
+        "max_abs_logit_diff": float(np.abs(ort_logits - torch_logits).max()),
+        "top1_agreement": float((ort_logits.argmax(1) == torch_logits.argmax(1)).mean()),
+        "images": len(tensor),
+    }

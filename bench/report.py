@@ -1,0 +1,192 @@
+"""The one table ``bench/run.py`` prints: all five parts and the targets, from the results dict.
+
+Ratios are taken inside each run (same run, same machine state) and their median is shown, with
+the min-max over runs in brackets.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bench.stats import median, percentile, spread
+
+TARGETS = {
+    "pipeline_vs_raw": 0.8,
+    "pipeline_vs_torch": 2.0,
+    "gradcam_overhead": 0.10,
+    "gui_stall_ms": 50.0,
+    "rss_mib": 600.0,
+}
+
+
+def per_run_ratio(a: list[float], b: list[float]) -> list[float]:
+    return [x / y for x, y in zip(a, b, strict=False) if y]
+
+
+def fmt(value: float, spec: str = ".1f") -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def with_range(values: list[float], spec: str = ".1f") -> str:
+    if not values:
+        return "n/a"
+    lo, hi = spread(values)
+    return f"{fmt(median(values), spec)} [{fmt(lo, spec)}-{fmt(hi, spec)}]"
+
+
+def table(rows: list[list[str]], header: list[str]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+    return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *[line(r) for r in rows]]
+
+
+def model_ratios(m: dict[str, Any]) -> dict[str, list[float]]:
+    r = m["rates"]
+    out = {
+        "pipeline_vs_raw": per_run_ratio(r["pipeline"], r["raw_ort"]),
+        # overhead = time(with Grad-CAM) / time(without) - 1 = rate(without) / rate(with) - 1
+        "gradcam_overhead": [x - 1 for x in per_run_ratio(r["no_cam_pipeline"], r["pipeline"])],
+        "gradcam_graph_overhead": [x - 1 for x in per_run_ratio(r["raw_ort_scores_only"], r["raw_ort"])],
+    }
+    if "torch_pipeline" in r:
+        out["pipeline_vs_torch"] = per_run_ratio(r["pipeline"], r["torch_pipeline"])
+        out["ort_vs_torch_infer"] = per_run_ratio(r["raw_ort_scores_only"], r["torch_infer"])
+    return out
+
+
+def render(res: dict[str, Any]) -> str:
+    meta = res["meta"]
+    out = [
+        f"HemaLens benchmark — {meta['date']} — {meta['machine']}",
+        f"{meta['software']}",
+        f"Load average (1 min) {meta['load_start']:.2f} at start, {meta.get('load_end', math.nan):.2f} at end; "
+        f"{meta['busy_note']}",
+        f"{meta['runs']} runs per figure, interleaved; median [min-max over runs]. Batch {meta['batch']} unless "
+        "stated. Mode: " + ("--quick (smoke pass, not for quoting)" if meta["quick"] else "full"),
+        "",
+        "1. Throughput, images/s — pipeline = decode + preprocess + ONNX Runtime + Grad-CAM + overlay",
+    ]
+    rows = []
+    for m in res["models"]:
+        r, q = m["rates"], model_ratios(m)
+        rows.append([
+            m["name"], f"{m['images']} {m['image_source']}", with_range(r["pipeline"]), with_range(r["raw_ort"]),
+            with_range(q["pipeline_vs_raw"], ".2f"),
+            with_range(r.get("torch_pipeline", [])), with_range(q.get("pipeline_vs_torch", []), ".2f"),
+            with_range(r["no_cam_pipeline"]), with_range([x * 100 for x in q["gradcam_overhead"]], "+.1f"),
+        ])
+    out += table(rows, ["model", "images", "pipeline", "(a) raw ORT", "pipe/raw ≥0.8", "(b) PyTorch pipe",
+                        "pipe/PyTorch ≥2", "(c) no-CAM pipe", "Grad-CAM cost % ≤10"])
+    out.append("")
+    rows = []
+    for m in res["models"]:
+        r, q = m["rates"], model_ratios(m)
+        agree = m.get("torch_agreement") or {}
+        agree_txt = (f"max |Δlogit| {agree['max_abs_logit_diff']:.1e}, top-1 {agree['top1_agreement'] * 100:.0f}% "
+                     f"on {agree['images']}") if agree else m["torch_note"]
+        rows.append([m["name"], with_range(r["raw_ort_scores_only"]),
+                     with_range([x * 100 for x in q["gradcam_graph_overhead"]], "+.1f"),
+                     with_range(r.get("torch_infer", [])), with_range(q.get("ort_vs_torch_infer", []), ".2f"),
+                     agree_txt])
+    out += table(rows, ["model", "raw ORT scores only", "Grad-CAM outputs in graph %", "PyTorch eager infer",
+                        "ORT/PyTorch infer", "PyTorch vs ORT (same inputs)"])
+    notes = sorted({m["torch_note"] for m in res["models"] if m.get("torch_note")})
+    out.append("PyTorch: " + "; ".join(notes) if notes else "")
+    out += ["", "2. Latency, one image at a time (file in -> overlay out), and batch size (raw ORT images/s)"]
+    rows = []
+    for m in res["models"]:
+        lat, sw = m["latency_ms"], {int(k): v for k, v in m["sweep"].items()}
+        best = max(sw, key=sw.get)
+        gain = sw[best] / sw[1] if sw.get(1) else math.nan
+        verdict = f"yes: batch {best} is {gain:.2f}x batch 1" if gain >= 1.1 else f"no (best {gain:.2f}x batch 1)"
+        rows.append([m["name"], f"{fmt(lat['pipeline_median'])} / {fmt(lat['pipeline_p95'])}",
+                     f"{fmt(lat['raw_ort_median'], '.2f')} / {fmt(lat['raw_ort_p95'], '.2f')}",
+                     fmt(lat["pipeline_rate_b1"]), " ".join(f"{b}:{fmt(v, '.0f')}" for b, v in sorted(sw.items())),
+                     verdict])
+    out += table(rows, ["model", "pipeline ms med/p95", "raw ORT ms med/p95", "pipeline b1 img/s",
+                        "raw ORT img/s by batch", "batching helps?"])
+    out += ["", *render_gui(res.get("gui", {})), "", *render_limit(res)]
+    out += ["", "Targets", *render_targets(res)]
+    return "\n".join(out)
+
+
+def render_gui(gui: dict[str, Any]) -> list[str]:
+    out = ["3. GUI (real main window, offscreen Qt, fresh process each)"]
+    if not gui:
+        return [*out, "   not measured (--no-gui)"]
+    launch = [x for x in gui.get("launch", []) if "first_paint" in x]
+    errors = [x["error"] for x in gui.get("launch", []) + gui.get("stall", []) if "error" in x]
+    if launch:
+        out.append(f"   launch -> first window painted: {with_range([x['first_paint'] for x in launch], '.2f')} s; "
+                   f"-> model ready: {with_range([x.get('model_ready', math.nan) for x in launch], '.2f')} s "
+                   f"({len(launch)} launches)")
+    stalls = [x for x in gui.get("stall", []) if "stalls_ms" in x]
+    if stalls:
+        worst = [max(x["stalls_ms"], default=0.0) for x in stalls]
+        p99 = [percentile(x["stalls_ms"], 99) for x in stalls]
+        idle = [max(x["idle_stalls_ms"], default=0.0) for x in stalls]
+        rate = [x["classified"] / x["seconds"] for x in stalls if x["seconds"]]
+        out.append(f"   {stalls[0]['images']}-image batch ({gui.get('folder_note', '')}), stepping to the next image "
+                   f"every 300 ms, 5 ms heartbeat: longest stall {with_range(worst)} ms, p99 {with_range(p99)} ms; "
+                   f"idle window (noise floor) longest {with_range(idle)} ms; batch {with_range(rate)} images/s "
+                   f"({len(stalls)} runs, model {stalls[0].get('model')})")
+    mem = gui.get("memory") or {}
+    if "rss_peak_mib" in mem:
+        out.append(f"   {mem['images']}-image folder opened and classified ({gui.get('memory_note', '')}): peak RSS "
+                   f"{mem['rss_peak_mib']:.0f} MiB (window with model loaded {mem['rss_ready_mib']:.0f} MiB, at the "
+                   f"end {mem['rss_end_mib']:.0f} MiB); {mem['classified']} classified in {mem['seconds']:.0f} s; "
+                   f"thumbnails decoded {mem['thumbnails_decoded']} of {mem['images']} (lazy)")
+    elif "error" in mem:
+        errors.append(mem["error"])
+    out += [f"   error: {e}" for e in errors]
+    return out
+
+
+def render_limit(res: dict[str, Any]) -> list[str]:
+    rates = res.get("matmul_flops", [])
+    peak = max(rates) if rates else math.nan
+    out = [f"5. Physical limit: float32 2048x2048 matmul (numpy BLAS, all cores) {fmt(peak / 1e9)} GFLOP/s best, "
+           f"{fmt(median(rates) / 1e9 if rates else math.nan)} median of {len(rates)}"]
+    rows = []
+    for m in res["models"]:
+        macs = m["macs"]
+        flops = 2 * macs["inference"]
+        floor_ms = flops / peak * 1000 if peak else math.nan
+        actual_ms = 1000 / median(m["rates"]["raw_ort_scores_only"])
+        rows.append([m["name"], f"{flops / 1e9:.3f}", f"{2 * macs['gradcam'] / 1e6:.3f}", f"{floor_ms:.2f}",
+                     f"{actual_ms:.2f}", f"{floor_ms / actual_ms * 100:.0f}%",
+                     str(macs["unknown_nodes"])])
+    out += table(rows, ["model", "GFLOP/image (Conv+Gemm+MatMul)", "Grad-CAM extra MFLOP", "floor ms/image",
+                        "raw ORT ms/image", "of the machine", "uncounted nodes"])
+    return out
+
+
+def render_targets(res: dict[str, Any]) -> list[str]:
+    out = []
+
+    def line(name: str, ok: bool | None, figure: str) -> None:
+        mark = "n/a " if ok is None else ("PASS" if ok else "MISS")
+        out.append(f"   [{mark}] {name}: {figure}")
+
+    for m in res["models"]:
+        q = model_ratios(m)
+        v = median(q["pipeline_vs_raw"])
+        line(f"{m['name']} pipeline >= 0.8x raw ORT", v >= TARGETS["pipeline_vs_raw"], f"{v:.2f}x")
+        if q.get("pipeline_vs_torch"):
+            v = median(q["pipeline_vs_torch"])
+            line(f"{m['name']} pipeline >= 2x PyTorch eager", v >= TARGETS["pipeline_vs_torch"], f"{v:.2f}x")
+        else:
+            line(f"{m['name']} pipeline >= 2x PyTorch eager", None, m.get("torch_note", ""))
+        v = median(q["gradcam_overhead"])
+        line(f"{m['name']} Grad-CAM overhead <= 10%", v <= TARGETS["gradcam_overhead"], f"{v * 100:+.1f}%")
+    gui = res.get("gui", {})
+    stalls = [max(x["stalls_ms"], default=0.0) for x in gui.get("stall", []) if "stalls_ms" in x]
+    if stalls:
+        line("longest GUI stall <= 50 ms", max(stalls) <= TARGETS["gui_stall_ms"],
+             f"worst of {len(stalls)} runs {max(stalls):.0f} ms (median {median(stalls):.0f} ms)")
+    mem = gui.get("memory") or {}
+    if "rss_peak_mib" in mem:
+        line(f"peak RSS <= 600 MB at {mem['images']} images", mem["rss_peak_mib"] * 1.048576 <= TARGETS["rss_mib"],
+             f"{mem['rss_peak_mib'] * 1.048576:.0f} MB")
+    return out
