@@ -148,9 +148,9 @@ def map_to_image(cam: np.ndarray, geom: ResizeGeometry) -> np.ndarray:
     out = cv2.warpAffine(cam, matrix, (geom.src_width, geom.src_height),
                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     if geom.policy == "center_crop":
-        # Original pixels whose centre falls outside the crop window were not seen by the model.
-        xs = (np.arange(geom.src_width) + 0.5) * geom.scale_x + geom.offset_x
-        ys = (np.arange(geom.src_height) + 0.5) * geom.scale_y + geom.offset_y
-        out[(ys < 0) | (ys > geom.dst_height), :] = 0.0
-        out[:, (xs < 0) | (xs > geom.dst_width)] = 0.0
+        # Original pixels lying wholly outside the crop window were not seen by the model.
+        x_lo = np.arange(geom.src_width) * geom.scale_x + geom.offset_x
+        y_lo = np.arange(geom.src_height) * geom.scale_y + geom.offset_y
+        out[(y_lo + geom.scale_y <= 0) | (y_lo >= geom.dst_height), :] = 0.0
+        out[:, (x_lo + geom.scale_x <= 0) | (x_lo >= geom.dst_width)] = 0.0
     return out

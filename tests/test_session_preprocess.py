@@ -101,6 +101,34 @@ def test_heatmap_follows_image_content_through_resize_policy(policy):
         xs = (np.arange(w) + 0.5) * geom.scale_x + geom.offset_x
         visible = (xs > 1) & (xs < 47)
         assert np.abs(back[5:-5, visible] - truth[5:-5, visible]).max() < 0.05
-        assert (back[:, xs < 0] == 0).all()
+        unseen = (np.arange(w) + 1) * geom.scale_x + geom.offset_x <= 0  # wholly left of the crop window
+        assert unseen.sum() > 10 and (back[:, unseen] == 0).all()
     else:
         assert np.abs(back[2:-2, 2:-2] - truth[2:-2, 2:-2]).max() < 0.05
+
+
+_SESSIONS: dict[str, object] = {}
+
+
+def _session(policy: str, tmp_dir) -> object:
+    from inference.session import ModelSession
+    from tests.model_factory import make_classifier
+
+    if policy not in _SESSIONS:
+        _SESSIONS[policy] = ModelSession.load(make_classifier(tmp_dir / f"{policy}.onnx", resize=policy, size=24))
+    return _SESSIONS[policy]
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(1, 120), w=st.integers(1, 120), policy=st.sampled_from(POLICIES), seed=st.integers(0, 999))
+def test_predictions_are_well_formed_for_any_image_size(tmp_path_factory, h, w, policy, seed):
+    session = _session(policy, tmp_path_factory.getbasetemp())
+    rgb = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    pred = session.predict(rgb)
+    assert pred.probabilities.shape == (3,) and np.isfinite(pred.probabilities).all()
+    assert abs(float(pred.probabilities.sum()) - 1.0) < 1e-5 and pred.probabilities.min() >= 0
+    assert pred.top_index == int(np.argmax(pred.probabilities))
+    for c in range(3):
+        heat = pred.heatmap(c)
+        assert heat.shape == (h, w) and heat.dtype == np.float32
+        assert heat.min() >= 0.0 and heat.max() <= 1.0
