@@ -114,6 +114,11 @@ class ModelSession:
         self._labels = tuple(spec.labels)
         self._ids = tuple(c.id for c in spec.classes)
 
+    @property
+    def ort_session(self) -> ort.InferenceSession:
+        """The underlying ONNX Runtime session (for benchmarks and exporter checks; runs the same graph)."""
+        return self._session
+
     # ----------------------------------------------------------------------------------------- loading
     @classmethod
     def load(cls, path: str | Path, providers: list[str] | None = None, *, threads: int | None = None) -> ModelSession:
