@@ -11,6 +11,7 @@ import configparser
 import importlib.util
 import mimetypes
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -301,3 +302,33 @@ def test_tree_bytes_counts_files_once_and_ignores_symlinks(tmp_path: Path) -> No
     os.symlink(tmp_path / "a", tmp_path / "link")
     assert report.tree_bytes(tmp_path) == 1024
     assert report.evict_from_page_cache([tmp_path]) == 2
+
+
+# --- Windows / macOS recipes (not runnable here: check that they agree with the build) ----------
+
+
+def test_inno_setup_script_agrees_with_the_windows_build() -> None:
+    iss = (PACKAGING / "windows" / "hemalens.iss").read_text(encoding="utf-8")
+    spec = (ROOT / "build.spec").read_text(encoding="utf-8")
+    assert 'name="HemaLens", console=False' in spec and 'name="hemalens-cli", console=True' in spec
+    collect = re.search(r"COLLECT\((.*?)\n\)", spec, re.DOTALL)
+    assert collect is not None and 'name="hemalens"' in collect.group(1)
+    assert '#define AppExe "HemaLens.exe"' in iss
+    assert '#define DistDir "..\\..\\dist\\hemalens"' in iss
+    assert "SetupIconFile=..\\..\\assets\\icons\\hemalens.ico" in iss
+    assert (ROOT / "assets" / "icons" / "hemalens.ico").is_file()
+    assert "vc_redist.x64.exe" in iss and "VCRedistNeeded" in iss
+    for ext in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif"):
+        assert f"Software\\Classes\\{ext}\\OpenWithProgids" in iss
+
+
+def test_hosted_runner_workflow_builds_all_three_platforms_from_this_tree() -> None:
+    workflow = (ROOT / ".github" / "workflows" / "package.yml").read_text(encoding="utf-8")
+    for runner in ("ubuntu-22.04", "windows-2022", "macos-14"):
+        assert f"runs-on: {runner}" in workflow
+    for path in ("packaging/linux/build_linux.sh", "build.spec", "packaging\\windows\\hemalens.iss"):
+        assert path in workflow
+        assert (ROOT / path.replace("\\", "/")).is_file()
+    assert "hemalens-cli.exe --selftest" in workflow
+    assert "HemaLens.app/Contents/MacOS/hemalens --selftest" in workflow
+    assert ".[package]" in workflow
