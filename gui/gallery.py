@@ -149,6 +149,8 @@ class GalleryView(QWidget):
         super().__init__(parent)
         self._model = model
         self._sections: list[_Section] = []
+        self._groups: list[tuple[str, str]] = []
+        self._pending_row: int | None = None
         self._syncing = False
         top = QHBoxLayout()
         top.setContentsMargins(8, 6, 8, 0)
@@ -170,26 +172,58 @@ class GalleryView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
         layout.addWidget(self.scroll)
-        self.group_by.currentIndexChanged.connect(lambda _i: self.rebuild())
+        self.group_by.currentIndexChanged.connect(lambda _i: self._regroup())
         model.modelReset.connect(self._update_totals)
         model.dataChanged.connect(self._update_totals)
 
     def rebuild(self, class_ids: Sequence[str] | None = None, labels: Sequence[str] | None = None) -> None:
-        """One section per class of the model, then Unidentified, then images without a call."""
+        """One section per class of the model, then Unidentified, then images without a call.
+
+        Sections (and their filter models) exist only while the gallery is shown, so a hidden
+        gallery costs nothing while results stream in.
+        """
         ids = list(class_ids if class_ids is not None else self._model.class_ids)
         names = list(labels if labels is not None else self._model.labels)
+        self._groups = [
+            *zip(ids, names, strict=False),
+            (UNIDENTIFIED_ID, UNIDENTIFIED_NAME),
+            (NOT_CLASSIFIED, "No call yet"),
+        ]
+        self._teardown()
+        if self.isVisible():
+            self._build()
+
+    def _teardown(self) -> None:
         for section in self._sections:
+            section.proxy.setSourceModel(None)
             section.setParent(None)
             section.deleteLater()
         self._sections = []
+
+    def _build(self) -> None:
         role = self.group_by.currentData()
-        groups = [*zip(ids, names, strict=False), (UNIDENTIFIED_ID, UNIDENTIFIED_NAME), (NOT_CLASSIFIED, "No call yet")]
-        for cid, name in groups:
+        for cid, name in self._groups:
             section = _Section(cid, name, role, self._model, self.page)
             section.activated.connect(self._on_activated)
             self.page_layout.insertWidget(self.page_layout.count() - 1, section)
             self._sections.append(section)
         self._update_totals()
+        if self._pending_row is not None:
+            self.select_source_row(self._pending_row)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._sections:
+            self._build()
+
+    def hideEvent(self, event) -> None:
+        super().hideEvent(event)
+        self._teardown()
+
+    def _regroup(self) -> None:
+        self._teardown()
+        if self.isVisible():
+            self._build()
 
     def sections(self) -> list[tuple[str, int]]:
         """(class id, count) per section, in display order."""
@@ -200,6 +234,7 @@ class GalleryView(QWidget):
         return [r for s in self._sections for r in s.source_rows()]
 
     def select_source_row(self, row: int) -> None:
+        self._pending_row = row
         self._syncing = True
         try:
             for section in self._sections:

@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -40,6 +39,7 @@ from gui.items import FAILED, QUEUED, ItemResult, ModelInfo
 from gui.model_card import ModelCardDialog
 from gui.model_picker import ModelPicker
 from gui.probability_panel import ProbabilityPanel
+from gui.progress_bar import SlimProgressBar
 from gui.review_bridge import ReviewBridge, case_folder
 from gui.settings import AppSettings
 from gui.thumbnails import ThumbnailLoader
@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         self._heatmap_class: int | None = None
         self._states: dict = {}
         self._batch_started = 0.0
+        self._progress_shown = 0.0
         self._pending_open: list[Path] | None = None
         self._loading_model: Path | None = None
         self._build_ui()
@@ -164,7 +165,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         # status bar
         self.status_label = QLabel("Ready")
-        self.progress = QProgressBar()
+        self.progress = SlimProgressBar()
         self.progress.setFixedWidth(220)
         self.progress.setVisible(False)
         self.eta_label = QLabel("")
@@ -324,6 +325,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ models
     def start(self, paths: list[str] | None = None) -> None:
         """Pick the remembered (or first) model and open ``paths``; call once after showing."""
+        self.review_banner.show_text(self.review.open_store())
         remembered = self.settings.model_path()
         extra = [remembered] if remembered is not None else []
         problems = self.picker.refresh(extra, remembered)
@@ -483,6 +485,10 @@ class MainWindow(QMainWindow):
                 self._refresh_panel_from_row()
 
     def _on_progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._progress_shown < 0.25:
+            return  # a progress bar repaints on every value: a few updates a second are enough
+        self._progress_shown = now
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         elapsed = time.monotonic() - self._batch_started

@@ -17,6 +17,7 @@ import numpy as np
 
 from gui.calls import UNIDENTIFIED_ID
 from gui.items import ModelInfo
+from review.store import ReviewInputError, ReviewStore, file_sha256
 
 
 def current_user() -> str:
@@ -51,8 +52,6 @@ class PredictionRecorder:
 
     @staticmethod
     def hash_file(path: Path) -> str:
-        from review.store import file_sha256
-
         return file_sha256(path)
 
     def cached(self, image_hash: str, model: ModelInfo) -> np.ndarray | None:
@@ -113,13 +112,20 @@ class ReviewBridge:
     def db_path(self) -> Path | None:
         return None if self._store is None else Path(self._store.path)
 
+    def open_store(self) -> str | None:
+        """Open the database ahead of the first folder (at start-up, not while a folder opens)."""
+        if self._store is None:
+            try:
+                self._store = ReviewStore.open(self._db_path)
+            except Exception as exc:  # noqa: BLE001 - shown in the window; decisions are then refused
+                self.error = f"Review records unavailable: {exc}"
+        return self.error
+
     def open_case(self, folder: Path) -> str | None:
         """Open (or resume) the case for a folder; returns an error message, or None when fine."""
         self._case = None
         self.error = None
         try:
-            from review.store import ReviewStore
-
             if self._store is None:
                 self._store = ReviewStore.open(self._db_path)
             self._case = self._store.open_case(folder)
@@ -149,8 +155,6 @@ class ReviewBridge:
                 path, image_hash, reviewed_id=reviewed_id, flagged=flagged, comment=comment, user=self.user
             )
         except Exception as exc:
-            from review.store import ReviewInputError
-
             if not isinstance(exc, ReviewInputError) and self.signed_by() is None:
                 self.error = f"Decisions can no longer be saved: {exc}"
             raise

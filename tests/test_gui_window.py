@@ -111,7 +111,13 @@ def test_folder_batch_fills_the_table_with_the_cores_predictions(qtbot, tmp_path
     window.batch_panel.filter_text.setText("broken")
     assert window.batch_panel.proxy.rowCount() == 1
     # The gallery groups the same rows by class.
-    assert sum(n for _, n in window.gallery.sections()) == 13
+    window.act_gallery.trigger()
+    sections = dict(window.gallery.sections())
+    assert sum(sections.values()) == 13
+    assert sections["__none__"] == 1  # the unreadable file has no call
+    calls = [window.model.ai_call_of(window.model.item(r)) for r in range(12)]
+    for cid in window.model.class_ids:
+        assert sections[cid] == calls.count(cid)
 
 
 def test_heatmap_follows_the_class_clicked_in_the_probability_panel(qtbot, tmp_path, models) -> None:
