@@ -144,8 +144,16 @@ class ModelSession:
 
         tried, provider_notes = choose_providers(providers)
         notes += provider_notes
-        session = cls._create(path, tried, data if runtime_model is None and not has_external else None,
-                              runtime_model, has_external, threads, notes)
+        try:
+            session = cls._create(path, tried, data if runtime_model is None and not has_external else None,
+                                  runtime_model, has_external, threads, notes)
+        except ModelLoadError:
+            if runtime_model is None:
+                raise
+            # The copy exposing activations for a gradient-free CAM failed: the model itself may still run.
+            session = cls._create(path, tried, None if has_external else data, None, has_external, threads, notes)
+            gap, score_target = None, None
+            notes.append("no heatmap: the activations for a gradient-free CAM could not be exposed")
 
         if spec is None:
             spec = _assume_spec(model, session, path)
@@ -194,19 +202,25 @@ class ModelSession:
                 self.path,
                 f"the metadata lists {self.spec.num_classes} classes but the model outputs {scores.size} scores",
             )
-        if len(outputs) > 1:
-            acts = outputs[1]
+        if len(outputs) < 2:
+            return
+        acts = outputs[1]
+        if self.cam_method == GRAD_CAM:
             if acts.ndim != 4 or acts.shape[0] != 1:
-                raise ModelLoadError(self.path, f"the CAM activations have shape {acts.shape}; expected (N, K, h, w)")
-            k = acts.shape[3] if self._gap is not None and self._gap.channels_last else acts.shape[1]
-            if self.cam_method == GRAD_CAM:
-                w = outputs[2]
-                want_c = 1 if self._class_input else self.spec.num_classes
-                if w.shape != (1, want_c, k):
-                    raise ModelLoadError(
-                        self.path, f"the Grad-CAM weights have shape {w.shape}; expected (N, {want_c}, {k})")
-            elif self._gap is not None and self._gap.weights.shape != (self.spec.num_classes, k):
-                raise ModelLoadError(self.path, "the pooled layer does not match the classifier head")
+                raise ModelLoadError(self.path, f"the Grad-CAM activations have shape {acts.shape}; "
+                                                "expected (N, K, h, w)")
+            w, want_c = outputs[2], 1 if self._class_input else self.spec.num_classes
+            if w.shape != (1, want_c, acts.shape[1]):
+                raise ModelLoadError(
+                    self.path, f"the Grad-CAM weights have shape {w.shape}; expected (N, {want_c}, {acts.shape[1]})")
+            return
+        # Gradient-free CAM found by graph inspection: when it does not fit, go without a heatmap.
+        k = acts.shape[3] if self._gap is not None and self._gap.channels_last else (acts.shape[1] if acts.ndim else 0)
+        fits = acts.ndim == 4 and acts.shape[0] == 1 and min(acts.shape[2:]) >= 1 and (
+            self._gap is None or self._gap.weights.shape == (self.spec.num_classes, k))
+        if not fits:
+            self.cam_method, self._gap, self._outputs = None, None, self._outputs[:1]
+            self.notes += ("no heatmap: the layer found for a gradient-free CAM does not fit the classifier",)
 
     # ----------------------------------------------------------------------------------------- running
     def _feeds(self, tensor: np.ndarray, class_index: int = 0) -> dict[str, np.ndarray]:

@@ -170,3 +170,24 @@ def test_scores_shaped_n_c_1_1_are_accepted(tmp_path):
     assert session.cam_method == GAP_CAM
     pred = session.predict(np.full((32, 32, 3), 90, np.uint8))
     assert pred.probabilities.shape == (3,) and pred.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_unfit_gradient_free_cam_degrades_to_no_heatmap(tmp_path):
+    """A 1-D convolution (rank-3 activations) cannot give an image heatmap: the model still runs, without one."""
+    inits = [numpy_helper.from_array(np.array([0, 3, -1], np.int64), "shape3"),
+             numpy_helper.from_array(np.ones((4, 3, 3), np.float32) * 0.1, "k"),
+             numpy_helper.from_array(np.array([2], np.int64), "ax2"),
+             numpy_helper.from_array(np.ones((4, 2), np.float32), "fc")]
+    nodes = [helper.make_node("Reshape", ["x", "shape3"], ["seq"]),
+             helper.make_node("Conv", ["seq", "k"], ["c1"], kernel_shape=[3]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("ReduceMean", ["r1", "ax2"], ["m"], keepdims=0),
+             helper.make_node("MatMul", ["m", "fc"], ["y"])]
+    graph = helper.make_graph(nodes, "conv1d", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    session = ModelSession.load(_save(model, tmp_path / "conv1d.onnx"))
+    assert session.cam_method is None and any("no heatmap" in n for n in session.notes)
+    pred = session.predict(np.full((8, 8, 3), 200, np.uint8))
+    assert pred.heatmap() is None and pred.probabilities.shape == (2,)
