@@ -151,14 +151,19 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
             reason = "the file is truncated or damaged" if "truncat" in text.lower() else f"damaged image data ({text})"
             raise ImageLoadError(path, reason) from None
         orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
-        if orientation not in (None, 1):
-            im = ImageOps.exif_transpose(im)
-            notes.append("rotated upright per EXIF orientation")
+        if orientation not in (1, 2, 3, 4, 5, 6, 7, 8):
+            orientation = 1
         rgb = None
         if im.format in ("PNG", "TIFF") and im.mode in ("RGB", "RGBA") and _has_16bit_samples(im, path):
             rgb = _decode_with_opencv(path, notes)
+            if rgb is not None:
+                rgb = _orient(rgb, orientation)
         if rgb is None:
+            if orientation != 1:
+                im = ImageOps.exif_transpose(im)
             rgb = _to_rgb_array(im, notes)
+        if orientation != 1:
+            notes.append("rotated upright per EXIF orientation")
     except ImageLoadError:
         raise
     except MemoryError:
@@ -170,6 +175,25 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ImageLoadError(path, f"unexpected pixel layout {rgb.shape} {rgb.dtype}")
     return LoadedImage(path=path, rgb=np.ascontiguousarray(rgb), notes=tuple(dict.fromkeys(notes)))
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to an (H, W, C) array, as Pillow's exif_transpose does."""
+    if orientation == 2:
+        return arr[:, ::-1]
+    if orientation == 3:
+        return arr[::-1, ::-1]
+    if orientation == 4:
+        return arr[::-1]
+    if orientation == 5:
+        return arr.transpose(1, 0, 2)
+    if orientation == 6:
+        return np.rot90(arr, -1)
+    if orientation == 7:
+        return arr[::-1, ::-1].transpose(1, 0, 2)
+    if orientation == 8:
+        return np.rot90(arr, 1)
+    return arr
 
 
 def _has_16bit_samples(im: Image.Image, path: Path) -> bool:

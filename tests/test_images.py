@@ -7,7 +7,7 @@ import io
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from inference.errors import ImageLoadError
 from inference.images import IMAGE_EXTENSIONS, is_image_path, load_image
@@ -212,3 +212,37 @@ def test_garbage_after_valid_header(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ImageLoadError):
         load_image(path)
+
+
+def _png_with_exif(png: bytes, orientation: int) -> bytes:
+    """Insert an eXIf chunk (EXIF orientation) right after IHDR of an existing PNG."""
+    import struct
+    import zlib
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = exif.tobytes()
+    if body.startswith(b"Exif\x00\x00"):
+        body = body[6:]
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    end_of_ihdr = 8 + 4 + 4 + 13 + 4
+    return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
+
+
+@pytest.mark.parametrize("orientation", [1, 2, 3, 4, 5, 6, 7, 8])
+def test_exif_orientation_is_the_same_for_8_and_16_bit(tmp_path, orientation):
+    rgb8 = _gradient(6, 10)
+    rgb8[0, 0] = (255, 255, 255)  # a marker corner
+    eight = tmp_path / "eight.png"
+    Image.fromarray(rgb8).save(eight)
+    eight.write_bytes(_png_with_exif(eight.read_bytes(), orientation))
+    sixteen = tmp_path / "sixteen.png"
+    ok, buf = cv2.imencode(".png", (rgb8.astype(np.uint16) * 257)[:, :, ::-1])
+    assert ok
+    sixteen.write_bytes(_png_with_exif(buf.tobytes(), orientation))
+    a, b = load_image(eight), load_image(sixteen)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(eight)).convert("RGB"))
+    np.testing.assert_array_equal(a.rgb, expected)
+    np.testing.assert_array_equal(b.rgb, expected)
+    assert ("rotated upright per EXIF orientation" in a.notes) == (orientation != 1)
+    assert any("16-bit" in n for n in b.notes)
