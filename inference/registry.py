@@ -12,7 +12,7 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
-from inference.contract import ModelSpec
+from inference.contract import ClassLabel, InputSpec, ModelSpec, OutputSpec
 from inference.errors import HemaLensError, ModelNotFoundError
 from inference.model_file import metadata_spec, read_model_file
 
@@ -57,8 +57,6 @@ def read_spec(path: str | Path) -> ModelSpec:
     spec = metadata_spec(model, path)
     if spec is not None:
         return spec
-    from inference.contract import ClassLabel, InputSpec, OutputSpec
-
     out = model.graph.output[0]
     dims = [d.dim_value if d.HasField("dim_value") else None for d in out.type.tensor_type.shape.dim]
     count = dims[-1] if dims and dims[-1] else 0
