@@ -270,3 +270,44 @@ def _bilinear(grid: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     top = grid[y0][:, x0] * (1 - fx) + grid[y0][:, x1] * fx
     bottom = grid[y1][:, x0] * (1 - fx) + grid[y1][:, x1] * fx
     return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+def test_keras_style_nhwc_plain_model_gets_cam_from_reduce_mean_head(tmp_path):
+    """tf2onnx-like graph: NHWC input, ReduceMean over H,W of an NHWC tensor, MatMul + Add, Softmax."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = classifier_weights()
+    inits = [numpy_helper.from_array(w["conv_w"], "cw"), numpy_helper.from_array(w["conv_b"], "cb"),
+             numpy_helper.from_array(np.ascontiguousarray(w["fc_w"].T), "dense_kernel"),
+             numpy_helper.from_array(w["fc_b"], "dense_bias")]
+    nodes = [helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["nchw", "cw", "cb"], ["conv"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              strides=[2, 2]),
+             helper.make_node("Relu", ["conv"], ["relu"]),
+             helper.make_node("Transpose", ["relu"], ["relu_nhwc"], perm=[0, 2, 3, 1]),
+             helper.make_node("ReduceMean", ["relu_nhwc"], ["pooled"], axes=[1, 2], keepdims=0),
+             helper.make_node("MatMul", ["pooled", "dense_kernel"], ["mm"]),
+             helper.make_node("Add", ["mm", "dense_bias"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["probs"], axis=-1)]
+    graph = helper.make_graph(nodes, "keras", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                                              ["N", 32, 32, 3])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "keras.onnx"))
+    plain = ModelSession.load(tmp_path / "keras.onnx")
+    assert plain.spec.assumed and plain.spec.input.layout == "NHWC" and plain.spec.output.kind == "probabilities"
+    assert plain.cam_method == GAP_CAM
+    # Same weights as the factory model; only the preprocessing differs (assumed pixel/255 without mean/std),
+    # so compare against the factory model fed the equivalent image tensor through numpy.
+    rgb = _image(32, 32, 8)
+    pred = plain.predict(rgb)
+    x = (rgb.astype(np.float64) / 255.0).transpose(2, 0, 1)[None]
+    logits, acts = reference_forward(x)
+    p = np.exp(logits[0] - logits[0].max())
+    np.testing.assert_allclose(pred.probabilities, p / p.sum(), atol=1e-5)
+    for c in range(3):
+        cam = np.maximum(np.tensordot(w["fc_w"][c], acts[0], axes=1), 0)
+        cam = cam / cam.max() if cam.max() > 0 else cam
+        np.testing.assert_allclose(pred._cam.low_res(c), cam, atol=1e-4)
