@@ -10,6 +10,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from export.cli import main  # noqa: E402
 from export.errors import ExportError  # noqa: E402
 from export.keras import export_keras  # noqa: E402
 from inference.cam import weighted_cam  # noqa: E402
@@ -149,3 +150,15 @@ def test_keras_refusals(keras_models, tmp_path):
     with pytest.raises(ExportError, match="expected a .keras or .h5"):
         export_keras(tmp_path / "model.pb", tmp_path / "x.onnx", labels=list("abc"), name="x", log=None)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_h5_export_with_one_command(keras_models, tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    code = main(["keras", str(keras_models["folder"] / "vgg.h5"), str(out), "--labels", "Blast,Lymphocyte,Other",
+                 "--scale", "1/255", "--mean", "0.5", "--std", "0.25", "--name", "Keras CLI", "--version", "3"])
+    assert code == 0, capsys.readouterr().err
+    assert "heatmap correlation" in capsys.readouterr().out
+    session = ModelSession.load(out)
+    assert session.spec.labels == ["Blast", "Lymphocyte", "Other"] and session.spec.version == "3"
+    assert session.spec.provenance.verification["cam_correlation"] >= 0.99
+    assert session.spec.provenance.source_framework.startswith("keras")
