@@ -10,11 +10,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from platformdirs import user_data_dir
 
-from inference.contract import ClassLabel, InputSpec, ModelSpec, OutputSpec
-from inference.errors import HemaLensError, ModelNotFoundError
-from inference.model_file import metadata_spec, read_model_file
+from inference.contract import ModelSpec, assumed_spec
+from inference.errors import HemaLensError, ModelContractError, ModelLoadError, ModelNotFoundError
+from inference.model_file import graph_input_names, metadata_spec, producer_op, read_model_file
 
 APP_NAME = "HemaLens"
 USER_MODELS_ENV = "HEMALENS_USER_MODELS_DIR"  # override, for portable installs and tests
@@ -57,17 +58,16 @@ def read_spec(path: str | Path) -> ModelSpec:
     spec = metadata_spec(model, path)
     if spec is not None:
         return spec
-    out = model.graph.output[0]
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in out.type.tensor_type.shape.dim]
-    count = dims[-1] if dims and dims[-1] else 0
-    return ModelSpec(
-        name=path.stem,
-        classes=tuple(ClassLabel(f"class_{i}", f"Class {i}") for i in range(count)),
-        input=InputSpec(name=model.graph.input[0].name),
-        output=OutputSpec(name=out.name),
-        assumed=True,
-        notes=("No HemaLens metadata: preprocessing is assumed.",),
-    )
+    try:
+        first = next(i for i in model.graph.input if i.name in set(graph_input_names(model)))
+        out = model.graph.output[0]
+        in_dims = [d.dim_value if d.HasField("dim_value") else None for d in first.type.tensor_type.shape.dim]
+        out_dims = [d.dim_value if d.HasField("dim_value") else None for d in out.type.tensor_type.shape.dim]
+        count = int(np.prod(out_dims[1:])) if len(out_dims) >= 2 and all(out_dims[1:]) else 0
+        return assumed_spec(input_name=first.name, input_shape=in_dims, output_name=out.name, num_classes=count,
+                            output_is_probability=producer_op(model, out.name) == "Softmax", name=path.stem)
+    except (StopIteration, ModelContractError) as exc:
+        raise ModelLoadError(path, str(exc) or "the model has no image input") from None
 
 
 def _scan(folder: Path, bundled: bool, problems: list[tuple[Path, str]] | None) -> list[ModelEntry]:

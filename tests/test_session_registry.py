@@ -29,7 +29,7 @@ def test_list_models_bundled_first_and_problems_reported(dirs):
     entries = registry.list_models(problems)
     assert [(e.path.name, e.bundled) for e in entries] == [("b_model.onnx", True), ("plain.onnx", False)]
     assert entries[0].spec.labels == ["A", "B", "C"] and not entries[0].spec.assumed
-    assert entries[1].spec.assumed and entries[1].spec.num_classes == 5
+    assert entries[1].spec.assumed and entries[1].spec.num_classes == 5 and entries[1].spec.input.height == 32
     assert [p.name for p, _ in problems] == ["broken.onnx"] and "ONNX" in problems[0][1]
 
 
