@@ -199,7 +199,7 @@ class BatchTableModel(QAbstractTableModel):
             call = self.ai_call_of(item)
             if call == UNIDENTIFIED_ID and item.probabilities is not None:
                 top = int(np.argmax(item.probabilities))
-                return f"Unidentified ({self._labels[top]}?)"
+                return f"{self._labels[top]}?"  # amber: uncertain, counted as Unidentified
             return class_name(call, self._class_ids, self._labels)
         if col == COL_CONF:
             return "" if item.probabilities is None else format_percent(float(np.max(item.probabilities)))
@@ -223,6 +223,8 @@ class BatchTableModel(QAbstractTableModel):
 
     def _tooltip(self, item: ImageItem) -> str:
         lines = [str(item.path)]
+        if self.ai_call_of(item) == UNIDENTIFIED_ID:
+            lines.append(f"Uncertain: top probability under {self._threshold:.0%}, counted as Unidentified")
         if item.error:
             lines.append(f"Error: {item.error}")
         lines += [f"Note: {n}" for n in item.notes]

@@ -80,10 +80,11 @@ class BatchPanel(QWidget):
         self.table.setShowGrid(False)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file names differ at the end
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(COL_IMAGE, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((COL_STATUS, 64), (COL_AI, 124), (COL_CONF, 78), (COL_REVIEWED, 112), (COL_FLAG, 36)):
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(COL_AI, QHeaderView.ResizeMode.Stretch)
+        for col, width in ((COL_IMAGE, 210), (COL_STATUS, 58), (COL_CONF, 80), (COL_REVIEWED, 120), (COL_FLAG, 36)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             self.table.setColumnWidth(col, width)
         layout = QVBoxLayout(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QWidget
 
 from gui.qimage import rgb_to_qimage
 
@@ -25,23 +25,23 @@ class HeatmapBar(QWidget):
         self.toggle.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.caption = QLabel("")
         self.caption.setObjectName("heatmapCaption")
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # may shrink
         self.low = QLabel("low")
         self.legend = QLabel()
-        self.legend.setFixedSize(140, 12)
+        self.legend.setFixedSize(110, 12)
         self.legend.setScaledContents(True)
         self.high = QLabel("high")
         self.opacity_label = QLabel("Opacity")
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 100)
         self.slider.setValue(45)
-        self.slider.setFixedWidth(120)
+        self.slider.setFixedWidth(96)
         self.slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.slider.setToolTip("Heatmap opacity")
         self.value = QLabel("45 %")
         self.value.setMinimumWidth(36)
-        for w in (self.toggle, self.caption):
-            layout.addWidget(w)
-        layout.addStretch(1)
+        layout.addWidget(self.toggle)
+        layout.addWidget(self.caption, 1)
         for w in (self.low, self.legend, self.high, self.opacity_label, self.slider, self.value):
             layout.addWidget(w)
         self.toggle.toggled.connect(self.visibleChanged)

@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         self._states: dict = {}
         self._batch_started = 0.0
         self._progress_shown = 0.0
+        self._shown_once = False
         self._pending_open: list[Path] | None = None
         self._loading_model: Path | None = None
         self._build_ui()
@@ -148,10 +149,10 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.tabs)
         self.splitter.addWidget(self.image_pane)
         self.splitter.addWidget(right)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 5)
+        self.splitter.setStretchFactor(0, 4)
+        self.splitter.setStretchFactor(1, 4)
         self.splitter.setStretchFactor(2, 2)
-        self.splitter.setSizes([600, 720, 380])
+        self.splitter.setSizes([640, 700, 360])
         self.model_banner = Banner("warning")
         self.review_banner = Banner("error")
         self.error_banner = Banner("error")
@@ -852,6 +853,16 @@ class MainWindow(QMainWindow):
         box.setWindowTitle("Keyboard shortcuts")
         box.setText(f"<table>{html}</table><p>Arrow keys move in the table, gallery and image.</p>")
         box.exec()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._shown_once:  # share the real width (known only now) between the three panes
+            self._shown_once = True
+            QTimer.singleShot(0, self._share_width)
+
+    def _share_width(self) -> None:
+        width = max(self.splitter.width(), 900)
+        self.splitter.setSizes([int(width * 0.38), int(width * 0.40), int(width * 0.22)])
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):

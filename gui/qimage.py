@@ -35,3 +35,22 @@ def colorize_heatmap(heatmap: np.ndarray, colormap: str = "jet") -> np.ndarray:
     """A float heatmap in [0, 1] as a colour image (H, W, 3) uint8 through the colour map."""
     idx = np.clip(np.nan_to_num(heatmap, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return colormap_lut(colormap)[idx]
+
+
+def heatmap_rgba(heatmap: np.ndarray, colormap: str = "jet") -> np.ndarray:
+    """The coloured heatmap with alpha rising with the heat (sqrt), so cold areas leave the cells
+    visible instead of tinting the whole field; the view's opacity slider scales it further."""
+    heat = np.clip(np.nan_to_num(heatmap, nan=0.0), 0.0, 1.0).astype(np.float32)
+    rgba = np.empty((*heat.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = colorize_heatmap(heat, colormap)
+    rgba[..., 3] = np.clip(np.sqrt(heat) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return rgba
+
+
+def rgba_to_qimage(rgba: np.ndarray) -> QImage:
+    """An (H, W, 4) uint8 array (straight alpha) as a QImage that owns a copy of the pixels."""
+    if rgba.ndim != 3 or rgba.shape[2] != 4 or rgba.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 4) uint8 array, got {rgba.shape} {rgba.dtype}")
+    rgba = np.ascontiguousarray(rgba)
+    h, w = rgba.shape[:2]
+    return QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
 from gui.items import ItemResult, ModelInfo
-from gui.qimage import colorize_heatmap, rgb_to_qimage
+from gui.qimage import heatmap_rgba, rgb_to_qimage, rgba_to_qimage
 
 EMIT_INTERVAL_S = 0.1
 
@@ -225,4 +225,4 @@ class DetailWorker(QObject):
         cam = prediction.heatmap(class_index)
         if cam is None:
             return None
-        return rgb_to_qimage(colorize_heatmap(np.asarray(cam, dtype=np.float32), colormap))
+        return rgba_to_qimage(heatmap_rgba(np.asarray(cam, dtype=np.float32), colormap))

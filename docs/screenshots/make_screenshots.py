@@ -1,0 +1,115 @@
+"""Take the README screenshots from the real window (run under Xvfb or on a desktop).
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/screenshots/make_screenshots.py \
+        --model assets/models/<model>.onnx --images /path/to/smear/folder --out docs/screenshots
+
+Uses throw-away settings and a throw-away review database, so it never touches the user's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def _wait(app, predicate, timeout_s: float = 60.0) -> None:
+    import time
+
+    end = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > end:
+            raise TimeoutError("the window did not get there in time")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, type=Path)
+    parser.add_argument("--images", required=True, type=Path)
+    parser.add_argument("--out", default=Path("docs/screenshots"), type=Path)
+    parser.add_argument("--show", default="", help="file name of the image to show (default: most confident)")
+    parser.add_argument("--review", type=int, default=6, help="how many images to review before the shot")
+    args = parser.parse_args()
+
+    import onnxruntime  # noqa: F401 - before Qt, as the app does
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from gui.app import STYLE
+    from gui.main_window import MainWindow
+    from gui.model_card import ModelCardDialog
+    from gui.review_bridge import ReviewBridge
+    from gui.settings import AppSettings
+
+    tmp = Path(tempfile.mkdtemp(prefix="hemalens-shots-"))
+    app = QApplication(sys.argv[:1])
+    app.setStyle("Fusion")
+    app.setStyleSheet(STYLE)
+    window = MainWindow(AppSettings(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat)),
+                        ReviewBridge(tmp / "reviews.sqlite3"))
+    window.resize(1600, 960)
+    window.show()
+    done: list[bool] = []
+    window.batchFinished.connect(done.append)
+    window.load_model(args.model)
+    _wait(app, lambda: window.model_info is not None)
+    window.open_paths([args.images])
+    _wait(app, lambda: bool(done))
+    model = window.model
+    rows = [r for r in range(model.rowCount()) if model.item(r).probabilities is not None]
+
+    # Review a few with the same calls the keys make, so the table shows decisions and a flag.
+    for n, row in enumerate(rows[: args.review]):
+        window.set_current_row(row)
+        if n % 3 == 1:
+            window.toggle_flag()
+        if n % 4 == 2:
+            window.assign_index((int(model.item(row).probabilities.argmax()) + 1) % len(model.class_ids))
+        else:
+            window.confirm_call()
+    if args.show:
+        target = next(r for r in range(model.rowCount()) if model.item(r).path.name == args.show)
+    else:
+        target = max(rows[args.review :] or rows, key=lambda r: float(model.item(r).probabilities.max()))
+    shown: list[int] = []
+    window.detailShown.connect(shown.append)
+    window.set_current_row(target)
+    _wait(app, lambda: target in shown and window.image_view.has_heatmap())
+    for _ in range(30):
+        app.processEvents()
+    args.out.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(args.out / "main-window.png"))
+
+    uncertain = [r for r in rows if float(model.item(r).probabilities.max()) < window.prob_panel.threshold_value()]
+    if uncertain:
+        shown.clear()
+        window.set_current_row(uncertain[0])
+        _wait(app, lambda: uncertain[0] in shown)
+        for _ in range(30):
+            app.processEvents()
+        window.grab().save(str(args.out / "uncertain.png"))
+
+    window.act_gallery.trigger()
+    window.set_current_row(target)
+    for _ in range(60):
+        app.processEvents()
+    window.grab().save(str(args.out / "gallery.png"))
+
+    card = ModelCardDialog(window.model_info, window)
+    card.show()
+    for _ in range(30):
+        app.processEvents()
+    card.grab().save(str(args.out / "model-card.png"))
+    card.close()
+    window.close()
+    print(f"screenshots in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
