@@ -631,15 +631,18 @@ class _Backward:
             raise UnsupportedGraphError(f"overlapping MaxPool '{node.name}' needs opset >= 16 (model has "
                                         f"{self.e.opset}); export with a newer opset")
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        xt = self.tiled(x)
-        _, indices = self.e.op("MaxPool", [xt], 2, **attrs)  # type: ignore[misc]
-        flat_idx = self.e.op("Reshape", [indices, self.e.ints([-1])])
-        flat_dy = self.e.op("Reshape", [dy, self.e.ints([-1])])
-        size = self.e.op("Reshape", [self.e.op("Size", [xt]), self.e.ints([1])])
-        zeros = self.e.op("ConstantOfShape", [size], value=numpy_helper.from_array(np.zeros(1, np.float32)))
+        # Pool indices are flat over the untiled input; each folded class row scatters into its own copy.
+        _, indices = self.e.op("MaxPool", [x], 2, **attrs)  # type: ignore[misc]
+        flat_idx = self.e.op("Reshape", [indices, self.e.ints([1, -1])])
+        if self.fold > 1:
+            flat_idx = self.e.op("Tile", [flat_idx, self.e.ints([self.fold, 1])])
+        flat_dy = self.e.op("Reshape", [dy, self.e.ints([self.fold, -1])])
+        size = self.e.op("Reshape", [self.e.op("Size", [x]), self.e.ints([1])])
+        zeros_shape = self.e.op("Concat", [self.e.ints([self.fold]), size], axis=0)
+        zeros = self.e.op("ConstantOfShape", [zeros_shape], value=numpy_helper.from_array(np.zeros(1, np.float32)))
         extra = {"reduction": "add"} if self.e.opset >= 16 else {}
-        scattered = self.e.op("ScatterElements", [zeros, flat_idx, flat_dy], axis=0, **extra)
-        return {0: self.e.op("Reshape", [scattered, self.e.op("Shape", [xt])])}
+        scattered = self.e.op("ScatterElements", [zeros, flat_idx, flat_dy], axis=1, **extra)
+        return {0: self.e.op("Reshape", [scattered, self.folded_shape(x)])}
 
     def _op_BatchNormalization(self, node, dy):
         if int(_attr(node, "training_mode", 0)) or len([o for o in node.output if o]) > 1:
