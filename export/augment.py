@@ -117,6 +117,7 @@ def augment_model(
         base, description=description.strip(),
         gradcam=GradCamSpec(activations=info.activations, weights=info.weights, target_layer=info.target,
                             class_input=info.class_input))
+    result = replace(result, assumed=assumed and bool(notes), notes=tuple(notes) if assumed else ())
     result = result.with_provenance(verification=figures, exporter=f"hemalens-export {__version__} (augment)")
     path = write_model(augmented, result, out_path)
     say(f"wrote {path}")

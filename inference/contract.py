@@ -111,8 +111,10 @@ class Provenance:
 class ModelSpec:
     """Everything HemaLens needs to run and explain a classifier.
 
-    ``assumed`` is True when the spec was guessed from a plain graph (no metadata); ``notes``
-    then says which parts were assumed, so the app can show it. Neither is serialised.
+    ``assumed`` is True when parts of the spec were guessed from a plain graph rather than told by
+    whoever trained the model; ``notes`` then says which parts, so the app can show it. They are
+    serialised as ``assumptions`` (a list of those notes), so an augmented copy of a plain model
+    still tells the technician that its preprocessing is a guess.
     """
 
     name: str
@@ -138,8 +140,10 @@ class ModelSpec:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.pop("assumed")
-        data.pop("notes")
+        assumed = data.pop("assumed")
+        notes = data.pop("notes")
+        if assumed:
+            data["assumptions"] = list(notes) or ["Preprocessing is assumed."]
         return data
 
     def to_json(self) -> str:
@@ -251,6 +255,10 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
     known = set(Provenance.__dataclass_fields__)
     provenance = Provenance(**{k: v for k, v in raw_prov.items() if k in known})
 
+    assumptions = data.get("assumptions") or []
+    if not isinstance(assumptions, list):
+        raise ModelContractError("HemaLens metadata: 'assumptions' must be a list of notes")
+
     return ModelSpec(
         schema_version=version,
         name=str(data.get("name") or "Unnamed model"),
@@ -262,6 +270,8 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
         output=out,
         gradcam=gradcam,
         provenance=provenance,
+        assumed=bool(assumptions),
+        notes=tuple(str(a) for a in assumptions),
     )
 
 

@@ -76,3 +76,11 @@ def test_assumed_spec_reads_layout_and_size_from_graph():
     with pytest.raises(ModelContractError, match="rank"):
         assumed_spec(input_name="in", input_shape=[1, 10], output_name="o", num_classes=2,
                      output_is_probability=False)
+
+
+def test_assumptions_survive_serialisation():
+    spec = assumed_spec(input_name="in", input_shape=["N", 3, 32, 32], output_name="out",
+                        num_classes=2, output_is_probability=False)
+    again = spec_from_json(spec.to_json())
+    assert again.assumed and again.notes == spec.notes
+    assert not spec_from_json(_spec().to_json()).assumed

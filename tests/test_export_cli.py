@@ -34,6 +34,7 @@ def test_augment_plain_onnx_matches_the_analytic_gradient(tmp_path, capsys):
     assert session.spec.labels == ["Blast", "Lymphocyte", "Other"]
     assert session.spec.input.mean == (0.5, 0.5, 0.5) and session.spec.name == "Custom"
     assert "assumed" in session.spec.description.lower()
+    assert session.spec.assumed and any("assumed" in n for n in session.spec.notes)  # the banner still shows
     verification = session.spec.provenance.verification
     assert verification["max_abs_score_diff"] == 0.0 and verification["fd_max_rel_error"] < 1e-3
 
