@@ -332,3 +332,16 @@ def test_hosted_runner_workflow_builds_all_three_platforms_from_this_tree() -> N
     assert "hemalens-cli.exe --selftest" in workflow
     assert "HemaLens.app/Contents/MacOS/hemalens --selftest" in workflow
     assert ".[package]" in workflow
+
+
+def test_cold_python_start_evicts_the_system_twins_of_the_bundled_libraries(tmp_path: Path) -> None:
+    internal = tmp_path / "dist" / "_internal"
+    internal.mkdir(parents=True)
+    system_lib = next((p for p in Path("/usr/lib/x86_64-linux-gnu").glob("libstdc++.so.6*")), None)
+    if system_lib is not None:
+        (internal / system_lib.name).write_bytes(b"")
+    files = report._python_files(Path(sys.executable), tmp_path / "dist")
+    assert Path(os.__file__).parent in files  # the standard library
+    assert ROOT / "inference" in files
+    if system_lib is not None:
+        assert system_lib in files

@@ -25,7 +25,8 @@ if ! "$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN build.spec >b
   tail -40 build/pyinstaller.log >&2; echo "PyInstaller failed (full log: build/pyinstaller.log)" >&2; exit 1
 fi
 # Unresolved system libraries are expected (they are the .deb's Depends); show anything else.
-grep -v -E "WARNING: (Library not found|Library .* required via ctypes not found)" build/pyinstaller.log || true
+grep -E "WARNING|ERROR" build/pyinstaller.log \
+  | grep -v -E "WARNING: (Library not found|Library .* required via ctypes not found)" || true
 built=$(date +%s)
 
 echo "== frozen self-test"
