@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -40,11 +40,13 @@ from gui.model_card import ModelCardDialog
 from gui.model_picker import ModelPicker
 from gui.probability_panel import ProbabilityPanel
 from gui.progress_bar import SlimProgressBar
+from gui.report_action import ReportExporter, ReportJob, ReportOutcome, ReportTargets, default_report_name
 from gui.review_bridge import ReviewBridge, case_folder
 from gui.settings import AppSettings
 from gui.thumbnails import ThumbnailLoader
 from gui.workers import DetailResult
 
+REPORT_FAILED = "The report was not written:"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
 
 
@@ -95,6 +97,8 @@ class MainWindow(QMainWindow):
     modelReady = Signal(object)  # ModelInfo
     detailShown = Signal(int)  # source row whose image and heatmap are on screen
     decisionRecorded = Signal(int)  # source row
+    reportExported = Signal(object)  # gui.report_action.ReportOutcome
+    reportFailed = Signal(str)  # message shown in the error banner
 
     def __init__(self, settings: AppSettings | None = None, review: ReviewBridge | None = None) -> None:
         super().__init__()
@@ -103,6 +107,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or AppSettings()
         self.review = review or ReviewBridge()
         self.engine = Engine(self)
+        self.reports = ReportExporter(self)
         self.thumbnails = ThumbnailLoader(parent=self)
         self.model = BatchTableModel(self)
         self.model.set_thumbnail_getter(self.thumbnails.get)
@@ -231,6 +236,9 @@ class MainWindow(QMainWindow):
         self.act_cancel = a("Cancel classification", self.cancel_batch, "Escape")
         self.act_sign = a("Sign off case…", self.sign_case, None, "Sign the case when every image is reviewed")
         self.act_reopen = a("Reopen signed case…", self.reopen_case)
+        self.act_export_report = a(
+            "Export report…", self.choose_report_file, "Ctrl+E", "Write the case report as PDF, CSV and JSON"
+        )
         self.act_shortcuts = a("Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
         self.act_about = a("About HemaLens", lambda: show_about(self))
 
@@ -238,6 +246,8 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&File")
         m.addActions([self.act_open, self.act_open_folder])
         self.recent_menu = m.addMenu("Open recent")
+        m.addSeparator()
+        m.addAction(self.act_export_report)
         m.addSeparator()
         m.addAction(self.act_quit)
         m = mb.addMenu("&View")
@@ -262,7 +272,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addActions([self.act_auto, self.act_cancel])
         m.addSeparator()
-        m.addActions([self.act_sign, self.act_reopen])
+        m.addActions([self.act_sign, self.act_reopen, self.act_export_report])
         m = mb.addMenu("&Help")
         m.addActions([self.act_shortcuts, self.act_about])
 
@@ -300,6 +310,8 @@ class MainWindow(QMainWindow):
         self.heatmap_bar.visibleChanged.connect(self._set_heatmap_visible)
         self.heatmap_bar.opacityChanged.connect(self._on_opacity)
         self.cancel_button.clicked.connect(self.cancel_batch)
+        self.reports.exported.connect(self._on_report_exported)
+        self.reports.failed.connect(self._on_report_failed)
         self.model.dataChanged.connect(lambda *_: self._schedule_differential())
         self.model.modelReset.connect(self._schedule_differential)
 
@@ -789,6 +801,73 @@ class MainWindow(QMainWindow):
                 QMessageBox.warning(self, "Reopen case", str(exc))
             self._update_sign_state()
 
+    # ------------------------------------------------------------------ reports
+    def choose_report_file(self) -> None:
+        """Ask where to write the report (the CSV and JSON go next to the chosen PDF), then export."""
+        if not self._can_export_report():
+            return
+        folder = self.settings.report_dir()
+        if folder is None or not folder.is_dir():
+            docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+            folder = Path(docs) if docs else Path.home()
+        start = folder / default_report_name(self.review.case)
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Export case report (PDF; CSV and JSON are written next to it)", str(start), "PDF (*.pdf)"
+        )
+        if name:
+            self.export_report(Path(name))
+
+    def _can_export_report(self) -> bool:
+        if self.review.case is None:
+            self.status("Open a folder first: a report is about one case.")
+            return False
+        if self.engine.batch_running:
+            self.status("Wait until classification has finished before exporting the report.")
+            return False
+        if self.reports.busy:
+            self.status("A report is already being written…")
+            return False
+        return True
+
+    def export_report(self, pdf: Path) -> bool:
+        """Write ``pdf`` plus its .csv and .json siblings for the open case, on the report thread."""
+        if not self._can_export_report():
+            return False
+        targets = ReportTargets.from_pdf(pdf)
+        info = self.model_info
+        job = ReportJob(
+            case=self.review.case,
+            targets=targets,
+            image_hashes=tuple(self._hashes()),
+            sessions=(info.session,) if info is not None and info.session is not None else (),
+            model_files=tuple(self.picker.model_paths()),
+        )
+        self.reports.export(job)
+        self.act_export_report.setEnabled(False)
+        self.settings.set_report_dir(targets.pdf.parent)
+        self.status(f"Writing the case report {targets.pdf.name} (with CSV and JSON)…")
+        return True
+
+    def _on_report_exported(self, outcome: ReportOutcome) -> None:
+        self.act_export_report.setEnabled(True)
+        if self.error_banner.text().startswith(REPORT_FAILED):
+            self.error_banner.show_text(None)  # an earlier failed attempt is no longer the news
+        result = outcome.result
+        state = f"signed by {result.signed_by[0]}" if result.signed_by else "not signed: marked as draft"
+        text = f"Report written ({result.images} images, {state}): {outcome.targets.pdf} + .csv + .json"
+        if outcome.not_recorded:
+            text += f"; {outcome.not_recorded} unreadable image(s) have no record and are not in it"
+        if result.missing_heatmaps:
+            text += f"; {result.missing_heatmaps} flagged cell(s) without a heatmap"
+        self.status(text + ".")
+        self.reportExported.emit(outcome)
+
+    def _on_report_failed(self, message: str) -> None:
+        self.act_export_report.setEnabled(True)
+        self.error_banner.show_text(f"{REPORT_FAILED} {message}")
+        self.status("Report not written (see the message above).")
+        self.reportFailed.emit(message)
+
     # ------------------------------------------------------------------ heatmap, threshold
     def toggle_heatmap(self) -> None:
         self._set_heatmap_visible(self.act_heatmap.isChecked())
@@ -881,6 +960,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.set_window(self.saveGeometry(), self.saveState())
         self.engine.shutdown()
+        self.reports.shutdown()
         self.thumbnails.stop()
         self.review.close()
         super().closeEvent(event)

@@ -56,6 +56,14 @@ class AppSettings:
     def set_auto_advance(self, value: bool) -> None:
         self.q.setValue("review/auto_advance", bool(value))
 
+    # reports
+    def report_dir(self) -> Path | None:
+        value = self.q.value("report/dir", "")
+        return Path(str(value)) if value else None
+
+    def set_report_dir(self, folder: Path) -> None:
+        self.q.setValue("report/dir", str(folder))
+
     # window
     def geometry(self) -> QByteArray | None:
         value = self.q.value("window/geometry")

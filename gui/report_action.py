@@ -1,0 +1,188 @@
+"""The app's "Export report…": writes the open case's PDF, CSV and JSON on a worker thread.
+
+The PDF runs the model on every flagged cell for its heatmap thumbnail, which takes from a
+fraction of a second to minutes on a big case, so it never runs on the GUI thread. The worker
+reads the review store (whose connection is shared across threads behind its own lock) and
+answers with ``exported(ReportOutcome)`` or ``failed(str)``; it never raises into Qt.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from inference.errors import HemaLensError
+
+
+@dataclass(frozen=True)
+class ReportTargets:
+    """The three files of one report: the chosen PDF name and its CSV/JSON siblings."""
+
+    pdf: Path
+    csv: Path
+    json: Path
+
+    @classmethod
+    def from_pdf(cls, pdf: str | Path) -> ReportTargets:
+        pdf = Path(pdf)
+        if pdf.suffix.lower() != ".pdf":
+            pdf = pdf.with_name(pdf.name + ".pdf")
+        return cls(pdf, pdf.with_suffix(".csv"), pdf.with_suffix(".json"))
+
+    def paths(self) -> tuple[Path, Path, Path]:
+        return self.pdf, self.csv, self.json
+
+
+def default_report_name(case: Any, today: date | None = None) -> str:
+    """``hemalens-case12-<folder>-2026-11-23.pdf``: sortable, and says which case it is."""
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(case.folder)).name).strip("_") or "case"
+    return f"hemalens-case{case.id}-{folder[:40]}-{(today or date.today()).isoformat()}.pdf"
+
+
+@dataclass(frozen=True)
+class ReportJob:
+    """What to export: the case, the images open in the window, and models that may draw heatmaps.
+
+    ``sessions`` are ModelSessions already loaded (the current model); ``model_files`` are other
+    model files to search (by SHA-256) when a flagged image was classified by a different model.
+    """
+
+    case: Any
+    targets: ReportTargets
+    image_hashes: tuple[str, ...]
+    sessions: tuple[Any, ...] = ()
+    model_files: tuple[Path, ...] = ()
+    heatmaps: bool = True
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    """What the worker wrote (``result`` is gui.report_export.ExportResult) and what it left out."""
+
+    result: Any
+    targets: ReportTargets
+    not_recorded: int = 0  # open images the store has no record of (unreadable files), not in the report
+    seconds: float = 0.0
+    notes: tuple[str, ...] = field(default=())
+
+
+def _extra_sessions(wanted: set[str], have: set[str], files: Sequence[Path]) -> tuple[list[Any], list[str]]:
+    """Load the model files whose SHA-256 a flagged image was classified with (not loaded yet)."""
+    from inference.session import ModelSession
+    from review.store import file_sha256
+
+    missing = wanted - have
+    sessions: list[Any] = []
+    notes: list[str] = []
+    for path in dict.fromkeys(files):
+        if not missing:
+            break
+        try:
+            if file_sha256(path) not in missing:
+                continue
+            session = ModelSession.load(path)
+        except (OSError, HemaLensError) as exc:
+            notes.append(f"model {Path(path).name} skipped: {exc}")
+            continue
+        sessions.append(session)
+        missing.discard(session.sha256)
+    return sessions, notes
+
+
+def run_report_job(job: ReportJob) -> ReportOutcome:
+    """Write the report files for ``job`` (any thread). Raises HemaLensError with a clear message."""
+    from gui.report_export import export_case_report
+    from review.report import ReportError
+
+    started = time.monotonic()
+    states = job.case.current_state()
+    hashes = [h for h in dict.fromkeys(job.image_hashes) if h in states]
+    if not hashes:
+        raise ReportError("Nothing to report yet: no image of this case has been classified and recorded.")
+    sessions = list(job.sessions)
+    notes: list[str] = []
+    if job.heatmaps:
+        wanted = {states[h].model_sha256 for h in hashes if states[h].flagged and states[h].model_sha256}
+        extra, notes = _extra_sessions(wanted, {s.sha256 for s in sessions}, job.model_files)
+        sessions += extra
+    result = export_case_report(
+        job.case,
+        pdf=job.targets.pdf,
+        csv=job.targets.csv,
+        json=job.targets.json,
+        image_hashes=hashes,
+        sessions=sessions,
+        heatmaps=job.heatmaps,
+    )
+    return ReportOutcome(
+        result, job.targets, len(set(job.image_hashes)) - len(hashes), time.monotonic() - started, tuple(notes)
+    )
+
+
+class _ReportWorker(QObject):
+    done = Signal(object)  # ReportOutcome
+    failed = Signal(str)
+
+    @Slot(object)
+    def run(self, job: ReportJob) -> None:
+        try:
+            outcome = run_report_job(job)
+        except HemaLensError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a dead thread
+            self.failed.emit(f"Report not written: {exc.__class__.__name__}: {exc}")
+            return
+        self.done.emit(outcome)
+
+
+class ReportExporter(QObject):
+    """Owns the report thread; one export at a time. ``exported``/``failed`` arrive on the GUI thread."""
+
+    exported = Signal(object)  # ReportOutcome
+    failed = Signal(str)
+    _run = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread = QThread()
+        self._thread.setObjectName("hemalens-report")
+        self._worker = _ReportWorker()
+        self._worker.moveToThread(self._thread)
+        self._run.connect(self._worker.run)
+        self._worker.done.connect(self._on_done)
+        self._worker.failed.connect(self._on_failed)
+        self._busy = False
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def export(self, job: ReportJob) -> bool:
+        """Start writing; False (nothing started) while another export is still running."""
+        if self._busy:
+            return False
+        self._busy = True
+        self._run.emit(job)
+        return True
+
+    def _on_done(self, outcome: ReportOutcome) -> None:
+        self._busy = False
+        self.exported.emit(outcome)
+
+    def _on_failed(self, message: str) -> None:
+        self._busy = False
+        self.failed.emit(message)
+
+    def shutdown(self, timeout_ms: int = 60000) -> None:
+        """Let a running export finish (its files are written atomically) and stop the thread."""
+        self._thread.quit()
+        self._thread.wait(timeout_ms)

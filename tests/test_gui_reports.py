@@ -1,0 +1,180 @@
+"""Report export from the real window (offscreen): decisions made with keys end up in the PDF, CSV
+and JSON; the export runs off the GUI thread; an unwritable destination gives a clear message."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+import unicodedata
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pypdf
+import pytest
+from PySide6.QtCore import QSettings, Qt
+
+import gui.report_action
+from gui.calls import UNIDENTIFIED_ID
+from gui.main_window import MainWindow
+from gui.report_action import ReportOutcome, ReportTargets, default_report_name
+from gui.review_bridge import ReviewBridge
+from gui.settings import AppSettings
+from tests.model_factory import make_classifier
+
+LABELS = ["Lymphocyte", "Monocyte", "Neutrophil"]
+
+
+def _write_images(folder: Path, count: int, seed: int = 3) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        img = (rng.uniform(0, 255, (40, 44, 3)) * rng.uniform(0.2, 1.0, 3)).astype(np.uint8)
+        path = folder / f"cell_{i:03d}.png"
+        cv2.imwrite(str(path), img)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch) -> MainWindow:
+    models = tmp_path / "models"
+    make_classifier(models / "tiny.onnx", num_classes=3, size=32, labels=LABELS)
+    monkeypatch.setenv("HEMALENS_BUNDLED_MODELS_DIR", str(models))
+    monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(tmp_path / "user-models"))
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    win = MainWindow(settings, ReviewBridge(tmp_path / "reviews.sqlite3"))
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    return win
+
+
+def _open_and_review(qtbot, window: MainWindow, folder: Path) -> dict[str, tuple[str | None, bool]]:
+    """Open ``folder``, review the first four images with keys; returns {file: (reviewed id, flagged)}."""
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        window.start([str(folder)])
+    table = window.batch_panel.table
+    table.setFocus()
+    assert window.current_row() == 0
+    ai_call_0 = window.model.ai_call_of(window.model.item(0))
+    qtbot.keyClick(table, Qt.Key.Key_Return)  # confirm row 0, advance
+    qtbot.keyClick(table, Qt.Key.Key_2)  # row 1 -> Monocyte, advance
+    qtbot.keyClick(table, Qt.Key.Key_0)  # row 2 -> Unidentified, advance
+    qtbot.keyClick(table, Qt.Key.Key_3)  # row 3 -> Neutrophil, advance to row 4
+    qtbot.keyClick(table, Qt.Key.Key_PageUp)  # back to row 3
+    qtbot.keyClick(table, Qt.Key.Key_F)  # flag row 3 for the pathologist
+    assert window.model.item(3).flagged
+    ids = window.model.class_ids
+    return {
+        "cell_000.png": (ai_call_0, False),
+        "cell_001.png": (ids[1], False),
+        "cell_002.png": (UNIDENTIFIED_ID, False),
+        "cell_003.png": (ids[2], True),
+        "cell_004.png": (None, False),
+    }
+
+
+def _pdf_text(path: Path) -> str:
+    text = " ".join(page.extract_text() or "" for page in pypdf.PdfReader(str(path)).pages)
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def test_export_writes_pdf_csv_json_with_the_keyboard_decisions(qtbot, tmp_path, window, monkeypatch) -> None:
+    folder = tmp_path / "smear"
+    _write_images(folder, 5)
+    expected = _open_and_review(qtbot, window, folder)
+
+    # The export runs on the report thread, not the GUI thread.
+    threads: list[str] = []
+    real_run = gui.report_action.run_report_job
+
+    def spy(job):
+        threads.append(threading.current_thread().name)
+        return real_run(job)
+
+    monkeypatch.setattr(gui.report_action, "run_report_job", spy)
+    out = tmp_path / "reports" / "case.pdf"  # the folder does not exist yet: created
+    with qtbot.waitSignal(window.reportExported, timeout=60000) as signal:
+        assert window.export_report(out)
+        assert not window.act_export_report.isEnabled()  # one export at a time
+    assert threads and threads[0] != threading.main_thread().name
+    outcome: ReportOutcome = signal.args[0]
+    assert outcome.targets == ReportTargets(out, out.with_suffix(".csv"), out.with_suffix(".json"))
+    assert window.act_export_report.isEnabled()
+    assert "Report written (5 images, not signed" in window.status_label.text()
+
+    # CSV: one row per image with the decision made with the keys.
+    with out.with_suffix(".csv").open(encoding="utf-8-sig", newline="") as handle:
+        rows = {r["file"]: r for r in csv.DictReader(handle)}
+    assert set(rows) == set(expected)
+    for name, (reviewed, flagged) in expected.items():
+        assert rows[name]["reviewed_class"] == (reviewed or ""), name
+        assert rows[name]["flagged"] == ("yes" if flagged else "no")
+        assert rows[name]["model_name"] and rows[name]["predicted_class"] in window.model.class_ids
+        assert rows[name]["reviewer"] == (window.review.user if reviewed else "")
+
+    # JSON: the same decisions, and the audit trail has every key press that recorded something.
+    doc = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    images = {Path(i["file"]).name: i for i in doc["images"]}
+    for name, (reviewed, flagged) in expected.items():
+        assert images[name]["reviewed_class"] == reviewed and images[name]["flagged"] is flagged
+    assert len(doc["audit_trail"]) == 5  # 4 classes given + 1 flag
+    assert doc["signed"] is None
+
+    # PDF: a real PDF whose text names the flagged cell and the reviewed counts.
+    assert out.read_bytes().startswith(b"%PDF")
+    text = _pdf_text(out)
+    assert "cell_003.png" in text
+    assert "Neutrophil" in text and "research use" in text.lower()
+    assert outcome.result.missing_heatmaps == 0  # the flagged cell got its heatmap from the loaded model
+
+
+def test_unwritable_destination_gives_a_clear_message_and_no_files(qtbot, tmp_path, window) -> None:
+    folder = tmp_path / "smear"
+    _write_images(folder, 3)
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        window.start([str(folder)])
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the report folder should be")
+    with qtbot.waitSignal(window.reportFailed, timeout=60000) as signal:
+        assert window.export_report(blocker / "report.pdf")
+    message = signal.args[0]
+    assert "Cannot write the report" in message and str(blocker) in message
+    assert window.error_banner.isVisible() and "The report was not written" in window.error_banner.text()
+    assert window.act_export_report.isEnabled()
+    # A later export to a good place works and clears the old failure from the banner.
+    with qtbot.waitSignal(window.reportExported, timeout=60000):
+        window.export_report(tmp_path / "ok" / "r")
+    assert (tmp_path / "ok" / "r.pdf").is_file() and (tmp_path / "ok" / "r.json").is_file()
+    assert not window.error_banner.isVisible()
+
+
+def test_export_is_refused_without_a_case_and_while_classifying(qtbot, tmp_path, window) -> None:
+    assert not window.export_report(tmp_path / "x.pdf")
+    assert "Open a folder first" in window.status_label.text()
+    folder = tmp_path / "smear"
+    _write_images(folder, 40)
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        window.start([str(folder)])
+    window._start_batch(paths=[item.path for item in window.model.items()])  # classify again
+    assert window.engine.batch_running  # set synchronously; the worker has not answered yet
+    assert not window.export_report(tmp_path / "y.pdf")
+    assert "Wait until classification has finished" in window.status_label.text()
+    window.cancel_batch()
+    assert not (tmp_path / "x.pdf").exists() and not (tmp_path / "y.pdf").exists()
+
+
+def test_default_report_name_is_safe_and_names_the_case() -> None:
+    class _Case:
+        id = 12
+        folder = Path("/data/Smear 2026/ward #4")
+
+    name = default_report_name(_Case(), __import__("datetime").date(2026, 11, 23))
+    assert name == "hemalens-case12-ward_4-2026-11-23.pdf"
+    assert ReportTargets.from_pdf("/x/r").pdf == Path("/x/r.pdf")
+    assert ReportTargets.from_pdf("/x/r.PDF").json == Path("/x/r.json")
