@@ -63,6 +63,9 @@ class _Report:
         self.failures.append(text)
         self.line(f"  FAIL  {text}")
 
+    def warn(self, text: str) -> None:
+        self.line(f"  warn  {text}")
+
     def check(self, label: str, action: Callable[[], str]) -> None:
         """Run ``action``; its return value is the detail shown on success."""
         try:
@@ -163,6 +166,31 @@ def _check_qt(rgb: np.ndarray) -> str:
     return f"platform {app.platformName()!r}, PNG round trip {width}x{height} ({data.size()} bytes)"
 
 
+def _windowing_problems() -> tuple[list[str], list[str]]:
+    """Linux: can Qt's window-system plugins load here? Returns (loadable, problems).
+
+    The self-test itself runs offscreen, so a missing system library (``libxcb-cursor0`` is the usual
+    one) would otherwise only show up when a technician double-clicks the app. This is a warning,
+    not a failure: a build or CI machine without a display may lack these libraries on purpose.
+    """
+    if not sys.platform.startswith("linux"):
+        return [], []
+    import ctypes
+
+    from PySide6.QtCore import QLibraryInfo
+
+    folder = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)) / "platforms"
+    loadable, problems = [], []
+    for name in ("libqxcb.so", "libqwayland.so"):
+        try:
+            ctypes.CDLL(str(folder / name), mode=os.RTLD_LAZY | os.RTLD_LOCAL)
+        except OSError as exc:
+            problems.append(f"{name} cannot load ({exc})")
+        else:
+            loadable.append(name)
+    return loadable, problems
+
+
 def _check_app_module() -> str:
     """The desktop app's module imports (every dependency it needs is present)."""
     import gui.app
@@ -188,6 +216,14 @@ def run_selftest(models_dir: Path | None = None, stream: TextIO | None = None) -
         report.fail(f"versions: {type(exc).__name__}: {exc}")
     rgb = synthetic_smear()
     report.check("Qt", lambda: _check_qt(rgb))
+    try:
+        loadable, problems = _windowing_problems()
+        if loadable:
+            report.ok(f"window system plugins load: {', '.join(loadable)}")
+        for problem in problems:
+            report.warn(f"{problem}: a real window may not open; install the missing system library")
+    except Exception as exc:  # noqa: BLE001
+        report.warn(f"window system plugins not checked: {type(exc).__name__}: {exc}")
     report.check("app", _check_app_module)
     try:
         models = _model_paths(models_dir)

@@ -251,7 +251,7 @@ def _is_python_extension(dest: str) -> bool:
 
 
 def prune_orphan_system_libs(
-    toc: Iterable[tuple], get_imports: Callable[[str], Iterable[str]], site_dirs: Iterable[str]
+    toc: Iterable[tuple], get_imports: Callable[[str], Iterable[str] | None], site_dirs: Iterable[str]
 ) -> list[tuple]:
     """Drop shared libraries from the build machine's system that nothing left in the bundle needs.
 
@@ -259,10 +259,16 @@ def prune_orphan_system_libs(
     only a dropped plugin linked against (e.g. cairo and pango for the GTK theme) would stay behind.
     Only libraries from outside ``site_dirs`` are candidates: those entered the bundle solely as a
     dependency, whereas a package's own libraries may be loaded at run time with ``dlopen``.
+    ``get_imports`` returns None when it cannot tell; then nothing is pruned.
     """
     entries = list(toc)
     site = tuple(str(Path(d)) for d in site_dirs)
-    needs = {entry[0]: {Path(n).name for n in get_imports(entry[1])} for entry in entries}
+    needs: dict[str, set[str]] = {}
+    for entry in entries:
+        imported = get_imports(entry[1])
+        if imported is None:  # a binary whose dependencies are unknown: pruning could break it, so don't
+            return entries
+        needs[entry[0]] = {Path(n).name for n in imported}
     while True:
         needed = set().union(*(needs[e[0]] for e in entries)) if entries else set()
         orphans = [

@@ -132,6 +132,9 @@ def test_orphaned_system_libraries_are_pruned_but_package_libraries_stay(tmp_pat
     for name in ("libxcb-icccm.so.4", "onnxruntime/capi/libonnxruntime_providers_shared.so",
                  "libpython3.11.so.1.0", "cv2/cv2.abi3.so", "PySide6/Qt/plugins/platforms/libqxcb.so"):
         assert name in names
+    # When one binary's dependencies cannot be read, nothing is pruned.
+    unknown = rules.prune_orphan_system_libs(toc, lambda path: None if "libqxcb" in path else [], [str(site)])
+    assert unknown == toc
 
 
 def test_asset_datas_bundle_models_cards_and_icons(tmp_path: Path) -> None:

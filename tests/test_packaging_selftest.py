@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +76,22 @@ def test_cli_selftest_fails_with_an_empty_bundle(
     monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(tmp_path / "user"))
     assert main(["--selftest"]) == 1
     assert "no bundled models" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the window-system plugin check is Linux-only")
+def test_selftest_warns_but_passes_when_a_window_system_library_is_missing(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch, qapp: object
+) -> None:
+    real_cdll = ctypes.CDLL
+
+    def cdll(name: str, *args: object, **kwargs: object) -> object:
+        if name.endswith("libqxcb.so"):
+            raise OSError("libxcb-cursor.so.0: cannot open shared object file: No such file or directory")
+        return real_cdll(name, *args, **kwargs)
+
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    out = io.StringIO()
+    assert run_selftest(models_dir, out) == 0
+    text = out.getvalue()
+    assert "warn  libqxcb.so cannot load (libxcb-cursor.so.0" in text
+    assert "window system plugins load: libqwayland.so" in text
