@@ -12,6 +12,7 @@ user's); the model is the first bundled one, as on a first start.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 HEARTBEAT_MS = 5
-STEP_MS = 300
+STEP_MS = int(os.environ.get("HEMALENS_PROBE_STEP_MS", "300"))  # 0: no simulated user
 
 
 def rss_kib() -> tuple[int, int]:
@@ -49,6 +50,10 @@ def make_window(scratch: Path) -> tuple[Any, Any]:
     from gui.review_bridge import ReviewBridge
     from gui.settings import AppSettings
 
+    if os.environ.get("HEMALENS_PROBE_PATCH"):
+        import runpy
+
+        runpy.run_path(os.environ["HEMALENS_PROBE_PATCH"])
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setStyle("Fusion")
     app.setStyleSheet(STYLE)
@@ -97,15 +102,65 @@ def launch(t0: float, scratch: Path) -> dict[str, Any]:
     return marks
 
 
+class StallExplainer:
+    """Samples the GUI thread's Python stack whenever the heartbeat is late (HEMALENS_PROBE_EXPLAIN=1).
+
+    A watchdog thread looks every 5 ms; stacks seen during stalls longer than ``late_ms`` are counted,
+    so the report names the code that held the event loop.
+    """
+
+    def __init__(self, late_ms: float = 25.0) -> None:
+        import collections
+        import threading
+
+        self.last_tick = time.perf_counter()
+        self.late = late_ms / 1000
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._main = threading.main_thread().ident
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        import threading
+        import traceback
+
+        while not self._stop.wait(0.005):
+            if time.perf_counter() - self.last_tick > self.late:
+                frames = sys._current_frames()
+                for ident, frame in frames.items():
+                    if ident == threading.get_ident():
+                        continue
+                    depth = 6 if ident == self._main else 3
+                    stack = traceback.extract_stack(frame)[-depth:]
+                    who = "GUI" if ident == self._main else "other"
+                    self.counts[who + ": " + " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in
+                                                          reversed(stack))] += 1
+
+    def stop(self) -> list[tuple[str, int]]:
+        self._stop.set()
+        self._thread.join(1)
+        return self.counts.most_common(25)
+
+
+EXPLAINER: StallExplainer | None = None
+LONG: list[tuple[float, float]] = []  # (seconds after the folder was opened, gap ms) of gaps over 25 ms
+T_OPEN = [0.0]
+
+
 def _heartbeat(gaps: list[float]) -> Any:
     from PySide6.QtCore import Qt, QTimer
 
-    last = [time.perf_counter()]
+    last = [time.perf_counter(), time.thread_time()]
 
     def tick() -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
+        if now - last[0] > 0.025:  # when, how long, and how much of it the GUI thread spent on the CPU
+            LONG.append((round(now - T_OPEN[0], 3), round((now - last[0]) * 1000, 1), round((cpu - last[1]) * 1000, 1)))
         gaps.append(now - last[0])
-        last[0] = now
+        last[0], last[1] = now, cpu
+        if EXPLAINER is not None:
+            EXPLAINER.last_tick = now
 
     timer = QTimer()
     timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -131,14 +186,23 @@ def stall(folder: Path, scratch: Path, timeout_s: float) -> dict[str, Any]:
     beat = _heartbeat(busy)
     stepper = QTimer(interval=STEP_MS)
     stepper.timeout.connect(lambda: window.step(1))
+    global EXPLAINER
+    if os.environ.get("HEMALENS_PROBE_EXPLAIN"):
+        EXPLAINER = StallExplainer()
     beat.start()
-    stepper.start()
-    start = time.perf_counter()
+    if STEP_MS:
+        stepper.start()
+    start = T_OPEN[0] = time.perf_counter()
+    window.engine.listed.connect(lambda *_: LONG.append((round(time.perf_counter() - start, 3), "listed")))
     window.open_paths([folder])
+    LONG.append((round(time.perf_counter() - start, 3), "open_paths returned"))
     finished = wait_for(app, window.batchFinished, timeout_s)
     elapsed = time.perf_counter() - start
     beat.stop()
     stepper.stop()
+    if EXPLAINER is not None:
+        for stack, count in EXPLAINER.stop():
+            print(f"STALL {count:4d} x 5 ms: {stack}", file=sys.stderr)
     rows = window.model.rowCount()
     done = sum(1 for item in window.model.items() if item.probabilities is not None)
     window.close()
@@ -147,7 +211,7 @@ def stall(folder: Path, scratch: Path, timeout_s: float) -> dict[str, Any]:
         "finished": finished, "images": rows, "classified": done, "seconds": elapsed,
         "stalls_ms": [max(0.0, g - interval) * 1000 for g in busy],
         "idle_stalls_ms": [max(0.0, g - interval) * 1000 for g in idle[1:]],
-        "model": window.model_info.name if window.model_info else None,
+        "model": window.model_info.name if window.model_info else None, "long_gaps": LONG,
     }
 
 

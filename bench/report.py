@@ -114,7 +114,7 @@ def render(res: dict[str, Any]) -> str:
 def render_gui(gui: dict[str, Any]) -> list[str]:
     out = ["3. GUI (real main window, offscreen Qt, fresh process each)"]
     if not gui:
-        return [*out, "   not measured (--no-gui)"]
+        return [*out, "   not measured (--no-gui)", "4. Memory", "   not measured (--no-gui)"]
     launch = [x for x in gui.get("launch", []) if "first_paint" in x]
     errors = [x["error"] for x in gui.get("launch", []) + gui.get("stall", []) if "error" in x]
     if launch:
@@ -131,6 +131,7 @@ def render_gui(gui: dict[str, Any]) -> list[str]:
                    f"every 300 ms, 5 ms heartbeat: longest stall {with_range(worst)} ms, p99 {with_range(p99)} ms; "
                    f"idle window (noise floor) longest {with_range(idle)} ms; batch {with_range(rate)} images/s "
                    f"({len(stalls)} runs, model {stalls[0].get('model')})")
+    out.append("4. Memory (fresh process, real main window)")
     mem = gui.get("memory") or {}
     if "rss_peak_mib" in mem:
         out.append(f"   {mem['images']}-image folder opened and classified ({gui.get('memory_note', '')}): peak RSS "
