@@ -3,33 +3,98 @@ the overlay toggle and its opacity."""
 
 from __future__ import annotations
 
+import html
+import re
+
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QWidget
+from PySide6.QtGui import QFont, QFontMetrics, QPixmap
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 from gui.qimage import rgb_to_qimage
 
 
+class ElidedCaption(QLabel):
+    """A one-line caption with <b>bold</b> parts that ends in "…" when the strip is too narrow.
+
+    The full text is always in the tooltip. Only ``<b>`` markup is kept; anything else is text.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # may shrink
+        self.setMinimumWidth(0)
+        self._segments: list[tuple[str, bool]] = []
+
+    def set_caption(self, text: str) -> None:
+        parts = re.split(r"(<b>.*?</b>)", text or "")
+        self._segments = [
+            (html.unescape(re.sub(r"<[^>]+>", "", part)), part.startswith("<b>")) for part in parts if part
+        ]
+        self.setToolTip(self.plain_text())
+        self._refit()
+
+    def plain_text(self) -> str:
+        return "".join(t for t, _ in self._segments)
+
+    def natural_width(self) -> int:
+        """Width the whole caption needs (bold parts measured bold)."""
+        bold_font = QFont(self.font())
+        bold_font.setBold(True)
+        metrics = {False: QFontMetrics(self.font()), True: QFontMetrics(bold_font)}
+        return sum(metrics[b].horizontalAdvance(t) for t, b in self._segments) + 2 * self.margin() + 4
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._refit()
+
+    def _refit(self) -> None:
+        room = self.contentsRect().width() - 2 * self.margin() - 2
+        bold_font = QFont(self.font())
+        bold_font.setBold(True)
+        metrics = {False: QFontMetrics(self.font()), True: QFontMetrics(bold_font)}
+        out: list[str] = []
+        for text, bold in self._segments:
+            width = metrics[bold].horizontalAdvance(text)
+            if width > room:
+                text = metrics[bold].elidedText(text, Qt.TextElideMode.ElideRight, max(room, 0))
+                out.append(f"<b>{html.escape(text)}</b>" if bold else html.escape(text))
+                if not text:  # not even "…" fits after the bold part: end with one anyway
+                    out.append("…")
+                break
+            room -= width
+            out.append(f"<b>{html.escape(text)}</b>" if bold else html.escape(text))
+        super().setText("".join(out))
+
+
 class HeatmapBar(QWidget):
-    """Overlay controls; emits ``visibleChanged(bool)`` and ``opacityChanged(float)``."""
+    """Overlay controls; emits ``visibleChanged(bool)`` and ``opacityChanged(float)``.
+
+    Narrow image panes (small windows, wide side panels) first lose the "low/high/Opacity" words,
+    then the caption moves onto its own line above the controls; what still does not fit is elided.
+    """
 
     visibleChanged = Signal(bool)
     opacityChanged = Signal(float)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 4, 8, 4)
+        self._outer = QVBoxLayout(self)
+        self._outer.setContentsMargins(8, 4, 8, 4)
+        self._outer.setSpacing(2)
+        layout = self._row = QHBoxLayout()
+        layout.setContentsMargins(0, 0, 0, 0)
+        self._outer.addLayout(layout)
         self.toggle = QCheckBox("Heatmap (H)")
         self.toggle.setChecked(True)
         self.toggle.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.caption = QLabel("")
+        self.caption = ElidedCaption()
         self.caption.setObjectName("heatmapCaption")
-        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # may shrink
         self.low = QLabel("low")
         self.legend = QLabel()
         self.legend.setFixedSize(110, 12)
         self.legend.setScaledContents(True)
+        self.legend.setToolTip("Heatmap colour scale: low (blue) to high (red) relevance for the class shown")
         self.high = QLabel("high")
         self.opacity_label = QLabel("Opacity")
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -47,6 +112,51 @@ class HeatmapBar(QWidget):
         self.toggle.toggled.connect(self.visibleChanged)
         self.slider.valueChanged.connect(self._on_slider)
         self._legend_ready = False
+        self._mode = (False, False)  # (compact, two rows)
+
+    def arrangement(self) -> tuple[bool, bool]:
+        """(compact, two_rows) as laid out now (for tests and screenshots)."""
+        return self._mode
+
+    def _arrange(self) -> None:
+        """Pick the layout for the current width; moves widgets only when the choice changes."""
+        spacing = max(self._row.spacing(), 0)
+        words = (self.low, self.high, self.opacity_label)
+        always = (self.toggle, self.legend, self.slider, self.value)
+        fixed = sum(w.sizeHint().width() + spacing for w in always)
+        full = fixed + sum(w.sizeHint().width() + spacing for w in words)
+        margins = self._outer.contentsMargins()
+        smallest = fixed + margins.left() + margins.right()
+        if self.minimumWidth() != smallest:
+            self.setMinimumWidth(smallest)  # below the full row's minimum: the compact row takes over there
+        width = self.width() - margins.left() - margins.right()
+        want = min(self.caption.natural_width(), 360)  # enough to read the class and most of the method
+        if width - full >= want:
+            mode = (False, False)
+        elif width - fixed >= want:
+            mode = (True, False)
+        else:
+            mode = (width < full, True)
+        if mode == self._mode:
+            return
+        compact, two_rows = mode
+        for w in words:
+            w.setVisible(not compact)
+        if two_rows != self._mode[1]:
+            if two_rows:
+                self._row.removeWidget(self.caption)
+                self._row.insertStretch(1, 1)
+                self._outer.insertWidget(0, self.caption)
+            else:
+                self._outer.removeWidget(self.caption)
+                stretch = self._row.takeAt(1)
+                del stretch
+                self._row.insertWidget(1, self.caption, 1)
+        self._mode = mode
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._arrange()
 
     def ensure_legend(self, colormap: str = "jet") -> None:
         """Draw the legend from the core's colour map (once; needs inference.overlay)."""
@@ -58,7 +168,12 @@ class HeatmapBar(QWidget):
         self._legend_ready = True
 
     def set_caption(self, text: str) -> None:
-        self.caption.setText(text)
+        """``text`` may mark parts <b>bold</b>; it is elided to fit, the full text is the tooltip."""
+        self.caption.set_caption(text)
+        self._arrange()
+
+    def full_caption(self) -> str:
+        return self.caption.plain_text()
 
     def set_opacity(self, opacity: float) -> None:
         self.slider.setValue(round(opacity * 100))

@@ -7,6 +7,7 @@ worker threads; this class only reacts to their signals, so the window never fre
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.about import show_about
+from gui.augment_offer import Augmenter, AugmentOfferBar, AugmentOutcome, wants_gradcam_offer
 from gui.batch_model import BatchTableModel
 from gui.batch_panel import BatchPanel
 from gui.calls import UNIDENTIFIED_ID, class_name, differential
@@ -99,6 +101,8 @@ class MainWindow(QMainWindow):
     decisionRecorded = Signal(int)  # source row
     reportExported = Signal(object)  # gui.report_action.ReportOutcome
     reportFailed = Signal(str)  # message shown in the error banner
+    augmentFinished = Signal(object)  # gui.augment_offer.AugmentOutcome
+    augmentFailed = Signal(str)
 
     def __init__(self, settings: AppSettings | None = None, review: ReviewBridge | None = None) -> None:
         super().__init__()
@@ -108,6 +112,9 @@ class MainWindow(QMainWindow):
         self.review = review or ReviewBridge()
         self.engine = Engine(self)
         self.reports = ReportExporter(self)
+        self.augmenter = Augmenter(self)
+        self._offer_declined: set[str] = set()  # model SHA-256s whose Grad-CAM offer was declined or failed
+        self._augmented: AugmentOutcome | None = None  # the copy just made (its note stays while it is in use)
         self.thumbnails = ThumbnailLoader(parent=self)
         self.model = BatchTableModel(self)
         self.model.set_thumbnail_getter(self.thumbnails.get)
@@ -161,11 +168,12 @@ class MainWindow(QMainWindow):
         self.model_banner = Banner("warning")
         self.review_banner = Banner("error")
         self.error_banner = Banner("error")
+        self.augment_offer = AugmentOfferBar()
         central = QWidget()
         cl = QVBoxLayout(central)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.setSpacing(0)
-        for w in (self.model_banner, self.review_banner, self.error_banner):
+        for w in (self.model_banner, self.augment_offer, self.review_banner, self.error_banner):
             cl.addWidget(w)
         cl.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
@@ -311,6 +319,10 @@ class MainWindow(QMainWindow):
         self.heatmap_bar.opacityChanged.connect(self._on_opacity)
         self.cancel_button.clicked.connect(self.cancel_batch)
         self.reports.exported.connect(self._on_report_exported)
+        self.augment_offer.accepted.connect(self.make_gradcam_ready)
+        self.augment_offer.dismissed.connect(self._decline_augment_offer)
+        self.augmenter.finished.connect(self._on_augmented)
+        self.augmenter.failed.connect(self._on_augment_failed)
         self.reports.failed.connect(self._on_report_failed)
         self.model.dataChanged.connect(lambda *_: self._schedule_differential())
         self.model.modelReset.connect(self._schedule_differential)
@@ -388,6 +400,7 @@ class MainWindow(QMainWindow):
         else:
             self.model_banner.show_text(None)
         self.error_banner.show_text(None)
+        self._update_augment_offer()
         self.model.set_classes(info.class_ids, info.labels)
         self.batch_panel.set_classes(info.class_ids, info.labels)
         self.gallery.rebuild(info.class_ids, info.labels)
@@ -410,6 +423,67 @@ class MainWindow(QMainWindow):
         if self._pending_open is not None and self.model_info is None:
             paths, self._pending_open = self._pending_open, None
             self.open_paths(paths)
+
+    # ------------------------------------------------------------------ Grad-CAM for custom models
+    def _update_augment_offer(self) -> None:
+        from inference.registry import bundled_models_dir
+
+        info = self.model_info
+        if self.augmenter.busy:
+            return  # the strip shows the work in progress
+        if self._augmented is not None and info is not None and Path(info.path) == self._augmented.path:
+            self.augment_offer.show_done(self._augmented, in_use=True)
+            return
+        self._augmented = None
+        show = info is not None and info.sha256 not in self._offer_declined
+        if show and wants_gradcam_offer(info, bundled_models_dir()):
+            self.augment_offer.offer(info)
+        else:
+            self.augment_offer.setVisible(False)
+
+    def make_gradcam_ready(self) -> bool:
+        """Write a Grad-CAM-ready copy of the loaded model into the user's model folder, then load it."""
+        from inference.registry import user_models_dir
+
+        info = self.model_info
+        if info is None or self.augmenter.busy:
+            return False
+        folder = user_models_dir()
+        self.augmenter.start(info.path, folder)
+        self.augment_offer.set_working(True)
+        self.status(f"Adding Grad-CAM to a copy of {info.path.name} in {folder}…")
+        return True
+
+    def _decline_augment_offer(self) -> None:
+        if self.augment_offer.done:
+            self._augmented = None  # "OK" on the result note
+        elif self.model_info is not None:
+            self._offer_declined.add(self.model_info.sha256)
+        self.augment_offer.setVisible(False)
+
+    def _on_augmented(self, outcome: AugmentOutcome) -> None:
+        self.picker.refresh([outcome.path], self.model_info.path if self.model_info else None)
+        still_current = self.model_info is not None and Path(self.model_info.path) == Path(outcome.source)
+        self._augmented = outcome
+        self.augment_offer.show_done(outcome, in_use=False)
+        if still_current:
+            self.load_model(outcome.path)  # switches to the copy and reclassifies what is open
+        self.status(
+            f"Saved the Grad-CAM-ready copy {outcome.path.name}."
+            + (" Loading it…" if still_current else " Pick it in the model list to use it.")
+        )
+        self.augmentFinished.emit(outcome)
+
+    def _on_augment_failed(self, source: Path, message: str) -> None:
+        if self.model_info is not None and Path(self.model_info.path) == Path(source):
+            self._offer_declined.add(self.model_info.sha256)  # do not offer what just failed again
+        self.augment_offer.setVisible(False)
+        self.error_banner.show_text(
+            f"Could not make {Path(source).name} Grad-CAM ready: {message} "
+            "The original model is unchanged and still in use."
+        )
+        self.status("Grad-CAM copy not made.")
+        self.augmentFailed.emit(message)
 
     def show_model_card(self) -> None:
         if self.model_info is None:
@@ -671,7 +745,8 @@ class MainWindow(QMainWindow):
             self.heatmap_bar.set_caption("No heatmap available for this model")
         else:
             label = pred.labels[result.class_index] if result.class_index is not None else pred.top_label
-            self.heatmap_bar.set_caption(f"Heatmap for <b>{label}</b> · {pred.cam_method or ''}")
+            method = f" · {pred.cam_method}" if pred.cam_method else ""
+            self.heatmap_bar.set_caption(f"Heatmap for <b>{html.escape(label)}</b>{method}")
             self.prob_panel.set_heatmap_class(result.class_index)
 
     def show_heatmap_class(self, index: int) -> None:
@@ -961,6 +1036,7 @@ class MainWindow(QMainWindow):
         self.settings.set_window(self.saveGeometry(), self.saveState())
         self.engine.shutdown()
         self.reports.shutdown()
+        self.augmenter.shutdown()
         self.thumbnails.stop()
         self.review.close()
         super().closeEvent(event)

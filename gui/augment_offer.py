@@ -1,0 +1,222 @@
+"""The offer to make a custom model Grad-CAM-ready, and the worker thread that does it.
+
+A model without Grad-CAM outputs gives a gradient-free CAM (or no heatmap at all). The banner
+offers ``export.augment.augment_model`` (onnx + numpy only, no PyTorch or TensorFlow), which
+writes a verified copy with the Grad-CAM graph into the user's model folder under a new, unique
+name; the original file is never written to. Augmenting verifies against finite differences and
+runs ONNX Runtime a few times, so it runs on its own thread.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
+
+from gui.items import ModelInfo
+from inference.errors import HemaLensError
+
+GRAD_CAM = "grad-cam"  # inference.cam.GRAD_CAM; repeated so this module needs no ONNX Runtime import
+SUFFIX = "-gradcam"
+
+
+def wants_gradcam_offer(info: ModelInfo, bundled_dir: Path | None = None) -> bool:
+    """True for a user's own model (not a bundled one) that has no Grad-CAM outputs."""
+    if info.cam_method == GRAD_CAM:
+        return False
+    if bundled_dir is not None:
+        try:
+            Path(info.path).resolve().relative_to(Path(bundled_dir).resolve())
+            return False
+        except ValueError:
+            pass
+    return True
+
+
+def claim_output_path(folder: Path, source: Path) -> Path:
+    """Create (exclusively) and return a new file name ``<stem>-gradcam[-N].onnx`` in ``folder``.
+
+    The empty placeholder reserves the name, so two exports (or two app instances) never pick the
+    same file, and an existing model - the original included - is never overwritten.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"(-gradcam(-\d+)?)+$", "", Path(source).stem) or "model"
+    for n in range(1, 1000):
+        candidate = folder / f"{stem}{SUFFIX}{'' if n == 1 else f'-{n}'}.onnx"
+        try:
+            fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"no free file name for {stem}{SUFFIX}.onnx in {folder}")
+
+
+@dataclass(frozen=True)
+class AugmentOutcome:
+    """The Grad-CAM-ready copy that was written and how it verified."""
+
+    source: Path
+    path: Path
+    target: str
+    figures: dict
+    seconds: float
+
+
+def augment_to_user_folder(source: Path, folder: Path) -> AugmentOutcome:
+    """Write a verified Grad-CAM-ready copy of ``source`` into ``folder`` (any thread).
+
+    Raises HemaLensError (export.errors.ExportError and subclasses) with the reason it failed;
+    then no file is left behind.
+    """
+    from export.augment import augment_model
+    from export.errors import ExportError
+
+    started = time.monotonic()
+    source = Path(source)
+    if not source.is_file():
+        raise ExportError(f"the model file {source} is no longer there")
+    try:
+        out = claim_output_path(Path(folder), source)
+    except OSError as exc:
+        raise ExportError(f"cannot write to the model folder {folder}: {exc.strerror or exc}") from None
+    try:
+        report = augment_model(source, out, log=None)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    return AugmentOutcome(
+        source, Path(report.path), report.target_tensor, dict(report.figures), time.monotonic() - started
+    )
+
+
+class _AugmentWorker(QObject):
+    done = Signal(object)  # AugmentOutcome
+    failed = Signal(object, str)  # source path, message
+
+    @Slot(object, object)
+    def run(self, source: Path, folder: Path) -> None:
+        try:
+            outcome = augment_to_user_folder(source, folder)
+        except HemaLensError as exc:
+            self.failed.emit(source, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a dead thread
+            self.failed.emit(source, f"{exc.__class__.__name__}: {exc}")
+            return
+        self.done.emit(outcome)
+
+
+class Augmenter(QObject):
+    """Owns the augment thread; one model at a time. Results arrive on the GUI thread."""
+
+    finished = Signal(object)  # AugmentOutcome
+    failed = Signal(object, str)  # source path, message
+    _run = Signal(object, object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread = QThread()
+        self._thread.setObjectName("hemalens-augment")
+        self._worker = _AugmentWorker()
+        self._worker.moveToThread(self._thread)
+        self._run.connect(self._worker.run)
+        self._worker.done.connect(self._on_done)
+        self._worker.failed.connect(self._on_failed)
+        self._busy = False
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def start(self, source: Path, folder: Path) -> bool:
+        if self._busy:
+            return False
+        self._busy = True
+        self._run.emit(Path(source), Path(folder))
+        return True
+
+    def _on_done(self, outcome: AugmentOutcome) -> None:
+        self._busy = False
+        self.finished.emit(outcome)
+
+    def _on_failed(self, source: Path, message: str) -> None:
+        self._busy = False
+        self.failed.emit(source, message)
+
+    def shutdown(self, timeout_ms: int = 60000) -> None:
+        self._thread.quit()
+        self._thread.wait(timeout_ms)
+
+
+class AugmentOfferBar(QWidget):
+    """A non-modal strip under the banners: what is missing, "Make Grad-CAM ready…" and "Not now"."""
+
+    accepted = Signal()
+    dismissed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("augmentOffer")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 4, 8, 4)
+        self.text = QLabel("")
+        self.text.setWordWrap(True)
+        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.button = QPushButton("Make Grad-CAM ready…")
+        self.button.setToolTip(
+            "Add Grad-CAM outputs to a copy of this model in your model folder; the original file is not changed"
+        )
+        self.later = QPushButton("Not now")
+        self.done = False  # showing the result rather than the offer
+        for b in (self.button, self.later):
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the review keys stay with the table
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.button)
+        layout.addWidget(self.later)
+        self.button.clicked.connect(self.accepted)
+        self.later.clicked.connect(self.dismissed)
+        self.setVisible(False)
+
+    def offer(self, info: ModelInfo) -> None:
+        how = "a gradient-free CAM" if info.cam_method else "no heatmap"
+        self.text.setText(
+            f"<b>{info.name}</b> has no Grad-CAM outputs, so its heatmaps come from {how}. HemaLens can add "
+            "Grad-CAM to a verified copy saved in your model folder (the original file is not changed)."
+        )
+        self.done = False
+        self.button.setVisible(True)
+        self.later.setText("Not now")
+        self.set_working(False)
+        self.setVisible(True)
+
+    def set_working(self, working: bool) -> None:
+        self.button.setEnabled(not working)
+        self.later.setEnabled(not working)
+        self.button.setText("Adding Grad-CAM…" if working else "Make Grad-CAM ready…")
+
+    def show_done(self, outcome: AugmentOutcome, in_use: bool) -> None:
+        """Say where the copy went and how it verified, until dismissed or another model is loaded."""
+        fd = outcome.figures.get("fd_max_rel_error")
+        check = f"scores unchanged (max diff {outcome.figures.get('max_abs_score_diff', float('nan')):.1e})"
+        if isinstance(fd, float):
+            check += f", gradients match finite differences (rel. error {fd:.1e})"
+        where = html.escape(str(outcome.path.parent))
+        self.text.setText(
+            f"✓ Grad-CAM-ready copy saved as <b>{html.escape(outcome.path.name)}</b> in {where}: {check}. "
+            + ("It is the model in use now; the original file is unchanged." if in_use
+               else "Pick it in the model list to use it; the original file is unchanged.")
+        )  # fmt: skip
+        self.done = True
+        self.button.setVisible(False)
+        self.later.setText("OK")
+        self.later.setEnabled(True)
+        self.setVisible(True)
