@@ -35,12 +35,40 @@ def _emit_leaks_true() -> bool:
     return lost >= 8
 
 
+def _virtual_call_leaks_none() -> bool:
+    """Whether each call from C++ into a Python override (``data()``, ``paintEvent()``, event filters...)
+    drops a reference to ``None``: the same PySide6 6.12.0 bug. The table model's ``data()`` alone is
+    called thousands of times a second while a batch table repaints, so ``None`` would be freed and
+    the app abort ("none_dealloc") within minutes of a long batch (found by bench/ on 3,000 images)."""
+    from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+
+    class _Model(QAbstractListModel):
+        def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+            return 1
+
+        def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> None:
+            return None
+
+    model = _Model()
+    index = model.index(0, 0)
+    before = sys.getrefcount(None)
+    for _ in range(8):
+        index.data()
+    lost = before - sys.getrefcount(None)
+    for _ in range(max(0, lost)):
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(None))
+    return lost >= 8
+
+
 def apply_signal_refcount_workaround() -> bool:
-    """Detect the emit() refcount leak and make ``True`` effectively immortal; True if applied."""
+    """Detect the refcount leaks and make ``True`` / ``None`` effectively immortal; True if applied."""
     global _applied
     if _applied or sys.version_info >= (3, 12) or sys.implementation.name != "cpython":
         return _applied
     if _emit_leaks_true():
         ctypes.c_ssize_t.from_address(id(True)).value += _IMMORTAL_BOOST
+        _applied = True
+    if _virtual_call_leaks_none():
+        ctypes.c_ssize_t.from_address(id(None)).value += _IMMORTAL_BOOST
         _applied = True
     return _applied
