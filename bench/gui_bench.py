@@ -48,8 +48,10 @@ def launch_times(env: dict[str, str], runs: int) -> list[dict[str, Any]]:
     return out
 
 
-def stall_runs(folder: Path, env: dict[str, str], runs: int, timeout_s: float) -> list[dict[str, Any]]:
-    return [run_probe(["stall", str(folder), str(timeout_s)], env, timeout_s + 120) for _ in range(runs)]
+def stall_runs(folder: Path, env: dict[str, str], runs: int, timeout_s: float, step_ms: int) -> list[dict[str, Any]]:
+    """``runs`` batches over ``folder``; ``step_ms`` > 0 adds a user stepping through images at that pace."""
+    return [run_probe(["stall", str(folder), str(timeout_s), str(step_ms)], env, timeout_s + 120)
+            for _ in range(runs)]
 
 
 def memory_run(folder: Path, env: dict[str, str], timeout_s: float) -> dict[str, Any]:

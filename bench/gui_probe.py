@@ -2,8 +2,9 @@
 
 ``python -m bench.gui_probe launch T0``: seconds from T0 (the parent's clock just before it started
 this process) to the window's first paint and to the model being ready.
-``python -m bench.gui_probe stall FOLDER``: event-loop stalls while the window classifies FOLDER,
-with a heartbeat timer (5 ms) and a simulated user stepping to the next image every 300 ms.
+``python -m bench.gui_probe stall FOLDER TIMEOUT STEP_MS``: event-loop stalls while the window
+classifies FOLDER, from a 5 ms heartbeat timer; with STEP_MS > 0 a simulated user also steps to the
+next image every STEP_MS (the image view then loads each image with its heatmap).
 ``python -m bench.gui_probe memory FOLDER``: peak resident memory while FOLDER is opened and classified.
 Each mode prints one JSON line. Settings and review records go to a temporary folder (never the
 user's); the model is the first bundled one, as on a first start.
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 HEARTBEAT_MS = 5
-STEP_MS = int(os.environ.get("HEMALENS_PROBE_STEP_MS", "300"))  # 0: no simulated user
+STEP_MS = 300  # the simulated user's pace (memory run; the stall run takes it as an argument)
 
 
 def rss_kib() -> tuple[int, int]:
@@ -169,7 +170,7 @@ def _heartbeat(gaps: list[float]) -> Any:
     return timer
 
 
-def stall(folder: Path, scratch: Path, timeout_s: float) -> dict[str, Any]:
+def stall(folder: Path, scratch: Path, timeout_s: float, step_ms: int) -> dict[str, Any]:
     from PySide6.QtCore import QTimer
 
     app, window = make_window(scratch)
@@ -184,13 +185,13 @@ def stall(folder: Path, scratch: Path, timeout_s: float) -> dict[str, Any]:
     beat.stop()
     busy: list[float] = []
     beat = _heartbeat(busy)
-    stepper = QTimer(interval=STEP_MS)
+    stepper = QTimer(interval=max(step_ms, 1))
     stepper.timeout.connect(lambda: window.step(1))
     global EXPLAINER
     if os.environ.get("HEMALENS_PROBE_EXPLAIN"):
         EXPLAINER = StallExplainer()
     beat.start()
-    if STEP_MS:
+    if step_ms:
         stepper.start()
     start = T_OPEN[0] = time.perf_counter()
     window.engine.listed.connect(lambda *_: LONG.append((round(time.perf_counter() - start, 3), "listed")))
@@ -208,7 +209,7 @@ def stall(folder: Path, scratch: Path, timeout_s: float) -> dict[str, Any]:
     window.close()
     interval = HEARTBEAT_MS / 1000
     return {
-        "finished": finished, "images": rows, "classified": done, "seconds": elapsed,
+        "finished": finished, "images": rows, "classified": done, "seconds": elapsed, "step_ms": step_ms,
         "stalls_ms": [max(0.0, g - interval) * 1000 for g in busy],
         "idle_stalls_ms": [max(0.0, g - interval) * 1000 for g in idle[1:]],
         "model": window.model_info.name if window.model_info else None, "long_gaps": LONG,
@@ -258,7 +259,7 @@ def main(argv: list[str]) -> int:
         if mode == "launch":
             result = launch(float(argv[1]), scratch)
         elif mode == "stall":
-            result = stall(Path(argv[1]), scratch, float(argv[2]) if len(argv) > 2 else 600)
+            result = stall(Path(argv[1]), scratch, float(argv[2]), int(argv[3]))
         elif mode == "memory":
             result = memory(Path(argv[1]), scratch, float(argv[2]) if len(argv) > 2 else 600)
         else:

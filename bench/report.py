@@ -116,21 +116,25 @@ def render_gui(gui: dict[str, Any]) -> list[str]:
     if not gui:
         return [*out, "   not measured (--no-gui)", "4. Memory", "   not measured (--no-gui)"]
     launch = [x for x in gui.get("launch", []) if "first_paint" in x]
-    errors = [x["error"] for x in gui.get("launch", []) + gui.get("stall", []) if "error" in x]
+    errors = [x["error"] for x in gui.get("launch", []) if "error" in x]
     if launch:
         out.append(f"   launch -> first window painted: {with_range([x['first_paint'] for x in launch], '.2f')} s; "
                    f"-> model ready: {with_range([x.get('model_ready', math.nan) for x in launch], '.2f')} s "
                    f"({len(launch)} launches)")
-    stalls = [x for x in gui.get("stall", []) if "stalls_ms" in x]
-    if stalls:
-        worst = [max(x["stalls_ms"], default=0.0) for x in stalls]
-        p99 = [percentile(x["stalls_ms"], 99) for x in stalls]
-        idle = [max(x["idle_stalls_ms"], default=0.0) for x in stalls]
-        rate = [x["classified"] / x["seconds"] for x in stalls if x["seconds"]]
-        out.append(f"   {stalls[0]['images']}-image batch ({gui.get('folder_note', '')}), stepping to the next image "
-                   f"every 300 ms, 5 ms heartbeat: longest stall {with_range(worst)} ms, p99 {with_range(p99)} ms; "
-                   f"idle window (noise floor) longest {with_range(idle)} ms; batch {with_range(rate)} images/s "
-                   f"({len(stalls)} runs, model {stalls[0].get('model')})")
+    for key, what in (("stall", "nothing else happening"), ("stall_stepping", "a user stepping to the next image "
+                                                                         "every 300 ms (image view + heatmap)")):
+        stalls = [x for x in gui.get(key, []) if "stalls_ms" in x]
+        errors += [x["error"] for x in gui.get(key, []) if "error" in x]
+        if stalls:
+            worst = [max(x["stalls_ms"], default=0.0) for x in stalls]
+            p99 = [percentile(x["stalls_ms"], 99) for x in stalls]
+            idle = [max(x["idle_stalls_ms"], default=0.0) for x in stalls]
+            rate = [x["classified"] / x["seconds"] for x in stalls if x["seconds"]]
+            out.append(f"   {stalls[0]['images']}-image batch, {what}: longest stall {with_range(worst)} ms, "
+                       f"p99 {with_range(p99)} ms (5 ms heartbeat; idle window before it: longest "
+                       f"{with_range(idle)} ms); batch {with_range(rate)} images/s; {len(stalls)} runs")
+    if gui.get("folder_note"):
+        out.append(f"   batch folder: {gui['folder_note']}")
     out.append("4. Memory (fresh process, real main window)")
     mem = gui.get("memory") or {}
     if "rss_peak_mib" in mem:
@@ -182,10 +186,11 @@ def render_targets(res: dict[str, Any]) -> list[str]:
         v = median(q["gradcam_overhead"])
         line(f"{m['name']} Grad-CAM overhead <= 10%", v <= TARGETS["gradcam_overhead"], f"{v * 100:+.1f}%")
     gui = res.get("gui", {})
-    stalls = [max(x["stalls_ms"], default=0.0) for x in gui.get("stall", []) if "stalls_ms" in x]
-    if stalls:
-        line("longest GUI stall <= 50 ms", max(stalls) <= TARGETS["gui_stall_ms"],
-             f"worst of {len(stalls)} runs {max(stalls):.0f} ms (median {median(stalls):.0f} ms)")
+    for key, what in (("stall", "during a batch"), ("stall_stepping", "during a batch, user stepping")):
+        stalls = [max(x["stalls_ms"], default=0.0) for x in gui.get(key, []) if "stalls_ms" in x]
+        if stalls:
+            line(f"longest GUI stall <= 50 ms {what}", max(stalls) <= TARGETS["gui_stall_ms"],
+                 f"worst of {len(stalls)} runs {max(stalls):.0f} ms (median {median(stalls):.0f} ms)")
     mem = gui.get("memory") or {}
     if "rss_peak_mib" in mem:
         line(f"peak RSS <= 600 MB at {mem['images']} images", mem["rss_peak_mib"] * 1.048576 <= TARGETS["rss_mib"],

@@ -33,7 +33,7 @@ from bench.torch_baseline import torch_status  # noqa: E402
 from inference.registry import bundled_models_dir  # noqa: E402
 from inference.session import available_cpu_count  # noqa: E402
 
-FULL = {"runs": 5, "images": 500, "latency": 100, "gui_images": 1000, "gui_runs": 3, "launch_runs": 3,
+FULL = {"runs": 5, "images": 500, "latency": 100, "gui_images": 1000, "gui_runs": 2, "launch_runs": 3,
         "memory_images": 10000, "matmul": 7}
 QUICK = {"runs": 2, "images": 48, "latency": 16, "gui_images": 150, "gui_runs": 1, "launch_runs": 1,
          "memory_images": 600, "matmul": 3}
@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             gui["launch"] = launch_times(env, cfg["launch_runs"])
             folder, gui["folder_note"] = folder_of(cfg["gui_images"], scratch / f"gui{cfg['gui_images']}", scratch)
             log(f"GUI stall runs on {folder}")
-            gui["stall"] = stall_runs(folder, env, cfg["gui_runs"], timeout_s=900)
+            gui["stall"] = stall_runs(folder, env, cfg["gui_runs"], timeout_s=900, step_ms=0)
+            gui["stall_stepping"] = stall_runs(folder, env, cfg["gui_runs"], timeout_s=900, step_ms=300)
             folder, gui["memory_note"] = folder_of(cfg["memory_images"], scratch / f"mem{cfg['memory_images']}",
                                                    scratch)
             log(f"GUI memory run on {folder}")
