@@ -12,6 +12,13 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSlid
 
 from gui.qimage import rgb_to_qimage
 
+GAP = 10  # between the colour legend and the opacity control
+
+
+def _hint_width(widget: QWidget) -> int:
+    """The width the layout will give ``widget``: its size hint within its minimum and maximum."""
+    return min(max(widget.sizeHint().width(), widget.minimumWidth()), widget.maximumWidth())
+
 
 class ElidedCaption(QLabel):
     """A one-line caption with <b>bold</b> parts that ends in "…" when the strip is too narrow.
@@ -70,8 +77,8 @@ class ElidedCaption(QLabel):
 class HeatmapBar(QWidget):
     """Overlay controls; emits ``visibleChanged(bool)`` and ``opacityChanged(float)``.
 
-    Narrow image panes (small windows, wide side panels) first lose the "low/high/Opacity" words,
-    then the caption moves onto its own line above the controls; what still does not fit is elided.
+    In a narrow image pane (small window, wide side panels) the caption moves onto its own line
+    above the controls; narrower still, the "low/high/Opacity" words go; what does not fit is elided.
     """
 
     visibleChanged = Signal(bool)
@@ -107,7 +114,10 @@ class HeatmapBar(QWidget):
         self.value.setMinimumWidth(36)
         layout.addWidget(self.toggle)
         layout.addWidget(self.caption, 1)
-        for w in (self.low, self.legend, self.high, self.opacity_label, self.slider, self.value):
+        for w in (self.low, self.legend, self.high):
+            layout.addWidget(w)
+        layout.addSpacing(GAP)
+        for w in (self.opacity_label, self.slider, self.value):
             layout.addWidget(w)
         self.toggle.toggled.connect(self.visibleChanged)
         self.slider.valueChanged.connect(self._on_slider)
@@ -123,20 +133,17 @@ class HeatmapBar(QWidget):
         spacing = max(self._row.spacing(), 0)
         words = (self.low, self.high, self.opacity_label)
         always = (self.toggle, self.legend, self.slider, self.value)
-        fixed = sum(w.sizeHint().width() + spacing for w in always)
-        full = fixed + sum(w.sizeHint().width() + spacing for w in words)
+        fixed = sum(_hint_width(w) + spacing for w in always) + GAP
+        full = fixed + sum(_hint_width(w) + spacing for w in words)
         margins = self._outer.contentsMargins()
         smallest = fixed + margins.left() + margins.right()
         if self.minimumWidth() != smallest:
             self.setMinimumWidth(smallest)  # below the full row's minimum: the compact row takes over there
         width = self.width() - margins.left() - margins.right()
         want = min(self.caption.natural_width(), 360)  # enough to read the class and most of the method
-        if width - full >= want:
-            mode = (False, False)
-        elif width - fixed >= want:
-            mode = (True, False)
-        else:
-            mode = (width < full, True)
+        # One row while the caption fits beside every control; else the caption gets its own line
+        # (a line is cheaper than unlabelled controls); the words go only when the controls do not fit.
+        mode = (False, False) if width - full >= want else (width < full, True)
         if mode == self._mode:
             return
         compact, two_rows = mode

@@ -745,7 +745,7 @@ class MainWindow(QMainWindow):
             self.heatmap_bar.set_caption("No heatmap available for this model")
         else:
             label = pred.labels[result.class_index] if result.class_index is not None else pred.top_label
-            method = f" · {pred.cam_method}" if pred.cam_method else ""
+            method = f" · {'Grad-CAM' if pred.cam_method == 'grad-cam' else pred.cam_method}" if pred.cam_method else ""
             self.heatmap_bar.set_caption(f"Heatmap for <b>{html.escape(label)}</b>{method}")
             self.prob_panel.set_heatmap_class(result.class_index)
 

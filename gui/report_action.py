@@ -8,6 +8,7 @@ answers with ``exported(ReportOutcome)`` or ``failed(str)``; it never raises int
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -96,12 +97,35 @@ def _extra_sessions(wanted: set[str], have: set[str], files: Sequence[Path]) -> 
     return sessions, notes
 
 
+def check_destination(targets: ReportTargets) -> None:
+    """Refuse, before anything is written, a destination that cannot take all three files.
+
+    The report writers would fail too, but only after writing the first file and with the
+    operating system's wording ("File exists", "Not a directory"); this says what is wrong.
+    """
+    from review.report import ReportError
+
+    folder = targets.pdf.parent
+    for ancestor in (folder, *folder.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise ReportError(f"Cannot write the report: {ancestor} is a file, not a folder.")
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                what = "files" if ancestor == folder else f"the folder {folder}"
+                raise ReportError(f"Cannot write the report: no permission to create {what} in {ancestor}.")
+            break
+    for path in targets.paths():
+        if path.is_dir():
+            raise ReportError(f"Cannot write the report: {path} is a folder.")
+
+
 def run_report_job(job: ReportJob) -> ReportOutcome:
     """Write the report files for ``job`` (any thread). Raises HemaLensError with a clear message."""
     from gui.report_export import export_case_report
     from review.report import ReportError
 
     started = time.monotonic()
+    check_destination(job.targets)
     states = job.case.current_state()
     hashes = [h for h in dict.fromkeys(job.image_hashes) if h in states]
     if not hashes:

@@ -102,7 +102,7 @@ def test_offer_makes_a_gradcam_copy_in_the_user_folder_and_switches_to_it(qtbot,
     for c in range(3):
         np.testing.assert_allclose(after.heatmap(c), before.heatmap(c), atol=1e-3)
     # The window shows a Grad-CAM heatmap for the open image now.
-    qtbot.waitUntil(lambda: window.image_view.has_heatmap() and "grad-cam" in window.heatmap_bar.full_caption(),
+    qtbot.waitUntil(lambda: window.image_view.has_heatmap() and window.heatmap_bar.full_caption().endswith("· Grad-CAM"),
                     timeout=30000)  # fmt: skip
     qtbot.mouseClick(window.augment_offer.later, Qt.MouseButton.LeftButton)  # "OK"
     assert not window.augment_offer.isVisible()

@@ -18,7 +18,7 @@ from PySide6.QtCore import QSettings, Qt
 import gui.report_action
 from gui.calls import UNIDENTIFIED_ID
 from gui.main_window import MainWindow
-from gui.report_action import ReportOutcome, ReportTargets, default_report_name
+from gui.report_action import ReportOutcome, ReportTargets, check_destination, default_report_name
 from gui.review_bridge import ReviewBridge
 from gui.settings import AppSettings
 from tests.model_factory import make_classifier
@@ -144,7 +144,7 @@ def test_unwritable_destination_gives_a_clear_message_and_no_files(qtbot, tmp_pa
     with qtbot.waitSignal(window.reportFailed, timeout=60000) as signal:
         assert window.export_report(blocker / "report.pdf")
     message = signal.args[0]
-    assert "Cannot write the report" in message and str(blocker) in message
+    assert message == f"Cannot write the report: {blocker} is a file, not a folder."
     assert window.error_banner.isVisible() and "The report was not written" in window.error_banner.text()
     assert window.act_export_report.isEnabled()
     # A later export to a good place works and clears the old failure from the banner.
@@ -167,6 +167,24 @@ def test_export_is_refused_without_a_case_and_while_classifying(qtbot, tmp_path,
     assert "Wait until classification has finished" in window.status_label.text()
     window.cancel_batch()
     assert not (tmp_path / "x.pdf").exists() and not (tmp_path / "y.pdf").exists()
+
+
+def test_destination_check_names_the_problem_before_writing(tmp_path, monkeypatch) -> None:
+    from review.report import ReportError
+
+    check_destination(ReportTargets.from_pdf(tmp_path / "new" / "deeper" / "r.pdf"))  # folders get created
+    (tmp_path / "r.csv").mkdir()
+    with pytest.raises(ReportError, match="r.csv is a folder"):
+        check_destination(ReportTargets.from_pdf(tmp_path / "r.pdf"))
+    # A read-only folder (simulated: the tests may run as root, who may write anywhere).
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = gui.report_action.os.access
+    monkeypatch.setattr(gui.report_action.os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    with pytest.raises(ReportError, match=f"no permission to create files in {locked}"):
+        check_destination(ReportTargets.from_pdf(locked / "r.pdf"))
+    with pytest.raises(ReportError, match=f"no permission to create the folder {locked / 'sub'} in {locked}"):
+        check_destination(ReportTargets.from_pdf(locked / "sub" / "r.pdf"))
 
 
 def test_default_report_name_is_safe_and_names_the_case() -> None:
