@@ -216,6 +216,13 @@ class MainWindow(QMainWindow):
         self.act_quit = a("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_load_model = a("Load model…", self.choose_model_file, "Ctrl+M", "Load any ONNX classifier")
         self.act_model_card = a("Model card…", self.show_model_card, "Ctrl+I", "What this model is and how it measured")
+        self.act_augment = a(
+            "Make Grad-CAM ready…",
+            self.make_gradcam_ready,
+            None,
+            "Add Grad-CAM to a copy of this model (original unchanged)",
+        )
+        self.act_augment.setEnabled(False)
         self.act_fit = a("Fit to window", self.image_view.fit, "Ctrl+0")
         self.act_actual = a("Actual size (1:1)", self.image_view.actual_size, "Ctrl+1")
         self.act_zoom_in = a("Zoom in", lambda: self.image_view.zoom_by(1.25), ["Ctrl+=", "Ctrl++"])
@@ -263,7 +270,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addActions([self.act_heatmap, self.act_table, self.act_gallery, self.act_filter])
         m = mb.addMenu("&Model")
-        m.addActions([self.act_load_model, self.act_model_card])
+        m.addActions([self.act_load_model, self.act_model_card, self.act_augment])
         m = mb.addMenu("&Review")
         m.addActions([self.act_next, self.act_prev, self.act_next_todo])
         m.addSeparator()
@@ -296,7 +303,7 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addActions([self.act_fit, self.act_actual, self.act_heatmap])
         tb.addSeparator()
-        tb.addActions([self.act_sign])
+        tb.addActions([self.act_sign, self.act_export_report])
 
     def _connect(self) -> None:
         e = self.engine
@@ -429,10 +436,14 @@ class MainWindow(QMainWindow):
         from inference.registry import bundled_models_dir
 
         info = self.model_info
+        self.act_augment.setEnabled(
+            info is not None and not self.augmenter.busy and wants_gradcam_offer(info, bundled_models_dir())
+        )
         if self.augmenter.busy:
             return  # the strip shows the work in progress
-        if self._augmented is not None and info is not None and Path(info.path) == self._augmented.path:
-            self.augment_offer.show_done(self._augmented, in_use=True)
+        done = self._augmented
+        if done is not None and info is not None and Path(info.path) in (done.path, done.source):
+            self.augment_offer.show_done(done, in_use=Path(info.path) == done.path)  # the note, not a new offer
             return
         self._augmented = None
         show = info is not None and info.sha256 not in self._offer_declined
@@ -450,7 +461,9 @@ class MainWindow(QMainWindow):
             return False
         folder = user_models_dir()
         self.augmenter.start(info.path, folder)
+        self.augment_offer.offer(info)  # also when started from the Model menu after "Not now"
         self.augment_offer.set_working(True)
+        self.act_augment.setEnabled(False)
         self.status(f"Adding Grad-CAM to a copy of {info.path.name} in {folder}…")
         return True
 
@@ -466,6 +479,7 @@ class MainWindow(QMainWindow):
         still_current = self.model_info is not None and Path(self.model_info.path) == Path(outcome.source)
         self._augmented = outcome
         self.augment_offer.show_done(outcome, in_use=False)
+        self._update_augment_offer()
         if still_current:
             self.load_model(outcome.path)  # switches to the copy and reclassifies what is open
         self.status(
@@ -478,6 +492,7 @@ class MainWindow(QMainWindow):
         if self.model_info is not None and Path(self.model_info.path) == Path(source):
             self._offer_declined.add(self.model_info.sha256)  # do not offer what just failed again
         self.augment_offer.setVisible(False)
+        self._update_augment_offer()
         self.error_banner.show_text(
             f"Could not make {Path(source).name} Grad-CAM ready: {message} "
             "The original model is unchanged and still in use."

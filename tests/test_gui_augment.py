@@ -102,8 +102,8 @@ def test_offer_makes_a_gradcam_copy_in_the_user_folder_and_switches_to_it(qtbot,
     for c in range(3):
         np.testing.assert_allclose(after.heatmap(c), before.heatmap(c), atol=1e-3)
     # The window shows a Grad-CAM heatmap for the open image now.
-    qtbot.waitUntil(lambda: window.image_view.has_heatmap() and window.heatmap_bar.full_caption().endswith("· Grad-CAM"),
-                    timeout=30000)  # fmt: skip
+    bar = window.heatmap_bar
+    qtbot.waitUntil(lambda: window.image_view.has_heatmap() and bar.full_caption().endswith("· Grad-CAM"), timeout=9000)
     qtbot.mouseClick(window.augment_offer.later, Qt.MouseButton.LeftButton)  # "OK"
     assert not window.augment_offer.isVisible()
     _load(qtbot, window, env["bundled"])
@@ -158,9 +158,16 @@ def test_not_now_hides_the_offer_for_that_model(qtbot, env) -> None:
     qtbot.mouseClick(window.augment_offer.later, Qt.MouseButton.LeftButton)
     assert not window.augment_offer.isVisible()
     _load(qtbot, window, env["bundled"])
+    assert not window.act_augment.isEnabled()  # a bundled model with Grad-CAM: nothing to do
     _load(qtbot, window, env["plain"])
     assert not window.augment_offer.isVisible()
     assert not env["user"].exists() or list(env["user"].glob("*.onnx")) == []
+    # Changed their mind: Model -> Make Grad-CAM ready… still does it.
+    assert window.act_augment.isEnabled()
+    with qtbot.waitSignal(window.augmentFinished, timeout=60000), qtbot.waitSignal(window.modelReady, timeout=60000):
+        window.act_augment.trigger()
+        assert window.augment_offer.isVisible() and not window.act_augment.isEnabled()
+    assert window.model_info.path == env["user"] / "plain-gradcam.onnx" and not window.act_augment.isEnabled()
 
 
 def test_bundled_models_are_not_offered(env) -> None:
