@@ -8,6 +8,7 @@ worker threads; this class only reacts to their signals, so the window never fre
 from __future__ import annotations
 
 import html
+import re
 import time
 from pathlib import Path
 
@@ -48,7 +49,7 @@ from gui.settings import AppSettings
 from gui.thumbnails import ThumbnailLoader
 from gui.workers import DetailResult
 
-REPORT_FAILED = "The report was not written:"
+REPORT_FAILED = "The report was not written"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
 
 
@@ -954,7 +955,8 @@ class MainWindow(QMainWindow):
 
     def _on_report_failed(self, message: str) -> None:
         self.act_export_report.setEnabled(True)
-        self.error_banner.show_text(f"{REPORT_FAILED} {message}")
+        detail = re.sub(r"^Cannot write the report:?\s*", "", message) or message  # say it once
+        self.error_banner.show_text(f"{REPORT_FAILED}: {detail}")
         self.status("Report not written (see the message above).")
         self.reportFailed.emit(message)
 

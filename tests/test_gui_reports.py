@@ -145,7 +145,8 @@ def test_unwritable_destination_gives_a_clear_message_and_no_files(qtbot, tmp_pa
         assert window.export_report(blocker / "report.pdf")
     message = signal.args[0]
     assert message == f"Cannot write the report: {blocker} is a file, not a folder."
-    assert window.error_banner.isVisible() and "The report was not written" in window.error_banner.text()
+    assert window.error_banner.text() == f"The report was not written: {blocker} is a file, not a folder."
+    assert window.error_banner.isVisible()
     assert window.act_export_report.isEnabled()
     # A later export to a good place works and clears the old failure from the banner.
     with qtbot.waitSignal(window.reportExported, timeout=60000):
