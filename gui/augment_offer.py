@@ -9,6 +9,7 @@ runs ONNX Runtime a few times, so it runs on its own thread.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
@@ -100,6 +101,12 @@ class _AugmentWorker(QObject):
     done = Signal(object)  # AugmentOutcome
     failed = Signal(object, str)  # source path, message
 
+    @Slot()
+    def warm_up(self) -> None:
+        """Import export.augment here while the offer is read: a first import on the click stalls the GUI."""
+        with contextlib.suppress(Exception):  # the augment itself will report any problem
+            import export.augment  # noqa: F401
+
     @Slot(object, object)
     def run(self, source: Path, folder: Path) -> None:
         try:
@@ -119,6 +126,7 @@ class Augmenter(QObject):
     finished = Signal(object)  # AugmentOutcome
     failed = Signal(object, str)  # source path, message
     _run = Signal(object, object)
+    _warm = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -127,14 +135,21 @@ class Augmenter(QObject):
         self._worker = _AugmentWorker()
         self._worker.moveToThread(self._thread)
         self._run.connect(self._worker.run)
+        self._warm.connect(self._worker.warm_up)
         self._worker.done.connect(self._on_done)
         self._worker.failed.connect(self._on_failed)
         self._busy = False
+        self._warmed = False
         self._thread.start()
 
     @property
     def busy(self) -> bool:
         return self._busy
+
+    def warm_up(self) -> None:
+        if not self._warmed:
+            self._warmed = True
+            self._warm.emit()
 
     def start(self, source: Path, folder: Path) -> bool:
         if self._busy:

@@ -450,6 +450,7 @@ class MainWindow(QMainWindow):
         show = info is not None and info.sha256 not in self._offer_declined
         if show and wants_gradcam_offer(info, bundled_models_dir()):
             self.augment_offer.offer(info)
+            self.augmenter.warm_up()
         else:
             self.augment_offer.setVisible(False)
 
@@ -902,6 +903,7 @@ class MainWindow(QMainWindow):
             docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
             folder = Path(docs) if docs else Path.home()
         start = folder / default_report_name(self.review.case)
+        self.reports.warm_up()  # while the dialog is open
         name, _ = QFileDialog.getSaveFileName(
             self, "Export case report (PDF; CSV and JSON are written next to it)", str(start), "PDF (*.pdf)"
         )

@@ -8,6 +8,7 @@ answers with ``exported(ReportOutcome)`` or ``failed(str)``; it never raises int
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -150,9 +151,34 @@ def run_report_job(job: ReportJob) -> ReportOutcome:
     )
 
 
+def warm_up_report_modules() -> None:
+    """Import the report writers and lay out one line of report text (fonts), on the report thread.
+
+    A first import compiles and executes modules while holding the GIL, and the first text layout
+    loads fonts under Qt's font lock; either stalls the GUI thread for a few hundred ms when it
+    happens on the user's click. Done while the file dialog is open instead, nobody notices.
+    """
+    import gui.report_export  # noqa: F401
+    import review.report  # noqa: F401
+    from gui.report_pdf import ensure_gui_application
+
+    ensure_gui_application()
+    from PySide6.QtGui import QFont, QTextDocument
+
+    doc = QTextDocument()
+    doc.setDefaultFont(QFont("DejaVu Sans", 9))
+    doc.setHtml("<h1>HemaLens</h1><p><b>warm-up</b> 0123456789 %</p>")
+    doc.size()
+
+
 class _ReportWorker(QObject):
     done = Signal(object)  # ReportOutcome
     failed = Signal(str)
+
+    @Slot()
+    def warm_up(self) -> None:
+        with contextlib.suppress(Exception):  # only an optimisation; the export itself reports any problem
+            warm_up_report_modules()
 
     @Slot(object)
     def run(self, job: ReportJob) -> None:
@@ -173,6 +199,7 @@ class ReportExporter(QObject):
     exported = Signal(object)  # ReportOutcome
     failed = Signal(str)
     _run = Signal(object)
+    _warm = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -181,14 +208,22 @@ class ReportExporter(QObject):
         self._worker = _ReportWorker()
         self._worker.moveToThread(self._thread)
         self._run.connect(self._worker.run)
+        self._warm.connect(self._worker.warm_up)
         self._worker.done.connect(self._on_done)
         self._worker.failed.connect(self._on_failed)
         self._busy = False
+        self._warmed = False
         self._thread.start()
 
     @property
     def busy(self) -> bool:
         return self._busy
+
+    def warm_up(self) -> None:
+        """Load the report code on the report thread ahead of an export (once; cheap afterwards)."""
+        if not self._warmed:
+            self._warmed = True
+            self._warm.emit()
 
     def export(self, job: ReportJob) -> bool:
         """Start writing; False (nothing started) while another export is still running."""
