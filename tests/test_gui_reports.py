@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pypdf
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer
 
 import gui.report_action
 from gui.calls import UNIDENTIFIED_ID
@@ -79,6 +79,24 @@ def _open_and_review(qtbot, window: MainWindow, folder: Path) -> dict[str, tuple
     }
 
 
+class _EventLoopGaps:
+    """The longest time the GUI thread went without serving a 5 ms timer (the event-loop stall)."""
+
+    def __init__(self) -> None:
+        self.clock = QElapsedTimer()
+        self.clock.start()
+        self.worst = 0
+        self.timer = QTimer(interval=5, timeout=self._tick)
+        self.timer.start()
+
+    def _tick(self) -> None:
+        self.worst = max(self.worst, self.clock.restart())
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return float(max(self.worst, self.clock.elapsed()))
+
+
 def _pdf_text(path: Path) -> str:
     text = " ".join(page.extract_text() or "" for page in pypdf.PdfReader(str(path)).pages)
     return " ".join(unicodedata.normalize("NFKC", text).split())
@@ -99,9 +117,14 @@ def test_export_writes_pdf_csv_json_with_the_keyboard_decisions(qtbot, tmp_path,
 
     monkeypatch.setattr(gui.report_action, "run_report_job", spy)
     out = tmp_path / "reports" / "case.pdf"  # the folder does not exist yet: created
+    window.reports.warm_up()  # what the file dialog does
+    qtbot.wait(300)
+    gaps = _EventLoopGaps()
     with qtbot.waitSignal(window.reportExported, timeout=60000) as signal:
         assert window.export_report(out)
         assert not window.act_export_report.isEnabled()  # one export at a time
+    print(f"\nreport export: {signal.args[0].seconds * 1000:.0f} ms on the report thread; "
+          f"longest GUI event-loop gap {gaps.stop():.0f} ms")  # fmt: skip
     assert threads and threads[0] != threading.main_thread().name
     outcome: ReportOutcome = signal.args[0]
     assert outcome.targets == ReportTargets(out, out.with_suffix(".csv"), out.with_suffix(".json"))
