@@ -149,6 +149,8 @@ def render_gui(gui: dict[str, Any]) -> list[str]:
 
 
 def render_limit(res: dict[str, Any]) -> list[str]:
+    if "matmul_flops" not in res:
+        return ["5. Physical limit", "   not measured in this run (--gui-only)"]
     rates = res.get("matmul_flops", [])
     peak = max(rates) if rates else math.nan
     out = [f"5. Physical limit: float32 2048x2048 matmul (numpy BLAS, all cores) {fmt(peak / 1e9)} GFLOP/s best, "

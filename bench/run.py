@@ -98,6 +98,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--memory-images", type=int, help="images in the memory folder (default 10000)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     p.add_argument("--no-gui", action="store_true", help="skip parts 3 and 4 (GUI and memory)")
+    p.add_argument("--gui-only", action="store_true", help="only parts 3 and 4 (GUI and memory)")
     p.add_argument("--json", type=Path, help="also write all raw figures here")
     p.add_argument("--scratch", type=Path, help="folder for generated images and links (default: a temp folder)")
     return p.parse_args(argv)
@@ -124,14 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{meta['date']} {meta['machine']}\n{meta['busy_note']}")
         models = prepare_models(paths, scratch / "models")
         results: dict = {"meta": meta, "models": []}
-        for m in models:
+        for m in [] if args.gui_only else models:
             images, source = image_set(m.name, cfg["images"], scratch)
             log(f"model {m.name}: {len(images)} images ({source})")
             r = measure_model(m, images, source, runs=cfg["runs"], latency_images=cfg["latency"],
                               use_torch=not args.no_torch, log=log)
             results["models"].append(asdict(r))
-        log("matmul FLOP/s")
-        results["matmul_flops"] = matmul_flops(repeats=cfg["matmul"])
+        if not args.gui_only:
+            log("matmul FLOP/s")
+            results["matmul_flops"] = matmul_flops(repeats=cfg["matmul"])
         if not args.no_gui:
             env = probe_env(models_dir, scratch)
             gui: dict = {}
