@@ -13,7 +13,9 @@ import contextlib
 import html
 import os
 import re
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,23 +42,35 @@ def wants_gradcam_offer(info: ModelInfo, bundled_dir: Path | None = None) -> boo
     return True
 
 
-def claim_output_path(folder: Path, source: Path) -> Path:
-    """Create (exclusively) and return a new file name ``<stem>-gradcam[-N].onnx`` in ``folder``.
-
-    The empty placeholder reserves the name, so two exports (or two app instances) never pick the
-    same file, and an existing model - the original included - is never overwritten.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
+def output_names(source: Path) -> Iterator[str]:
+    """``<stem>-gradcam.onnx``, ``<stem>-gradcam-2.onnx``, ... (an augmented name gets no second suffix)."""
     stem = re.sub(r"(-gradcam(-\d+)?)+$", "", Path(source).stem) or "model"
-    for n in range(1, 1000):
-        candidate = folder / f"{stem}{SUFFIX}{'' if n == 1 else f'-{n}'}.onnx"
+    yield f"{stem}{SUFFIX}.onnx"
+    for n in range(2, 1000):
+        yield f"{stem}{SUFFIX}-{n}.onnx"
+
+
+def publish_new_file(written: Path, folder: Path, source: Path) -> Path:
+    """Give the finished file ``written`` the first free name from :func:`output_names` in ``folder``.
+
+    A hard link is created only if the name is free (atomically), so an existing model - the
+    original included - is never replaced, even by another HemaLens running at the same time.
+    Where hard links are not supported, the file is renamed after checking the name is free.
+    """
+    for name in output_names(source):
+        target = folder / name
         try:
-            fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.link(written, target)
         except FileExistsError:
             continue
-        os.close(fd)
-        return candidate
-    raise FileExistsError(f"no free file name for {stem}{SUFFIX}.onnx in {folder}")
+        except OSError:
+            if target.exists():
+                continue
+            os.replace(written, target)  # no hard links here (e.g. FAT): checked just before
+            return target
+        written.unlink(missing_ok=True)
+        return target
+    raise FileExistsError(f"no free file name for {next(output_names(source))} in {folder}")
 
 
 @dataclass(frozen=True)
@@ -83,18 +97,21 @@ def augment_to_user_folder(source: Path, folder: Path) -> AugmentOutcome:
     source = Path(source)
     if not source.is_file():
         raise ExportError(f"the model file {source} is no longer there")
+    folder = Path(folder)
     try:
-        out = claim_output_path(Path(folder), source)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(f"cannot write to the model folder {folder}: {exc.strerror or exc}") from None
+    # Written under a hidden name the model list does not read (*.partial), then given its real name.
+    partial = folder / f".{source.stem}.{os.getpid()}.{threading.get_ident()}.partial"
     try:
-        report = augment_model(source, out, log=None)
-    except BaseException:
-        out.unlink(missing_ok=True)
-        raise
-    return AugmentOutcome(
-        source, Path(report.path), report.target_tensor, dict(report.figures), time.monotonic() - started
-    )
+        report = augment_model(source, partial, log=None)
+        out = publish_new_file(partial, folder, source)
+    except OSError as exc:
+        raise ExportError(f"cannot write to the model folder {folder}: {exc.strerror or exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return AugmentOutcome(source, out, report.target_tensor, dict(report.figures), time.monotonic() - started)
 
 
 class _AugmentWorker(QObject):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
-from gui.augment_offer import augment_to_user_folder, claim_output_path, wants_gradcam_offer
+from gui.augment_offer import augment_to_user_folder, output_names, publish_new_file, wants_gradcam_offer
 from gui.items import ModelInfo
 from gui.main_window import MainWindow
 from gui.review_bridge import ReviewBridge
@@ -121,8 +121,16 @@ def test_copies_get_unique_names_and_never_overwrite(env) -> None:
     assert first.path.name == "plain-gradcam-2.onnx" and second.path.name == "plain-gradcam-3.onnx"
     assert squatter.read_bytes() == b"someone else's model"
     assert ModelSession.load(second.path).cam_method == "grad-cam"
-    # Re-augmenting an augmented name does not pile up suffixes.
-    assert claim_output_path(user, user / "plain-gradcam-3.onnx").name == "plain-gradcam-4.onnx"
+    names = sorted(f.name for f in user.iterdir())
+    assert names == ["plain-gradcam-2.onnx", "plain-gradcam-3.onnx", "plain-gradcam.onnx"]  # no partial files left
+    # Re-augmenting an augmented model's file does not pile up suffixes.
+    assert next(output_names(user / "plain-gradcam-3.onnx")) == "plain-gradcam.onnx"
+    # A name taken between the check and the publish is skipped, never replaced.
+    written = user / ".w.partial"
+    written.write_bytes(b"new")
+    (user / "plain-gradcam-4.onnx").write_bytes(b"taken")
+    assert publish_new_file(written, user, env["plain"]).name == "plain-gradcam-5.onnx"
+    assert (user / "plain-gradcam-4.onnx").read_bytes() == b"taken" and not written.exists()
 
 
 def test_failure_leaves_nothing_behind_and_keeps_the_original_loaded(qtbot, env) -> None:
@@ -147,7 +155,7 @@ def test_unsupported_graph_is_a_typed_error_and_no_file(env) -> None:
     broken.write_bytes(b"\x08\x07garbage")
     with pytest.raises(HemaLensError):
         augment_to_user_folder(broken, user)
-    assert list(user.glob("*.onnx")) == []
+    assert list(user.iterdir()) == []  # no copy, no partial file
 
 
 def test_not_now_hides_the_offer_for_that_model(qtbot, env) -> None:
