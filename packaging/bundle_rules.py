@@ -55,6 +55,9 @@ THIRD_PARTY_EXCLUDES = (
     "PIL.AvifImagePlugin",
     "PIL._imagingtk",
     "PIL.ImageTk",
+    "ssl",  # nothing connects anywhere (no downloads at run time); _hashlib stays: it makes sha256 6x faster
+    "_ssl",
+    "readline",
     "tkinter",
     "_tkinter",
     "PyQt5",
@@ -142,8 +145,9 @@ _DROPPED_QT_LIB_RE = re.compile(
     r"ShaderTools|Test|Sql|EglFS|EglFsKms|FFmpeg|Labs|CanvasPainter|WebView)"
 )
 
-# Qt translations: keep the languages a lab in our user base is likely to run (English needs none).
-KEPT_TRANSLATION_LANGS = ("de", "fr", "es", "it", "nl", "pt", "pl")
+# Qt's own translations (buttons of standard dialogs). HemaLens's interface is English only; shipping
+# them would give German "Abbrechen" buttons in an English window, so none are kept.
+KEPT_TRANSLATION_LANGS: tuple[str, ...] = ()
 
 
 def qt_modules_imported(gui_dir: Path) -> set[str]:
