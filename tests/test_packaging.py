@@ -348,3 +348,11 @@ def test_cold_python_start_evicts_the_system_twins_of_the_bundled_libraries(tmp_
     assert ROOT / "inference" in files
     if system_lib is not None:
         assert system_lib in files
+
+
+def test_size_report_fails_only_above_the_hard_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "blob").write_bytes(b"\0" * 2_000_000)
+    assert report.main(["--dist", str(tmp_path), "--no-startup", "--fail-above", "3"]) == 0
+    assert report.main(["--dist", str(tmp_path), "--no-startup", "--fail-above", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "dist              2.0 MB = 1.9 MiB" in out and "over the 1 MB limit" in out
