@@ -256,6 +256,8 @@ def test_deb_layout_control_and_unpacked_selftest(tmp_path: Path) -> None:
     script = ('[ -z "$DISPLAY" ] && [ "$QT_QPA_PLATFORM" = offscreen ] && [ "$1" = --selftest ] '
               '&& echo "SELFTEST PASSED: 1 model(s)" && exit 0\necho "SELFTEST FAILED"; exit 1\n')
     dist = _fake_dist(tmp_path, script)
+    model = dist / "_internal" / "assets" / "models" / "demo.onnx"
+    model.chmod(0o600)  # as a training run may leave it: users other than root could not read it
     info = build_deb.stage(dist, tmp_path / "stage", "9.8.7", "amd64")
     deb = build_deb.build_deb(tmp_path / "stage", tmp_path / "out", info)
     assert deb.name == "hemalens_9.8.7_amd64.deb"
@@ -267,6 +269,7 @@ def test_deb_layout_control_and_unpacked_selftest(tmp_path: Path) -> None:
     exe_line = listing["/opt/hemalens/hemalens"]
     assert "root/root" in exe_line and exe_line.startswith("-rwxr-xr-x")
     assert listing["/usr/share/applications/hemalens.desktop"].startswith("-rw-r--r--")
+    assert listing["/opt/hemalens/_internal/assets/models/demo.onnx"].startswith("-rw-r--r--")
     passed, output = check_deb.run_unpacked_selftest(deb)
     assert passed, output
     assert check_deb.main([str(deb)]) == 0
