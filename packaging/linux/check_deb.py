@@ -5,7 +5,7 @@ and runs ``<root>/opt/hemalens/hemalens --selftest`` there with no display, whic
 package is complete: every library, Qt plugin and bundled model the app needs is inside it.
 Standard library only. Exit status 0 when every check passed.
 
-Usage: ``python3 packaging/linux/check_deb.py dist/hemalens_*.deb [--no-selftest] [--min-models 1]``
+Usage: ``python3 packaging/linux/check_deb.py dist/hemalens_*.deb [--no-selftest] [--min-models N]``
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_deb import INSTALL_DIR, PACKAGE, SYSTEM_DEPENDS  # noqa: E402
+from build_deb import INSTALL_DIR, PACKAGE, ROOT, SYSTEM_DEPENDS  # noqa: E402
 
 REQUIRED_PATHS = (
     f"{INSTALL_DIR}/{PACKAGE}",
@@ -137,9 +137,12 @@ def run_unpacked_selftest(deb: Path) -> tuple[bool, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check a HemaLens .deb (control, contents, unpacked self-test).")
     parser.add_argument("deb", type=Path)
-    parser.add_argument("--min-models", type=int, default=1, help="bundled .onnx files expected (default 1)")
+    parser.add_argument("--min-models", type=int, default=None,
+                        help="bundled .onnx files expected (default: as many as assets/models holds, at least 1)")
     parser.add_argument("--no-selftest", action="store_true", help="skip unpacking and running the self-test")
     args = parser.parse_args(argv)
+    if args.min_models is None:
+        args.min_models = max(1, len(list((ROOT / "assets" / "models").glob("*.onnx"))))
     fields = control_fields(args.deb)
     problems = check_control(args.deb, fields) + check_contents(package_listing(args.deb), args.min_models)
     for problem in problems:
