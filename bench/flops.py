@@ -112,6 +112,32 @@ def count_macs(path: Path, spec: ModelSpec) -> MacCount:
     return MacCount(inference, gradcam, counted, unknown)
 
 
+def ort_matmul_flops(size: int = 2048, repeats: int = 5) -> list[float]:
+    """FLOP/s of the same product run by ONNX Runtime's own kernels (MLAS), HemaLens's session options."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from inference.session import session_options
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in ("a", "b")],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    sess = ort.InferenceSession(model.SerializeToString(), sess_options=session_options(),
+                                providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feeds = {n: rng.standard_normal((size, size), dtype=np.float32) for n in ("a", "b")}
+    sess.run(None, feeds)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sess.run(None, feeds)
+        rates.append(2.0 * size ** 3 / (time.perf_counter() - start))
+    return rates
+
+
 def matmul_flops(size: int = 2048, repeats: int = 5) -> list[float]:
     """FLOP/s of ``repeats`` float32 (size x size) @ (size x size) products with numpy's BLAS (all cores)."""
     rng = np.random.default_rng(0)

@@ -109,14 +109,14 @@ def measure_model(model: BenchModel, paths: list[Path], source: str, *, runs: in
         "raw_ort_median": median(raw_lat) * 1000, "raw_ort_p95": percentile(raw_lat, 95) * 1000,
     }
     sweep_tensor = tensor[: max(64, min(len(tensor), 256))]
-    for b in SWEEP:
-        rates = []
-        for _ in range(max(1, min(runs, 3))):
+    sweep: dict[int, list[float]] = {b: [] for b in SWEEP}
+    for rep in range(max(3, runs)):  # batch sizes interleaved, rotated each round: load changes hit all alike
+        for b in SWEEP[rep % len(SWEEP):] + SWEEP[:rep % len(SWEEP)]:
             _settle()
             start = time.perf_counter()
             raw.run(sweep_tensor, batch=b)
-            rates.append(len(sweep_tensor) / (time.perf_counter() - start))
-        result.sweep[b] = median(rates)
+            sweep[b].append(len(sweep_tensor) / (time.perf_counter() - start))
+    result.sweep = {b: median(v) for b, v in sweep.items()}
     counted = count_macs(model.path, spec)
     result.macs = {"inference": counted.inference, "gradcam": counted.gradcam, "unknown_nodes": counted.unknown_nodes}
     return result
