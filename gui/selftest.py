@@ -191,11 +191,23 @@ def _windowing_problems() -> tuple[list[str], list[str]]:
     return loadable, problems
 
 
-def _check_app_module() -> str:
-    """The desktop app's module imports (every dependency it needs is present)."""
-    import gui.app
+def _check_app_modules() -> str:
+    """Every module of the desktop app imports, and so does the Grad-CAM augmenter it offers.
 
-    return f"gui.app imports ({len(dir(gui.app))} names)"
+    The app imports some of them lazily (dialogs, reports, export.augment), so a bundle that lacks
+    one would only fail when a technician clicks the feature.
+    """
+    import importlib
+    import pkgutil
+
+    import gui
+
+    names = sorted(info.name for info in pkgutil.iter_modules(gui.__path__, "gui."))
+    if "gui.app" not in names:
+        raise ModuleNotFoundError(f"gui.app is not among the app's modules ({len(names)} found)")
+    for name in [*names, "export.augment"]:
+        importlib.import_module(name)
+    return f"{len(names)} gui modules and export.augment import"
 
 
 def run_selftest(models_dir: Path | None = None, stream: TextIO | None = None) -> int:
@@ -224,7 +236,7 @@ def run_selftest(models_dir: Path | None = None, stream: TextIO | None = None) -
             report.warn(f"{problem}: a real window may not open; install the missing system library")
     except Exception as exc:  # noqa: BLE001
         report.warn(f"window system plugins not checked: {type(exc).__name__}: {exc}")
-    report.check("app", _check_app_module)
+    report.check("app", _check_app_modules)
     try:
         models = _model_paths(models_dir)
     except Exception as exc:  # noqa: BLE001

@@ -14,8 +14,16 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-# Project packages that never ship: they need PyTorch/TensorFlow or are development-only.
-PROJECT_EXCLUDES = ("export", "training", "tests", "bench")
+# Project packages that never ship: they need PyTorch or are development-only.
+PROJECT_EXCLUDES = ("training", "tests", "bench")
+
+# The app's "Make Grad-CAM ready" offer (gui/augment_offer.py) runs export.augment, which needs only
+# onnx, NumPy and ONNX Runtime: those export modules ship. The framework exporters (PyTorch, Keras/
+# TensorFlow) and the hemalens-export CLI stay out. Every module in export/ must be in one of the two
+# lists (a test checks it), so a new exporter module cannot slip into the bundle unnoticed.
+EXPORT_MODULES_FOR_APP = ("export", "export.augment", "export.errors", "export.gradcam_graph",
+                          "export.modelfile", "export.onnx_tools", "export.report", "export.verify")  # fmt: skip
+EXPORT_EXCLUDES = ("export.pytorch", "export.keras", "export.cli")
 
 # Third-party packages the app never imports (they are in the dev environment for export/training).
 THIRD_PARTY_EXCLUDES = (
@@ -192,7 +200,7 @@ def module_excludes(gui_dir: Path) -> list[str]:
     """The ``excludes=`` list for PyInstaller's Analysis."""
     needed = qt_modules_needed(gui_dir)
     qt = [f"PySide6.{name}" for name in QT_UNUSED_CANDIDATES if name not in needed]
-    return [*PROJECT_EXCLUDES, *THIRD_PARTY_EXCLUDES, *qt]
+    return [*PROJECT_EXCLUDES, *EXPORT_EXCLUDES, *THIRD_PARTY_EXCLUDES, *qt]
 
 
 def _plugin_relpath(dest: str) -> str | None:

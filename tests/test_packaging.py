@@ -56,13 +56,38 @@ report = _load("hemalens_packaging_report", PACKAGING / "linux" / "report.py")
 
 def test_excludes_cover_the_export_and_training_toolchain() -> None:
     excludes = set(rules.module_excludes(ROOT / "gui"))
-    for name in ("torch", "tensorflow", "keras", "tf2onnx", "onnxscript", "export", "training", "tests", "bench"):
+    for name in ("torch", "tensorflow", "keras", "tf2onnx", "onnxscript", "training", "tests", "bench",
+                 "export.pytorch", "export.keras", "export.cli"):
         assert name in excludes
+    assert not set(rules.EXPORT_MODULES_FOR_APP) & excludes
     for qt in ("QtWebEngineCore", "QtQml", "QtQuick", "Qt3DCore", "QtMultimedia", "QtPdf", "QtNetwork"):
         assert f"PySide6.{qt}" in excludes
     # The runtime itself must never be excluded.
     for name in ("onnxruntime", "onnx", "numpy", "cv2", "PIL", "PySide6", "platformdirs", "inference", "gui"):
         assert name not in excludes
+
+
+FRAMEWORKS = {"torch", "torchvision", "tensorflow", "keras", "tf_keras", "tf2onnx", "onnxscript"}
+
+
+def _imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_every_export_module_is_either_shipped_or_kept_out_and_shipped_ones_need_no_framework() -> None:
+    modules = {"export" if p.stem == "__init__" else f"export.{p.stem}" for p in (ROOT / "export").glob("*.py")}
+    assert modules == set(rules.EXPORT_MODULES_FOR_APP) | set(rules.EXPORT_EXCLUDES)
+    for module in rules.EXPORT_MODULES_FOR_APP:
+        path = ROOT / "export" / ("__init__.py" if module == "export" else f"{module.split('.')[1]}.py")
+        imported = _imported_modules(path)
+        assert not {m.split(".")[0] for m in imported} & FRAMEWORKS, f"{module} imports a training framework"
+        assert not imported & set(rules.EXPORT_EXCLUDES), f"{module} imports an excluded exporter"
 
 
 def test_no_qt_module_the_gui_imports_is_excluded() -> None:
