@@ -14,7 +14,15 @@ import numpy as np
 
 from bench.flops import count_macs
 from bench.models import BenchModel
-from bench.pipeline import BATCH, RawOrt, output_names, pipeline_latencies, predecode, run_pipeline
+from bench.pipeline import (
+    BATCH,
+    RawOrt,
+    output_names,
+    pipeline_breakdown,
+    pipeline_latencies,
+    predecode,
+    run_pipeline,
+)
 from bench.stats import median, percentile
 from bench.torch_baseline import TorchRunner, load_checkpoint
 from inference.session import ModelSession
@@ -41,6 +49,7 @@ class ModelResult:
     torch_note: str = ""
     torch_agreement: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
+    breakdown_ms: dict[str, float] = field(default_factory=dict)
     sweep: dict[int, float] = field(default_factory=dict)
     macs: dict[str, int] = field(default_factory=dict)
 
@@ -99,6 +108,8 @@ def measure_model(model: BenchModel, paths: list[Path], source: str, *, runs: in
             result.rates[v.key].append(n / (time.perf_counter() - start))
         log(f"  {model.name} run {r + 1}/{runs}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in result.rates.items()))
 
+    _settle()
+    result.breakdown_ms = pipeline_breakdown(session, paths)
     # Part 2: one image at a time, file in -> overlay out; raw ORT batch 1; batch-size sweep on raw ORT.
     _settle()
     lat = pipeline_latencies(session, paths[:latency_images])

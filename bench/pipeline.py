@@ -44,6 +44,27 @@ def run_pipeline(session: ModelSession, paths: Sequence[Path], *, batch: int = B
     return done
 
 
+def pipeline_breakdown(session: ModelSession, paths: Sequence[Path], *, batch: int = BATCH) -> dict[str, float]:
+    """Milliseconds per image spent in each stage of one pipeline pass (where the time goes)."""
+    import time
+
+    spent = {"decode": 0.0, "predict_batch": 0.0, "heatmap": 0.0, "overlay": 0.0}
+    for group in chunks(paths, batch):
+        t0 = time.perf_counter()
+        rgbs = [load_image(p).rgb for p in group]
+        t1 = time.perf_counter()
+        preds = session.predict_batch(rgbs)
+        t2 = time.perf_counter()
+        heats = [pred.heatmap() for pred in preds]
+        t3 = time.perf_counter()
+        for rgb, heat in zip(rgbs, heats, strict=True):
+            render_overlay(rgb, heat)
+        t4 = time.perf_counter()
+        for key, dt in zip(spent, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            spent[key] += dt
+    return {k: v * 1000 / max(len(paths), 1) for k, v in spent.items()}
+
+
 def pipeline_latencies(session: ModelSession, paths: Sequence[Path]) -> list[float]:
     """Seconds per image, one at a time (batch 1): file in, overlay out."""
     import time

@@ -91,6 +91,15 @@ def render(res: dict[str, Any]) -> str:
                      agree_txt])
     out += table(rows, ["model", "raw ORT scores only", "Grad-CAM outputs in graph %", "PyTorch eager infer",
                         "ORT/PyTorch infer", "PyTorch vs ORT (same inputs)"])
+    for m in res["models"]:
+        b = m.get("breakdown_ms") or {}
+        if b:
+            total = sum(b.values())
+            ort_ms = 1000 / median(m["rates"]["raw_ort"])
+            out.append(f"{m['name']} pipeline, ms/image ({total:.2f} in all, one pass): decode {b['decode']:.2f}, "
+                       f"predict_batch {b['predict_batch']:.2f} (raw ORT alone {ort_ms:.2f}; the rest is "
+                       f"preprocess, quality notes, calibration), Grad-CAM heatmap {b['heatmap']:.2f}, "
+                       f"overlay {b['overlay']:.2f}")
     notes = sorted({m["torch_note"] for m in res["models"] if m.get("torch_note")})
     out.append("PyTorch: " + "; ".join(notes) if notes else "")
     out += ["", "2. Latency, one image at a time (file in -> overlay out), and batch size (raw ORT images/s)"]
