@@ -39,7 +39,7 @@ from gui.gallery import GalleryView
 from gui.heatmap_bar import HeatmapBar
 from gui.image_view import ImageView
 from gui.items import FAILED, QUEUED, ItemResult, ModelInfo
-from gui.model_card import ModelCardDialog
+from gui.model_card import ModelCardDialog, model_status_text
 from gui.model_picker import ModelPicker
 from gui.probability_panel import ProbabilityPanel
 from gui.progress_bar import SlimProgressBar
@@ -48,6 +48,7 @@ from gui.review_bridge import ReviewBridge, case_folder
 from gui.settings import AppSettings
 from gui.thumbnails import ThumbnailLoader
 from gui.workers import DetailResult
+from hemalens import RESEARCH_USE_STATEMENT
 
 REPORT_FAILED = "The report was not written"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
@@ -188,12 +189,16 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(False)
         self.cancel_button.setToolTip("Stop classifying after the current image (Esc)")
         self.model_label = QLabel("No model")
+        self.research_label = QLabel("Research use only · not a diagnosis")
+        self.research_label.setToolTip(RESEARCH_USE_STATEMENT)
+        self.research_label.setStyleSheet("color: #8a5a00; font-weight: 600; padding: 0 6px;")
         sb = self.statusBar()
         sb.addWidget(self.status_label, 1)
         sb.addPermanentWidget(self.eta_label)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
         sb.addPermanentWidget(self.model_label)
+        sb.addPermanentWidget(self.research_label)
 
     def _action(self, text: str, slot, shortcut: str | QKeySequence | list | None = None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -397,8 +402,11 @@ class MainWindow(QMainWindow):
         self._loading_model = None
         self.settings.set_model_path(info.path)
         self.picker.select_path(info.path)
-        self.model_label.setText(f"{info.name} {info.version}".strip())
-        self.model_label.setToolTip(f"{info.path}\nSHA-256 {info.sha256}\nHeatmap: {info.cam_method or 'none'}")
+        self.model_label.setText(model_status_text(info.spec))
+        self.model_label.setToolTip(
+            f"{info.path}\nSHA-256 {info.sha256}\nHeatmap: {info.cam_method or 'none'}\n"
+            f"Intended use: {info.spec.provenance.intended_use or 'not stated by the model'}"
+        )
         if info.assumed:
             notes = " ".join(info.spec.notes)
             self.model_banner.show_text(

@@ -20,6 +20,17 @@ def _metric(value: Any) -> str:
     return html.escape(str(value))
 
 
+def model_status_text(spec: Any) -> str:
+    """One line for the status bar: the model and its measured accuracy, so it is always in sight."""
+    metrics = spec.provenance.metrics or {}
+    accuracy = metrics.get("accuracy")
+    name = f"{spec.name} {spec.version}".strip()
+    if not isinstance(accuracy, (int, float)):
+        return f"{name} · accuracy not stated"
+    where = f" ({metrics['n']} test images)" if isinstance(metrics.get("n"), int) else ""
+    return f"{name} · measured accuracy {100 * accuracy:.1f} %{where}"
+
+
 def model_card_html(info: ModelInfo) -> str:
     """The card as HTML (also what tests read)."""
     spec = info.spec

@@ -16,7 +16,7 @@ import inference.images
 from gui.batch_model import COL_AI, COL_CONF, COL_IMAGE, COL_REVIEWED, COL_STATUS
 from gui.calls import UNIDENTIFIED_ID, format_percent
 from gui.main_window import MainWindow
-from gui.model_card import model_card_html
+from gui.model_card import model_card_html, model_status_text
 from gui.probability_panel import ROW_H
 from gui.review_bridge import ReviewBridge
 from gui.settings import AppSettings
@@ -275,6 +275,19 @@ def test_a_model_without_metadata_shows_the_assumed_banner(qtbot, tmp_path, mode
     assert window.model_banner.isVisible()
     assert "no HemaLens metadata" in window.model_banner.text()
     assert "assumed" in model_card_html(window.model_info)
+    assert "accuracy not stated" in window.model_label.text()
+    assert window.research_label.isVisible() and "Research use only" in window.research_label.text()
+
+
+def test_status_bar_shows_the_models_measured_accuracy(tmp_path) -> None:
+    from dataclasses import replace
+
+    from inference.session import ModelSession
+
+    spec = ModelSession.load(make_classifier(tmp_path / "m.onnx")).spec
+    measured = spec.with_provenance(metrics={"accuracy": 0.9439, "n": 410})
+    assert model_status_text(measured).endswith("measured accuracy 94.4 % (410 test images)")
+    assert "accuracy not stated" in model_status_text(replace(measured, provenance=spec.provenance))
 
 
 def test_a_broken_model_file_is_reported_without_a_dialog(qtbot, tmp_path, models) -> None:
