@@ -20,6 +20,42 @@ def _metric(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    cell = "padding:1px 8px 1px 0"
+    head = "".join(f"<th style='{cell};text-align:left'>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td style='{cell}'>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table cellspacing='0'><tr>{head}</tr>{body}</table>"
+
+
+def metrics_html(metrics: dict[str, Any], labels: list[str]) -> str:
+    """Measured figures as people read them: headline numbers, then per-class and matrix tables."""
+    if not metrics:
+        return "<i>not stated</i>"
+    lines, blocks = [], []
+    for key, value in metrics.items():
+        name = html.escape(str(key).replace("_", " "))
+        if key == "per_class" and isinstance(value, dict):
+            fields = ["precision", "recall", "f1", "support"]
+            rows = [[html.escape(str(c))] + [_metric(v.get(f, "")) if f != "support" else html.escape(str(v.get(f, "")))
+                                             for f in fields] for c, v in value.items() if isinstance(v, dict)]
+            blocks.append(f"<p><b>Per class</b></p>{_table(['class', *fields], rows)}")
+        elif key == "confusion_matrix" and isinstance(value, list) and len(value) == len(labels):
+            rows = [[f"<b>{html.escape(labels[i])}</b>"] + [html.escape(str(v)) for v in row]
+                    for i, row in enumerate(value)]
+            blocks.append(f"<p><b>Confusion matrix</b> (rows: true class, columns: predicted)</p>"
+                          f"{_table(['', *labels], rows)}")
+        elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            fields = sorted({f for v in value.values() for f in v})
+            rows = [[html.escape(str(k))] + [_metric(v.get(f, "")) for f in fields] for k, v in value.items()]
+            blocks.append(f"<p><b>{name}</b></p>{_table(['', *fields], rows)}")
+        elif isinstance(value, dict):
+            inner = ", ".join(f"{html.escape(str(k))} {_metric(v)}" for k, v in value.items())
+            lines.append(f"{name}: {inner}")
+        else:
+            lines.append(f"{name}: {_metric(value)}")
+    return "<br>".join(lines) + "".join(blocks)
+
+
 def model_status_text(spec: Any) -> str:
     """One line for the status bar: the model and its measured accuracy, so it is always in sight."""
     metrics = spec.provenance.metrics or {}
@@ -61,7 +97,7 @@ def model_card_html(info: ModelInfo) -> str:
         ("Split", _esc(prov.split)),
         (
             "Measured accuracy",
-            "<br>".join(f"{html.escape(str(k))}: {_metric(v)}" for k, v in prov.metrics.items()) or "<i>not stated</i>",
+            metrics_html(prov.metrics, spec.labels),
         ),
         ("Intended use", _esc(prov.intended_use)),
         ("Limitations", _esc(prov.limitations)),
