@@ -351,3 +351,15 @@ def test_event_loop_keeps_running_while_200_images_classify(qtbot, tmp_path, mod
     )
     assert sum(1 for i in window.model.items() if i.probabilities is not None) == 200
     assert worst < 1000.0  # generous: the point is that the loop never blocks on inference
+
+
+def test_model_card_renders_measured_figures_as_tables() -> None:
+    from gui.model_card import metrics_html
+
+    text = metrics_html({"accuracy": 0.5, "confusion_matrix": [[3, 1], [2, 4]],
+                         "per_class": {"A": {"precision": 0.6, "recall": 0.75, "f1": 0.667, "support": 4}}},
+                        ["A", "B"])
+    assert "accuracy: 0.500 (50.0 %)" in text
+    assert "<td style='padding:1px 8px 1px 0'>4</td>" in text and "<b>B</b>" in text
+    assert "0.750 (75.0 %)" in text
+    assert metrics_html({}, ["A"]) == "<i>not stated</i>"
