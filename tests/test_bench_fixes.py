@@ -74,3 +74,28 @@ print("alive")
     proc = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert proc.returncode == 0 and "alive" in proc.stdout, proc.stderr[-800:]
+
+
+def _warp_reference(cam: np.ndarray, geom) -> np.ndarray:  # noqa: ANN001 - ResizeGeometry
+    """map_to_image's general affine warp (what the stretch shortcut replaced)."""
+    h, w = cam.shape
+    ax, ay = geom.scale_x * w / geom.dst_width, geom.scale_y * h / geom.dst_height
+    bx, by = geom.offset_x * w / geom.dst_width, geom.offset_y * h / geom.dst_height
+    matrix = np.array([[ax, 0.0, 0.5 * ax + bx - 0.5], [0.0, ay, 0.5 * ay + by - 0.5]], dtype=np.float64)
+    return cv2.warpAffine(cam, matrix, (geom.src_width, geom.src_height),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_stretch_heatmap_mapping_matches_the_affine_warp() -> None:
+    from inference.preprocess import map_to_image, plan_resize
+
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        src_h, src_w = (int(v) for v in rng.integers(1, 700, 2))
+        dst = int(rng.choice([32, 64, 128, 224]))
+        cam_h, cam_w = (int(v) for v in rng.integers(1, 17, 2))
+        cam = rng.random((cam_h, cam_w), dtype=np.float32)
+        geom = plan_resize(src_h, src_w, dst, dst, "stretch")
+        got = map_to_image(cam, geom)
+        assert got.shape == (src_h, src_w) and got.dtype == np.float32
+        np.testing.assert_allclose(got, _warp_reference(cam, geom), atol=2e-5)
