@@ -60,7 +60,8 @@ def _settle() -> None:
 
 
 def measure_model(model: BenchModel, paths: list[Path], source: str, *, runs: int, latency_images: int,
-                  use_torch: bool, log: Callable[[str], None]) -> ModelResult:
+                  use_torch: bool, log: Callable[[str], None], torch_images: int | None = None) -> ModelResult:
+    """All part-1/2/5 figures for one model; PyTorch runs on the first ``torch_images`` images (default all)."""
     spec = model.spec
     result = ModelResult(model.name, model.path.name, len(paths), source, f"{spec.input.width}x{spec.input.height}")
     session = ModelSession.load(model.path)
@@ -81,11 +82,12 @@ def measure_model(model: BenchModel, paths: list[Path], source: str, *, runs: in
             result.torch_note = why
         else:
             runner = TorchRunner(tmodel)
-            result.torch_note = f"weights from {tmodel.source}"
+            tpaths, ttensor = paths[:torch_images or len(paths)], tensor[:torch_images or len(paths)]
+            result.torch_note = f"weights from {tmodel.source}; {len(tpaths)} images"
             result.torch_agreement = _agreement(runner, raw_scores, tensor[:64])
             variants += [
-                Variant("torch_pipeline", lambda: runner.pipeline(paths, spec, batch=BATCH)),
-                Variant("torch_infer", lambda: runner.infer(tensor, batch=BATCH)),
+                Variant("torch_pipeline", lambda: runner.pipeline(tpaths, spec, batch=BATCH)),
+                Variant("torch_infer", lambda: runner.infer(ttensor, batch=BATCH)),
             ]
     else:
         result.torch_note = "skipped (--no-torch)"

@@ -97,6 +97,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--gui-images", type=int, help="images in the GUI stall batch (default 1000)")
     p.add_argument("--memory-images", type=int, help="images in the memory folder (default 10000)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    p.add_argument("--torch-images", type=int, help="run PyTorch on only the first N images (it is slow)")
     p.add_argument("--no-gui", action="store_true", help="skip parts 3 and 4 (GUI and memory)")
     p.add_argument("--gui-only", action="store_true", help="only parts 3 and 4 (GUI and memory)")
     p.add_argument("--json", type=Path, help="also write all raw figures here")
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             images, source = image_set(m.name, cfg["images"], scratch)
             log(f"model {m.name}: {len(images)} images ({source})")
             r = measure_model(m, images, source, runs=cfg["runs"], latency_images=cfg["latency"],
-                              use_torch=not args.no_torch, log=log)
+                              use_torch=not args.no_torch, log=log, torch_images=args.torch_images)
             results["models"].append(asdict(r))
         if not args.gui_only:
             log("matmul FLOP/s")
