@@ -79,12 +79,12 @@ def software() -> str:
 def busy_note() -> str:
     """Other heavy processes right now (the machine is shared): training jobs and test runs."""
     try:
-        out = subprocess.run(["ps", "-eo", "pcpu,args", "--sort=-pcpu"], capture_output=True, text=True,
+        out = subprocess.run(["ps", "-eo", "pid,pcpu,args", "--sort=-pcpu"], capture_output=True, text=True,
                              timeout=10).stdout.splitlines()[1:]
     except (OSError, subprocess.SubprocessError):
         return "other processes unknown"
-    me = str(os.getpid())
-    busy = [ln.strip() for ln in out if ln.strip() and float(ln.split()[0]) >= 20.0 and me not in ln]
+    rows = [ln.split(None, 2) for ln in out if len(ln.split(None, 2)) == 3]
+    busy = [f"{cpu}% {args}" for pid, cpu, args in rows if float(cpu) >= 20.0 and int(pid) != os.getpid()]
     return ("busy processes at start: " + "; ".join(b[:80] for b in busy[:3])) if busy else "no other busy process"
 
 
