@@ -1,0 +1,68 @@
+"""The shipped default models, checked on a small slice of their held-out test block (real images).
+
+Each model's card figures live in its metadata (provenance.metrics); here a subset of the same test
+block (every 4th image per class) is run through the runtime and must land near the card's
+accuracy. The images come from ../shared/data next to the repository; without it there is nothing
+real to check against, and the test says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.cli_evaluate import match_folders
+from inference.images import load_image
+from inference.metrics import evaluate_predictions
+from inference.registry import bundled_models_dir
+from inference.session import ModelSession
+from inference.splits import labelled_folder, split_fingerprint
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MODELS = {"hemalens-all4": "all4", "hemalens-pbc": "pbc", "hemalens-aml": "aml"}
+STRIDE = 4
+
+
+@pytest.mark.parametrize("model_id", sorted(MODELS))
+def test_shipped_model_card_and_contract(model_id: str) -> None:
+    path = bundled_models_dir() / f"{model_id}.onnx"
+    assert path.is_file(), f"{path} is missing"
+    assert path.stat().st_size < 20e6
+    session = ModelSession.load(path)
+    prov = session.spec.provenance
+    metrics = prov.metrics
+    for key in ("accuracy", "balanced_accuracy", "ece", "per_class", "confusion_matrix", "robustness",
+                "latency_ms_2_threads", "test_split_fingerprint"):
+        assert key in metrics, key
+    assert prov.citation and prov.license and "not a diagnosis" in prov.intended_use
+    assert "patient" in prov.limitations and "block" in prov.split
+    assert session.cam_method == "grad-cam"
+    card = path.with_suffix(".md").read_text()
+    assert f"{metrics['accuracy']:.4f}" in card and "not a diagnosis" in card
+    assert (path.parent / f"{model_id}-gradcam.png").is_file()
+
+
+@pytest.mark.parametrize("model_id", sorted(MODELS))
+def test_shipped_model_reproduces_card_on_test_subset(model_id: str) -> None:
+    data = DATA / MODELS[model_id]
+    if not data.is_dir():
+        pytest.skip(f"real data not present at {data} (see shared/data/README.md)")
+    session = ModelSession.load(bundled_models_dir() / f"{model_id}.onnx")
+    folder = labelled_folder(data, "test")
+    metrics = session.spec.provenance.metrics
+    assert split_fingerprint(folder) == metrics["test_split_fingerprint"], "test block differs from the card's"
+    index = match_folders(list(folder), [c.id for c in session.spec.classes], session.spec.labels, {})
+    images, truth = [], []
+    for cls, paths in folder.items():
+        for p in paths[::STRIDE]:
+            images.append(load_image(p).rgb)
+            truth.append(index[cls])
+    probs = np.concatenate([np.stack([p.probabilities for p in session.predict_batch(images[i:i + 32])])
+                            for i in range(0, len(images), 32)])
+    ev = evaluate_predictions(probs, truth, session.spec.labels)
+    # A quarter of the test block: allow for sampling noise, but not for a broken model or preprocessing.
+    tolerance = max(0.02, 3 * np.sqrt(metrics["accuracy"] * (1 - metrics["accuracy"]) / len(truth)))
+    assert ev.accuracy >= metrics["accuracy"] - tolerance, (ev.accuracy, metrics["accuracy"])
+    assert ev.balanced_accuracy >= metrics["balanced_accuracy"] - 2 * tolerance
