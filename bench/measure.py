@@ -3,7 +3,6 @@ over several interleaved runs, batch-1 latency and the batch-size sweep, and MAC
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,12 +27,7 @@ from bench.torch_baseline import TorchRunner, load_checkpoint
 from inference.session import ModelSession
 
 SWEEP = (1, 2, 4, 8, 16, 32)
-
-
-@dataclass
-class Variant:
-    key: str
-    run: Callable[[], int]
+CHUNK = 40  # images per turn of one variant (a multiple of the batch size)
 
 
 @dataclass
@@ -55,8 +49,8 @@ class ModelResult:
 
 
 def _settle() -> None:
-    gc.collect()
-    time.sleep(0.05)  # let worker threads of the previous variant go idle before the next is timed
+    """Let the previous variant's worker threads go idle (OpenMP spins a little) before the next is timed."""
+    time.sleep(0.005)
 
 
 def measure_model(model: BenchModel, paths: list[Path], source: str, *, runs: int, latency_images: int,
@@ -69,12 +63,7 @@ def measure_model(model: BenchModel, paths: list[Path], source: str, *, runs: in
     tensor = predecode(paths, spec)
     raw = RawOrt(model.path, spec, output_names(spec))
     raw_scores = RawOrt(model.no_cam_path, spec, [spec.output.name])
-    variants = [
-        Variant("pipeline", lambda: run_pipeline(session, paths)),
-        Variant("no_cam_pipeline", lambda: run_pipeline(no_cam, paths, cam=False)),
-        Variant("raw_ort", lambda: raw.run(tensor)),
-        Variant("raw_ort_scores_only", lambda: raw_scores.run(tensor)),
-    ]
+    n_torch = len(paths)
     runner = None
     if use_torch:
         tmodel, why = load_checkpoint(model.name)
@@ -82,32 +71,45 @@ def measure_model(model: BenchModel, paths: list[Path], source: str, *, runs: in
             result.torch_note = why
         else:
             runner = TorchRunner(tmodel)
-            tpaths, ttensor = paths[:torch_images or len(paths)], tensor[:torch_images or len(paths)]
-            result.torch_note = f"weights from {tmodel.source}; {len(tpaths)} images"
+            n_torch = min(len(paths), torch_images or len(paths))
+            result.torch_note = f"weights from {tmodel.source}; {n_torch} images"
             result.torch_agreement = _agreement(runner, raw_scores, tensor[:64])
-            variants += [
-                Variant("torch_pipeline", lambda: runner.pipeline(tpaths, spec, batch=BATCH)),
-                Variant("torch_infer", lambda: runner.infer(ttensor, batch=BATCH)),
-            ]
     else:
         result.torch_note = "skipped (--no-torch)"
-    warm = paths[:16]
-    run_pipeline(session, warm)
-    run_pipeline(no_cam, warm, cam=False)
-    raw.run(tensor[:16])
-    raw_scores.run(tensor[:16])
+    # Each run walks the images in chunks; every variant does each chunk in turn (order rotated per chunk),
+    # so a load change on this shared machine hits all variants alike and the per-run ratios stay fair.
+    variants: list[tuple[str, Callable[[slice], int], int]] = [
+        ("pipeline", lambda s: run_pipeline(session, paths[s]), len(paths)),
+        ("no_cam_pipeline", lambda s: run_pipeline(no_cam, paths[s], cam=False), len(paths)),
+        ("raw_ort", lambda s: raw.run(tensor[s]), len(paths)),
+        ("raw_ort_scores_only", lambda s: raw_scores.run(tensor[s]), len(paths)),
+    ]
     if runner is not None:
-        runner.pipeline(warm, spec, batch=BATCH)
-        runner.infer(tensor[:16], batch=BATCH)
-    for v in variants:
-        result.rates[v.key] = []
+        variants += [
+            ("torch_pipeline", lambda s: runner.pipeline(paths[s], spec, batch=BATCH), n_torch),
+            ("torch_infer", lambda s: runner.infer(tensor[s], batch=BATCH), n_torch),
+        ]
+    warm = slice(0, 16)
+    for _, fn, _ in variants:
+        fn(warm)
+    for key, _, _ in variants:
+        result.rates[key] = []
+    slices = [slice(i, min(i + CHUNK, len(paths))) for i in range(0, len(paths), CHUNK)]
     for r in range(runs):
-        order = variants[r % len(variants):] + variants[:r % len(variants)]  # rotate: no variant always first
-        for v in order:
-            _settle()
-            start = time.perf_counter()
-            n = v.run()
-            result.rates[v.key].append(n / (time.perf_counter() - start))
+        spent = dict.fromkeys(result.rates, 0.0)
+        done = dict.fromkeys(result.rates, 0)
+        for k, sl in enumerate(slices):
+            turn = (r + k) % len(variants)
+            for key, fn, limit in variants[turn:] + variants[:turn]:
+                if sl.start >= limit:
+                    continue
+                part = slice(sl.start, min(sl.stop, limit))
+                _settle()
+                start = time.perf_counter()
+                done[key] += fn(part)
+                spent[key] += time.perf_counter() - start
+        for key in result.rates:
+            result.rates[key].append(done[key] / spent[key])
         log(f"  {model.name} run {r + 1}/{runs}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in result.rates.items()))
 
     _settle()
