@@ -185,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit 1 when the dist is bigger than this (a regression guard above the target)")
     args = parser.parse_args(argv)
     args.dist = args.dist.resolve()
-    args.python = Path(os.path.abspath(args.python))  # absolute, but not resolved: a venv's python is a symlink
+    # Absolute but not resolved (a venv's python is a symlink); a bare name like "python" is looked up on PATH.
+    found = shutil.which(str(args.python)) if os.sep not in str(args.python) else None
+    args.python = Path(os.path.abspath(found or args.python))
 
     dist_mb = tree_bytes(args.dist) / 1e6
     print("== HemaLens size and start-up report")
