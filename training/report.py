@@ -162,6 +162,7 @@ def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any]
     headline = (f"Images: {evaluation['n']} · accuracy **{evaluation['accuracy']:.4f}** · balanced accuracy "
                 f"**{evaluation['balanced_accuracy']:.4f}** · ECE (15 bins, after temperature scaling) "
                 f"**{evaluation['ece']:.4f}**")
+    target_lines = "\n".join(target_report(evaluation, latency, facts))
     text = f"""# {title}
 
 `{model_file}` — {facts['description']}
@@ -206,9 +207,13 @@ through the runtime. This is a proxy: real images from another lab can still fai
 ![Grad-CAM overlays]({cam_png})
 
 `{cam_png}`: evenly spaced test images per class (rows), heatmap of the predicted class; red captions are errors.
-Share of heatmap mass on stained (darker than the 60th grey percentile) pixels: {cam['heatmap_mass_on_stained_pixels']}.
+Share of heatmap mass on stained pixels (darker than the image's 60th grey percentile, i.e. 40 % of the
+pixels, so 0.40 would mean no preference): {cam['heatmap_mass_on_stained_pixels']}.
 
 {observations}
+
+## Against the project's targets
+{target_lines}
 
 ## Intended use and limits
 - Intended use: {facts['intended_use']}
@@ -217,6 +222,23 @@ Share of heatmap mass on stained (darker than the 60th grey percentile) pixels: 
 Reproduce: `{facts['train_command']}` then `{facts['export_command']}`.
 """
     path.write_text(text)
+
+
+def target_report(evaluation: dict[str, Any], latency: dict[str, float], facts: dict[str, Any]) -> list[str]:
+    """One line per project target: the figure reached and whether it meets the target."""
+    def line(what: str, value: float, target: float, higher_is_better: bool = True, fmt: str = ".4f") -> str:
+        ok = value >= target if higher_is_better else value <= target
+        sign = ">=" if higher_is_better else "<="
+        return f"- {what}: {value:{fmt}} (target {sign} {target:{fmt}}) — **{'met' if ok else 'NOT met'}**"
+
+    out = [line("test accuracy", evaluation["accuracy"], facts["target_accuracy"]),
+           line("ECE", evaluation["ece"], 0.015, higher_is_better=False)]
+    for cls, minimum in facts.get("target_recall", {}).items():
+        out.append(line(f"{cls} recall", evaluation["per_class"][cls]["recall"], minimum))
+    out.append(line("size (MB)", facts["size_mb"], 20.0, higher_is_better=False, fmt=".2f"))
+    out.append(line("latency, scores only, median (ms)", latency["scores_ms"], 10.0, higher_is_better=False,
+                    fmt=".2f"))
+    return out
 
 
 def write_json(path: Path, data: Any) -> None:
