@@ -100,8 +100,9 @@ def render(res: dict[str, Any]) -> str:
                        f"predict_batch {b['predict_batch']:.2f} (raw ORT alone {ort_ms:.2f}; the rest is "
                        f"preprocess, quality notes, calibration), Grad-CAM heatmap {b['heatmap']:.2f}, "
                        f"overlay {b['overlay']:.2f}")
-    notes = sorted({m["torch_note"] for m in res["models"] if m.get("torch_note")})
-    out.append("PyTorch: " + "; ".join(notes) if notes else "")
+    notes = [f"{m['name']}: {m['torch_note']}" for m in res["models"] if m.get("torch_note")]
+    if notes:
+        out.append("PyTorch eager (channels-last, all cores; Grad-CAM by autograd) — " + "; ".join(notes))
     out += ["", "2. Latency, one image at a time (file in -> overlay out), and batch size (raw ORT images/s)"]
     rows = []
     for m in res["models"]:
