@@ -211,3 +211,50 @@ def render_targets(res: dict[str, Any]) -> list[str]:
         line(f"peak RSS <= 600 MB at {mem['images']} images", mem["rss_peak_mib"] * 1.048576 <= TARGETS["rss_mib"],
              f"{mem['rss_peak_mib'] * 1.048576:.0f} MB")
     return out
+
+
+def markdown_summary(res: dict[str, Any]) -> str:
+    """The headline figures as a markdown table (for the README), from the same results as the table."""
+    meta = res["meta"]
+    head = ["figure (median of runs)", *[m["name"] for m in res["models"]], "target"]
+    rows: list[list[str]] = []
+
+    def row(label: str, values: list[str], target: str = "") -> None:
+        rows.append([label, *values, target])
+
+    qs = [model_ratios(m) for m in res["models"]]
+    ms = res["models"]
+    row("pipeline, images/s (decode → overlay, batch 8)", [fmt(median(m["rates"]["pipeline"])) for m in ms])
+    row("(a) raw ONNX Runtime, images/s", [fmt(median(m["rates"]["raw_ort"])) for m in ms])
+    row("pipeline ÷ raw ORT", [fmt(median(q["pipeline_vs_raw"]), ".2f") for q in qs], "≥ 0.8")
+    row("(b) PyTorch eager pipeline, images/s", [fmt(median(m["rates"].get("torch_pipeline", []))) for m in ms])
+    row("pipeline ÷ PyTorch eager", [fmt(median(q.get("pipeline_vs_torch", [])), ".2f") for q in qs], "≥ 2")
+    row("(c) Grad-CAM cost (pipeline vs no-Grad-CAM model)",
+        [fmt(median(q["gradcam_overhead"]) * 100, "+.1f") + " %" for q in qs], "≤ 10 %")
+    row("batch-1 latency, file → overlay, ms (median / p95)",
+        [f"{fmt(m['latency_ms']['pipeline_median'])} / {fmt(m['latency_ms']['pipeline_p95'])}" for m in ms])
+    rates = [*res.get("matmul_flops", []), *res.get("ort_matmul_flops", [])]
+    peak = max(rates) if rates else math.nan
+    row("GFLOP per image / share of the machine's matmul FLOP/s reached",
+        [f"{2 * m['macs']['inference'] / 1e9:.3f} / "
+         f"{2 * m['macs']['inference'] / peak / (1 / median(m['rates']['raw_ort_scores_only'])) * 100:.0f} %"
+         for m in ms])
+    lines = [f"Measured {meta['date']} on {meta['machine']}; load average {meta['load_start']:.1f} → "
+             f"{meta.get('load_end', math.nan):.1f} ({meta['runs']} runs).", "", *table(rows, head)]
+    gui = res.get("gui") or {}
+    launch = [x["first_paint"] for x in gui.get("launch", []) if "first_paint" in x]
+    if launch:
+        lines += ["", f"- Launch to first window: {median(launch):.2f} s (median of {len(launch)})."]
+    for key, what in (("stall", "batch alone"), ("stall_stepping", "batch + a user stepping every 300 ms")):
+        st = [x for x in gui.get(key, []) if "stalls_ms" in x]
+        if st:
+            worst = max(max(x["stalls_ms"], default=0.0) for x in st)
+            p99 = median([percentile(x["stalls_ms"], 99) for x in st])
+            lines.append(f"- GUI event loop during a {st[0]['images']}-image batch ({what}): longest stall "
+                         f"{worst:.0f} ms, p99 {p99:.0f} ms (target ≤ 50 ms).")
+    mem = gui.get("memory") or {}
+    if "rss_peak_mib" in mem:
+        lines.append(f"- Peak RSS with {mem['images']:,} images opened and classified: "
+                     f"{mem['rss_peak_mib'] * 1.048576:.0f} MB (target ≤ 600 MB); thumbnails decoded: "
+                     f"{mem['thumbnails_decoded']} (lazy).")
+    return "\n".join(lines)

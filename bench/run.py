@@ -28,7 +28,7 @@ from bench.gui_bench import launch_times, memory_run, probe_env, stall_runs  # n
 from bench.measure import measure_model  # noqa: E402
 from bench.models import bundled_model_paths, prepare_models  # noqa: E402
 from bench.pipeline import BATCH  # noqa: E402
-from bench.report import render  # noqa: E402
+from bench.report import markdown_summary, render  # noqa: E402
 from bench.torch_baseline import torch_status  # noqa: E402
 from inference.registry import bundled_models_dir  # noqa: E402
 from inference.session import available_cpu_count  # noqa: E402
@@ -101,6 +101,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-gui", action="store_true", help="skip parts 3 and 4 (GUI and memory)")
     p.add_argument("--gui-only", action="store_true", help="only parts 3 and 4 (GUI and memory)")
     p.add_argument("--json", type=Path, help="also write all raw figures here")
+    p.add_argument("--markdown", type=Path, help="also write the headline figures as a markdown table here")
     p.add_argument("--scratch", type=Path, help="folder for generated images and links (default: a temp folder)")
     return p.parse_args(argv)
 
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         meta["busy_note_end"] = busy_note()
         text = render(results)
         print(text, flush=True)
+        if args.markdown:
+            args.markdown.write_text(markdown_summary(results) + "\n")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({**results, "table": text}, indent=1, default=str))
