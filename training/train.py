@@ -60,7 +60,7 @@ CONFIGS: dict[str, TrainConfig] = {
         display_names={"myeloblast": "Myeloblast", "seg_neutrophil": "Segmented neutrophil"},
     ),
     "pbc": TrainConfig(
-        model="pbc", dataset="pbc", epochs=10,
+        model="pbc", dataset="pbc", epochs=16,
         display_names={
             "basophil": "Basophil", "eosinophil": "Eosinophil", "erythroblast": "Erythroblast",
             "ig": "Immature granulocyte", "lymphocyte": "Lymphocyte", "monocyte": "Monocyte",
