@@ -151,3 +151,18 @@ def matmul_flops(size: int = 2048, repeats: int = 5) -> list[float]:
         np.matmul(a, b, out=out)
         rates.append(2.0 * size ** 3 / (time.perf_counter() - start))
     return rates
+
+
+def machine_flops(repeats: int = 5) -> tuple[list[float], list[float]]:
+    """(numpy, ONNX Runtime) matmul FLOP/s measured in a fresh process: no PyTorch/ORT worker threads of
+    earlier measurements around to share the cores with (they halved the figure in-process)."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json; from bench.flops import matmul_flops, ort_matmul_flops; "
+            f"print(json.dumps([matmul_flops(repeats={repeats}), ort_matmul_flops(repeats={repeats})]))")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=600)
+    numpy_rates, ort_rates = json.loads(out.stdout.strip().splitlines()[-1])
+    return numpy_rates, ort_rates

@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.data import folder_of, image_set  # noqa: E402
-from bench.flops import matmul_flops, ort_matmul_flops  # noqa: E402
+from bench.flops import machine_flops  # noqa: E402
 from bench.gui_bench import launch_times, memory_run, probe_env, stall_runs  # noqa: E402
 from bench.measure import measure_model  # noqa: E402
 from bench.models import bundled_model_paths, prepare_models  # noqa: E402
@@ -127,16 +127,15 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{meta['date']} {meta['machine']}\n{meta['busy_note']}")
         models = prepare_models(paths, scratch / "models")
         results: dict = {"meta": meta, "models": []}
+        if not args.gui_only:
+            log("matmul FLOP/s (fresh process)")
+            results["matmul_flops"], results["ort_matmul_flops"] = machine_flops(repeats=cfg["matmul"])
         for m in [] if args.gui_only else models:
             images, source = image_set(m.name, cfg["images"], scratch)
             log(f"model {m.name}: {len(images)} images ({source})")
             r = measure_model(m, images, source, runs=cfg["runs"], latency_images=cfg["latency"],
                               use_torch=not args.no_torch, log=log, torch_images=args.torch_images)
             results["models"].append(asdict(r))
-        if not args.gui_only:
-            log("matmul FLOP/s")
-            results["matmul_flops"] = matmul_flops(repeats=cfg["matmul"])
-            results["ort_matmul_flops"] = ort_matmul_flops(repeats=cfg["matmul"])
         if not args.no_gui:
             env = probe_env(models_dir, scratch)
             gui: dict = {}
