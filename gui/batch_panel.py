@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QItemSelectionModel, QSize, Qt, Signal
 from PySide6.QtGui import QKeyEvent
@@ -109,6 +109,15 @@ class BatchPanel(QWidget):
     def ordered_rows(self) -> list[int]:
         """Source rows in the table's current order (sorted and filtered)."""
         return [self.proxy.mapToSource(self.proxy.index(r, 0)).row() for r in range(self.proxy.rowCount())]
+
+    def position_of(self, row: int | None) -> tuple[int | None, int, Callable[[int], int]]:
+        """Where source ``row`` stands in the table's order (None if hidden), the visible count, and a
+        position -> source row map; constant time, so stepping stays instant in a 10,000-image folder."""
+        pos = None
+        if row is not None and 0 <= row < self.model.rowCount():
+            index = self.proxy.mapFromSource(self.model.index(row, 0))
+            pos = index.row() if index.isValid() else None
+        return pos, self.proxy.rowCount(), lambda p: self.proxy.mapToSource(self.proxy.index(p, 0)).row()
 
     def select_source_row(self, row: int) -> None:
         index = self.proxy.mapFromSource(self.model.index(row, 0))

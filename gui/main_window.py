@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -647,16 +648,22 @@ class MainWindow(QMainWindow):
             return self.gallery.ordered_rows()
         return self.batch_panel.ordered_rows()
 
+    def _nav_position(self) -> tuple[int | None, int, Callable[[int], int]]:
+        if self.tabs.currentWidget() is self.gallery:
+            rows = self.gallery.ordered_rows()
+            return (rows.index(self._current) if self._current in rows else None), len(rows), rows.__getitem__
+        return self.batch_panel.position_of(self._current)
+
     def step(self, delta: int) -> None:
-        rows = self._nav_rows()
-        if not rows:
+        pos, count, row_at = self._nav_position()
+        if count == 0:
             return
-        if self._current not in rows:
-            self.set_current_row(rows[0])
+        if pos is None:
+            self.set_current_row(row_at(0))
             return
-        pos = rows.index(self._current) + delta
-        if 0 <= pos < len(rows):
-            self.set_current_row(rows[pos])
+        pos += delta
+        if 0 <= pos < count:
+            self.set_current_row(row_at(pos))
         else:
             self.status("First image." if pos < 0 else "Last image.")
 

@@ -363,3 +363,23 @@ def test_model_card_renders_measured_figures_as_tables() -> None:
     assert "<td style='padding:1px 8px 1px 0'>4</td>" in text and "<b>B</b>" in text
     assert "0.750 (75.0 %)" in text
     assert metrics_html({}, ["A"]) == "<i>not stated</i>"
+
+
+def test_stepping_follows_the_sorted_table_order(qtbot, tmp_path, models) -> None:
+    folder = tmp_path / "smear"
+    _write_images(folder, 8)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    window.batch_panel.table.sortByColumn(COL_CONF, Qt.SortOrder.DescendingOrder)
+    order = window.batch_panel.ordered_rows()
+    assert sorted(order) == list(range(8)) and order != list(range(8))
+    window.set_current_row(order[0])
+    visited = [order[0]]
+    for _ in range(7):
+        window.step(+1)
+        visited.append(window.current_row())
+    assert visited == order
+    window.step(+1)
+    assert window.current_row() == order[-1] and "Last image" in window.status_label.text()
+    window.step(-3)
+    assert window.current_row() == order[-4]
