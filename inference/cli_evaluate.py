@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -149,8 +150,12 @@ def run(args: argparse.Namespace) -> int:
     except HemaLensError as exc:
         print(f"hemalens evaluate: {exc}", file=sys.stderr)
         return 2
-    print(f"model: {session.spec.name} ({session.path.name})\nfolder: {args.folder}  split: {split} ({why})")
-    print(format_report(ev))
+    try:
+        print(f"model: {session.spec.name} ({session.path.name})\nfolder: {args.folder}  split: {split} ({why})")
+        print(format_report(ev))
+        sys.stdout.flush()
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error worth a traceback
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown from flushing into the pipe
     for err in errors:
         print(f"skipped: {err}", file=sys.stderr)
     if args.json:
