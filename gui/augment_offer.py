@@ -19,10 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from gui.items import ModelInfo
+from gui.job_thread import SingleJobThread
 from inference.errors import HemaLensError
 
 GRAD_CAM = "grad-cam"  # inference.cam.GRAD_CAM; repeated so this module needs no ONNX Runtime import
@@ -137,55 +138,33 @@ class _AugmentWorker(QObject):
         self.done.emit(outcome)
 
 
-class Augmenter(QObject):
+class Augmenter(SingleJobThread):
     """Owns the augment thread; one model at a time. Results arrive on the GUI thread."""
 
     finished = Signal(object)  # AugmentOutcome
     failed = Signal(object, str)  # source path, message
     _run = Signal(object, object)
-    _warm = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._thread = QThread()
-        self._thread.setObjectName("hemalens-augment")
-        self._worker = _AugmentWorker()
-        self._worker.moveToThread(self._thread)
+        super().__init__(_AugmentWorker(), "hemalens-augment", parent)
         self._run.connect(self._worker.run)
-        self._warm.connect(self._worker.warm_up)
         self._worker.done.connect(self._on_done)
         self._worker.failed.connect(self._on_failed)
-        self._busy = False
-        self._warmed = False
         self._thread.start()
 
-    @property
-    def busy(self) -> bool:
-        return self._busy
-
-    def warm_up(self) -> None:
-        if not self._warmed:
-            self._warmed = True
-            self._warm.emit()
-
     def start(self, source: Path, folder: Path) -> bool:
-        if self._busy:
+        if not self._claim():
             return False
-        self._busy = True
         self._run.emit(Path(source), Path(folder))
         return True
 
     def _on_done(self, outcome: AugmentOutcome) -> None:
-        self._busy = False
+        self._release()
         self.finished.emit(outcome)
 
     def _on_failed(self, source: Path, message: str) -> None:
-        self._busy = False
+        self._release()
         self.failed.emit(source, message)
-
-    def shutdown(self, timeout_ms: int = 60000) -> None:
-        self._thread.quit()
-        self._thread.wait(timeout_ms)
 
 
 class AugmentOfferBar(QWidget):

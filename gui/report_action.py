@@ -18,8 +18,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
+from gui.job_thread import SingleJobThread
 from inference.errors import HemaLensError
 
 
@@ -193,55 +194,33 @@ class _ReportWorker(QObject):
         self.done.emit(outcome)
 
 
-class ReportExporter(QObject):
-    """Owns the report thread; one export at a time. ``exported``/``failed`` arrive on the GUI thread."""
+class ReportExporter(SingleJobThread):
+    """Owns the report thread; one export at a time. ``exported``/``failed`` arrive on the GUI thread.
+
+    ``shutdown`` lets a running export finish (its files are written atomically)."""
 
     exported = Signal(object)  # ReportOutcome
     failed = Signal(str)
     _run = Signal(object)
-    _warm = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._thread = QThread()
-        self._thread.setObjectName("hemalens-report")
-        self._worker = _ReportWorker()
-        self._worker.moveToThread(self._thread)
+        super().__init__(_ReportWorker(), "hemalens-report", parent)
         self._run.connect(self._worker.run)
-        self._warm.connect(self._worker.warm_up)
         self._worker.done.connect(self._on_done)
         self._worker.failed.connect(self._on_failed)
-        self._busy = False
-        self._warmed = False
         self._thread.start()
-
-    @property
-    def busy(self) -> bool:
-        return self._busy
-
-    def warm_up(self) -> None:
-        """Load the report code on the report thread ahead of an export (once; cheap afterwards)."""
-        if not self._warmed:
-            self._warmed = True
-            self._warm.emit()
 
     def export(self, job: ReportJob) -> bool:
         """Start writing; False (nothing started) while another export is still running."""
-        if self._busy:
+        if not self._claim():
             return False
-        self._busy = True
         self._run.emit(job)
         return True
 
     def _on_done(self, outcome: ReportOutcome) -> None:
-        self._busy = False
+        self._release()
         self.exported.emit(outcome)
 
     def _on_failed(self, message: str) -> None:
-        self._busy = False
+        self._release()
         self.failed.emit(message)
-
-    def shutdown(self, timeout_ms: int = 60000) -> None:
-        """Let a running export finish (its files are written atomically) and stop the thread."""
-        self._thread.quit()
-        self._thread.wait(timeout_ms)
