@@ -41,7 +41,7 @@ def test_shipped_model_card_and_contract(model_id: str) -> None:
     assert session.cam_method == "grad-cam"
     card = path.with_suffix(".md").read_text()
     assert f"{metrics['accuracy']:.4f}" in card and "not a diagnosis" in card
-    assert (path.parent / f"{model_id}-gradcam.png").is_file()
+    assert (path.parent / f"{model_id}-gradcam.jpg").is_file()
 
 
 @pytest.mark.parametrize("model_id", sorted(MODELS))

@@ -24,7 +24,7 @@ from inference.session import ModelSession
 from inference.splits import SPLIT_DESCRIPTION, labelled_folder, split_fingerprint
 from training.data import load_split
 from training.model import SmearNet, count_parameters
-from training.report import cam_grid, measure_latency, update_metadata, write_card, write_json
+from training.report import cam_grid, cam_grid_name, measure_latency, update_metadata, write_card, write_json
 from training.robustness import robustness
 from training.train import CONFIGS, DATA_ROOT, RUNS
 
@@ -153,8 +153,8 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
     rob = robustness(out, data)
     latency = measure_latency(out)
     print("latency", latency, flush=True)
-    png = f"hemalens-{model_name}-gradcam.png"
-    cam = cam_grid(out, data, ASSETS / png)
+    grid_name = cam_grid_name(f"hemalens-{model_name}")
+    cam = cam_grid(out, data, ASSETS / grid_name)
     size_mb = out.stat().st_size / 1e6
     fingerprint = split_fingerprint(labelled_folder(data, "test"))
     metrics = {
@@ -192,9 +192,9 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
         "export_command": f"python -m training.export_model {model_name}",
     }
     write_card(ASSETS / f"hemalens-{model_name}.md", title=meta["name"], model_file=out.name, facts=facts,
-               evaluation=evaluation, robustness=rob, latency=latency, cam=cam, cam_png=png,
+               evaluation=evaluation, robustness=rob, latency=latency, cam=cam, cam_image=grid_name,
                observations=observations)
-    print(f"wrote {out} ({size_mb:.2f} MB), card and {png}", flush=True)
+    print(f"wrote {out} ({size_mb:.2f} MB), card and {grid_name}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
