@@ -63,6 +63,8 @@ THIRD_PARTY_EXCLUDES = (
     "PIL.AvifImagePlugin",
     "PIL._imagingtk",
     "PIL.ImageTk",
+    "numpy.f2py",  # the Fortran wrapper generator (numpy only reaches it through np.f2py); 0.24 MB
+    "pydoc_data",  # the text of help("topics") in an interactive interpreter; 0.14 MB
     "ssl",  # nothing connects anywhere (no downloads at run time); _hashlib stays: it makes sha256 6x faster
     "_ssl",
     "readline",
@@ -88,6 +90,7 @@ QT_UNUSED_CANDIDATES = (
     "QtSerialPort", "QtSpatialAudio", "QtSql", "QtStateMachine", "QtTest", "QtTextToSpeech",
     "QtUiTools", "QtWebChannel", "QtWebEngineCore", "QtWebEngineQuick", "QtWebEngineWidgets",
     "QtWebSockets", "QtWebView", "QtAxContainer", "QtNetwork",
+    "QtDBus",  # only the Python binding: libQt6DBus itself stays, QtGui links it
 )  # fmt: skip
 
 # Candidate modules that other candidates need at import time (kept together when one is used).
@@ -152,6 +155,26 @@ _DROPPED_QT_LIB_RE = re.compile(
     r"Scxml|StateMachine|TextToSpeech|SpatialAudio|WebSockets|WebChannel|HttpServer|NetworkAuth|Lottie|"
     r"ShaderTools|Test|Sql|EglFS|EglFsKms|FFmpeg|Labs|CanvasPainter|WebView)"
 )
+
+# Libraries the Linux package takes from the system instead of bundling, each with the package in
+# build_deb.SYSTEM_DEPENDS that brings it (a test checks). The PySide6 wheel does not carry libdbus
+# either, so `python -m hemalens` already uses the system's; the bundled copy only dragged in the
+# build machine's libsystemd and what that links (2.9 MB together). Those come with libdbus-1-3
+# (Depends: libsystemd0, which depends on the rest), and nothing else in the bundle links them
+# (readelf -d). They are listed one by one because PyInstaller reports dependencies transitively
+# (ldd), so prune_orphan_system_libs sees Qt "needing" libsystemd and would keep it.
+SYSTEM_PROVIDED_LIBS: dict[str, str] = {
+    "libdbus-1.so.3": "libdbus-1-3",
+    "libsystemd.so.0": "libdbus-1-3",
+    "libgcrypt.so.20": "libdbus-1-3",
+    "libgpg-error.so.0": "libdbus-1-3",
+    "liblz4.so.1": "libdbus-1-3",
+    "libcap.so.2": "libdbus-1-3",
+}
+
+# Icon formats only the build reads (build.spec embeds the .ico in HemaLens.exe and the .icns in
+# HemaLens.app from the source tree); at run time the app loads hemalens.svg (gui/app.py).
+BUILD_ONLY_ICON_SUFFIXES = frozenset({".ico", ".icns"})
 
 # Qt's own translations (buttons of standard dialogs). HemaLens's interface is English only; shipping
 # them would give German "Abbrechen" buttons in an English window, so none are kept.
@@ -218,6 +241,8 @@ def keep_bundle_file(dest: str, gui_dir: Path | None = None) -> bool:
     plugin = _plugin_relpath(norm)
     if plugin is not None:
         return _DROPPED_PLUGIN_RE.search(plugin) is None
+    if norm in SYSTEM_PROVIDED_LIBS:  # top level: where PyInstaller puts the libraries it found on the system
+        return False
     needed = qt_modules_needed(gui_dir) if gui_dir is not None else set(QT_BASE_MODULES)
     name = norm.rsplit("/", 1)[-1]
     match = _DROPPED_QT_LIB_RE.search(name)
@@ -245,14 +270,16 @@ def filter_toc(toc: Iterable[tuple], gui_dir: Path | None = None) -> list[tuple]
 
 
 def asset_datas(root: Path) -> list[tuple[str, str]]:
-    """``datas=`` entries: bundled models, model cards and icons (dest mirrors the source tree)."""
+    """``datas=`` entries: bundled models, model cards, their Grad-CAM grids and the run-time icons (dest mirrors
+    the source tree)."""
     datas: list[tuple[str, str]] = []
+    skipped = {".py", ".pyc", *BUILD_ONLY_ICON_SUFFIXES}
     for sub in ("assets/models", "assets/icons", "gui/resources"):
         folder = root / sub
         if not folder.is_dir():
             continue
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix not in {".py", ".pyc"}:
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix not in skipped:
                 datas.append((str(path), str(path.parent.relative_to(root))))
     return datas
 

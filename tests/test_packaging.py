@@ -131,6 +131,9 @@ def test_a_gui_that_starts_using_a_heavy_module_keeps_it_and_its_dependencies(tm
         ("PySide6/Qt/translations/qtbase_ja.qm", False),
         ("onnxruntime/capi/libonnxruntime_providers_shared.so", True),
         ("assets/models/all4.onnx", True),
+        ("libdbus-1.so.3", False),  # the system's (SYSTEM_PROVIDED_LIBS)
+        ("libzstd.so.1", True),
+        ("PySide6/Qt/lib/libQt6DBus.so.6", True),  # QtGui links it; only the Python binding is dropped
     ],
 )
 def test_bundle_file_filter(dest: str, kept: bool) -> None:
@@ -172,6 +175,25 @@ def test_asset_datas_bundle_models_cards_and_icons(tmp_path: Path) -> None:
     (tmp_path / "assets" / "icons" / "hemalens.svg").write_text("<svg/>")
     datas = {(Path(src).name, dest) for src, dest in rules.asset_datas(tmp_path)}
     assert datas == {("m.onnx", "assets/models"), ("m.md", "assets/models"), ("hemalens.svg", "assets/icons")}
+
+
+def test_icons_only_the_build_reads_are_not_bundled() -> None:
+    datas = {Path(src).name for src, _dest in rules.asset_datas(ROOT)}
+    assert "hemalens.svg" in datas and "hemalens-256.png" in datas  # what gui/app.py loads
+    assert not {"hemalens.ico", "hemalens.icns"} & datas
+    spec = (ROOT / "build.spec").read_text(encoding="utf-8")
+    assert 'ICONS / "hemalens.ico"' in spec and 'ICONS / "hemalens.icns"' in spec  # read from the source tree
+
+
+def test_system_provided_libraries_are_declared_by_the_package_and_not_bundled() -> None:
+    for library, package in rules.SYSTEM_PROVIDED_LIBS.items():
+        assert package in build_deb.SYSTEM_DEPENDS, f"{library} is left to the system but {package} is not a Depends"
+        assert not rules.keep_bundle_file(library)
+    assert {"libdbus-1.so.3", "libsystemd.so.0", "libgcrypt.so.20"} <= set(rules.SYSTEM_PROVIDED_LIBS)
+    # Only the top-level (system) copies: a wheel's own library of the same name stays.
+    assert rules.keep_bundle_file("somepackage.libs/libsystemd.so.0")
+    excludes = set(rules.module_excludes(ROOT / "gui"))
+    assert {"PySide6.QtDBus", "numpy.f2py", "pydoc_data"} <= excludes
 
 
 def test_build_spec_keeps_strip_off_and_uses_the_rules() -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the Linux packages from scratch and prove they work:
 #   1. PyInstaller one-folder dist (build.spec)      -> dist/hemalens/
-#   2. frozen `hemalens --selftest` (no display)
+#      then strip the symbol tables left in its libraries, OpenBLAS excepted (packaging/linux/strip_dist.py)
+#   2. frozen `hemalens --selftest` (no display): it loads the stripped libraries
 #   3. the .deb                                       -> dist/hemalens_<version>_<arch>.deb
 #   4. control + contents check, dpkg -x into a scratch root, self-test from there
 #   5. size and start-up report (start-up needs Xvfb + xwininfo; skip it with --no-startup)
@@ -27,6 +28,7 @@ fi
 # Unresolved system libraries are expected (they are the .deb's Depends); show anything else.
 grep -E "WARNING|ERROR" build/pyinstaller.log \
   | grep -v -E "WARNING: (Library not found|Library .* required via ctypes not found)" || true
+"$PYTHON" packaging/linux/strip_dist.py dist/hemalens
 built=$(date +%s)
 
 echo "== frozen self-test"
