@@ -16,6 +16,7 @@ from bench.models import BenchModel
 from bench.pipeline import (
     BATCH,
     RawOrt,
+    lane_raw_ort,
     output_names,
     pipeline_breakdown,
     pipeline_latencies,
@@ -24,10 +25,13 @@ from bench.pipeline import (
 )
 from bench.stats import median, percentile
 from bench.torch_baseline import TorchRunner, load_checkpoint
+from inference.batch import lane_count
 from inference.session import ModelSession
 
 SWEEP = (1, 2, 4, 8, 16, 32)
-CHUNK = 40  # images per turn of one variant (a multiple of the batch size)
+# Images per turn of one variant (a multiple of the batch size). Each pipeline turn starts its lanes
+# afresh, so a turn must be long against one chunk's decoding or the figure undercounts a whole folder.
+CHUNK = 128
 
 
 @dataclass
@@ -62,6 +66,8 @@ def measure_model(model: BenchModel, paths: list[Path], source: str, *, runs: in
     no_cam = ModelSession.load(model.no_cam_path)
     tensor = predecode(paths, spec)
     raw = RawOrt(model.path, spec, output_names(spec))
+    raw_lanes = lane_raw_ort(model.path, spec, output_names(spec))
+    lanes = lane_count(session)
     raw_scores = RawOrt(model.no_cam_path, spec, [spec.output.name])
     n_torch = len(paths)
     runner = None
@@ -82,6 +88,7 @@ def measure_model(model: BenchModel, paths: list[Path], source: str, *, runs: in
         ("pipeline", lambda s: run_pipeline(session, paths[s]), len(paths)),
         ("no_cam_pipeline", lambda s: run_pipeline(no_cam, paths[s], cam=False), len(paths)),
         ("raw_ort", lambda s: raw.run(tensor[s]), len(paths)),
+        ("raw_ort_lanes", lambda s: raw_lanes.run_lanes(tensor[s], lanes), len(paths)),
         ("raw_ort_scores_only", lambda s: raw_scores.run(tensor[s]), len(paths)),
     ]
     if runner is not None:

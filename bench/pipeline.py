@@ -1,20 +1,23 @@
 """The measured workloads on ONNX Runtime: the HemaLens pipeline and raw ONNX Runtime.
 
-The pipeline is what the app does per image, through the public core API: decode the file
-(``load_image``), preprocess + run + calibrate (``ModelSession.predict_batch``), the Grad-CAM heatmap
-at the original size (``Prediction.heatmap``) and the coloured overlay (``render_overlay``), in
-batches like ``classify_paths``. Raw ONNX Runtime is one ``InferenceSession.run`` per batch on
-tensors decoded and preprocessed beforehand: the ceiling for any pipeline around the same model.
+The pipeline is what ``hemalens classify --cam-dir`` does, through the real batch path: files in,
+``inference.batch.classify_paths`` (decode, preprocess, run, calibrate, on one lane per core side by
+side), and for each result in order the Grad-CAM heatmap at the original size (``Prediction.heatmap``)
+and the coloured overlay (``render_overlay``). Raw ONNX Runtime is ``InferenceSession.run`` per batch on
+tensors decoded and preprocessed beforehand, the ceiling for any pipeline around the same model: one
+run at a time on the all-core session, and (``RawOrt.run_lanes``) the same lane split as the pipeline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from inference.batch import LANE_THREADS, classify_paths
 from inference.contract import ModelSpec
 from inference.images import load_image
 from inference.overlay import render_overlay
@@ -29,23 +32,22 @@ def chunks(items: Sequence, size: int) -> list[Sequence]:
 
 
 def run_pipeline(session: ModelSession, paths: Sequence[Path], *, batch: int = BATCH, cam: bool = True) -> int:
-    """Decode, classify and (with ``cam``) draw the Grad-CAM overlay for every image; returns how many."""
+    """Every image through ``classify_paths``, with ``cam`` also its Grad-CAM overlay; returns how many."""
     done = 0
-    for group in chunks(paths, batch):
-        rgbs = [load_image(p).rgb for p in group]
-        preds = session.predict_batch(rgbs)
+    for result in classify_paths(session, paths, batch_size=batch, keep_images=cam):
+        if result.prediction is None:
+            raise RuntimeError(f"{result.path.name}: {result.error}")
         if cam:
-            for rgb, pred in zip(rgbs, preds, strict=True):
-                heat = pred.heatmap()
-                if heat is None:
-                    raise RuntimeError(f"{session.path.name} gave no heatmap")
-                render_overlay(rgb, heat)
-        done += len(preds)
+            heat = result.prediction.heatmap()
+            if heat is None or result.rgb is None:
+                raise RuntimeError(f"{session.path.name} gave no heatmap")
+            render_overlay(result.rgb, heat)
+        done += 1
     return done
 
 
 def pipeline_breakdown(session: ModelSession, paths: Sequence[Path], *, batch: int = BATCH) -> dict[str, float]:
-    """Milliseconds per image spent in each stage of one pipeline pass (where the time goes)."""
+    """Milliseconds per image in each stage, run one stage after another on one thread (where the time goes)."""
     import time
 
     spent = {"decode": 0.0, "predict_batch": 0.0, "heatmap": 0.0, "overlay": 0.0}
@@ -90,8 +92,8 @@ def predecode(paths: Sequence[Path], spec: ModelSpec) -> np.ndarray:
 class RawOrt:
     """A plain ONNX Runtime session with HemaLens's session options, fetching ``outputs``."""
 
-    def __init__(self, path: Path, spec: ModelSpec, outputs: list[str]) -> None:
-        self.session = ort.InferenceSession(str(path), sess_options=session_options(),
+    def __init__(self, path: Path, spec: ModelSpec, outputs: list[str], *, threads: int | None = None) -> None:
+        self.session = ort.InferenceSession(str(path), sess_options=session_options(threads),
                                             providers=["CPUExecutionProvider"])
         self.input = spec.input.name
         self.outputs = outputs
@@ -99,6 +101,14 @@ class RawOrt:
     def run(self, tensor: np.ndarray, *, batch: int = BATCH) -> int:
         for i in range(0, len(tensor), batch):
             self.session.run(self.outputs, {self.input: tensor[i:i + batch]})
+        return len(tensor)
+
+    def run_lanes(self, tensor: np.ndarray, lanes: int, *, batch: int = BATCH) -> int:
+        """Batches spread over ``lanes`` threads calling ``run`` side by side (as classify_paths runs them)."""
+        with ThreadPoolExecutor(max_workers=lanes) as pool:
+            for _ in pool.map(lambda i: self.session.run(self.outputs, {self.input: tensor[i:i + batch]}),
+                              range(0, len(tensor), batch)):
+                pass
         return len(tensor)
 
     def latencies(self, tensor: np.ndarray, count: int) -> list[float]:
@@ -111,6 +121,11 @@ class RawOrt:
             self.session.run(self.outputs, {self.input: x})
             out.append(time.perf_counter() - start)
         return out
+
+
+def lane_raw_ort(path: Path, spec: ModelSpec, outputs: list[str]) -> RawOrt:
+    """Raw ONNX Runtime set up like one batch lane: ``inference.batch.LANE_THREADS`` threads per session."""
+    return RawOrt(path, spec, outputs, threads=LANE_THREADS)
 
 
 def output_names(spec: ModelSpec) -> list[str]:

@@ -41,10 +41,16 @@ def table(rows: list[list[str]], header: list[str]) -> list[str]:
     return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *[line(r) for r in rows]]
 
 
+def best_raw(rates: dict[str, list[float]]) -> list[float]:
+    """Raw ONNX Runtime per run: the faster of one run at a time on all cores and one-thread lanes side by side."""
+    lanes = rates.get("raw_ort_lanes") or []
+    return [max(a, b) for a, b in zip(rates["raw_ort"], lanes, strict=True)] if lanes else rates["raw_ort"]
+
+
 def model_ratios(m: dict[str, Any]) -> dict[str, list[float]]:
     r = m["rates"]
     out = {
-        "pipeline_vs_raw": per_run_ratio(r["pipeline"], r["raw_ort"]),
+        "pipeline_vs_raw": per_run_ratio(r["pipeline"], best_raw(r)),
         # overhead = time(with Grad-CAM) / time(without) - 1 = rate(without) / rate(with) - 1
         "gradcam_overhead": [x - 1 for x in per_run_ratio(r["no_cam_pipeline"], r["pipeline"])],
         "gradcam_graph_overhead": [x - 1 for x in per_run_ratio(r["raw_ort_scores_only"], r["raw_ort"])],
@@ -71,12 +77,12 @@ def render(res: dict[str, Any]) -> str:
     for m in res["models"]:
         r, q = m["rates"], model_ratios(m)
         rows.append([
-            m["name"], f"{m['images']} {m['image_source']}", with_range(r["pipeline"]), with_range(r["raw_ort"]),
+            m["name"], f"{m['images']} {m['image_source']}", with_range(r["pipeline"]), with_range(best_raw(r)),
             with_range(q["pipeline_vs_raw"], ".2f"),
             with_range(r.get("torch_pipeline", [])), with_range(q.get("pipeline_vs_torch", []), ".2f"),
             with_range(r["no_cam_pipeline"]), with_range([x * 100 for x in q["gradcam_overhead"]], "+.1f"),
         ])
-    out += table(rows, ["model", "images", "pipeline", "(a) raw ORT", "pipe/raw ≥0.8", "(b) PyTorch pipe",
+    out += table(rows, ["model", "images", "pipeline", "(a) raw ORT, best", "pipe/raw ≥0.8", "(b) PyTorch pipe",
                         "pipe/PyTorch ≥2", "(c) no-CAM pipe", "Grad-CAM cost % ≤10"])
     out.append("")
     rows = []
@@ -85,18 +91,21 @@ def render(res: dict[str, Any]) -> str:
         agree = m.get("torch_agreement") or {}
         agree_txt = (f"max |Δlogit| {agree['max_abs_logit_diff']:.1e}, top-1 {agree['top1_agreement'] * 100:.0f}% "
                      f"on {agree['images']}") if agree else m["torch_note"]
-        rows.append([m["name"], with_range(r["raw_ort_scores_only"]),
+        rows.append([m["name"], f"{with_range(r['raw_ort'])} / {with_range(r.get('raw_ort_lanes', []))}",
+                     with_range(r["raw_ort_scores_only"]),
                      with_range([x * 100 for x in q["gradcam_graph_overhead"]], "+.1f"),
                      with_range(r.get("torch_infer", [])), with_range(q.get("ort_vs_torch_infer", []), ".2f"),
                      agree_txt])
-    out += table(rows, ["model", "raw ORT scores only", "Grad-CAM outputs in graph %", "PyTorch eager infer",
+    out += table(rows, ["model", "raw ORT: one run at a time / lanes", "raw ORT scores only",
+                        "Grad-CAM outputs in graph %", "PyTorch eager infer",
                         "ORT/PyTorch infer", "PyTorch vs ORT (same inputs)"])
     for m in res["models"]:
         b = m.get("breakdown_ms") or {}
         if b:
             total = sum(b.values())
-            ort_ms = 1000 / median(m["rates"]["raw_ort"])
-            out.append(f"{m['name']} pipeline, ms/image ({total:.2f} in all, one pass): decode {b['decode']:.2f}, "
+            ort_ms = 1000 / median(m["rates"]["raw_ort"])  # the same all-core session the breakdown used
+            out.append(f"{m['name']} pipeline stages one after another on one thread, ms/image ({total:.2f} in all, "
+                       f"one pass): decode {b['decode']:.2f}, "
                        f"predict_batch {b['predict_batch']:.2f} (raw ORT alone {ort_ms:.2f}; the rest is "
                        f"preprocess, quality notes, calibration), Grad-CAM heatmap {b['heatmap']:.2f}, "
                        f"overlay {b['overlay']:.2f}")
@@ -225,7 +234,8 @@ def markdown_summary(res: dict[str, Any]) -> str:
     qs = [model_ratios(m) for m in res["models"]]
     ms = res["models"]
     row("pipeline, images/s (decode → overlay, batch 8)", [fmt(median(m["rates"]["pipeline"])) for m in ms])
-    row("(a) raw ONNX Runtime, images/s", [fmt(median(m["rates"]["raw_ort"])) for m in ms])
+    row("(a) raw ONNX Runtime (best of all-core runs, lanes), images/s",
+        [fmt(median(best_raw(m["rates"]))) for m in ms])
     row("pipeline ÷ raw ORT", [fmt(median(q["pipeline_vs_raw"]), ".2f") for q in qs], "≥ 0.8")
     row("(b) PyTorch eager pipeline, images/s", [fmt(median(m["rates"].get("torch_pipeline", []))) for m in ms])
     row("pipeline ÷ PyTorch eager", [fmt(median(q.get("pipeline_vs_torch", [])), ".2f") for q in qs], "≥ 2")

@@ -1,15 +1,20 @@
 """Classify a folder (or a list of files) as a generator: one result or one error per image, never a crash.
 
-The next images are decoded on a helper thread while ONNX Runtime classifies the current ones (both
-release the GIL), and images go to the model a few at a time; results come in the stable, sorted
-order of ``iter_image_paths``.
+Images go to the model a few at a time (a chunk of ``batch_size`` files). Chunks are classified on
+helper threads, one per CPU core ("lanes"), each decoding, preprocessing and running its chunk on a
+one-thread ONNX Runtime session: while one lane runs the model another decodes the next files (Pillow,
+OpenCV and ONNX Runtime all release the GIL), so the cores are never idle waiting for the other kind of
+work. At most ``lanes + 2`` chunks are in flight (one being handed out, ``lanes + 1`` waiting or
+running), so memory stays flat however many files there are.
+Results come in the stable, sorted order of ``iter_image_paths``.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +24,12 @@ import numpy as np
 from inference.errors import HemaLensError
 from inference.images import LoadedImage, is_image_path, load_image
 from inference.prediction import Prediction
-from inference.session import ModelSession
+from inference.session import ModelSession, available_cpu_count
 
 DEFAULT_BATCH_SIZE = 8
 MAX_PENDING_PIXELS = 40_000_000  # flush early for large scans to bound memory
+MAX_LANES = 8
+LANE_THREADS = 1  # ONNX Runtime intra-op threads per lane
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compared by identity
@@ -78,7 +85,7 @@ def iter_image_paths(paths: Iterable[str | Path], *, recursive: bool = False) ->
 
 
 def _load(path: Path) -> LoadedImage | str:
-    """Decode one image; an error message instead of raising (this runs on the helper thread)."""
+    """Decode one image; an error message instead of raising (this runs on a lane thread)."""
     try:
         return load_image(path)
     except HemaLensError as exc:
@@ -87,18 +94,68 @@ def _load(path: Path) -> LoadedImage | str:
         return f"unexpected error: {type(exc).__name__}: {exc}"
 
 
-def _prefetched(paths: Iterator[Path], lookahead: int) -> Iterator[tuple[Path, LoadedImage | str]]:
-    """Decode up to ``lookahead`` images ahead on one helper thread, yielding in order."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hemalens-decode") as pool:
-        queue: deque[tuple[Path, Future[LoadedImage | str]]] = deque()
-        for path in paths:
-            queue.append((path, pool.submit(_load, path)))
-            if len(queue) > lookahead:
-                p, fut = queue.popleft()
-                yield p, fut.result()
-        while queue:
-            p, fut = queue.popleft()
-            yield p, fut.result()
+def _predict(session: ModelSession, loaded: list[tuple[Path, LoadedImage]], keep_images: bool) -> list[BatchResult]:
+    """One model run for the decoded images; when it fails, one run per image so a bad one sinks only itself."""
+    if not loaded:
+        return []
+    try:
+        preds: list[Prediction] | None = session.predict_batch([img.rgb for _, img in loaded])
+    except HemaLensError:
+        preds = None
+    out = []
+    for k, (p, img) in enumerate(loaded):
+        kept = img.rgb if keep_images else None
+        if preds is not None:
+            out.append(BatchResult(p, preds[k], None, img.notes, kept))
+            continue
+        try:
+            out.append(BatchResult(p, session.predict(img.rgb), None, img.notes, kept))
+        except HemaLensError as exc:
+            out.append(BatchResult(p, None, str(exc), img.notes, kept))
+    return out
+
+
+def _classify_chunk(session: ModelSession, paths: list[Path], keep_images: bool,
+                    stopped: Callable[[], bool]) -> list[BatchResult]:
+    """Decode and classify one chunk in order (on a lane thread); stops early, incomplete, when ``stopped()``.
+
+    An unreadable file ends the model batch before it, and very large images end it early (memory).
+    """
+    out: list[BatchResult] = []
+    pending: list[tuple[Path, LoadedImage]] = []
+    pixels = 0
+    for path in paths:
+        if stopped():
+            return out
+        image = _load(path)
+        if isinstance(image, str):
+            out += _predict(session, pending, keep_images)
+            pending, pixels = [], 0
+            out.append(BatchResult(path, None, image))
+            continue
+        pending.append((path, image))
+        pixels += image.rgb.shape[0] * image.rgb.shape[1]
+        if pixels > MAX_PENDING_PIXELS:
+            out += _predict(session, pending, keep_images)
+            pending, pixels = [], 0
+    out += _predict(session, pending, keep_images)
+    return out
+
+
+def lane_count(session: ModelSession) -> int:
+    """Chunks classified side by side: one per CPU core (ONNX Runtime then runs one thread per lane)."""
+    return 1 if session.providers[0] != "CPUExecutionProvider" else max(1, min(MAX_LANES, available_cpu_count()))
+
+
+def _chunks(paths: Iterator[Path], size: int) -> Iterator[list[Path]]:
+    chunk: list[Path] = []
+    for path in paths:
+        chunk.append(path)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def classify_paths(
@@ -108,40 +165,45 @@ def classify_paths(
     recursive: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
     keep_images: bool = False,
+    cancel: threading.Event | None = None,
+    lanes: int | None = None,
 ) -> Iterator[BatchResult]:
-    """Yield one BatchResult per image found under ``paths``; unreadable images yield an error and the batch goes on."""
+    """Yield one BatchResult per image found under ``paths``, in order; unreadable images yield an error.
+
+    ``cancel`` (set from any thread) stops the run between images: nothing more is yielded, and the
+    lanes stop decoding. Closing the generator early also stops and joins the lanes. ``lanes``
+    overrides ``lane_count(session)``; with one lane, ONNX Runtime keeps the session's own threads.
+    """
     batch_size = max(1, batch_size)
-    pending: list[tuple[Path, LoadedImage]] = []
+    lanes = max(1, lanes if lanes is not None else lane_count(session))
+    worker = session.with_threads(LANE_THREADS) if lanes > 1 else session
+    closing = threading.Event()
 
-    def flush() -> Iterator[BatchResult]:
-        loaded = list(pending)
-        pending.clear()
-        if not loaded:
-            return
-        try:
-            preds: list[Prediction] | None = session.predict_batch([img.rgb for _, img in loaded])
-        except HemaLensError:
-            preds = None  # retry one by one so a single bad image does not sink its neighbours
-        for k, (p, img) in enumerate(loaded):
-            kept = img.rgb if keep_images else None
-            if preds is not None:
-                yield BatchResult(p, preds[k], None, img.notes, kept)
-                continue
-            try:
-                yield BatchResult(p, session.predict(img.rgb), None, img.notes, kept)
-            except HemaLensError as exc:
-                yield BatchResult(p, None, str(exc), img.notes, kept)
+    def stopped() -> bool:
+        return closing.is_set() or (cancel is not None and cancel.is_set())
 
-    pixels = 0
-    for path, image in _prefetched(iter_image_paths(paths, recursive=recursive), lookahead=batch_size):
-        if isinstance(image, str):
-            yield from flush()
-            pixels = 0
-            yield BatchResult(path, None, image)
-            continue
-        pending.append((path, image))
-        pixels += image.rgb.shape[0] * image.rgb.shape[1]
-        if len(pending) >= batch_size or pixels > MAX_PENDING_PIXELS:
-            yield from flush()
-            pixels = 0
-    yield from flush()
+    chunks = _chunks(iter_image_paths(paths, recursive=recursive), batch_size)
+    pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="hemalens-lane")
+    queue: deque[Future[list[BatchResult]]] = deque()
+
+    def top_up() -> None:
+        while len(queue) <= lanes and not stopped():  # bounded: lanes + 1 chunks waiting or running
+            chunk = next(chunks, None)
+            if chunk is None:
+                return
+            queue.append(pool.submit(_classify_chunk, worker, chunk, keep_images, stopped))
+
+    try:
+        top_up()
+        while queue:
+            done = queue.popleft()
+            top_up()  # before the caller works through this chunk, so no lane waits for it
+            for result in done.result():
+                if stopped():
+                    return
+                yield result
+    finally:
+        closing.set()
+        for fut in queue:
+            fut.cancel()
+        pool.shutdown(wait=True)

@@ -21,7 +21,11 @@ GAP_CAM = "gradient-free CAM (class activation map from the GAP → linear head,
 
 def weighted_cam(activations: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``ReLU(sum_k weights[k] * activations[k])`` divided by its maximum; (K,h,w),(K,) -> (h,w) float32."""
-    cam = np.tensordot(weights.astype(np.float32, copy=False), activations.astype(np.float32, copy=False), axes=1)
+    acts = activations.astype(np.float32, copy=False)
+    k = acts.shape[0]
+    # np.tensordot(weights, acts, axes=1) is exactly this one dot product; written out it skips ~10 us of
+    # axis bookkeeping per heatmap.
+    cam = np.dot(weights.astype(np.float32, copy=False).reshape(1, k), acts.reshape(k, -1)).reshape(acts.shape[1:])
     np.maximum(cam, 0.0, out=cam)
     peak = float(cam.max(initial=0.0))
     if peak > 0.0 and np.isfinite(peak):
@@ -67,7 +71,8 @@ class CamSource:
             cached = self._cache.get(class_index)
             if cached is None:
                 cached = map_to_image(self.low_res(class_index), self.geometry)
-                np.clip(cached, 0.0, 1.0, out=cached)
+                np.maximum(cached, 0.0, out=cached)  # np.clip(cached, 0, 1), NaN kept alike, in half the time
+                np.minimum(cached, 1.0, out=cached)
                 if len(self._cache) >= 4:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[class_index] = cached

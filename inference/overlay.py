@@ -23,8 +23,8 @@ _LUTS: dict[str, np.ndarray] = {}
 def _colour_table(colormap: str) -> np.ndarray:
     """The colour map's 256 RGB entries as a (256, 1, 3) uint8 table, built once per colour map.
 
-    ``cv2.applyColorMap`` rebuilds its table on every call (about half a millisecond); a cached
-    table through ``cv2.LUT`` gives the same colours several times faster.
+    ``cv2.applyColorMap`` with a named map rebuilds its table on every call (about half a millisecond);
+    given this cached table as a user colour map it gives the same colours several times faster.
     """
     table = _LUTS.get(colormap)
     if table is None:
@@ -42,7 +42,8 @@ def apply_colormap(values: np.ndarray, colormap: str = "jet") -> np.ndarray:
     np.fmax(scaled, 0, out=scaled)  # fmax/fmin drop NaN in favour of the bound: NaN -> 0, like nan_to_num
     np.fmin(scaled, 255, out=scaled)
     levels = scaled.astype(np.uint8)
-    return cv2.LUT(cv2.merge((levels, levels, levels)), _colour_table(colormap))
+    # The same lookup as cv2.LUT on the levels merged into 3 channels, without the merge (~0.06 ms less at 224 px).
+    return cv2.applyColorMap(levels, _colour_table(colormap))
 
 
 def render_overlay(rgb: np.ndarray, heatmap: np.ndarray, *, opacity: float = 0.45, colormap: str = "jet") -> np.ndarray:

@@ -7,7 +7,10 @@ against the real graph, including one test run on a blank input.
 
 from __future__ import annotations
 
+import copy
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +116,11 @@ class ModelSession:
         self._class_input = spec.gradcam.class_input if (spec.gradcam and cam_method == GRAD_CAM) else None
         self._labels = tuple(spec.labels)
         self._ids = tuple(c.id for c in spec.classes)
+        # Makes another ORT session on the same graph with a given thread count (see with_threads).
+        self._recreate: Callable[[int], ort.InferenceSession] | None = None
+        self._threads: int | None = None  # intra-op threads of ``_session`` when known
+        self._twins: dict[int, ModelSession] = {}
+        self._twin_lock = threading.Lock()
 
     @property
     def ort_session(self) -> ort.InferenceSession:
@@ -144,14 +152,16 @@ class ModelSession:
 
         tried, provider_notes = choose_providers(providers)
         notes += provider_notes
+        source: tuple[bytes | None, onnx.ModelProto | None] = (
+            data if runtime_model is None and not has_external else None, runtime_model)
         try:
-            session = cls._create(path, tried, data if runtime_model is None and not has_external else None,
-                                  runtime_model, has_external, threads, notes)
+            session = cls._create(path, tried, *source, has_external, threads, notes)
         except ModelLoadError:
             if runtime_model is None:
                 raise
             # The copy exposing activations for a gradient-free CAM failed: the model itself may still run.
-            session = cls._create(path, tried, None if has_external else data, None, has_external, threads, notes)
+            source = (None if has_external else data, None)
+            session = cls._create(path, tried, *source, has_external, threads, notes)
             gap, score_target = None, None
             notes.append("no heatmap: the activations for a gradient-free CAM could not be exposed")
 
@@ -164,7 +174,33 @@ class ModelSession:
         self = cls(path=path, spec=spec, sha256=sha, session=session, cam_method=cam_method, gap_head=gap,
                    notes=notes, score_target=score_target if cam_method == SCORE_CAM else None)
         self._probe()
+        if self.providers[0] == CPU:
+            self._threads = threads or available_cpu_count()
+            self._recreate = lambda n: cls._create(path, [CPU], *source, has_external, n, [])
         return self
+
+    def with_threads(self, threads: int) -> ModelSession:
+        """This model on its own CPU session with ``threads`` intra-op threads (created once, then reused).
+
+        Batch lanes (inference.batch) each run one batch on one thread, side by side: for these small
+        models that beats one run at a time spread over all cores, which pays a synchronisation per
+        operator. ``predict`` on ``self`` keeps all cores for the lowest single-image latency. Returns
+        ``self`` when the model runs on an accelerator or its twin cannot be created.
+        """
+        if self._recreate is None or threads == self._threads:
+            return self
+        with self._twin_lock:
+            twin = self._twins.get(threads)
+            if twin is None:
+                try:
+                    ort_session = self._recreate(threads)
+                except ModelLoadError:
+                    return self
+                twin = copy.copy(self)  # shares the validated spec, CAM set-up and output names
+                twin._session = ort_session
+                twin._recreate, twin._twins, twin._twin_lock, twin._threads = None, {}, threading.Lock(), threads
+                self._twins[threads] = twin
+            return twin
 
     @staticmethod
     def _create(path: Path, providers: list[str], data: bytes | None, runtime_model: onnx.ModelProto | None,
