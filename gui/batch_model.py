@@ -2,6 +2,10 @@
 
 Rows fill in as the batch worker's results arrive; thumbnails are asked for only when a view
 paints a row (lazy), so opening 10,000 images costs a list of paths, not 10,000 decodes.
+
+The GUI thread's cost per result bundle must not grow with the number of rows: the model keeps the
+differential's counts up to date row by row (``differential()`` is O(classes)), and views get every
+role of a cell from one Python call (``multiData``) instead of one call per role.
 """
 
 from __future__ import annotations
@@ -10,10 +14,27 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QModelRoleDataSpan,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QBrush, QColor, QIcon
 
-from gui.calls import DEFAULT_THRESHOLD, UNIDENTIFIED_ID, ai_call, class_name, format_percent
+from gui.calls import (
+    DEFAULT_THRESHOLD,
+    UNIDENTIFIED_ID,
+    Differential,
+    DifferentialCounts,
+    Entry,
+    ai_call,
+    class_name,
+    format_percent,
+)
 from gui.items import DONE, FAILED, QUEUED, ImageItem, ItemResult
 
 COL_IMAGE, COL_STATUS, COL_AI, COL_CONF, COL_REVIEWED, COL_FLAG = range(6)
@@ -26,11 +47,42 @@ ITEM_ROLE = Qt.ItemDataRole.UserRole + 4  # the ImageItem itself
 
 ThumbnailGetter = Callable[[Path], "QIcon | None"]
 
+# Roles as plain ints: comparing with Qt.ItemDataRole members costs an attribute lookup per role per cell.
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_DECORATION = int(Qt.ItemDataRole.DecorationRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_NO_VALUE_ROLES = frozenset(
+    int(r)
+    for r in (
+        Qt.ItemDataRole.FontRole,
+        Qt.ItemDataRole.BackgroundRole,
+        Qt.ItemDataRole.CheckStateRole,
+        Qt.ItemDataRole.SizeHintRole,
+        Qt.ItemDataRole.EditRole,
+        Qt.ItemDataRole.StatusTipRole,
+        Qt.ItemDataRole.WhatsThisRole,
+        Qt.ItemDataRole.AccessibleTextRole,
+        Qt.ItemDataRole.AccessibleDescriptionRole,
+    )
+)
+_ALIGN = {
+    COL_CONF: int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
+    COL_FLAG: int(Qt.AlignmentFlag.AlignCenter),
+}
+_FAILED_BRUSH = QBrush(QColor("#b3261e"))
+_UNCERTAIN_BRUSH = QBrush(QColor("#9a6700"))
+_QUEUED_BRUSH = QBrush(QColor("#8a8f98"))
+_RowView = tuple[tuple[str, ...], tuple["QBrush | None", ...], "str | None"]  # texts, colours, AI call
+
 _Index = QModelIndex | QPersistentModelIndex
 
 
 class BatchTableModel(QAbstractTableModel):
     """Every opened image with its status, AI call, confidence, reviewed class and flag."""
+
+    differentialChanged = Signal()  # the counts behind differential() changed
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -40,6 +92,10 @@ class BatchTableModel(QAbstractTableModel):
         self._labels: tuple[str, ...] = ()
         self._threshold = DEFAULT_THRESHOLD
         self._thumbnail: ThumbnailGetter | None = None
+        self._views: list[_RowView | None] = []  # per row, its texts as shown (None: compute on next paint)
+        self._entries: list[Entry] = []  # per row, what it adds to the counts now
+        self._counts = DifferentialCounts()
+        self._counts_stale = False  # every row's entry changed (new model, threshold): recount when asked
 
     # --- configuration -------------------------------------------------------------------------
     def set_thumbnail_getter(self, getter: ThumbnailGetter | None) -> None:
@@ -51,6 +107,7 @@ class BatchTableModel(QAbstractTableModel):
         self._class_ids, self._labels = tuple(class_ids), tuple(labels)
         for item in self._items:
             item.status, item.probabilities, item.notes, item.error = QUEUED, None, (), None
+        self._invalidate_all()
         self.endResetModel()
 
     @property
@@ -69,14 +126,16 @@ class BatchTableModel(QAbstractTableModel):
         if threshold == self._threshold:
             return
         self._threshold = threshold
+        self._invalidate_all()
         if self._items:
             self.dataChanged.emit(self.index(0, COL_AI), self.index(len(self._items) - 1, COL_REVIEWED))
 
     # --- contents ------------------------------------------------------------------------------
     def set_paths(self, paths: Sequence[Path]) -> None:
         self.beginResetModel()
-        self._items = [ImageItem(Path(p)) for p in paths]
+        self._items = [ImageItem(p if isinstance(p, Path) else Path(p)) for p in paths]  # no re-parsing
         self._row_of = {item.path: i for i, item in enumerate(self._items)}
+        self._invalidate_all()
         self.endResetModel()
 
     def items(self) -> list[ImageItem]:
@@ -109,17 +168,59 @@ class BatchTableModel(QAbstractTableModel):
                 item.status, item.error = DONE, None
                 item.probabilities = None if res.probabilities is None else np.asarray(res.probabilities, np.float32)
             rows.append(res.row)
-        self._emit_rows(rows)
+        self._rows_changed(rows)
 
     def mark_status(self, rows: Sequence[int], status: str) -> None:
         for r in rows:
             self._items[r].status = status
-        self._emit_rows(rows)
+        self._rows_changed(rows)
 
     def set_review(self, row: int, reviewed_id: str | None, flagged: bool, reviewer: str | None = None) -> None:
         item = self._items[row]
         item.reviewed_id, item.flagged, item.reviewer = reviewed_id, flagged, reviewer
-        self._emit_rows([row])
+        self._rows_changed([row])
+
+    # --- the differential's running counts --------------------------------------------------------
+    def _entry(self, item: ImageItem) -> Entry:
+        return self.ai_call_of(item), item.reviewed_id, item.flagged, item.status == FAILED
+
+    def _invalidate_all(self) -> None:
+        """Every row's texts and call may have changed (new folder, model or threshold)."""
+        self._views = [None] * len(self._items)
+        self._counts_stale = True
+        self.differentialChanged.emit()
+
+    def _rows_changed(self, rows: Sequence[int]) -> None:
+        for r in rows:
+            self._views[r] = None
+        self._recount(rows)
+        self._emit_rows(rows)
+
+    def _recount(self, rows: Sequence[int]) -> None:
+        """Move the changed rows' contributions; O(len(rows)), never a pass over the whole set."""
+        if self._counts_stale:
+            self.differentialChanged.emit()
+            return
+        changed = False
+        for r in rows:
+            new = self._entry(self._items[r])
+            old = self._entries[r]
+            if new != old:
+                self._counts.remove(old)
+                self._counts.add(new)
+                self._entries[r] = new
+                changed = True
+        if changed:
+            self.differentialChanged.emit()
+
+    def differential(self) -> Differential:
+        """Counts per class before and after review; recounted in full only after a model,
+        folder or threshold change, otherwise read from the running counts."""
+        if self._counts_stale:
+            self._entries = [self._entry(item) for item in self._items]
+            self._counts = DifferentialCounts(self._entries)
+            self._counts_stale = False
+        return self._counts.result(self._class_ids, self._labels)
 
     def thumbnail_ready(self, path: Path) -> None:
         row = self._row_of.get(Path(path))
@@ -152,41 +253,78 @@ class BatchTableModel(QAbstractTableModel):
             return HEADERS[section]
         return None
 
+    def index(self, row: int, column: int, parent: _Index = QModelIndex()) -> QModelIndex:  # noqa: B008
+        """One call into Python per index: Qt's own checks it with rowCount() and columnCount(), two
+        calls, and proxies map every cell of every paint through here."""
+        if parent.isValid() or not (0 <= row < len(self._items) and 0 <= column < len(HEADERS)):
+            return QModelIndex()
+        return self.createIndex(row, column)
+
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
-        item = self._items[index.row()]
-        col = index.column()
+        return self._value(index.row(), index.column(), int(role))
+
+    def multiData(self, index: _Index, roleDataSpan: QModelRoleDataSpan) -> None:  # noqa: N803 - Qt's name
+        if index.isValid():
+            self.fill_roles(index.row(), index.column(), roleDataSpan)
+
+    def fill_roles(self, row: int, col: int, span: QModelRoleDataSpan) -> None:
+        """Every role a delegate asks for (about 7 per cell per paint) in one Python call: through a
+        proxy, one data() call per role is three calls into Python, each taking the GIL from the workers."""
+        for k in range(len(span)):
+            role_data = span[k]
+            value = self._value(row, col, role_data.role())
+            if value is None:
+                role_data.clearData()
+            else:
+                role_data.setData(value)
+
+    def _value(self, row: int, col: int, role: int):
+        if role in _NO_VALUE_ROLES:
+            return None
+        if role == _DISPLAY:
+            return self._row_view(row)[0][col]
+        if role == _FOREGROUND:
+            return self._row_view(row)[1][col]
+        if role == _ALIGNMENT:
+            return _ALIGN.get(col)
+        item = self._items[row]
+        if role == _DECORATION:
+            return self._thumbnail(item.path) if col == COL_IMAGE and self._thumbnail is not None else None
         if role == ITEM_ROLE:
             return item
         if role == AI_CALL_ROLE:
-            return self.ai_call_of(item)
+            return self._row_view(row)[2]
         if role == CURRENT_CALL_ROLE:
-            return self.current_call_of(item)
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(item, col)
+            return item.reviewed_id if item.reviewed_id is not None else self._row_view(row)[2]
         if role == SORT_ROLE:
-            return self._sort_key(item, index.row(), col)
-        if role == Qt.ItemDataRole.DecorationRole and col == COL_IMAGE and self._thumbnail is not None:
-            return self._thumbnail(item.path)
-        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._sort_key(item, row, col)
+        if role == _TOOLTIP:
             return self._tooltip(item)
-        if role == Qt.ItemDataRole.ForegroundRole:
-            if item.status == FAILED:
-                return QBrush(QColor("#b3261e"))
-            if col == COL_AI and self.ai_call_of(item) == UNIDENTIFIED_ID:
-                return QBrush(QColor("#9a6700"))
-            if item.status == QUEUED and col != COL_IMAGE:
-                return QBrush(QColor("#8a8f98"))
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_CONF, COL_FLAG):
-            return (
-                int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if col == COL_CONF
-                else int(Qt.AlignmentFlag.AlignCenter)
-            )
         return None
 
-    def _display(self, item: ImageItem, col: int) -> str:
+    def _row_view(self, row: int) -> _RowView:
+        """A row's texts, colours and AI call, computed once per change of the row (not per paint)."""
+        view = self._views[row]
+        if view is None:
+            item = self._items[row]
+            call = self.ai_call_of(item)
+            texts = tuple(self._display(item, col, call) for col in range(len(HEADERS)))
+            colours = tuple(self._foreground(item, col, call) for col in range(len(HEADERS)))
+            view = self._views[row] = (texts, colours, call)
+        return view
+
+    def _foreground(self, item: ImageItem, col: int, call: str | None) -> QBrush | None:
+        if item.status == FAILED:
+            return _FAILED_BRUSH
+        if col == COL_AI and call == UNIDENTIFIED_ID:
+            return _UNCERTAIN_BRUSH
+        if item.status == QUEUED and col != COL_IMAGE:
+            return _QUEUED_BRUSH
+        return None
+
+    def _display(self, item: ImageItem, col: int, call: str | None) -> str:
         if col == COL_IMAGE:
             return item.path.name
         if col == COL_STATUS:
@@ -196,7 +334,6 @@ class BatchTableModel(QAbstractTableModel):
                 return "Done (note)"
             return item.status
         if col == COL_AI:
-            call = self.ai_call_of(item)
             if call == UNIDENTIFIED_ID and item.probabilities is not None:
                 top = int(np.argmax(item.probabilities))
                 return f"{self._labels[top]}?"  # amber: uncertain, counted as Unidentified
@@ -207,7 +344,7 @@ class BatchTableModel(QAbstractTableModel):
             if item.reviewed_id is None:
                 return ""
             name = class_name(item.reviewed_id, self._class_ids, self._labels)
-            return f"✓ {name}" if item.reviewed_id == self.ai_call_of(item) else f"→ {name}"
+            return f"✓ {name}" if item.reviewed_id == call else f"→ {name}"
         if col == COL_FLAG:
             return "⚑" if item.flagged else ""
         return ""
@@ -219,7 +356,7 @@ class BatchTableModel(QAbstractTableModel):
             return int(item.flagged)
         if col == COL_IMAGE:
             return row  # the worker's stable path order
-        return self._display(item, col).lower()
+        return self._row_view(row)[0][col].lower()
 
     def _tooltip(self, item: ImageItem) -> str:
         lines = [str(item.path)]
@@ -231,6 +368,17 @@ class BatchTableModel(QAbstractTableModel):
         if item.reviewer:
             lines.append(f"Reviewed by {item.reviewer}")
         return "\n".join(lines)
+
+
+def proxy_multi_data(proxy: QSortFilterProxyModel, index: _Index, span: QModelRoleDataSpan) -> None:
+    """multiData for a proxy over a BatchTableModel: map once, then fill every role in one call."""
+    model = proxy.sourceModel()
+    if isinstance(model, BatchTableModel) and index.isValid():
+        source = proxy.mapToSource(index)
+        if source.isValid():
+            model.fill_roles(source.row(), source.column(), span)
+            return
+    QSortFilterProxyModel.multiData(proxy, index, span)
 
 
 # --- filtering ---------------------------------------------------------------------------------
@@ -267,6 +415,9 @@ class BatchFilterProxy(QSortFilterProxyModel):
 
     def set_class(self, class_id: str | None) -> None:
         self._refilter(lambda: setattr(self, "_class_id", class_id))
+
+    def multiData(self, index: _Index, roleDataSpan: QModelRoleDataSpan) -> None:  # noqa: N803 - Qt's name
+        proxy_multi_data(self, index, roleDataSpan)
 
     def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
         model = self.sourceModel()

@@ -81,6 +81,9 @@ class BatchPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file names differ at the end
+        # An opaque viewport lets Qt scroll by moving pixels and paint only the row that comes into
+        # view; otherwise each step past the bottom repaints the whole table and everything under it.
+        self.table.viewport().setAutoFillBackground(True)
         header = self.table.horizontalHeader()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_AI, QHeaderView.ResizeMode.Stretch)

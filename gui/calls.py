@@ -67,8 +67,69 @@ class Differential:
     failed: int
 
 
+Entry = tuple[str | None, str | None, bool, bool]  # (ai_call_id, reviewed_id, flagged, failed) of one image
+
+
+class DifferentialCounts:
+    """Running per-class counts behind the differential, kept up to date one image at a time.
+
+    The window adds and removes single images' entries as results and decisions arrive, so a result
+    bundle costs O(bundle) and showing the differential costs O(classes), whatever the number of rows.
+    """
+
+    def __init__(self, entries: Iterable[Entry] = ()) -> None:
+        self.ai: dict[str, int] = {}
+        self.after: dict[str, int] = {}  # reviewed class if reviewed, else the AI call; insertion order kept
+        self.classified = self.reviewed = self.flagged = self.failed = 0
+        for entry in entries:
+            self.add(entry)
+
+    def add(self, entry: Entry, sign: int = 1) -> None:
+        ai_id, reviewed_id, is_flagged, is_failed = entry
+        self.failed += sign * int(is_failed)
+        self.flagged += sign * int(is_flagged)
+        if ai_id is None:
+            return
+        self.classified += sign
+        self.reviewed += sign * int(reviewed_id is not None)
+        final = reviewed_id if reviewed_id is not None else ai_id
+        for counts, key in ((self.ai, ai_id), (self.after, final)):
+            counts[key] = counts.get(key, 0) + sign
+            if counts[key] == 0:
+                del counts[key]  # a class from another model leaves the table when nobody holds it any more
+
+    def remove(self, entry: Entry) -> None:
+        self.add(entry, -1)
+
+    def result(self, class_ids: Sequence[str], labels: Sequence[str]) -> Differential:
+        """The differential: the model's classes, Unidentified, then other reviewed classes seen."""
+        order = [*class_ids, UNIDENTIFIED_ID]
+        names = [*labels, UNIDENTIFIED_NAME]
+        known = set(order)
+        for cid in self.after:
+            if cid not in known:
+                order.append(cid)
+                names.append(cid)
+                known.add(cid)
+        denom = max(self.classified, 1)
+        rows = tuple(
+            DifferentialRow(
+                cid,
+                name,
+                self.ai.get(cid, 0),
+                100.0 * self.ai.get(cid, 0) / denom,
+                self.after.get(cid, 0),
+                100.0 * self.after.get(cid, 0) / denom,
+            )
+            for cid, name in zip(order, names, strict=False)
+        )
+        return Differential(
+            rows=rows, classified=self.classified, reviewed=self.reviewed, flagged=self.flagged, failed=self.failed
+        )
+
+
 def differential(
-    entries: Iterable[tuple[str | None, str | None, bool, bool]],
+    entries: Iterable[Entry],
     class_ids: Sequence[str],
     labels: Sequence[str],
 ) -> Differential:
@@ -77,31 +138,7 @@ def differential(
     ``entries`` yields ``(ai_call_id, reviewed_id, flagged, failed)`` per image. Percentages are of
     the classified images, so the column sums to 100 % whatever is still queued.
     """
-    order = [*class_ids, UNIDENTIFIED_ID]
-    names = [*labels, UNIDENTIFIED_NAME]
-    ai: dict[str, int] = dict.fromkeys(order, 0)
-    after: dict[str, int] = dict.fromkeys(order, 0)
-    classified = reviewed = flagged = failed = 0
-    for ai_id, reviewed_id, is_flagged, is_failed in entries:
-        failed += int(is_failed)
-        flagged += int(is_flagged)
-        if ai_id is None:
-            continue
-        classified += 1
-        ai[ai_id] = ai.get(ai_id, 0) + 1
-        final = reviewed_id if reviewed_id is not None else ai_id
-        reviewed += int(reviewed_id is not None)
-        if final not in after:
-            order.append(final)
-            names.append(final)
-            ai.setdefault(final, 0)
-        after[final] = after.get(final, 0) + 1
-    denom = max(classified, 1)
-    rows = tuple(
-        DifferentialRow(cid, name, ai[cid], 100.0 * ai[cid] / denom, after[cid], 100.0 * after[cid] / denom)
-        for cid, name in zip(order, names, strict=False)
-    )
-    return Differential(rows=rows, classified=classified, reviewed=reviewed, flagged=flagged, failed=failed)
+    return DifferentialCounts(entries).result(class_ids, labels)
 
 
 def format_percent(p: float) -> str:

@@ -47,8 +47,15 @@ class DifferentialPanel(QWidget):
         layout.addWidget(self.table)
 
     def show_differential(self, diff: Differential, total: int) -> None:
+        """Write only the cells whose text changed; resize only when the number of classes did.
+
+        Called a few times a second while a batch runs: rewriting every cell and re-measuring the
+        rows each time cost the GUI thread several milliseconds per call.
+        """
         rows = diff.rows
-        self.table.setRowCount(len(rows))
+        resized = self.table.rowCount() != len(rows)
+        if resized:
+            self.table.setRowCount(len(rows))
         for r, row in enumerate(rows):
             values = (
                 row.name,
@@ -61,24 +68,29 @@ class DifferentialPanel(QWidget):
                 cell = self.table.item(r, c)
                 if cell is None:
                     cell = QTableWidgetItem()
+                    if c:
+                        cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                     self.table.setItem(r, c, cell)
-                cell.setText(text)
-                if c:
-                    cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.table.resizeRowsToContents()
-        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.table.setFixedHeight(
-            self.table.horizontalHeader().sizeHint().height()
-            + sum(self.table.rowHeight(r) for r in range(len(rows)))
-            + 4
-        )
+                    resized = True
+                if cell.text() != text:
+                    cell.setText(text)
+        if resized:
+            self.table.resizeRowsToContents()
+            self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            self.table.setFixedHeight(
+                self.table.horizontalHeader().sizeHint().height()
+                + sum(self.table.rowHeight(r) for r in range(len(rows)))
+                + 4
+            )
         parts = [f"{diff.classified} of {total} classified", f"{diff.reviewed} reviewed"]
         if diff.flagged:
             parts.append(f"{diff.flagged} flagged")
         if diff.failed:
             parts.append(f"{diff.failed} failed")
-        self.summary.setText(" · ".join(parts))
+        summary = " · ".join(parts)
+        if self.summary.text() != summary:
+            self.summary.setText(summary)
 
     def row_values(self, class_name: str) -> tuple[int, int] | None:
         """(AI count, reviewed count) of a class as shown; for tests and reports."""

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import (
+    QModelIndex,
+    QModelRoleDataSpan,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -23,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.batch_model import AI_CALL_ROLE, CURRENT_CALL_ROLE, ITEM_ROLE, BatchTableModel
+from gui.batch_model import AI_CALL_ROLE, CURRENT_CALL_ROLE, ITEM_ROLE, BatchTableModel, proxy_multi_data
 from gui.calls import UNIDENTIFIED_ID, UNIDENTIFIED_NAME
 from gui.thumbnails import THUMB_SIZE
 
@@ -42,6 +51,9 @@ class _ClassProxy(QSortFilterProxyModel):
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         value = self.sourceModel().index(source_row, 0).data(self.role)
         return (value or NOT_CLASSIFIED) == self.class_id
+
+    def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: QModelRoleDataSpan) -> None:  # noqa: N803
+        proxy_multi_data(self, index, roleDataSpan)
 
 
 class _BadgeDelegate(QStyledItemDelegate):

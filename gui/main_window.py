@@ -33,7 +33,7 @@ from gui.about import show_about
 from gui.augment_offer import Augmenter, AugmentOfferBar, AugmentOutcome, wants_gradcam_offer
 from gui.batch_model import BatchTableModel
 from gui.batch_panel import BatchPanel
-from gui.calls import UNIDENTIFIED_ID, class_name, differential
+from gui.calls import UNIDENTIFIED_ID, class_name
 from gui.differential_panel import DifferentialPanel
 from gui.engine import Engine
 from gui.gallery import GalleryView
@@ -134,11 +134,11 @@ class MainWindow(QMainWindow):
         self._shown_once = False
         self._pending_open: list[Path] | None = None
         self._loading_model: Path | None = None
+        self._diff_timer = QTimer(self, singleShot=True, interval=150, timeout=self._update_differential)
         self._build_ui()
         self._build_actions()
         self._connect()
         self._restore_settings()
-        self._diff_timer = QTimer(self, singleShot=True, interval=150, timeout=self._update_differential)
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
@@ -338,8 +338,7 @@ class MainWindow(QMainWindow):
         self.augmenter.finished.connect(self._on_augmented)
         self.augmenter.failed.connect(self._on_augment_failed)
         self.reports.failed.connect(self._on_report_failed)
-        self.model.dataChanged.connect(lambda *_: self._schedule_differential())
-        self.model.modelReset.connect(self._schedule_differential)
+        self.model.differentialChanged.connect(self._schedule_differential)
 
     def _restore_settings(self) -> None:
         s = self.settings
@@ -615,8 +614,8 @@ class MainWindow(QMainWindow):
     def _on_batch_finished(self, cancelled: bool, message: str) -> None:
         self._hide_progress()
         items = self.model.items()
-        failed = sum(1 for i in items if i.status == FAILED)
-        done = sum(1 for i in items if i.probabilities is not None)
+        counts = self.model.differential()
+        failed, done = counts.failed, counts.classified
         elapsed = time.monotonic() - self._batch_started
         if cancelled:
             self.model.mark_status([r for r, i in enumerate(items) if i.status == QUEUED], "Not classified")
@@ -1002,9 +1001,8 @@ class MainWindow(QMainWindow):
             self._diff_timer.start()
 
     def _update_differential(self) -> None:
-        m = self.model
-        entries = ((m.ai_call_of(i), i.reviewed_id, i.flagged, i.status == FAILED) for i in m.items())
-        self.diff_panel.show_differential(differential(entries, m.class_ids, m.labels), m.rowCount())
+        """O(classes): the model keeps the counts up to date as results and decisions arrive."""
+        self.diff_panel.show_differential(self.model.differential(), self.model.rowCount())
 
     # ------------------------------------------------------------------ misc
     def status(self, text: str) -> None:
