@@ -584,7 +584,13 @@ class MainWindow(QMainWindow):
             self.prob_panel.show_message("No images", "Supported: PNG, JPEG, TIFF, BMP, WebP.")
             return
         self.status(f"{len(paths)} images; classifying…")
-        self.set_current_row(0)
+        # The first image's detail load is its own event, after the table's first paint: one long
+        # stall split in two short ones.
+        QTimer.singleShot(0, self._show_first_if_none)
+
+    def _show_first_if_none(self) -> None:
+        if self._current is None and self.model.rowCount():
+            self.set_current_row(0)
 
     def _on_results(self, results: list[ItemResult]) -> None:
         self.model.apply_results(results)

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, QSize, Qt, QThread, Signal
 from PySide6.QtGui import QIcon, QImage, QImageReader, QPixmap
 
 from gui.qimage import rgb_to_qimage
+from gui.thread_priority import lower_current_thread_priority
 
 THUMB_SIZE = 96
 MAX_PENDING = 256
@@ -105,6 +106,7 @@ class ThumbnailLoader(QObject):
         self._thread.wait(5000)
 
     def _serve(self) -> None:
+        lower_current_thread_priority()
         while True:
             with self._cond:
                 while not self._pending and not self._stop:

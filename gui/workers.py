@@ -20,6 +20,7 @@ from PySide6.QtGui import QImage
 
 from gui.items import ItemResult, ModelInfo
 from gui.qimage import heatmap_rgba, rgb_to_qimage, rgba_to_qimage
+from gui.thread_priority import lower_current_thread_priority
 
 EMIT_INTERVAL_S = 0.1
 
@@ -64,6 +65,7 @@ class BatchWorker(QObject):
 
     @Slot(int, object)
     def load_model(self, request_id: int, path: Path) -> None:
+        lower_current_thread_priority()  # before ONNX Runtime creates its threads, so they inherit it
         try:
             info = load_model_info(Path(path))
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a dead thread
@@ -73,6 +75,7 @@ class BatchWorker(QObject):
 
     @Slot(object)
     def run(self, job: BatchJob) -> None:
+        lower_current_thread_priority()
         try:
             self._run(job)
         except Exception as exc:  # noqa: BLE001
@@ -88,6 +91,8 @@ class BatchWorker(QObject):
             from inference.batch import iter_image_paths
 
             paths = list(iter_image_paths(job.sources, recursive=True))
+            for p in paths:
+                hash(p)  # pathlib caches it: the GUI thread indexes rows by path without computing 10,000 hashes
             self.listed.emit(job.job_id, paths)
         else:
             paths = job.paths
