@@ -23,6 +23,7 @@ from gui.qimage import heatmap_rgba, rgb_to_qimage, rgba_to_qimage
 from gui.thread_priority import lower_current_thread_priority
 
 EMIT_INTERVAL_S = 0.1
+LIST_SETTLE_S = 0.1  # pause between listing a folder and classifying it
 
 
 def load_model_info(path: Path) -> ModelInfo:
@@ -94,6 +95,9 @@ class BatchWorker(QObject):
             for p in paths:
                 hash(p)  # pathlib caches it: the GUI thread indexes rows by path without computing 10,000 hashes
             self.listed.emit(job.job_id, paths)
+            # The window now lays out and paints the new list (its heaviest moment, tens of ms on the GUI
+            # thread); starting to classify right away would make it wait for the GIL and the CPU.
+            job.cancel.wait(LIST_SETTLE_S)
         else:
             paths = job.paths
         if job.model is None:
