@@ -14,8 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QStandardPaths, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
+from PySide6.QtCore import QSize, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QInputDialog,
@@ -340,12 +348,20 @@ class MainWindow(QMainWindow):
         self.reports.failed.connect(self._on_report_failed)
         self.model.differentialChanged.connect(self._schedule_differential)
 
+    def _first_start_size(self) -> QSize:
+        """1500x920, or 90 % of a smaller screen (a 1366x768 laptop must still show the status bar)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return QSize(1500, 920)
+        room = screen.availableGeometry().size()
+        return QSize(min(1500, int(room.width() * 0.9)), min(920, int(room.height() * 0.9)))
+
     def _restore_settings(self) -> None:
         s = self.settings
         if (geometry := s.geometry()) is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1500, 920)
+            self.resize(self._first_start_size())
         if (state := s.window_state()) is not None:
             self.restoreState(state)
         self.heatmap_bar.set_opacity(s.opacity())

@@ -383,3 +383,13 @@ def test_stepping_follows_the_sorted_table_order(qtbot, tmp_path, models) -> Non
     assert window.current_row() == order[-1] and "Last image" in window.status_label.text()
     window.step(-3)
     assert window.current_row() == order[-4]
+
+
+def test_first_start_window_fits_the_screen(qtbot, tmp_path, models) -> None:
+    """No saved geometry: the window opens inside the screen's free area (status bar and right panel visible)."""
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings, ReviewBridge(tmp_path / "reviews.sqlite3"))
+    qtbot.addWidget(window)
+    room = window.screen().availableGeometry().size()
+    assert 0 < window.width() <= room.width()
+    assert 0 < window.height() <= room.height()
