@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import configparser
-import importlib.util
 import mimetypes
 import os
 import re
@@ -17,38 +16,22 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from PIL import Image
 
 from inference.images import IMAGE_EXTENSIONS
+from tests.packaging_scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGING = ROOT / "packaging"
 needs_dpkg = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb exists on Debian/Ubuntu only")
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    """Import a packaging script by path (packaging/ is not a package: it would shadow PyPI's `packaging`)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(path.parent))
-
-
-rules = _load("bundle_rules", PACKAGING / "bundle_rules.py")
-build_deb = _load("build_deb", PACKAGING / "linux" / "build_deb.py")
-check_deb = _load("check_deb", PACKAGING / "linux" / "check_deb.py")
-report = _load("hemalens_packaging_report", PACKAGING / "linux" / "report.py")
+rules = load_script("bundle_rules", PACKAGING / "bundle_rules.py")
+build_deb = load_script("build_deb", PACKAGING / "linux" / "build_deb.py")
+check_deb = load_script("check_deb", PACKAGING / "linux" / "check_deb.py")
+report = load_script("hemalens_packaging_report", PACKAGING / "linux" / "report.py")
 
 
 # --- bundle rules -------------------------------------------------------------------------------

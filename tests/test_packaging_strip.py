@@ -3,16 +3,16 @@ a stripped library still loads. No PyInstaller run: the tests strip copies of re
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
 import sysconfig
 import textwrap
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.packaging_scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 LINUX = ROOT / "packaging" / "linux"
@@ -20,18 +20,7 @@ needs_strip = pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.
                                  reason="ELF and binutils' strip are Linux build tools")
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-strip_dist = _load("hemalens_strip_dist", LINUX / "strip_dist.py")
+strip_dist = load_script("hemalens_strip_dist", LINUX / "strip_dist.py")
 STDLIB_EXTENSIONS = ("array", "_struct", "math", "_json", "_csv", "_bisect", "_heapq", "_random")
 
 
