@@ -90,11 +90,15 @@ class ElfInfo:
 
 
 def read_elf(path: Path) -> ElfInfo | None:
-    """Parse the ELF header, the load segments and the section headers; None if ``path`` is not ELF."""
+    """Parse the ELF file at ``path``; None if it is unreadable or not ELF."""
     try:
-        data = path.read_bytes()
+        return parse_elf(path.read_bytes())
     except OSError:
         return None
+
+
+def parse_elf(data: bytes) -> ElfInfo | None:
+    """Parse the ELF header, the load segments and the section headers; None if ``data`` is not ELF."""
     if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
         return None
     is64 = data[4] == 2
@@ -222,7 +226,11 @@ class StripResult:
 
 def strip_file(path: Path, strip_tool: str = "strip") -> tuple[int, str]:
     """Strip one library in place if that is safe; returns (bytes saved, reason when not stripped)."""
-    original = read_elf(path)
+    try:
+        original_bytes = path.read_bytes()
+    except OSError:
+        return 0, "not ELF"
+    original = parse_elf(original_bytes)
     if original is None:
         return 0, "not ELF"
     with tempfile.TemporaryDirectory(prefix="hemalens-strip-", dir=path.parent) as tmp:
@@ -231,8 +239,9 @@ def strip_file(path: Path, strip_tool: str = "strip") -> tuple[int, str]:
                               capture_output=True, text=True)
         if done.returncode != 0 or not target.is_file():
             return 0, f"{strip_tool} failed: {(done.stderr or done.stdout).strip()[:200]}"
-        stripped = read_elf(target)
-        if stripped is None or not same_memory_image(original, stripped, path.read_bytes(), target.read_bytes()):
+        stripped_bytes = target.read_bytes()
+        stripped = parse_elf(stripped_bytes)
+        if stripped is None or not same_memory_image(original, stripped, original_bytes, stripped_bytes):
             return 0, "the stripped copy would not load to the same memory image"
         saved = path.stat().st_size - target.stat().st_size
         if saved <= 0:
