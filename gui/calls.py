@@ -102,7 +102,9 @@ class DifferentialCounts:
         self.add(entry, -1)
 
     def result(self, class_ids: Sequence[str], labels: Sequence[str]) -> Differential:
-        """The differential: the model's classes, Unidentified, then other reviewed classes seen."""
+        """Count per class before review (AI call) and after review (reviewed class, else the AI call):
+        the model's classes, Unidentified, then other reviewed classes seen. Percentages are of the
+        classified images, so each column sums to 100 % whatever is still queued."""
         order = [*class_ids, UNIDENTIFIED_ID]
         names = [*labels, UNIDENTIFIED_NAME]
         known = set(order)
@@ -126,19 +128,6 @@ class DifferentialCounts:
         return Differential(
             rows=rows, classified=self.classified, reviewed=self.reviewed, flagged=self.flagged, failed=self.failed
         )
-
-
-def differential(
-    entries: Iterable[Entry],
-    class_ids: Sequence[str],
-    labels: Sequence[str],
-) -> Differential:
-    """Count per class before review (AI call) and after review (reviewed class, else the AI call).
-
-    ``entries`` yields ``(ai_call_id, reviewed_id, flagged, failed)`` per image. Percentages are of
-    the classified images, so the column sums to 100 % whatever is still queued.
-    """
-    return DifferentialCounts(entries).result(class_ids, labels)
 
 
 def format_percent(p: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gui.calls import UNIDENTIFIED_ID, ai_call, class_name, differential, format_percent
+from gui.calls import UNIDENTIFIED_ID, DifferentialCounts, ai_call, class_name, format_percent
 from gui.review_bridge import case_folder
 
 IDS = ("lym", "mono", "neu")
@@ -35,7 +35,7 @@ def test_differential_counts_before_and_after_review() -> None:
         ("neu", "neu", False, False),  # confirmed
         (None, None, False, True),  # failed image: not in the percentages
     ]
-    d = differential(entries, IDS, LABELS)
+    d = DifferentialCounts(entries).result(IDS, LABELS)
     rows = {r.class_id: r for r in d.rows}
     assert (d.classified, d.reviewed, d.flagged, d.failed) == (4, 3, 1, 1)
     assert (rows["lym"].ai_count, rows["lym"].reviewed_count) == (2, 1)
@@ -48,9 +48,28 @@ def test_differential_counts_before_and_after_review() -> None:
 
 
 def test_differential_keeps_classes_from_other_models() -> None:
-    d = differential([("lym", "blast", False, False)], IDS, LABELS)
+    d = DifferentialCounts([("lym", "blast", False, False)]).result(IDS, LABELS)
     assert [r.class_id for r in d.rows][-1] == "blast"
     assert d.rows[-1].reviewed_count == 1
+
+
+def test_running_counts_match_a_fresh_count_after_each_change() -> None:
+    """The window moves one image's entry at a time (remove the old, add the new); the result must be
+    what counting the current entries from scratch gives, and a class nobody holds any more disappears."""
+    entries = [("lym", None, False, False), ("neu", None, False, False), (None, None, False, False)]
+    running = DifferentialCounts(entries)
+    changes = [
+        (0, ("lym", "blast", True, False)),  # reassigned to a class from another model, flagged
+        (2, (None, None, False, True)),  # failed
+        (1, (UNIDENTIFIED_ID, None, False, False)),  # re-run under a higher threshold
+        (0, ("lym", None, False, False)),  # decision undone: "blast" leaves the table
+    ]
+    for row, new in changes:
+        running.remove(entries[row])
+        running.add(new)
+        entries[row] = new
+        assert running.result(IDS, LABELS) == DifferentialCounts(entries).result(IDS, LABELS)
+    assert "blast" not in [r.class_id for r in running.result(IDS, LABELS).rows]
 
 
 def test_format_percent_never_hides_small_values() -> None:
