@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import onnx
@@ -59,6 +61,21 @@ def test_augment_with_many_classes_adds_a_class_input(tmp_path):
     session = ModelSession.load(report.path)
     pred = session.predict(np.random.default_rng(1).integers(0, 256, (40, 40, 3), dtype=np.uint8))
     assert pred.heatmap() is not None and pred.heatmap().shape == (40, 40)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_written_model_is_readable_by_others_as_umask_allows(tmp_path):
+    """mkstemp creates 0600 files; a model written for a lab share must follow the umask instead."""
+    plain = make_classifier(tmp_path / "plain.onnx", num_classes=3, with_gradcam=False, with_metadata=True)
+    old = os.umask(0o022)
+    try:
+        report = augment_model(plain, tmp_path / "ready.onnx", log=None)
+        assert stat.S_IMODE(report.path.stat().st_mode) == 0o644
+        os.umask(0o077)
+        private = augment_model(plain, tmp_path / "private.onnx", log=None)
+        assert stat.S_IMODE(private.path.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
 
 
 def test_augment_refusals(tmp_path, capsys):
