@@ -29,6 +29,21 @@ def test_augmentation_is_seeded_in_range_and_changes_images() -> None:
     assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
 
 
+def test_colour_share_decides_which_images_keep_their_colours() -> None:
+    """colour_share=0 leaves each image's mean colour alone (geometry and noise only); 1 changes it."""
+    x = _batch(n=16)
+    before = x.mean(dim=(2, 3))
+
+    def colour_shift(share: float) -> torch.Tensor:
+        out = augment_batch(x, torch.Generator().manual_seed(3), colour_share=share, p_blur=0.0, p_res=0.0)
+        return (out.mean(dim=(2, 3)) - before).abs().amax(dim=1)
+
+    assert float(colour_shift(0.0).max()) < 0.02
+    assert float(colour_shift(1.0).min()) > 0.02
+    half = colour_shift(0.5)
+    assert 0 < int((half > 0.02).sum()) < len(half)
+
+
 def test_dihedral_only_permutes_pixels() -> None:
     x = _batch(n=16)
     y = dihedral(x, torch.Generator().manual_seed(1))

@@ -122,10 +122,20 @@ def focus_and_resolution(x: torch.Tensor, g: torch.Generator, p_blur: float = 0.
     return (out + noise_sd * torch.randn(out.shape, generator=g)).clamp(0, 1)
 
 
-def augment_batch(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """The full training augmentation for a float batch in [0, 1], NCHW."""
+def augment_batch(x: torch.Tensor, g: torch.Generator, colour_share: float = 1.0,
+                  p_blur: float = 0.3, p_res: float = 0.3) -> torch.Tensor:
+    """The training augmentation for a float batch in [0, 1], NCHW.
+
+    Geometry applies to every image; stain and colour jitter to a ``colour_share`` of them, so the
+    network also sees the images' own colours (which carry real signal: eosinophil granules, blast
+    chromatin) while still learning not to depend on one lab's stain.
+    """
     x = dihedral(x, g)
     x = affine(x, g)
-    x = stain_jitter(x, g)
-    x = colour_jitter(x, g)
-    return focus_and_resolution(x, g)
+    if colour_share >= 1.0:  # no extra random draw: the seeded stream of the all4/aml recipes is kept
+        x = colour_jitter(stain_jitter(x, g), g)
+    else:
+        idx = torch.nonzero(torch.rand(x.shape[0], generator=g) < colour_share).flatten()
+        if idx.numel():
+            x[idx] = colour_jitter(stain_jitter(x[idx], g), g)
+    return focus_and_resolution(x, g, p_blur, p_res)

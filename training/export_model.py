@@ -181,7 +181,8 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
                    f"({cfg['size'] // 16}x{cfg['size'] // 16} map)",
         "training": f"from scratch, {len(ckpt['history'])} epochs (best {ckpt['best_epoch']} by validation), "
                     f"AdamW one-cycle lr {cfg['lr']}, label smoothing {cfg['label_smoothing']}, class-balanced "
-                    f"sampling, seed {cfg['seed']}, {ckpt['train_seconds'] / 60:.0f} min on 2 shared CPU cores",
+                    f"sampling, stain/colour jitter on {cfg.get('colour_share', 1.0):.0%} of each batch, "
+                    f"seed {cfg['seed']}, {ckpt['train_seconds'] / 60:.0f} min on 2 shared CPU cores",
         "split": SPLIT_DESCRIPTION,
         "intended_use": INTENDED_USE,
         "evaluate_command": f"hemalens evaluate ../shared/data/{cfg['dataset']} --model hemalens-{model_name} "

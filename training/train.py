@@ -46,6 +46,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     patience: int = 12
     widths: tuple[int, ...] = (16, 32, 64, 128, 192)
+    colour_share: float = 1.0  # share of each batch given stain/colour jitter (the rest keeps its colours)
+    p_blur: float = 0.3
+    p_res: float = 0.3
     seed: int = 20260601
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -59,8 +62,11 @@ CONFIGS: dict[str, TrainConfig] = {
         model="aml", dataset="aml", epochs=14,
         display_names={"myeloblast": "Myeloblast", "seg_neutrophil": "Segmented neutrophil"},
     ),
+    # Blood cell types underfit with jitter on every image (validation balanced accuracy 0.942): half of
+    # each batch keeps its own colours, and a longer schedule. The same change tied on validation for
+    # all4 (0.988 vs 0.990) and aml (0.996 vs 0.996), so those keep the recipe that made their models.
     "pbc": TrainConfig(
-        model="pbc", dataset="pbc", epochs=16,
+        model="pbc", dataset="pbc", epochs=30, colour_share=0.5, p_blur=0.2, p_res=0.2,
         display_names={
             "basophil": "Basophil", "eosinophil": "Eosinophil", "erythroblast": "Erythroblast",
             "ig": "Immature granulocyte", "lymphocyte": "Lymphocyte", "monocyte": "Monocyte",
@@ -177,7 +183,7 @@ def train(cfg: TrainConfig, data_root: Path) -> Path:
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = train_x[idx].permute(0, 3, 1, 2).float().div_(255.0)
-            x = normalise(augment_batch(x, gen))
+            x = normalise(augment_batch(x, gen, cfg.colour_share, cfg.p_blur, cfg.p_res))
             y = train_y[idx]
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
