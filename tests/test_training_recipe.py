@@ -79,3 +79,34 @@ def test_network_shapes_and_size_budget() -> None:
     assert out.shape == (2, 8)
     assert feats.shape[-2:] == (8, 8)  # the Grad-CAM map
     assert count_parameters(model) * 4 < 20e6  # float32 weights under the 20 MB budget
+
+
+def test_train_then_refit_on_a_tiny_image_folder(tmp_path, monkeypatch) -> None:
+    """The whole recipe runs end to end (one epoch, 32 px); the refit trains on train + validation,
+    keeps the validated run's temperature and leaves the validated checkpoint beside it."""
+    import cv2
+
+    import training.data
+    import training.train as recipe
+
+    rng = np.random.default_rng(0)
+    for cls, colour in (("blue", (200, 60, 60)), ("red", (60, 60, 200))):  # BGR
+        (tmp_path / "data" / "toy" / cls).mkdir(parents=True)
+        for i in range(20):
+            img = np.full((40, 40, 3), colour, np.uint8) + rng.integers(0, 30, (40, 40, 3), dtype=np.uint8)
+            cv2.imwrite(str(tmp_path / "data" / "toy" / cls / f"img-{i:03d}.png"), img)
+    monkeypatch.setattr(recipe, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(training.data, "CACHE_DIR", tmp_path / "cache")
+
+    def config() -> recipe.TrainConfig:
+        return recipe.TrainConfig(model="toy", dataset="toy", display_names={}, size=32, epochs=2, batch_size=8,
+                                  widths=(4, 4, 8, 8, 8))
+
+    first = recipe.train(config(), tmp_path / "data")
+    validated = torch.load(first, weights_only=False)
+    refit = torch.load(recipe.train(config(), tmp_path / "data", refit=True), weights_only=False)
+    assert (tmp_path / "runs" / "toy" / "validated_checkpoint.pt").is_file()
+    assert refit["temperature"] == validated["temperature"]
+    assert refit["config"]["extra"]["fit_on"] == "train+val"
+    assert refit["best_epoch"] == 2 and len(refit["history"]) == 2
+    assert not all(torch.equal(refit["state_dict"][n], t) for n, t in validated["state_dict"].items())

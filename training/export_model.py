@@ -137,6 +137,14 @@ def export(model_name: str, data_root: Path) -> dict[str, Any]:
     return {"path": out, "report": report, "ckpt": ckpt, "labels": labels}
 
 
+def _schedule(ckpt: dict[str, Any]) -> str:
+    epochs = len(ckpt["history"])
+    if ckpt["config"].get("extra", {}).get("fit_on") == "train+val":
+        return (f"{epochs} epochs on the train + validation blocks (refit: epoch budget and temperature from a "
+                "run validated on the validation block; test block never seen)")
+    return f"{epochs} epochs (best {ckpt['best_epoch']} by validation)"
+
+
 def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = None) -> None:
     """Evaluate, stress, time and picture the shipped file; write metadata metrics and the card."""
     out = ASSETS / f"hemalens-{model_name}.onnx"
@@ -179,7 +187,7 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
         "network": f"SmearNet (training/model.py): 5 conv stages, residual pairs, GAP + linear; "
                    f"{count_parameters(model):,} parameters; Grad-CAM on the last stage "
                    f"({cfg['size'] // 16}x{cfg['size'] // 16} map)",
-        "training": f"from scratch, {len(ckpt['history'])} epochs (best {ckpt['best_epoch']} by validation), "
+        "training": f"from scratch, {_schedule(ckpt)}, "
                     f"AdamW one-cycle lr {cfg['lr']}, label smoothing {cfg['label_smoothing']}, class-balanced "
                     f"sampling, stain/colour jitter on {cfg.get('colour_share', 1.0):.0%} of each batch, "
                     f"seed {cfg['seed']}, {ckpt['train_seconds'] / 60:.0f} min on 2 shared CPU cores",
