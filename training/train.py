@@ -67,7 +67,7 @@ CONFIGS: dict[str, TrainConfig] = {
     # Blood cell types underfit with jitter on every image (validation balanced accuracy 0.942): half of
     # each batch keeps its own colours, and a longer schedule. The same change tied on validation for
     # all4 (0.988 vs 0.990) and aml (0.996 vs 0.996), so those keep the recipe that made their models.
-    # all4's shipped model is the --refit of its validated run.
+    # The shipped all4 and pbc models are the --refit of their validated runs.
     "pbc": TrainConfig(
         model="pbc", dataset="pbc", epochs=30, colour_share=0.5, p_blur=0.2, p_res=0.2,
         display_names={
