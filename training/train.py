@@ -165,7 +165,10 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False) -> Path:
     validated: dict | None = None
     if refit:
         validated = torch.load(run_dir / "checkpoint.pt", weights_only=False)
-        shutil.copy2(run_dir / "checkpoint.pt", run_dir / "validated_checkpoint.pt")
+        if validated["config"]["extra"].get("fit_on") == "train+val":  # refit again: start from the validated run
+            validated = torch.load(run_dir / "validated_checkpoint.pt", weights_only=False)
+        else:
+            shutil.copy2(run_dir / "checkpoint.pt", run_dir / "validated_checkpoint.pt")
         tr = SplitArrays(np.concatenate([tr.images, va.images]), np.concatenate([tr.labels, va.labels]),
                          tr.files + va.files)
         cfg.extra = {**cfg.extra, "fit_on": "train+val", "temperature_from": "validated run"}
