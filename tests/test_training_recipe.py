@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training is an optional extra (pip install torch==2.13.0)")
 
-from training.augment import augment_batch, dihedral, stain_jitter  # noqa: E402
+from training.augment import affine, augment_batch, dihedral, stain_jitter, white_balance  # noqa: E402
 from training.calibration import fit_temperature, nll  # noqa: E402
 from training.model import SmearNet, count_parameters  # noqa: E402
 
@@ -42,6 +42,33 @@ def test_colour_share_decides_which_images_keep_their_colours() -> None:
     assert float(colour_shift(1.0).min()) > 0.02
     half = colour_shift(0.5)
     assert 0 < int((half > 0.02).sum()) < len(half)
+
+
+def _disc(n: int, size: int = 64, radius: float = 12.0) -> torch.Tensor:
+    """Dark discs ("cells") on a white background, one per image."""
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    inside = ((yy - size / 2 + 0.5) ** 2 + (xx - size / 2 + 0.5) ** 2) < radius**2
+    return torch.where(inside, 0.2, 1.0).float().expand(n, 3, size, size).clone()
+
+
+def test_zoom_range_is_log_uniform_so_cells_shrink_as_often_as_they_grow() -> None:
+    x = _disc(400)
+    area = (x[0, 0] < 0.6).float().sum()
+    out = affine(x, torch.Generator().manual_seed(2), zoom=(0.6, 1.65), shift=0.0, angle=0.0)
+    ratio = (out[:, 0] < 0.6).float().sum(dim=(1, 2)) / area  # cell area changes by zoom squared
+    assert float(ratio.min()) < 0.6**2 * 1.25 and float(ratio.max()) > 1.65**2 * 0.8
+    assert 0.35 < float((ratio < 1).float().mean()) < 0.65
+    narrow = affine(x, torch.Generator().manual_seed(2), shift=0.0, angle=0.0)  # default: 0.85-1.15
+    narrow_ratio = (narrow[:, 0] < 0.6).float().sum(dim=(1, 2)) / area
+    assert float(narrow_ratio.min()) > 0.85**2 * 0.9 and float(narrow_ratio.max()) < 1.15**2 * 1.1
+
+
+def test_white_balance_scales_each_channel_within_the_tint() -> None:
+    x = torch.full((32, 3, 4, 4), 0.5)
+    y = white_balance(x, torch.Generator().manual_seed(0), tint=0.15)
+    gains = y[:, :, 0, 0] / 0.5
+    assert float(gains.min()) >= 0.85 - 1e-6 and float(gains.max()) <= 1.15 + 1e-6
+    assert float(gains.std()) > 0.03  # channels move independently, not one brightness factor
 
 
 def test_dihedral_only_permutes_pixels() -> None:
@@ -113,3 +140,18 @@ def test_train_then_refit_on_a_tiny_image_folder(tmp_path, monkeypatch) -> None:
     recipe.train(config(), tmp_path / "data", refit=True)  # a second refit must not overwrite the validated run
     kept = torch.load(tmp_path / "runs" / "toy" / "validated_checkpoint.pt", weights_only=False)
     assert "fit_on" not in kept["config"]["extra"] and kept["temperature"] == validated["temperature"]
+
+
+def test_robustness_transforms_keep_the_image_shape_and_do_what_their_names_say() -> None:
+    from training.robustness import TRANSFORMS, _zoom
+
+    rgb = np.full((90, 100, 3), 230, np.uint8)
+    rgb[35:55, 40:60] = (90, 40, 140)  # a 20x20 "cell"
+    for name, fn in TRANSFORMS.items():
+        out = fn(rgb)
+        assert out.shape == rgb.shape and out.dtype == np.uint8, name
+    cell = lambda img: int((img[:, :, 1] < 120).sum())  # noqa: E731
+    assert cell(_zoom(rgb, 0.6)) == pytest.approx(400 * 0.36, rel=0.25)
+    assert cell(_zoom(rgb, 1.6)) == pytest.approx(400 * 2.56, rel=0.15)
+    warm = TRANSFORMS["camera: warm white balance (R x1.15, B x0.85)"](rgb)
+    assert warm[0, 0, 0] == 255 and warm[0, 0, 2] == int(230 * 0.85)

@@ -40,11 +40,19 @@ def dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def affine(
-    x: torch.Tensor, g: torch.Generator, scale: float = 0.15, shift: float = 0.08, angle: float = 20.0
+    x: torch.Tensor, g: torch.Generator, zoom: tuple[float, float] | None = None, shift: float = 0.08,
+    angle: float = 20.0,
 ) -> torch.Tensor:
-    """Small random zoom, shift and rotation with reflected borders (smear background continues)."""
+    """Random zoom, shift and rotation with reflected borders (smear background continues).
+
+    ``zoom=None`` draws the scale uniformly in 0.85-1.15 (the all4/aml recipes); a (low, high) range
+    draws it log-uniformly, so zooming out by 1/f is as likely as zooming in by f (another
+    objective or camera changes how many pixels a cell spans)."""
     n = x.shape[0]
-    s = _rand(g, n, 1 - scale, 1 + scale)
+    if zoom is None:
+        s = _rand(g, n, 1 - 0.15, 1 + 0.15)
+    else:
+        s = torch.exp(_rand(g, n, math.log(zoom[0]), math.log(zoom[1])))
     a = _rand(g, n, -angle, angle) * math.pi / 180
     tx, ty = _rand(g, n, -shift, shift), _rand(g, n, -shift, shift)
     theta = torch.stack(
@@ -66,6 +74,11 @@ def stain_jitter(x: torch.Tensor, g: torch.Generator, mix: float = 0.08, gain: f
     m = m * _rand(g, n * 3, 1 - gain, 1 + gain).view(n, 1, 3)
     od = torch.einsum("nchw,ncd->ndhw", od, m)
     return torch.exp(-od.clamp(min=0.0)).clamp(0, 1)
+
+
+def white_balance(x: torch.Tensor, g: torch.Generator, tint: float) -> torch.Tensor:
+    """Per-channel gains in 1 +- ``tint``: a camera's white balance or a warmer/cooler lamp."""
+    return (x * _rand(g, x.shape[0] * 3, 1 - tint, 1 + tint).view(-1, 3, 1, 1)).clamp(0, 1)
 
 
 def colour_jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -122,8 +135,8 @@ def focus_and_resolution(x: torch.Tensor, g: torch.Generator, p_blur: float = 0.
     return (out + noise_sd * torch.randn(out.shape, generator=g)).clamp(0, 1)
 
 
-def augment_batch(x: torch.Tensor, g: torch.Generator, colour_share: float = 1.0,
-                  p_blur: float = 0.3, p_res: float = 0.3) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, g: torch.Generator, colour_share: float = 1.0, p_blur: float = 0.3,
+                  p_res: float = 0.3, zoom: tuple[float, float] | None = None, tint: float = 0.0) -> torch.Tensor:
     """The training augmentation for a float batch in [0, 1], NCHW.
 
     Geometry applies to every image; stain and colour jitter to a ``colour_share`` of them, so the
@@ -137,5 +150,6 @@ def augment_batch(x: torch.Tensor, g: torch.Generator, colour_share: float = 1.0
     else:
         idx = torch.nonzero(torch.rand(x.shape[0], generator=g) < colour_share).flatten()
         if idx.numel():
-            x[idx] = colour_jitter(stain_jitter(x[idx], g), g)
+            jittered = colour_jitter(stain_jitter(x[idx], g), g)
+            x[idx] = white_balance(jittered, g, tint) if tint > 0 else jittered
     return focus_and_resolution(x, g, p_blur, p_res)

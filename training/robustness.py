@@ -1,6 +1,7 @@
 """Cross-lab robustness check from the data we have: transformed copies of the held-out test block.
 
-Another lab differs in stain (colour balance, intensity), camera (resolution, JPEG, noise) and focus.
+Another lab differs in stain (colour balance, intensity), camera (resolution, JPEG, noise, white
+balance), magnification (how many pixels a cell spans) and focus.
 We cannot get their images here, so each test image is re-rendered with fixed, documented changes of
 that kind and the shipped ONNX model is scored through the runtime (ModelSession), exactly as
 `hemalens evaluate` would. The transforms are deterministic (no random draws), and none of them is
@@ -66,6 +67,24 @@ def _low_res_jpeg(rgb: np.ndarray, factor: float, quality: int) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _zoom(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """Same field at another magnification: < 1 shrinks the cell (mirrored smear fills the border),
+    > 1 enlarges it and crops the centre."""
+    h, w = rgb.shape[:2]
+    nw, nh = max(8, round(w * factor)), max(8, round(h * factor))
+    interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(rgb, (nw, nh), interpolation=interp)
+    if factor < 1:
+        top, left = (h - nh) // 2, (w - nw) // 2
+        return cv2.copyMakeBorder(scaled, top, h - nh - top, left, w - nw - left, cv2.BORDER_REFLECT_101)
+    top, left = (nh - h) // 2, (nw - w) // 2
+    return scaled[top:top + h, left:left + w]
+
+
+def _white_balance(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
+    return np.clip(rgb.astype(np.float32) * np.asarray(gains, np.float32), 0, 255).astype(np.uint8)
+
+
 # Stain changes in optical density: more eosin-like red/pink, and a paler, bluer haematoxylin.
 PINKER = np.array([[0.80, 0.10, 0.0], [0.15, 1.25, 0.05], [0.0, 0.10, 0.95]], dtype=np.float32)
 BLUER_PALE = np.array([[1.20, 0.10, 0.0], [0.05, 0.80, 0.05], [0.0, 0.0, 0.70]], dtype=np.float32)
@@ -80,12 +99,15 @@ TRANSFORMS: dict[str, Transform] = {
     "darker, more contrast (gain 0.8, gamma 1.3)": lambda x: _exposure(x, 0.8, 1.3),
     "defocus blur sigma 1.5 px": lambda x: _blur(x, 1.5),
     "camera: 0.5x resolution + JPEG q50": lambda x: _low_res_jpeg(x, 0.5, 50),
+    "camera: warm white balance (R x1.15, B x0.85)": lambda x: _white_balance(x, (1.15, 1.0, 0.85)),
+    "magnification: cell 0.6x as large": lambda x: _zoom(x, 0.6),
+    "magnification: cell 1.6x as large": lambda x: _zoom(x, 1.6),
     "combined: pinker + blur 1.0 + 0.6x JPEG q70": lambda x: _low_res_jpeg(_blur(_od_mix(x, PINKER), 1.0), 0.6, 70),
 }
 
 
 def robustness(model_path: Path, data: Path, split: str = "test") -> dict[str, dict[str, float]]:
-    """{transform: {accuracy, balanced_accuracy, ece}} on the block-split test images."""
+    """{transform: {accuracy, balanced_accuracy, ece}} on one block split (the test block by default)."""
     session = ModelSession.load(model_path, threads=2)
     folder = labelled_folder(data, split)
     index = match_folders(list(folder), [c.id for c in session.spec.classes], session.spec.labels, {})
@@ -110,9 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.robustness", description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
     parser.add_argument("data", type=Path)
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    result = robustness(args.model, args.data)
+    result = robustness(args.model, args.data, args.split)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0

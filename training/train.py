@@ -51,6 +51,8 @@ class TrainConfig:
     colour_share: float = 1.0  # share of each batch given stain/colour jitter (the rest keeps its colours)
     p_blur: float = 0.3
     p_res: float = 0.3
+    zoom: tuple[float, float] | None = None  # log-uniform zoom range; None: the original uniform 0.85-1.15
+    tint: float = 0.0  # white-balance gain jitter on the colour share
     seed: int = 20260601
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -69,7 +71,7 @@ CONFIGS: dict[str, TrainConfig] = {
     # all4 (0.988 vs 0.990) and aml (0.996 vs 0.996), so those keep the recipe that made their models.
     # The shipped all4 and pbc models are the --refit of their validated runs.
     "pbc": TrainConfig(
-        model="pbc", dataset="pbc", epochs=30, colour_share=0.5, p_blur=0.2, p_res=0.2,
+        model="pbc", dataset="pbc", epochs=30, colour_share=0.5, p_blur=0.2, p_res=0.2, zoom=(0.6, 1.65), tint=0.15,
         display_names={
             "basophil": "Basophil", "eosinophil": "Eosinophil", "erythroblast": "Erythroblast",
             "ig": "Immature granulocyte", "lymphocyte": "Lymphocyte", "monocyte": "Monocyte",
@@ -198,7 +200,7 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False) -> Path:
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = train_x[idx].permute(0, 3, 1, 2).float().div_(255.0)
-            x = normalise(augment_batch(x, gen, cfg.colour_share, cfg.p_blur, cfg.p_res))
+            x = normalise(augment_batch(x, gen, cfg.colour_share, cfg.p_blur, cfg.p_res, cfg.zoom, cfg.tint))
             y = train_y[idx]
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
