@@ -136,6 +136,7 @@ def test_train_then_refit_on_a_tiny_image_folder(tmp_path, monkeypatch) -> None:
     assert refit["temperature"] == validated["temperature"]
     assert refit["config"]["extra"]["fit_on"] == "train+val"
     assert refit["best_epoch"] == 2 and len(refit["history"]) == 2
+    assert "val_acc" not in refit["history"][-1]  # no figures on images it trained on
     assert not all(torch.equal(refit["state_dict"][n], t) for n, t in validated["state_dict"].items())
     recipe.train(config(), tmp_path / "data", refit=True)  # a second refit must not overwrite the validated run
     kept = torch.load(tmp_path / "runs" / "toy" / "validated_checkpoint.pt", weights_only=False)

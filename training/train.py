@@ -191,6 +191,7 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     best_key: tuple[float, float] | None = None
     best_state: dict[str, torch.Tensor] | None = None
+    best_epoch = 0
     history = []
     since_best = 0
     for epoch in range(1, cfg.epochs + 1):
@@ -212,43 +213,47 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False) -> Path:
             tot_ok += int((logits.argmax(1) == y).sum())
             seen += len(y)
             progress(epoch, cfg.epochs, step + 1, steps_per_epoch, tot_loss / seen, tot_ok / seen, started)
+        row = {"epoch": epoch, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
+               "seconds": time.time() - started}
+        history.append(row)
+        sys.stderr.write("\n")
+        line = (f"[{cfg.model}] epoch {epoch}/{cfg.epochs} train loss {row['train_loss']:.3f} "
+                f"acc {row['train_acc']:.3f}")
+        if refit:  # the validation block is training data now: nothing to select on, the last epoch is kept
+            print(f"{line} | {row['seconds']:.0f}s", flush=True)
+            continue
         val_logits = predict_logits(model, va.images)
         val_pred = val_logits.argmax(1)
-        val_acc = float((val_pred == va.labels).mean())
-        val_bal = balanced_accuracy(val_pred, va.labels, k)
-        val_nll = nll(val_logits, va.labels, 1.0)
-        row = {"epoch": epoch, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen, "val_acc": val_acc,
-               "val_balanced_acc": val_bal, "val_nll": val_nll, "seconds": time.time() - started}
-        history.append(row)
-        key = (round(val_bal, 4), -val_nll)
-        improved = best_key is None or key > best_key or refit  # a refit keeps its last epoch
+        row.update(val_acc=float((val_pred == va.labels).mean()),
+                   val_balanced_acc=balanced_accuracy(val_pred, va.labels, k), val_nll=nll(val_logits, va.labels, 1.0))
+        key = (round(row["val_balanced_acc"], 4), -row["val_nll"])
+        improved = best_key is None or key > best_key
         if improved:
-            best_key, since_best = key, 0
+            best_key, best_epoch, since_best = key, epoch, 0
             best_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
         else:
             since_best += 1
-        sys.stderr.write("\n")
-        print(f"[{cfg.model}] epoch {epoch}/{cfg.epochs} train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}"
-              f" | val acc {val_acc:.4f} bal {val_bal:.4f} nll {val_nll:.3f}{' *' if improved else ''}"
-              f" | {row['seconds']:.0f}s", flush=True)
+        print(f"{line} | val acc {row['val_acc']:.4f} bal {row['val_balanced_acc']:.4f} nll {row['val_nll']:.3f}"
+              f"{' *' if improved else ''} | {row['seconds']:.0f}s", flush=True)
         if since_best >= cfg.patience:
             print(f"[{cfg.model}] early stop: no validation gain for {cfg.patience} epochs", flush=True)
             break
 
-    assert best_state is not None
-    model.load_state_dict(best_state)
     if validated is None:
+        assert best_state is not None
+        model.load_state_dict(best_state)
         bn_choice = choose_bn_statistics(model, tr.images, va, k)
         print(f"[{cfg.model}] batch-norm statistics: {bn_choice}", flush=True)
-        best_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
-    val_logits = predict_logits(model, va.images)
-    temperature = fit_temperature(val_logits, va.labels) if validated is None else float(validated["temperature"])
-    best_epoch = max(history, key=lambda r: (round(r["val_balanced_acc"], 4), -r["val_nll"]))["epoch"]
-    if validated is not None:
-        best_epoch = history[-1]["epoch"]
-    before, after = nll(val_logits, va.labels, 1.0), nll(val_logits, va.labels, temperature)
-    print(f"[{cfg.model}] best epoch {best_epoch}; temperature {temperature:.3f} "
-          f"(val NLL {before:.4f} -> {after:.4f})", flush=True)
+        val_logits = predict_logits(model, va.images)
+        temperature = fit_temperature(val_logits, va.labels)
+        before, after = nll(val_logits, va.labels, 1.0), nll(val_logits, va.labels, temperature)
+        print(f"[{cfg.model}] best epoch {best_epoch}; temperature {temperature:.3f} "
+              f"(val NLL {before:.4f} -> {after:.4f})", flush=True)
+    else:
+        best_epoch, temperature = history[-1]["epoch"], float(validated["temperature"])
+        print(f"[{cfg.model}] kept the last epoch ({best_epoch}); temperature {temperature:.3f} from the validated run",
+              flush=True)
+    best_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
     config = asdict(cfg)
     config["class_folders"] = folders
     torch.save({"state_dict": best_state, "config": config, "temperature": temperature, "history": history,
