@@ -2,7 +2,9 @@
 
 Decoding ~10k JPEGs costs minutes on two shared cores, so each set is decoded once at the training
 resolution and kept under training/runs/cache (gitignored). The images are resized the way the
-runtime does ("stretch", a plain resize), so training sees what the shipped model will see.
+runtime does ("stretch", a plain resize; the single-cell models declare "center_crop", which on these
+within-1 %-of-square images gives the same pixels to within one), so training sees what the shipped
+model will see.
 """
 
 from __future__ import annotations

@@ -43,9 +43,17 @@ TARGETS: dict[str, dict[str, Any]] = {
     "aml": {"accuracy": 0.995},
 }
 
+# How the runtime fits an image to the square input. Single-cell crops have the cell in the centre, so a
+# centre crop keeps its shape on a non-square frame from another camera (a plain resize squashes it:
+# pbc validation copies padded to 16:9 fell from 0.98 to 0.87 with "stretch", 0.98 with a centre crop).
+# Whole smear fields keep every cell with "stretch". The training images are all within 1 % of square,
+# where the two policies agree to a pixel, so training's plain resize (training/data.py) matches both.
+RESIZE_WORDS = {"stretch": "plain resize (stretch)",
+                "center_crop": "short side resized, centre square cropped (center_crop)"}
 DATASETS: dict[str, dict[str, str]] = {
     "all4": {
         "name": "ALL subtypes",
+        "resize": "stretch",
         "description": "Acute lymphoblastic leukaemia screen on whole peripheral-blood smear fields: benign "
                        "(haematogones) vs the B-ALL subtypes Early Pre-B, Pre-B and Pro-B.",
         "training_data": "ALL image dataset (Taleqani Hospital, Tehran): 2,733 224x224 JPEG smear fields in "
@@ -64,6 +72,7 @@ DATASETS: dict[str, dict[str, str]] = {
     },
     "pbc": {
         "name": "Blood cell types",
+        "resize": "center_crop",
         "description": "Normal peripheral blood cell types on single-cell CellaVision crops: basophil, "
                        "eosinophil, erythroblast, immature granulocyte, lymphocyte, monocyte, neutrophil, platelet.",
         "training_data": "PBC dataset normal peripheral blood cells (Hospital Clinic of Barcelona, CellaVision "
@@ -80,6 +89,7 @@ DATASETS: dict[str, dict[str, str]] = {
     },
     "aml": {
         "name": "AML blast screen",
+        "resize": "center_crop",
         "description": "Binary single-cell screen: myeloblast vs segmented neutrophil (two of the 18 Munich "
                        "AML-Cytomorphology classes).",
         "training_data": "Munich AML-Cytomorphology_LMU (LMU Munich University Hospital, 100x oil, "
@@ -127,7 +137,7 @@ def export(model_name: str, data_root: Path) -> dict[str, Any]:
     }
     report = export_pytorch(
         model, out, labels=labels, input_size=size, mean=list(ckpt["mean"]), std=list(ckpt["std"]), scale=1 / 255,
-        color_order="RGB", resize="stretch", name=meta["name"], model_id=f"hemalens-{model_name}", version=VERSION,
+        color_order="RGB", resize=meta["resize"], name=meta["name"], model_id=f"hemalens-{model_name}", version=VERSION,
         temperature=float(ckpt["temperature"]), provenance=provenance, target_layer=None,
         description=meta["description"],
         sample_images=[val.images[i] for i in picks],
@@ -135,6 +145,12 @@ def export(model_name: str, data_root: Path) -> dict[str, Any]:
     ids = [f.lower().replace("-", "_") for f in folders]
     update_metadata(out, class_ids=ids)
     return {"path": out, "report": report, "ckpt": ckpt, "labels": labels}
+
+
+def _zoom_words(cfg: dict[str, Any]) -> str:
+    zoom, tint = cfg.get("zoom"), cfg.get("tint", 0.0)
+    words = f"zoom {zoom[0]}-{zoom[1]}x log-uniform, " if zoom else "zoom 0.85-1.15x, "
+    return words + (f"white-balance gains 1 +- {tint}, " if tint else "")
 
 
 def _schedule(ckpt: dict[str, Any]) -> str:
@@ -183,13 +199,14 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
     model = SmearNet(len(cfg["class_folders"]), tuple(cfg["widths"]))
     facts = {
         **meta, "id": f"hemalens-{model_name}", "temperature": ckpt["temperature"], "size_mb": size_mb,
-        "input": f"{cfg['size']}x{cfg['size']} RGB, plain resize (stretch), (pixel/255 - 0.5)/0.25",
+        "input": f"{cfg['size']}x{cfg['size']} RGB, {RESIZE_WORDS[meta['resize']]}, (pixel/255 - 0.5)/0.25",
         "network": f"SmearNet (training/model.py): 5 conv stages, residual pairs, GAP + linear; "
                    f"{count_parameters(model):,} parameters; Grad-CAM on the last stage "
                    f"({cfg['size'] // 16}x{cfg['size'] // 16} map)",
         "training": f"from scratch, {_schedule(ckpt)}, "
                     f"AdamW one-cycle lr {cfg['lr']}, label smoothing {cfg['label_smoothing']}, class-balanced "
                     f"sampling, stain/colour jitter on {cfg.get('colour_share', 1.0):.0%} of each batch, "
+                    f"{_zoom_words(cfg)}"
                     f"seed {cfg['seed']}, {ckpt['train_seconds'] / 60:.0f} min on 2 shared CPU cores",
         "split": SPLIT_DESCRIPTION,
         "intended_use": INTENDED_USE,

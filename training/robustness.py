@@ -81,6 +81,13 @@ def _zoom(rgb: np.ndarray, factor: float) -> np.ndarray:
     return scaled[top:top + h, left:left + w]
 
 
+def _wider_frame(rgb: np.ndarray, aspect: float) -> np.ndarray:
+    """A camera with a wider frame at the same magnification: mirrored smear widens the image to ``aspect``."""
+    h, w = rgb.shape[:2]
+    extra = max(0, round(h * aspect) - w)
+    return cv2.copyMakeBorder(rgb, 0, 0, extra // 2, extra - extra // 2, cv2.BORDER_REFLECT_101)
+
+
 def _white_balance(rgb: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
     return np.clip(rgb.astype(np.float32) * np.asarray(gains, np.float32), 0, 255).astype(np.uint8)
 
@@ -100,6 +107,7 @@ TRANSFORMS: dict[str, Transform] = {
     "defocus blur sigma 1.5 px": lambda x: _blur(x, 1.5),
     "camera: 0.5x resolution + JPEG q50": lambda x: _low_res_jpeg(x, 0.5, 50),
     "camera: warm white balance (R x1.15, B x0.85)": lambda x: _white_balance(x, (1.15, 1.0, 0.85)),
+    "camera: 16:9 frame (wider field, same cell size)": lambda x: _wider_frame(x, 16 / 9),
     "magnification: cell 0.6x as large": lambda x: _zoom(x, 0.6),
     "magnification: cell 1.6x as large": lambda x: _zoom(x, 1.6),
     "combined: pinker + blur 1.0 + 0.6x JPEG q70": lambda x: _low_res_jpeg(_blur(_od_mix(x, PINKER), 1.0), 0.6, 70),
