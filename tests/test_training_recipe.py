@@ -54,7 +54,7 @@ def _disc(n: int, size: int = 64, radius: float = 12.0) -> torch.Tensor:
 def test_zoom_range_is_log_uniform_so_cells_shrink_as_often_as_they_grow() -> None:
     x = _disc(400)
     area = (x[0, 0] < 0.6).float().sum()
-    out = affine(x, torch.Generator().manual_seed(2), zoom=(0.6, 1.65), shift=0.0, angle=0.0)
+    out = augment_batch(x, torch.Generator().manual_seed(2), colour_share=0.0, p_blur=0.0, p_res=0.0, zoom=(0.6, 1.65))
     ratio = (out[:, 0] < 0.6).float().sum(dim=(1, 2)) / area  # cell area changes by zoom squared
     assert float(ratio.min()) < 0.6**2 * 1.25 and float(ratio.max()) > 1.65**2 * 0.8
     assert 0.35 < float((ratio < 1).float().mean()) < 0.65

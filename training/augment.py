@@ -135,21 +135,27 @@ def focus_and_resolution(x: torch.Tensor, g: torch.Generator, p_blur: float = 0.
     return (out + noise_sd * torch.randn(out.shape, generator=g)).clamp(0, 1)
 
 
+def _colour(x: torch.Tensor, g: torch.Generator, tint: float) -> torch.Tensor:
+    x = colour_jitter(stain_jitter(x, g), g)
+    return white_balance(x, g, tint) if tint > 0 else x
+
+
 def augment_batch(x: torch.Tensor, g: torch.Generator, colour_share: float = 1.0, p_blur: float = 0.3,
                   p_res: float = 0.3, zoom: tuple[float, float] | None = None, tint: float = 0.0) -> torch.Tensor:
     """The training augmentation for a float batch in [0, 1], NCHW.
 
     Geometry applies to every image; stain and colour jitter to a ``colour_share`` of them, so the
     network also sees the images' own colours (which carry real signal: eosinophil granules, blast
-    chromatin) while still learning not to depend on one lab's stain.
+    chromatin) while still learning not to depend on one lab's stain. ``zoom``: see ``affine``.
+    ``tint`` > 0 adds white-balance gains to the jittered share (no draw at 0, so the seeded stream of
+    the recipes without it is unchanged).
     """
     x = dihedral(x, g)
-    x = affine(x, g)
+    x = affine(x, g, zoom)
     if colour_share >= 1.0:  # no extra random draw: the seeded stream of the all4/aml recipes is kept
-        x = colour_jitter(stain_jitter(x, g), g)
+        x = _colour(x, g, tint)
     else:
         idx = torch.nonzero(torch.rand(x.shape[0], generator=g) < colour_share).flatten()
         if idx.numel():
-            jittered = colour_jitter(stain_jitter(x[idx], g), g)
-            x[idx] = white_balance(jittered, g, tint) if tint > 0 else jittered
+            x[idx] = _colour(x[idx], g, tint)
     return focus_and_resolution(x, g, p_blur, p_res)

@@ -63,7 +63,7 @@ CONFIGS: dict[str, TrainConfig] = {
         display_names={"Benign": "Benign", "Early_Pre-B": "Early Pre-B", "Pre-B": "Pre-B", "Pro-B": "Pro-B"},
     ),
     "aml": TrainConfig(
-        model="aml", dataset="aml", epochs=14,
+        model="aml", dataset="aml", epochs=14, zoom=(0.6, 1.65), tint=0.15,
         display_names={"myeloblast": "Myeloblast", "seg_neutrophil": "Segmented neutrophil"},
     ),
     # Blood cell types underfit with jitter on every image (validation balanced accuracy 0.942): half of
