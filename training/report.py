@@ -217,9 +217,9 @@ def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any]
 {_table(evaluation)}
 
 ## Robustness to another lab (simulated)
-Another lab changes stain, camera, resolution and focus. No other lab's images were available, so the
-test block was re-rendered with fixed transforms (`python -m training.robustness`, see its docstring) and scored
-through the runtime. This is a proxy: real images from another lab can still fail.
+Another lab changes stain, camera (resolution, white balance, frame shape), magnification and focus. No other
+lab's images were available, so the test block was re-rendered with fixed transforms (`python -m training.robustness`,
+see its docstring) and scored through the runtime. This is a proxy: real images from another lab can still fail.
 
 {chr(10).join(rob)}
 
