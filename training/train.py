@@ -59,7 +59,7 @@ class TrainConfig:
 
 CONFIGS: dict[str, TrainConfig] = {
     "all4": TrainConfig(
-        model="all4", dataset="all4", epochs=30, zoom=(0.6, 1.65), tint=0.15,
+        model="all4", dataset="all4", epochs=30,
         display_names={"Benign": "Benign", "Early_Pre-B": "Early Pre-B", "Pre-B": "Pre-B", "Pro-B": "Pro-B"},
     ),
     "aml": TrainConfig(
