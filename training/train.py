@@ -71,7 +71,7 @@ CONFIGS: dict[str, TrainConfig] = {
     # all4 (0.988 vs 0.990) and aml (0.996 vs 0.996), so those keep the recipe that made their models.
     # The shipped all4 and pbc models are the --refit of their validated runs.
     "pbc": TrainConfig(
-        model="pbc", dataset="pbc", epochs=30, colour_share=0.5, p_blur=0.2, p_res=0.2, zoom=(0.6, 1.65), tint=0.15,
+        model="pbc", dataset="pbc", epochs=30, colour_share=0.5, p_blur=0.2, p_res=0.2,
         display_names={
             "basophil": "Basophil", "eosinophil": "Eosinophil", "erythroblast": "Erythroblast",
             "ig": "Immature granulocyte", "lymphocyte": "Lymphocyte", "monocyte": "Monocyte",
