@@ -25,7 +25,7 @@ from inference.cli_evaluate import match_folders
 from inference.images import load_image
 from inference.metrics import evaluate_predictions
 from inference.session import ModelSession
-from inference.splits import labelled_folder
+from inference.splits import SPLITS, labelled_folder
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.robustness", description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
     parser.add_argument("data", type=Path)
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--split", default="test", choices=SPLITS)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     result = robustness(args.model, args.data, args.split)
