@@ -39,20 +39,24 @@ def dihedral(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return out
 
 
+UNIFORM_ZOOM = (0.85, 1.15)  # the zoom range of the recipes that predate the log-uniform option
+
+
 def affine(
     x: torch.Tensor, g: torch.Generator, zoom: tuple[float, float] | None = None, shift: float = 0.08,
     angle: float = 20.0,
 ) -> torch.Tensor:
     """Random zoom, shift and rotation with reflected borders (smear background continues).
 
-    ``zoom=None`` draws the scale uniformly in 0.85-1.15 (the all4/aml recipes); a (low, high) range
+    ``zoom=None`` draws the scale uniformly in UNIFORM_ZOOM (the all4/pbc recipes); a (low, high) range
     draws it log-uniformly, so zooming out by 1/f is as likely as zooming in by f (another
     objective or camera changes how many pixels a cell spans)."""
     n = x.shape[0]
-    if zoom is None:
-        s = _rand(g, n, 1 - 0.15, 1 + 0.15)
-    else:
-        s = torch.exp(_rand(g, n, math.log(zoom[0]), math.log(zoom[1])))
+    s = (
+        _rand(g, n, *UNIFORM_ZOOM)
+        if zoom is None
+        else torch.exp(_rand(g, n, math.log(zoom[0]), math.log(zoom[1])))
+    )
     a = _rand(g, n, -angle, angle) * math.pi / 180
     tx, ty = _rand(g, n, -shift, shift), _rand(g, n, -shift, shift)
     theta = torch.stack(

@@ -22,6 +22,7 @@ import torch
 from inference.cli_evaluate import evaluate_folder
 from inference.session import ModelSession
 from inference.splits import SPLIT_DESCRIPTION, labelled_folder, split_fingerprint
+from training.augment import UNIFORM_ZOOM
 from training.data import load_split
 from training.model import SmearNet, count_parameters
 from training.report import cam_grid, cam_grid_name, measure_latency, update_metadata, write_card, write_json
@@ -155,7 +156,7 @@ def export(model_name: str, data_root: Path) -> dict[str, Any]:
 
 def _zoom_words(cfg: dict[str, Any]) -> str:
     zoom, tint = cfg.get("zoom"), cfg.get("tint", 0.0)
-    words = f"zoom {zoom[0]}-{zoom[1]}x log-uniform, " if zoom else "zoom 0.85-1.15x, "
+    words = f"zoom {zoom[0]}-{zoom[1]}x log-uniform, " if zoom else f"zoom {UNIFORM_ZOOM[0]}-{UNIFORM_ZOOM[1]}x, "
     return words + (f"white-balance gains 1 +- {tint}, " if tint else "")
 
 
