@@ -30,6 +30,9 @@ from gui.batch_model import (
 )
 from gui.calls import UNIDENTIFIED_ID, UNIDENTIFIED_NAME
 
+FIXED_COLUMNS = ((COL_IMAGE, 190), (COL_STATUS, 58), (COL_CONF, 84), (COL_REVIEWED, 116), (COL_FLAG, 44))
+AI_COLUMN_MIN = 120  # "Immature granulocyte" elides below this; the AI call column takes the rest
+
 
 class BatchTable(QTableView):
     """Up/Down (and PageUp/PageDown, Home/End) move between images; Left/Right too, as in a viewer."""
@@ -87,7 +90,7 @@ class BatchPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_AI, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((COL_IMAGE, 210), (COL_STATUS, 58), (COL_CONF, 80), (COL_REVIEWED, 120), (COL_FLAG, 36)):
+        for col, width in FIXED_COLUMNS:
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             self.table.setColumnWidth(col, width)
         layout = QVBoxLayout(self)
@@ -99,6 +102,11 @@ class BatchPanel(QWidget):
         self.class_combo.currentIndexChanged.connect(lambda _i: self.proxy.set_class(self.class_combo.currentData()))
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self._syncing = False
+
+    def full_width(self) -> int:
+        """Width at which every column shows without sideways scrolling (Reviewed and Flag included)."""
+        columns = sum(w for _c, w in FIXED_COLUMNS) + AI_COLUMN_MIN
+        return columns + self.table.verticalScrollBar().sizeHint().width() + 2 * self.table.frameWidth() + 4
 
     def set_classes(self, class_ids: Sequence[str], labels: Sequence[str]) -> None:
         self.class_combo.blockSignals(True)

@@ -26,11 +26,13 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QFileDialog,
+    QFrame,
     QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -61,6 +63,8 @@ from hemalens import RESEARCH_USE_STATEMENT
 
 REPORT_FAILED = "The report was not written"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
+SIDE_MIN_WIDTH = 340
+IMAGE_MIN_WIDTH = 320
 
 
 class Banner(QLabel):
@@ -160,14 +164,21 @@ class MainWindow(QMainWindow):
         self.heatmap_bar = self.image_pane.bar
         self.prob_panel = ProbabilityPanel()
         self.diff_panel = DifferentialPanel()
-        right = QWidget()
-        right.setObjectName("sidePanel")
-        right.setMinimumWidth(340)
-        rl = QVBoxLayout(right)
+        side = QWidget()
+        side.setObjectName("sidePanel")
+        rl = QVBoxLayout(side)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.prob_panel)
         rl.addWidget(self.diff_panel)
         rl.addStretch(1)
+        # On a short screen (768 px) eight classes plus the differential do not fit: scroll, never overlap.
+        right = QScrollArea()
+        right.setWidget(side)
+        right.setWidgetResizable(True)
+        right.setFrameShape(QFrame.Shape.NoFrame)
+        right.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right.setMinimumWidth(SIDE_MIN_WIDTH)
+        self.side_scroll = right
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.tabs)
         self.splitter.addWidget(self.image_pane)
@@ -1069,8 +1080,7 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._share_width)
 
     def _share_width(self) -> None:
-        width = max(self.splitter.width(), 900)
-        self.splitter.setSizes([int(width * 0.38), int(width * 0.40), int(width * 0.22)])
+        self.splitter.setSizes(pane_widths(self.splitter.width(), self.batch_panel.full_width()))
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
@@ -1094,6 +1104,16 @@ class MainWindow(QMainWindow):
         self.thumbnails.stop()
         self.review.close()
         super().closeEvent(event)
+
+
+def pane_widths(width: int, table_width: int) -> list[int]:
+    """Table, image and side pane widths for a window ``width`` wide: 38/40/22 % on a wide screen;
+    on a narrow one (1366 px) the table first gets the width its columns need, so the Reviewed and
+    Flag columns show without sideways scrolling, and the image pane gives way (down to 320 px)."""
+    width = max(width, 900)
+    side = max(SIDE_MIN_WIDTH, int(width * 0.22))
+    table = min(max(int(width * 0.38), table_width), width - side - IMAGE_MIN_WIDTH)
+    return [table, width - side - table, side]
 
 
 def _duration(seconds: float) -> str:

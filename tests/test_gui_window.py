@@ -393,3 +393,43 @@ def test_first_start_window_fits_the_screen(qtbot, tmp_path, models) -> None:
     room = window.screen().availableGeometry().size()
     assert 0 < window.width() <= room.width()
     assert 0 < window.height() <= room.height()
+
+
+def test_pane_widths_give_a_narrow_screen_table_room_for_every_column() -> None:
+    from gui.main_window import IMAGE_MIN_WIDTH, SIDE_MIN_WIDTH, pane_widths
+
+    assert pane_widths(1600, 600) == [608, 640, 352]  # wide: the 38/40/22 % split
+    table, image, side = pane_widths(1366, 640)
+    assert (table, side) == (640, SIDE_MIN_WIDTH) and image == 1366 - 640 - SIDE_MIN_WIDTH
+    table, image, side = pane_widths(1024, 640)  # too narrow for all: the image pane keeps its minimum
+    assert image == IMAGE_MIN_WIDTH and table + image + side == 1024
+
+
+def test_on_a_1366x768_screen_eight_classes_neither_overlap_nor_hide_the_review_columns(
+    qtbot, tmp_path, monkeypatch
+) -> None:
+    """Laptop-sized window: the Reviewed and Flag columns show without sideways scrolling, and the side
+    panel (eight class rows, threshold, differential) scrolls instead of squeezing its rows together."""
+    folder = tmp_path / "models"
+    labels = [f"Cell type {i}" for i in range(8)]
+    make_classifier(folder / "eight.onnx", num_classes=8, size=32, labels=labels)
+    monkeypatch.setenv("HEMALENS_BUNDLED_MODELS_DIR", str(folder))
+    monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(tmp_path / "user-models"))
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings, ReviewBridge(tmp_path / "reviews.sqlite3"))
+    qtbot.addWidget(window)
+    window.resize(1366, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    _open(qtbot, window, _write_images(tmp_path / "smear", 12))
+    qtbot.waitUntil(lambda: window.prob_panel.isVisible() and window.splitter.sizes()[0] > 0)
+    QApplication.processEvents()
+
+    table = window.batch_panel.table
+    header = table.horizontalHeader()
+    right_edge = max(header.sectionViewportPosition(c) + header.sectionSize(c) for c in range(header.count()))
+    assert right_edge <= table.viewport().width(), "the last columns need sideways scrolling"
+    assert table.horizontalScrollBar().maximum() == 0
+    side = window.side_scroll.widget()
+    assert side.height() >= side.minimumSizeHint().height(), "the side panel's rows are squeezed together"
+    assert window.side_scroll.verticalScrollBar().maximum() > 0  # it scrolls instead
