@@ -49,7 +49,7 @@ from gui.engine import Engine
 from gui.gallery import GalleryView
 from gui.heatmap_bar import HeatmapBar
 from gui.image_view import ImageView
-from gui.items import FAILED, QUEUED, ItemResult, ModelInfo
+from gui.items import DONE, FAILED, QUEUED, ItemResult, ModelInfo
 from gui.model_card import ModelCardDialog, model_status_text
 from gui.model_picker import ModelPicker
 from gui.probability_panel import ProbabilityPanel
@@ -60,6 +60,7 @@ from gui.settings import AppSettings
 from gui.thumbnails import ThumbnailLoader
 from gui.workers import DetailResult
 from hemalens import RESEARCH_USE_STATEMENT
+from inference.familiarity import UNFAMILIAR_NOTE
 
 REPORT_FAILED = "The report was not written"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
@@ -188,6 +189,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(2, 2)
         self.splitter.setSizes([640, 700, 360])
         self.model_banner = Banner("warning")
+        self.domain_banner = Banner("warning")
         self.review_banner = Banner("error")
         self.error_banner = Banner("error")
         self.augment_offer = AugmentOfferBar()
@@ -195,7 +197,7 @@ class MainWindow(QMainWindow):
         cl = QVBoxLayout(central)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.setSpacing(0)
-        for w in (self.model_banner, self.augment_offer, self.review_banner, self.error_banner):
+        for w in (self.model_banner, self.domain_banner, self.augment_offer, self.review_banner, self.error_banner):
             cl.addWidget(w)
         cl.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
@@ -595,6 +597,7 @@ class MainWindow(QMainWindow):
 
     def _start_batch(self, paths: list[Path] | None) -> None:
         self._batch_started = time.monotonic()
+        self.domain_banner.show_text(None)
         if paths is not None:
             self.model.mark_status(range(self.model.rowCount()), QUEUED)
         self.engine.start_batch(self.model_info, self._sources, paths, recorder=self.review.recorder())
@@ -661,6 +664,7 @@ class MainWindow(QMainWindow):
             if "not being saved" in message:
                 self.review_banner.show_text(message)
         self.status(text)
+        self.domain_banner.show_text(unlike_training_warning(items, self.model_info.name if self.model_info else ""))
         self._update_differential()
         self.batchFinished.emit(cancelled)
 
@@ -1104,6 +1108,18 @@ class MainWindow(QMainWindow):
         self.thumbnails.stop()
         self.review.close()
         super().closeEvent(event)
+
+
+def unlike_training_warning(items: list, model_name: str) -> str | None:
+    """A folder-level warning when many images were flagged as unlike the model's training images
+    (more than 10 %, at least 3): the model card's accuracy may not hold for this lab's images."""
+    unlike = sum(UNFAMILIAR_NOTE in item.notes for item in items)
+    done = sum(item.status == DONE for item in items)
+    if unlike < 3 or unlike <= 0.1 * done:
+        return None
+    return (f"⚠ {unlike} of {done} images look unlike the images {model_name} was trained on (colour, focus or "
+            "magnification differ). Its measured accuracy may not hold for them: check the model on your lab's "
+            "labelled images (hemalens evaluate) before relying on its calls.")
 
 
 def pane_widths(width: int, table_width: int) -> list[int]:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from inference.errors import HemaLensError, ImageLoadError
+from inference.familiarity import UNFAMILIAR_NOTE
 from inference.metrics import Evaluation, evaluate_predictions, format_report
 from inference.splits import labelled_folder, split_fingerprint
 
@@ -115,7 +116,8 @@ def evaluate_folder(session: Any, folder: Path, split: str, mapping: dict[str, s
             probs.append(np.asarray(pred.probabilities, dtype=np.float64))
             truth.append(label)
             rows.append({"path": str(path), "true": spec.labels[label], "predicted": pred.top_label,
-                         "probability": round(float(pred.top_probability), 5)})
+                         "probability": round(float(pred.top_probability), 5),
+                         "unlike_training": UNFAMILIAR_NOTE in pred.notes})
         if progress:
             sys.stderr.write(f"\r{min(start + batch_size, len(items))}/{len(items)} images")
             sys.stderr.flush()
@@ -124,6 +126,16 @@ def evaluate_folder(session: Any, folder: Path, split: str, mapping: dict[str, s
     if not probs:
         raise EvaluateError("none of the images could be read")
     return evaluate_predictions(np.stack(probs), np.asarray(truth), spec.labels), rows, errors
+
+
+def unlike_training_line(rows: list[dict[str, Any]]) -> str:
+    """How many images the runtime flagged as unlike the model's training images, and what that means."""
+    flagged = sum(r["unlike_training"] for r in rows)
+    line = f"unlike the training images: {flagged} of {len(rows)} ({flagged / max(len(rows), 1):.1%})"
+    if flagged > 0.1 * len(rows):
+        line += (" - these images differ from the model's training data (colour, focus or magnification); "
+                 "the model card's figures may not hold for them")
+    return line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         print(f"model: {session.spec.name} ({session.path.name})\nfolder: {args.folder}  split: {split} ({why})")
         print(format_report(ev))
+        if session.spec.training_reference is not None:
+            print(unlike_training_line(rows))
         sys.stdout.flush()
     except BrokenPipeError:  # output piped into `head` and closed early: not an error worth a traceback
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown from flushing into the pipe

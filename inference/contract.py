@@ -108,6 +108,26 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class ClassReference:
+    """Training images of one class: feature mean, inverse covariance, and the distance limit."""
+
+    mean: tuple[float, ...]
+    inv_cov: tuple[tuple[float, ...], ...]
+    limit: float
+
+
+@dataclass(frozen=True)
+class TrainingReference:
+    """Per-class feature statistics of a model's training images, for telling when an image is unlike
+    them (inference/familiarity.py computes and uses them)."""
+
+    features: str
+    classes: tuple[ClassReference, ...]
+    quantile: float
+    images: int
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything HemaLens needs to run and explain a classifier.
 
@@ -126,6 +146,7 @@ class ModelSpec:
     description: str = ""
     gradcam: GradCamSpec | None = None
     provenance: Provenance = field(default_factory=Provenance)
+    training_reference: TrainingReference | None = None
     schema_version: int = SCHEMA_VERSION
     assumed: bool = False
     notes: tuple[str, ...] = ()
@@ -255,6 +276,8 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
     known = set(Provenance.__dataclass_fields__)
     provenance = Provenance(**{k: v for k, v in raw_prov.items() if k in known})
 
+    reference = _training_reference(data.get("training_reference"), len(classes))
+
     assumptions = data.get("assumptions") or []
     if not isinstance(assumptions, list):
         raise ModelContractError("HemaLens metadata: 'assumptions' must be a list of notes")
@@ -270,9 +293,31 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
         output=out,
         gradcam=gradcam,
         provenance=provenance,
+        training_reference=reference,
         assumed=bool(assumptions),
         notes=tuple(str(a) for a in assumptions),
     )
+
+
+def _training_reference(raw: Any, num_classes: int) -> TrainingReference | None:
+    """Parse the optional per-class training-image statistics; None when absent."""
+    if raw is None:
+        return None
+    where = "HemaLens metadata: 'training_reference'"
+    try:
+        classes = []
+        for item in raw["classes"]:
+            mean = tuple(float(v) for v in item["mean"])
+            inv_cov = tuple(tuple(float(v) for v in row) for row in item["inv_cov"])
+            if not mean or len(inv_cov) != len(mean) or any(len(row) != len(mean) for row in inv_cov):
+                raise ValueError("mean and inv_cov sizes differ")
+            classes.append(ClassReference(mean, inv_cov, float(item["limit"])))
+        reference = TrainingReference(str(raw["features"]), tuple(classes), float(raw["quantile"]), int(raw["images"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelContractError(f"{where} is malformed ({exc})") from None
+    if len(reference.classes) != num_classes:
+        raise ModelContractError(f"{where} has {len(reference.classes)} classes, the model {num_classes}")
+    return reference
 
 
 def spec_from_json(text: str) -> ModelSpec:

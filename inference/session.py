@@ -22,6 +22,7 @@ from inference.cam import GAP_CAM, GRAD_CAM, SCORE_CAM, CamSource, score_cam_wei
 from inference.cam_graph import GapHead, find_gap_head, find_last_conv_activation, with_extra_output
 from inference.contract import ModelSpec, assumed_spec
 from inference.errors import InferenceError, ModelContractError, ModelLoadError
+from inference.familiarity import FEATURE_SET, UNFAMILIAR_NOTE, image_features, pixels_from_tensor, unfamiliar
 from inference.model_file import (
     external_data_files,
     metadata_spec,
@@ -324,6 +325,7 @@ class ModelSession:
             raise InferenceError("the model returned non-finite scores (NaN or infinity)")
         probs = self.calibrate(scores)
         base_notes = ("preprocessing assumed: the model has no HemaLens metadata",) if self.spec.assumed else ()
+        unlike = self._unlike_training(tensor, probs.argmax(axis=1))
         results = []
         for i, rgb in enumerate(rgbs):
             cam = self._cam_source(outputs, i, tensor, geoms[i])
@@ -333,12 +335,20 @@ class ModelSession:
                 probabilities=probs[i],
                 top_index=int(np.argmax(probs[i])),
                 cam_method=self.cam_method,
-                notes=base_notes + quality_notes(rgb),
+                notes=base_notes + quality_notes(rgb) + ((UNFAMILIAR_NOTE,) if unlike[i] else ()),
                 scores=scores[i].copy(),
                 image_size=(rgb.shape[1], rgb.shape[0]),
                 _cam=cam,
             ))
         return results
+
+    def _unlike_training(self, tensor: np.ndarray, called: np.ndarray) -> np.ndarray:
+        """Per image: True when it is unlike the training images of the class it was called (see
+        inference/familiarity.py); all False for models without a reference of a known feature set."""
+        ref = self.spec.training_reference
+        if ref is None or ref.features != FEATURE_SET:
+            return np.zeros(len(tensor), dtype=bool)
+        return unfamiliar(ref, image_features(pixels_from_tensor(tensor, self.spec.input)), called)
 
     def _cam_source(self, outputs: list[np.ndarray], i: int, tensor: np.ndarray, geom: Any) -> CamSource | None:
         if self.cam_method is None or len(outputs) < 2:

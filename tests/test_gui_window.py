@@ -433,3 +433,33 @@ def test_on_a_1366x768_screen_eight_classes_neither_overlap_nor_hide_the_review_
     side = window.side_scroll.widget()
     assert side.height() >= side.minimumSizeHint().height(), "the side panel's rows are squeezed together"
     assert window.side_scroll.verticalScrollBar().maximum() > 0  # it scrolls instead
+
+
+def test_a_folder_unlike_the_models_training_images_gets_a_warning(qtbot, tmp_path, monkeypatch) -> None:
+    from inference.familiarity import UNFAMILIAR_NOTE, features_of_images, fit_reference
+    from tests.test_familiarity import smear
+    from training.report import update_metadata
+
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "models"
+    path = make_classifier(folder / "ref.onnx", num_classes=3, size=32, labels=LABELS)
+    spec = ModelSession.load(path).spec
+    train = [smear(rng) for _ in range(300)]
+    update_metadata(path, reference=fit_reference(features_of_images(train, spec.input), np.arange(300) % 3, 3))
+    monkeypatch.setenv("HEMALENS_BUNDLED_MODELS_DIR", str(folder))
+    monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(tmp_path / "user-models"))
+    window = _make_window(qtbot, tmp_path)
+
+    def write(name: str, tint: tuple[float, float, float]) -> Path:
+        (tmp_path / name).mkdir()
+        for i in range(8):
+            cv2.imwrite(str(tmp_path / name / f"c{i}.png"), smear(rng, tint=tint)[:, :, ::-1])
+        return tmp_path / name
+
+    _open(qtbot, window, [write("same_lab", (1.0, 1.0, 1.0))])
+    assert window.domain_banner.isHidden()
+    _open(qtbot, window, [write("other_lab", (1.2, 1.0, 0.8))])
+    assert window.domain_banner.isVisible()
+    assert "8 of 8 images look unlike" in window.domain_banner.text()
+    assert all(UNFAMILIAR_NOTE in item.notes for item in window.model.items())
+    assert window.model.index(0, COL_STATUS).data() == "Done (note)"

@@ -25,7 +25,15 @@ from inference.splits import SPLIT_DESCRIPTION, labelled_folder, split_fingerpri
 from training.augment import UNIFORM_ZOOM
 from training.data import load_split
 from training.model import SmearNet, count_parameters
-from training.report import cam_grid, cam_grid_name, measure_latency, update_metadata, write_card, write_json
+from training.report import (
+    cam_grid,
+    cam_grid_name,
+    fit_training_reference,
+    measure_latency,
+    update_metadata,
+    write_card,
+    write_json,
+)
 from training.robustness import robustness
 from training.train import CONFIGS, DATA_ROOT, RUNS
 
@@ -176,6 +184,7 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
     meta = DATASETS[model_name]
     data = data_root / cfg["dataset"]
     run_dir = RUNS / model_name
+    update_metadata(out, reference=fit_training_reference(out, data))
     session = ModelSession.load(out, threads=2)
     ev, _, errors = evaluate_folder(session, data, "test", {})
     assert not errors, errors

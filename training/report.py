@@ -20,7 +20,8 @@ import onnxruntime as ort
 from PIL import Image
 
 from inference.cli_evaluate import match_folders
-from inference.contract import METADATA_KEY, ClassLabel, spec_from_metadata
+from inference.contract import METADATA_KEY, ClassLabel, TrainingReference, spec_from_metadata
+from inference.familiarity import features_of_images, fit_reference
 from inference.images import load_image
 from inference.overlay import render_overlay
 from inference.session import ModelSession, session_options
@@ -135,8 +136,10 @@ def cam_grid(model_path: Path, data: Path, out_path: Path, per_class: int = 6, t
             "tiles": len(on_cell)}
 
 
-def update_metadata(model_path: Path, class_ids: list[str] | None = None, **changes: Any) -> None:
-    """Rewrite the HemaLens metadata in place (the graph is untouched): provenance fields, and class ids.
+def update_metadata(model_path: Path, class_ids: list[str] | None = None,
+                    reference: TrainingReference | None = None, **changes: Any) -> None:
+    """Rewrite the HemaLens metadata in place (the graph is untouched): provenance fields, class ids,
+    and the training-image reference (inference/familiarity.py).
 
     The exporter derives ids from display names ("Immature granulocyte" -> "immature_granulocyte");
     we set them to the data set's folder names ("ig") so `hemalens evaluate` matches those folders
@@ -147,6 +150,8 @@ def update_metadata(model_path: Path, class_ids: list[str] | None = None, **chan
     spec = spec_from_metadata(props)
     assert spec is not None, f"{model_path} has no HemaLens metadata"
     spec = spec.with_provenance(**changes)
+    if reference is not None:
+        spec = replace(spec, training_reference=reference)
     if class_ids is not None:
         assert len(class_ids) == len(spec.classes)
         spec = replace(spec, classes=tuple(ClassLabel(id=i, name=c.name)
@@ -155,6 +160,20 @@ def update_metadata(model_path: Path, class_ids: list[str] | None = None, **chan
         if p.key == METADATA_KEY:
             p.value = spec.to_json()
     onnx.save(model, str(model_path))
+
+
+def fit_training_reference(model_path: Path, data: Path, split: str = "train") -> TrainingReference:
+    """Per-class feature statistics of one block of a labelled folder, through the runtime's resizing."""
+    spec = ModelSession.load(model_path, threads=2).spec
+    folder = labelled_folder(data, split)
+    index = match_folders(list(folder), [c.id for c in spec.classes], spec.labels, {})
+    feats, labels = [], []
+    for cls, paths in folder.items():
+        for i in range(0, len(paths), 64):
+            chunk = paths[i : i + 64]
+            feats.append(features_of_images([load_image(p).rgb for p in chunk], spec.input))
+            labels += [index[cls]] * len(chunk)
+    return fit_reference(np.concatenate(feats), np.asarray(labels), spec.num_classes)
 
 
 def _table(ev: dict[str, Any]) -> str:
@@ -172,9 +191,10 @@ def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any]
                robustness: dict[str, dict[str, float]], latency: dict[str, float], cam: dict[str, Any],
                cam_image: str, observations: str) -> None:
     """The markdown model card shipped next to the .onnx file."""
-    rob = ["| copy of the test block | accuracy | balanced accuracy | ECE |", "|---|---|---|---|"]
-    rob += [f"| {k} | {v['accuracy']:.4f} | {v['balanced_accuracy']:.4f} | {v['ece']:.4f} |"
-            for k, v in robustness.items()]
+    rob = ["| copy of the test block | accuracy | balanced accuracy | ECE | flagged unlike training |",
+           "|---|---|---|---|---|"]
+    rob += [f"| {k} | {v['accuracy']:.4f} | {v['balanced_accuracy']:.4f} | {v['ece']:.4f} | "
+            f"{v['flagged_unlike_training']:.1%} |" for k, v in robustness.items()]
     lat = (f"{latency['scores_ms']} ms scores only; {latency['with_gradcam_ms']} ms with Grad-CAM outputs; "
            f"{latency['predict_ms']} ms `ModelSession.predict` incl. preprocessing "
            f"(medians on a shared, busy 2-core machine; p90 scores only {latency['scores_p90_ms']} ms; fastest run "
@@ -220,6 +240,11 @@ def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any]
 Another lab changes stain, camera (resolution, white balance, frame shape), magnification and focus. No other
 lab's images were available, so the test block was re-rendered with fixed transforms (`python -m training.robustness`,
 see its docstring) and scored through the runtime. This is a proxy: real images from another lab can still fail.
+
+The last column is the share of images HemaLens marks "unlike this model's training images" (per-class
+colour, focus and scale statistics of the train block, stored in the model's metadata; the limit is
+what 0.5 % of training images exceed; `inference/familiarity.py`). The app shows that note on the image
+and warns when a folder has many such images.
 
 {chr(10).join(rob)}
 
