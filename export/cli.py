@@ -67,6 +67,9 @@ def _add_description(p: argparse.ArgumentParser, *, required_labels: bool) -> No
     p.add_argument("--description", default="")
     p.add_argument("--temperature", type=float, default=1.0, help="calibration temperature (default 1)")
     p.add_argument("--provenance", type=Path, help="JSON file with provenance fields (training_data, metrics, ...)")
+    p.add_argument("--reference-folder", type=Path,
+                   help="labelled training images (FOLDER/<class>/<image>): store their statistics in the model "
+                        "so HemaLens can say when an image is unlike them")
     for field in _PROVENANCE_FIELDS:
         p.add_argument(f"--{field.replace('_', '-')}", dest=f"prov_{field}", help=f"provenance: {field}")
 
@@ -185,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
             _augment(args)
         else:
             _export(args)
+        if args.reference_folder:
+            from export.reference import fit_folder_reference, write_reference
+
+            reference = fit_folder_reference(args.output, args.reference_folder)
+            write_reference(args.output, reference)
+            print(f"training reference: {reference.images} images from {args.reference_folder}")
     except HemaLensError as exc:
         print(f"hemalens-export: {exc}", file=sys.stderr)
         return 2

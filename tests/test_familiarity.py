@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from export.reference import write_reference
 from inference.contract import InputSpec, ModelContractError, spec_from_json
 from inference.familiarity import (
     FEATURE_NAMES,
@@ -23,7 +24,6 @@ from inference.familiarity import (
 from inference.preprocess import preprocess_batch, resize_for_model
 from inference.session import ModelSession
 from tests.model_factory import make_classifier
-from training.report import update_metadata
 
 
 def smear(rng: np.random.Generator, size: int = 96, tint=(1.0, 1.0, 1.0), cell: float = 1.0) -> np.ndarray:
@@ -83,7 +83,7 @@ def test_too_few_images_for_a_class_is_refused() -> None:
 def test_reference_round_trips_through_the_metadata_and_bad_ones_are_refused(tmp_path) -> None:
     path = make_classifier(tmp_path / "m.onnx", num_classes=2, size=48)
     spec, ref = _reference(np.random.default_rng(3))
-    update_metadata(path, reference=ref)
+    write_reference(path, ref)
     loaded = ModelSession.load(path).spec
     assert loaded.training_reference == ref
     data = json.loads(loaded.to_json())
@@ -104,7 +104,7 @@ def test_a_prediction_on_an_unlike_image_carries_the_note(tmp_path) -> None:
     if len(set(called)) < 2:  # the random tiny model may call one class only: give the other class images too
         called[:150] = 1 - called[0]
     ref = fit_reference(features_of_images(images, session.spec.input), called, 2)
-    update_metadata(path, reference=ref)
+    write_reference(path, ref)
     session = ModelSession.load(path)
     fresh = session.predict_batch([smear(rng) for _ in range(40)])
     assert np.mean([UNFAMILIAR_NOTE in p.notes for p in fresh]) <= 0.1
@@ -122,7 +122,7 @@ def test_evaluate_counts_the_images_unlike_the_training_images(tmp_path, capsys)
     path = make_classifier(tmp_path / "m.onnx", num_classes=2, size=48, labels=["Cell A", "Cell B"])
     spec = ModelSession.load(path).spec
     images = [smear(rng) for _ in range(300)]
-    update_metadata(path, reference=fit_reference(features_of_images(images, spec.input), np.arange(300) % 2, 2))
+    write_reference(path, fit_reference(features_of_images(images, spec.input), np.arange(300) % 2, 2))
     for cls, tint in (("cell_a", (1.0, 1.0, 1.0)), ("cell_b", (1.2, 1.0, 0.8))):
         (tmp_path / "lab" / cls).mkdir(parents=True)
         for i in range(10):
@@ -136,3 +136,26 @@ def test_evaluate_counts_the_images_unlike_the_training_images(tmp_path, capsys)
     printed = capsys.readouterr().out
     assert f"unlike the training images: {sum(flags['cell_a']) + 10} of 20" in printed
     assert "may not hold" in printed
+
+
+def test_export_cli_stores_a_reference_from_a_labelled_folder(tmp_path, capsys) -> None:
+    from export.cli import main
+
+    rng = np.random.default_rng(6)
+    for cls in ("blast", "lymphocyte"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        for i in range(30):
+            cv2.imwrite(str(tmp_path / "train" / cls / f"{i}.png"), smear(rng)[:, :, ::-1])
+    plain = make_classifier(tmp_path / "plain.onnx", num_classes=2, with_gradcam=False, with_metadata=False)
+    out = tmp_path / "ready.onnx"
+    assert main(["augment", str(plain), str(out), "--labels", "Blast,Lymphocyte",
+                 "--reference-folder", str(tmp_path / "train")]) == 0
+    assert "training reference: 60 images" in capsys.readouterr().out
+    session = ModelSession.load(out)
+    assert session.spec.training_reference is not None and len(session.spec.training_reference.classes) == 2
+    assert all(UNFAMILIAR_NOTE in p.notes for p in session.predict_batch([smear(rng, tint=(1.2, 1.0, 0.8))] * 3))
+    (tmp_path / "train" / "monocyte").mkdir()  # a folder that is no class of the model: a clear refusal
+    cv2.imwrite(str(tmp_path / "train" / "monocyte" / "0.png"), smear(rng))
+    assert main(["augment", str(plain), str(tmp_path / "again.onnx"), "--labels", "Blast,Lymphocyte",
+                 "--reference-folder", str(tmp_path / "train")]) == 2
+    assert "match no class" in capsys.readouterr().err

@@ -436,16 +436,16 @@ def test_on_a_1366x768_screen_eight_classes_neither_overlap_nor_hide_the_review_
 
 
 def test_a_folder_unlike_the_models_training_images_gets_a_warning(qtbot, tmp_path, monkeypatch) -> None:
+    from export.reference import write_reference
     from inference.familiarity import UNFAMILIAR_NOTE, features_of_images, fit_reference
     from tests.test_familiarity import smear
-    from training.report import update_metadata
 
     rng = np.random.default_rng(7)
     folder = tmp_path / "models"
     path = make_classifier(folder / "ref.onnx", num_classes=3, size=32, labels=LABELS)
     spec = ModelSession.load(path).spec
     train = [smear(rng) for _ in range(300)]
-    update_metadata(path, reference=fit_reference(features_of_images(train, spec.input), np.arange(300) % 3, 3))
+    write_reference(path, fit_reference(features_of_images(train, spec.input), np.arange(300) % 3, 3))
     monkeypatch.setenv("HEMALENS_BUNDLED_MODELS_DIR", str(folder))
     monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(tmp_path / "user-models"))
     window = _make_window(qtbot, tmp_path)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from export.reference import fit_folder_reference, write_reference
 from inference.cli_evaluate import evaluate_folder
 from inference.session import ModelSession
 from inference.splits import SPLIT_DESCRIPTION, labelled_folder, split_fingerprint
@@ -28,7 +29,6 @@ from training.model import SmearNet, count_parameters
 from training.report import (
     cam_grid,
     cam_grid_name,
-    fit_training_reference,
     measure_latency,
     update_metadata,
     write_card,
@@ -184,7 +184,7 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
     meta = DATASETS[model_name]
     data = data_root / cfg["dataset"]
     run_dir = RUNS / model_name
-    update_metadata(out, reference=fit_training_reference(out, data))
+    write_reference(out, fit_folder_reference(out, data, "train"))
     session = ModelSession.load(out, threads=2)
     ev, _, errors = evaluate_folder(session, data, "test", {})
     assert not errors, errors

@@ -20,8 +20,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from inference.cli_evaluate import match_folders
-from inference.contract import METADATA_KEY, ClassLabel, TrainingReference, spec_from_metadata
-from inference.familiarity import features_of_images, fit_reference
+from inference.contract import METADATA_KEY, ClassLabel, spec_from_metadata
 from inference.images import load_image
 from inference.overlay import render_overlay
 from inference.session import ModelSession, session_options
@@ -136,10 +135,8 @@ def cam_grid(model_path: Path, data: Path, out_path: Path, per_class: int = 6, t
             "tiles": len(on_cell)}
 
 
-def update_metadata(model_path: Path, class_ids: list[str] | None = None,
-                    reference: TrainingReference | None = None, **changes: Any) -> None:
-    """Rewrite the HemaLens metadata in place (the graph is untouched): provenance fields, class ids,
-    and the training-image reference (inference/familiarity.py).
+def update_metadata(model_path: Path, class_ids: list[str] | None = None, **changes: Any) -> None:
+    """Rewrite the HemaLens metadata in place (the graph is untouched): provenance fields, and class ids.
 
     The exporter derives ids from display names ("Immature granulocyte" -> "immature_granulocyte");
     we set them to the data set's folder names ("ig") so `hemalens evaluate` matches those folders
@@ -150,8 +147,6 @@ def update_metadata(model_path: Path, class_ids: list[str] | None = None,
     spec = spec_from_metadata(props)
     assert spec is not None, f"{model_path} has no HemaLens metadata"
     spec = spec.with_provenance(**changes)
-    if reference is not None:
-        spec = replace(spec, training_reference=reference)
     if class_ids is not None:
         assert len(class_ids) == len(spec.classes)
         spec = replace(spec, classes=tuple(ClassLabel(id=i, name=c.name)
@@ -160,20 +155,6 @@ def update_metadata(model_path: Path, class_ids: list[str] | None = None,
         if p.key == METADATA_KEY:
             p.value = spec.to_json()
     onnx.save(model, str(model_path))
-
-
-def fit_training_reference(model_path: Path, data: Path, split: str = "train") -> TrainingReference:
-    """Per-class feature statistics of one block of a labelled folder, through the runtime's resizing."""
-    spec = ModelSession.load(model_path, threads=2).spec
-    folder = labelled_folder(data, split)
-    index = match_folders(list(folder), [c.id for c in spec.classes], spec.labels, {})
-    feats, labels = [], []
-    for cls, paths in folder.items():
-        for i in range(0, len(paths), 64):
-            chunk = paths[i : i + 64]
-            feats.append(features_of_images([load_image(p).rgb for p in chunk], spec.input))
-            labels += [index[cls]] * len(chunk)
-    return fit_reference(np.concatenate(feats), np.asarray(labels), spec.num_classes)
 
 
 def _table(ev: dict[str, Any]) -> str:
