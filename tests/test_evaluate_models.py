@@ -66,7 +66,7 @@ def test_shipped_model_reproduces_card_on_test_subset(model_id: str) -> None:
     # The same lab's unseen images are seldom flagged as unlike the training images; a warm camera
     # white balance (R x1.15, B x0.85) mostly is.
     assert session.spec.training_reference is not None
-    assert np.mean([UNFAMILIAR_NOTE in p.notes for p in preds]) <= 0.05
+    assert np.mean([UNFAMILIAR_NOTE in p.notes for p in preds]) <= 0.1  # all4: 4 % (val 0.5 %), others < 1 %
     warm = [np.clip(im * np.array([1.15, 1.0, 0.85]), 0, 255).astype(np.uint8) for im in images[::2]]
     assert np.mean([UNFAMILIAR_NOTE in p.notes for p in session.predict_batch(warm)]) >= 0.5
     # A quarter of the test block: allow for sampling noise, but not for a broken model or preprocessing.

@@ -159,3 +159,15 @@ def test_export_cli_stores_a_reference_from_a_labelled_folder(tmp_path, capsys) 
     assert main(["augment", str(plain), str(tmp_path / "again.onnx"), "--labels", "Blast,Lymphocyte",
                  "--reference-folder", str(tmp_path / "train")]) == 2
     assert "match no class" in capsys.readouterr().err
+
+
+def test_card_summary_splits_accuracy_by_the_flag() -> None:
+    from training.report import unlike_training_summary
+
+    rows = [{"true": "A", "predicted": "A", "unlike_training": False}] * 8 + [
+        {"true": "A", "predicted": "B", "unlike_training": True},
+        {"true": "B", "predicted": "B", "unlike_training": True},
+    ]
+    assert unlike_training_summary(rows) == {"images": 10, "flagged": 2, "share": 0.2, "accuracy_flagged": 0.5,
+                                             "accuracy_rest": 1.0}
+    assert unlike_training_summary(rows[:8])["accuracy_flagged"] is None

@@ -30,6 +30,7 @@ from training.report import (
     cam_grid,
     cam_grid_name,
     measure_latency,
+    unlike_training_summary,
     update_metadata,
     write_card,
     write_json,
@@ -186,10 +187,12 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
     run_dir = RUNS / model_name
     write_reference(out, fit_folder_reference(out, data, "train"))
     session = ModelSession.load(out, threads=2)
-    ev, _, errors = evaluate_folder(session, data, "test", {})
+    ev, rows, errors = evaluate_folder(session, data, "test", {})
     assert not errors, errors
     evaluation = ev.to_dict()
     print(json.dumps({k: evaluation[k] for k in ("n", "accuracy", "balanced_accuracy", "ece")}), flush=True)
+    unlike = unlike_training_summary(rows)
+    print("unlike training", unlike, flush=True)
     rob = robustness(out, data)
     latency = measure_latency(out)
     print("latency", latency, flush=True)
@@ -202,6 +205,7 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
         "evaluated_on": f"{cfg['dataset']}/ test block ({evaluation['n']} images)",
         "test_split_fingerprint": fingerprint,
         "robustness": rob,
+        "unlike_training_test": unlike,
         "latency_ms_2_threads": latency,
         "input_size": cfg["size"],
         "size_mb": round(size_mb, 2),
@@ -234,7 +238,7 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
         "export_command": f"python -m training.export_model {model_name}",
     }
     write_card(ASSETS / f"hemalens-{model_name}.md", title=meta["name"], model_file=out.name, facts=facts,
-               evaluation=evaluation, robustness=rob, latency=latency, cam=cam, cam_image=grid_name,
+               evaluation=evaluation, robustness=rob, unlike=unlike, latency=latency, cam=cam, cam_image=grid_name,
                observations=observations)
     print(f"wrote {out} ({size_mb:.2f} MB), card and {grid_name}", flush=True)
 

@@ -168,9 +168,25 @@ def _table(ev: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _maybe(value: float | None) -> str:
+    return "n/a (none)" if value is None else f"{value:.4f}"
+
+
+def unlike_training_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """On `hemalens evaluate` rows: how many images were flagged unlike the training images, and the
+    accuracy on those and on the rest (does the flag pick out the images the model gets wrong?)."""
+    def accuracy(sel: list[dict[str, Any]]) -> float | None:
+        return round(sum(r["true"] == r["predicted"] for r in sel) / len(sel), 4) if sel else None
+
+    flagged = [r for r in rows if r["unlike_training"]]
+    rest = [r for r in rows if not r["unlike_training"]]
+    return {"images": len(rows), "flagged": len(flagged), "share": round(len(flagged) / max(len(rows), 1), 4),
+            "accuracy_flagged": accuracy(flagged), "accuracy_rest": accuracy(rest)}
+
+
 def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any], evaluation: dict[str, Any],
-               robustness: dict[str, dict[str, float]], latency: dict[str, float], cam: dict[str, Any],
-               cam_image: str, observations: str) -> None:
+               robustness: dict[str, dict[str, float]], unlike: dict[str, Any], latency: dict[str, float],
+               cam: dict[str, Any], cam_image: str, observations: str) -> None:
     """The markdown model card shipped next to the .onnx file."""
     rob = ["| copy of the test block | accuracy | balanced accuracy | ECE | flagged unlike training |",
            "|---|---|---|---|---|"]
@@ -225,7 +241,9 @@ see its docstring) and scored through the runtime. This is a proxy: real images 
 The last column is the share of images HemaLens marks "unlike this model's training images" (per-class
 colour, focus and scale statistics of the train block, stored in the model's metadata; the limit is
 what 0.5 % of training images exceed; `inference/familiarity.py`). The app shows that note on the image
-and warns when a folder has many such images.
+and warns when a folder has many such images. On the original test block it flagged {unlike['flagged']} of
+{unlike['images']} images ({unlike['share']:.1%}); accuracy on them {_maybe(unlike['accuracy_flagged'])}, on the rest
+{_maybe(unlike['accuracy_rest'])}.
 
 {chr(10).join(rob)}
 
