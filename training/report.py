@@ -199,6 +199,9 @@ def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any]
     headline = (f"Images: {evaluation['n']} · accuracy **{evaluation['accuracy']:.4f}** · balanced accuracy "
                 f"**{evaluation['balanced_accuracy']:.4f}** · ECE (15 bins, after temperature scaling) "
                 f"**{evaluation['ece']:.4f}**")
+    flag_line = (f"Original test block: {unlike['flagged']} of {unlike['images']} images flagged "
+                 f"({unlike['share']:.1%}); accuracy {_maybe(unlike['accuracy_flagged'])} on them, "
+                 f"{_maybe(unlike['accuracy_rest'])} on the rest.")
     target_lines = "\n".join(target_report(evaluation, latency, facts))
     text = f"""# {title}
 
@@ -241,9 +244,8 @@ see its docstring) and scored through the runtime. This is a proxy: real images 
 The last column is the share of images HemaLens marks "unlike this model's training images" (per-class
 colour, focus and scale statistics of the train block, stored in the model's metadata; the limit is
 what 0.5 % of training images exceed; `inference/familiarity.py`). The app shows that note on the image
-and warns when a folder has many such images. On the original test block it flagged {unlike['flagged']} of
-{unlike['images']} images ({unlike['share']:.1%}); accuracy on them {_maybe(unlike['accuracy_flagged'])}, on the rest
-{_maybe(unlike['accuracy_rest'])}.
+and warns when a folder has many such images.
+{flag_line}
 
 {chr(10).join(rob)}
 
