@@ -318,7 +318,7 @@ class BatchTableModel(QAbstractTableModel):
     def _foreground(self, item: ImageItem, col: int, call: str | None) -> QBrush | None:
         if item.status == FAILED:
             return _FAILED_BRUSH
-        if col == COL_AI and call == UNIDENTIFIED_ID:
+        if (col == COL_AI and call == UNIDENTIFIED_ID) or (col == COL_STATUS and item.notes and item.status == DONE):
             return _UNCERTAIN_BRUSH
         if item.status == QUEUED and col != COL_IMAGE:
             return _QUEUED_BRUSH
@@ -331,7 +331,7 @@ class BatchTableModel(QAbstractTableModel):
             if item.status == FAILED:
                 return "Failed"
             if item.notes and item.status == DONE:
-                return "Done (note)"
+                return "⚠ Note"  # the notes are in the tooltip and the side panel
             return item.status
         if col == COL_AI:
             if call == UNIDENTIFIED_ID and item.probabilities is not None:
@@ -382,8 +382,8 @@ def proxy_multi_data(proxy: QSortFilterProxyModel, index: _Index, span: QModelRo
 
 
 # --- filtering ---------------------------------------------------------------------------------
-SHOW_ALL, SHOW_TO_REVIEW, SHOW_REVIEWED, SHOW_FLAGGED, SHOW_UNCERTAIN, SHOW_FAILED = range(6)
-SHOW_LABELS = ("All images", "To review", "Reviewed", "Flagged", "Uncertain", "Failed")
+SHOW_ALL, SHOW_TO_REVIEW, SHOW_REVIEWED, SHOW_FLAGGED, SHOW_UNCERTAIN, SHOW_NOTES, SHOW_FAILED = range(7)
+SHOW_LABELS = ("All images", "To review", "Reviewed", "Flagged", "Uncertain", "With notes", "Failed")
 
 
 class BatchFilterProxy(QSortFilterProxyModel):
@@ -437,6 +437,8 @@ class BatchFilterProxy(QSortFilterProxyModel):
             return item.flagged
         if show == SHOW_UNCERTAIN:
             return model.ai_call_of(item) == UNIDENTIFIED_ID
+        if show == SHOW_NOTES:  # image-quality notes, or unlike the model's training images
+            return item.status == DONE and bool(item.notes)
         if show == SHOW_FAILED:
             return item.status == FAILED
         return True

@@ -458,8 +458,12 @@ def test_a_folder_unlike_the_models_training_images_gets_a_warning(qtbot, tmp_pa
 
     _open(qtbot, window, [write("same_lab", (1.0, 1.0, 1.0))])
     assert window.domain_banner.isHidden()
+    window.batch_panel.show_combo.setCurrentText("With notes")
+    with_notes = sum(bool(item.notes) for item in window.model.items())
+    assert window.batch_panel.proxy.rowCount() == with_notes < 8
+    window.batch_panel.show_combo.setCurrentText("All images")
     _open(qtbot, window, [write("other_lab", (1.2, 1.0, 0.8))])
     assert window.domain_banner.isVisible()
     assert "8 of 8 images look unlike" in window.domain_banner.text()
     assert all(UNFAMILIAR_NOTE in item.notes for item in window.model.items())
-    assert window.model.index(0, COL_STATUS).data() == "Done (note)"
+    assert window.model.index(0, COL_STATUS).data() == "⚠ Note"
