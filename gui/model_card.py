@@ -8,6 +8,7 @@ from typing import Any
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
 from gui.items import ModelInfo
+from inference.contract import TrainingReference
 
 
 def _esc(value: Any) -> str:
@@ -67,6 +68,13 @@ def model_status_text(spec: Any) -> str:
     return f"{name} · measured accuracy {100 * accuracy:.1f} %{where}"
 
 
+def _reference_text(ref: TrainingReference | None) -> str:
+    if ref is None:
+        return "off: this model carries no statistics of its training images (hemalens-export --reference-folder)"
+    return (f"on: an image farther from the called class than {ref.quantile:.1%} of that class's training images "
+            f"({ref.images:,} in all; colour, focus, structure size) gets a note")
+
+
 def model_card_html(info: ModelInfo) -> str:
     """The card as HTML (also what tests read)."""
     spec = info.spec
@@ -93,6 +101,7 @@ def model_card_html(info: ModelInfo) -> str:
         ),
         ("Output", html.escape(f"{spec.output.name}: {spec.output.kind}, temperature {spec.output.temperature:g}")),
         ("Heatmap", _esc(info.cam_method or "none available for this model")),
+        ("Unlike-training check", _esc(_reference_text(spec.training_reference))),
         ("Training data", _esc(prov.training_data)),
         ("Split", _esc(prov.split)),
         (

@@ -262,6 +262,7 @@ def test_switching_model_reclassifies_and_keeps_reviews(qtbot, tmp_path, models)
     assert window.model.item(0).reviewed_id == reviewed  # the technician's decision outlives the model
     assert window.model_info.path == other
     assert window.settings.model_path() == other
+    assert "off: this model carries no statistics" in model_card_html(window.model_info)
     assert "Blast" in model_card_html(window.model_info) and window.model_info.sha256 in model_card_html(
         window.model_info
     )
@@ -462,6 +463,7 @@ def test_a_folder_unlike_the_models_training_images_gets_a_warning(qtbot, tmp_pa
     with_notes = sum(bool(item.notes) for item in window.model.items())
     assert window.batch_panel.proxy.rowCount() == with_notes < 8
     window.batch_panel.show_combo.setCurrentText("All images")
+    assert "on: an image farther from the called class than 99.5%" in model_card_html(window.model_info)
     _open(qtbot, window, [write("other_lab", (1.2, 1.0, 0.8))])
     assert window.domain_banner.isVisible()
     assert "8 of 8 images look unlike" in window.domain_banner.text()
