@@ -136,7 +136,7 @@ def robustness(model_path: Path, data: Path, split: str = "test") -> dict[str, d
                 flagged += UNFAMILIAR_NOTE in p.notes
         ev = evaluate_predictions(np.stack(probs), labels, session.spec.labels)
         out[name] = {"accuracy": round(ev.accuracy, 4), "balanced_accuracy": round(ev.balanced_accuracy, 4),
-                     "ece": round(ev.ece, 4), "flagged_unlike_training": round(flagged / len(items), 4)}
+                     "ece": round(ev.ece, 4), "flagged_unlike_training": round(flagged / len(items), 6)}
         print(f"{name:<48} acc {ev.accuracy:.4f}  bal {ev.balanced_accuracy:.4f}  ece {ev.ece:.4f}  "
               f"flagged {flagged / len(items):.3f}", flush=True)
     return out
