@@ -36,38 +36,50 @@ UNFAMILIAR_NOTE = (
 
 
 def pixels_from_tensor(tensor: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Undo the normalisation of a preprocessed batch: (N, H, W, 3) RGB in [0, 1], float32."""
+    """Undo the normalisation of a preprocessed batch: (N, H, W, 3) RGB uint8, as the model saw it.
+
+    NCHW planes go through OpenCV (which releases the GIL: the batch threads share it with the GUI)."""
     mul, add = normalisation(spec)
-    x = tensor.transpose(0, 2, 3, 1) if spec.layout == "NCHW" else tensor
-    x = (x - add) / mul
-    if spec.color_order == "BGR":
-        x = x[..., ::-1]
-    return np.clip(x / 255.0, 0.0, 1.0).astype(np.float32)
+    alpha, beta = 1.0 / mul, -add / mul
+    if spec.layout == "NCHW":
+        order = (2, 1, 0) if spec.color_order == "BGR" else (0, 1, 2)
+        return np.stack([
+            cv2.merge([cv2.convertScaleAbs(t[c], alpha=float(alpha[c]), beta=float(beta[c])) for c in order])
+            for t in tensor
+        ])
+    x = np.clip(np.rint(tensor * alpha + beta), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(x[..., ::-1] if spec.color_order == "BGR" else x)
 
 
 def image_features(pixels: np.ndarray) -> np.ndarray:
-    """(N, 12) statistics of (N, H, W, 3) RGB images in [0, 1] (see the module docstring).
+    """(N, 12) statistics of (N, H, W, 3) RGB uint8 images (see the module docstring).
 
-    OpenCV primitives and a Laplacian pyramid (each band: a level minus its blurred, upsampled
-    half-size copy) keep this near 0.1 ms per 128 px image; wide Gaussian blurs cost 20 times that."""
+    OpenCV primitives (a grey histogram for the median and dark shares, a Laplacian pyramid whose
+    bands are a level minus its blurred, upsampled half-size copy) keep this near 0.1 ms per 128 px
+    image and mostly outside the GIL; wide Gaussian blurs cost 20 times that."""
     out = np.empty((len(pixels), len(FEATURE_NAMES)), dtype=np.float64)
     for i, x in enumerate(pixels):
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x)
         mean, std = cv2.meanStdDev(x)
         grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)
-        median = float(np.partition(grey.ravel(), grey.size // 2)[grey.size // 2])
-        bands, level = [], grey
+        cdf = np.cumsum(cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel())
+        n = cdf[-1]
+        median = int(np.searchsorted(cdf, n / 2))
+
+        def share_below(fraction: float, cdf: np.ndarray = cdf, n: float = n, median: int = median) -> float:
+            limit = int(np.ceil(fraction * median))  # grey values v < fraction * median
+            return float(cdf[limit - 1] / n) if limit > 0 else 0.0
+
+        bands, level = [], grey.astype(np.float32)
         for _ in range(4):
             if min(level.shape) < 2:
                 bands.append(np.log(1e-8))
                 continue
             half = cv2.pyrDown(level)
-            detail = level - cv2.pyrUp(half, dstsize=(level.shape[1], level.shape[0]))
-            bands.append(np.log(float(cv2.meanStdDev(detail)[1][0, 0]) ** 2 + 1e-8))
+            detail = cv2.subtract(level, cv2.pyrUp(half, dstsize=(level.shape[1], level.shape[0])))
+            bands.append(np.log((float(cv2.meanStdDev(detail)[1][0, 0]) / 255.0) ** 2 + 1e-8))
             level = half
-        dark = grey.size
-        out[i] = [*mean.ravel(), *std.ravel(), np.count_nonzero(grey < 0.8 * median) / dark,
-                  np.count_nonzero(grey < 0.6 * median) / dark, *bands]
+        out[i] = [*(mean.ravel() / 255.0), *(std.ravel() / 255.0), share_below(0.8), share_below(0.6), *bands]
     return out
 
 

@@ -231,6 +231,7 @@ class ModelSession:
         try:
             tensor, _ = preprocess_batch([blank], self.spec.input)
             outputs = self._run(tensor)
+            self._unlike_training(tensor, np.zeros(1, dtype=int))  # first-call costs here, not mid-batch
         except InferenceError as exc:
             raise ModelLoadError(self.path, f"the model failed a test run ({exc})") from None
         scores = outputs[0]

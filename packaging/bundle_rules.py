@@ -23,7 +23,7 @@ PROJECT_EXCLUDES = ("training", "tests", "bench")
 # lists (a test checks it), so a new exporter module cannot slip into the bundle unnoticed.
 EXPORT_MODULES_FOR_APP = ("export", "export.augment", "export.errors", "export.gradcam_graph",
                           "export.modelfile", "export.onnx_tools", "export.report", "export.verify")  # fmt: skip
-EXPORT_EXCLUDES = ("export.pytorch", "export.keras", "export.cli")
+EXPORT_EXCLUDES = ("export.pytorch", "export.keras", "export.cli", "export.reference")
 
 # Third-party packages the app never imports (they are in the dev environment for export/training).
 THIRD_PARTY_EXCLUDES = (

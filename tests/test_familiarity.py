@@ -45,14 +45,15 @@ def test_pixels_from_tensor_undoes_the_models_normalisation(layout: str, order: 
     rgb = smear(np.random.default_rng(0), 64)
     tensor, _ = preprocess_batch([rgb], spec)
     resized, _ = resize_for_model(rgb, spec)
-    np.testing.assert_allclose(pixels_from_tensor(tensor, spec)[0], resized / 255.0, atol=1e-4)
+    back = pixels_from_tensor(tensor, spec)[0]
+    assert back.dtype == np.uint8 and np.abs(back.astype(int) - resized).max() <= 1
 
 
 def test_features_see_colour_and_scale() -> None:
     rng = np.random.default_rng(1)
-    base = image_features(np.stack([smear(rng) / 255.0]))[0]
+    base = image_features(np.stack([smear(rng)]))[0]
     assert base.shape == (len(FEATURE_NAMES),)
-    warm = image_features(np.stack([smear(np.random.default_rng(1), tint=(1.15, 1.0, 0.85)) / 255.0]))[0]
+    warm = image_features(np.stack([smear(np.random.default_rng(1), tint=(1.15, 1.0, 0.85))]))[0]
     assert warm[0] > base[0] and warm[2] < base[2]  # mean R up, mean B down
 
 

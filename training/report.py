@@ -200,7 +200,8 @@ def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any]
                 f"**{evaluation['balanced_accuracy']:.4f}** · ECE (15 bins, after temperature scaling) "
                 f"**{evaluation['ece']:.4f}**")
     flag_line = (f"Original test block: {unlike['flagged']} of {unlike['images']} images flagged "
-                 f"({unlike['flagged'] / max(unlike['images'], 1):.1%}); accuracy {_maybe(unlike['accuracy_flagged'])} on them, "
+                 f"({unlike['flagged'] / max(unlike['images'], 1):.1%}); "
+                 f"accuracy {_maybe(unlike['accuracy_flagged'])} on them, "
                  f"{_maybe(unlike['accuracy_rest'])} on the rest.")
     target_lines = "\n".join(target_report(evaluation, latency, facts))
     text = f"""# {title}
