@@ -63,13 +63,7 @@ def image_features(pixels: np.ndarray) -> np.ndarray:
         mean, std = cv2.meanStdDev(x)
         grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)
         cdf = np.cumsum(cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel())
-        n = cdf[-1]
-        median = int(np.searchsorted(cdf, n / 2))
-
-        def share_below(fraction: float, cdf: np.ndarray = cdf, n: float = n, median: int = median) -> float:
-            limit = int(np.ceil(fraction * median))  # grey values v < fraction * median
-            return float(cdf[limit - 1] / n) if limit > 0 else 0.0
-
+        median = int(np.searchsorted(cdf, cdf[-1] / 2))
         bands, level = [], grey.astype(np.float32)
         for _ in range(4):
             if min(level.shape) < 2:
@@ -79,8 +73,15 @@ def image_features(pixels: np.ndarray) -> np.ndarray:
             detail = cv2.subtract(level, cv2.pyrUp(half, dstsize=(level.shape[1], level.shape[0])))
             bands.append(np.log((float(cv2.meanStdDev(detail)[1][0, 0]) / 255.0) ** 2 + 1e-8))
             level = half
-        out[i] = [*(mean.ravel() / 255.0), *(std.ravel() / 255.0), share_below(0.8), share_below(0.6), *bands]
+        out[i] = [*(mean.ravel() / 255.0), *(std.ravel() / 255.0), _share_below(cdf, 0.8 * median),
+                  _share_below(cdf, 0.6 * median), *bands]
     return out
+
+
+def _share_below(cdf: np.ndarray, value: float) -> float:
+    """Share of grey levels v < ``value``, from the cumulative histogram of an image."""
+    limit = int(np.ceil(value))
+    return float(cdf[limit - 1] / cdf[-1]) if limit > 0 else 0.0
 
 
 def features_of_images(rgbs: list[np.ndarray], spec: InputSpec) -> np.ndarray:
@@ -89,9 +90,9 @@ def features_of_images(rgbs: list[np.ndarray], spec: InputSpec) -> np.ndarray:
     return image_features(pixels_from_tensor(tensor, spec))
 
 
-def _squared_distances(features: np.ndarray, ref: ClassReference) -> np.ndarray:
-    d = features - np.asarray(ref.mean)
-    return np.einsum("ni,ij,nj->n", d, np.asarray(ref.inv_cov), d)
+def _squared_distances(features: np.ndarray, mean: np.ndarray, inv_cov: np.ndarray) -> np.ndarray:
+    d = features - mean
+    return np.einsum("ni,ij,nj->n", d, inv_cov, d)
 
 
 def fit_reference(features: np.ndarray, labels: np.ndarray, num_classes: int, quantile: float = QUANTILE
@@ -102,10 +103,11 @@ def fit_reference(features: np.ndarray, labels: np.ndarray, num_classes: int, qu
         f = features[labels == c]
         if len(f) <= 2 * f.shape[1]:
             raise ValueError(f"class {c}: {len(f)} images are too few for a reference ({2 * f.shape[1] + 1} needed)")
-        cov = np.cov(f.T) + 1e-6 * np.eye(f.shape[1])  # a ridge keeps near-constant features invertible
-        ref = ClassReference(tuple(map(float, f.mean(0))), tuple(map(tuple, np.linalg.inv(cov).tolist())), 0.0)
-        limit = float(np.quantile(_squared_distances(f, ref), quantile))
-        classes.append(ClassReference(ref.mean, ref.inv_cov, limit))
+        mean = f.mean(0)
+        ridge = 1e-6 * np.eye(f.shape[1])  # keeps near-constant features invertible
+        inv_cov = np.linalg.inv(np.cov(f.T) + ridge)
+        limit = float(np.quantile(_squared_distances(f, mean, inv_cov), quantile))
+        classes.append(ClassReference(tuple(map(float, mean)), tuple(map(tuple, inv_cov.tolist())), limit))
     return TrainingReference(FEATURE_SET, tuple(classes), quantile, int(len(labels)))
 
 
@@ -115,5 +117,5 @@ def unfamiliar(reference: TrainingReference, features: np.ndarray, classes: np.n
     for c in np.unique(classes):
         rows = classes == c
         ref = reference.classes[int(c)]
-        out[rows] = _squared_distances(features[rows], ref) > ref.limit
+        out[rows] = _squared_distances(features[rows], np.asarray(ref.mean), np.asarray(ref.inv_cov)) > ref.limit
     return out

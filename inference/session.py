@@ -326,7 +326,8 @@ class ModelSession:
             raise InferenceError("the model returned non-finite scores (NaN or infinity)")
         probs = self.calibrate(scores)
         base_notes = ("preprocessing assumed: the model has no HemaLens metadata",) if self.spec.assumed else ()
-        unlike = self._unlike_training(tensor, probs.argmax(axis=1))
+        top = probs.argmax(axis=1)
+        unlike = self._unlike_training(tensor, top)
         results = []
         for i, rgb in enumerate(rgbs):
             cam = self._cam_source(outputs, i, tensor, geoms[i])
@@ -334,7 +335,7 @@ class ModelSession:
                 labels=self._labels,
                 class_ids=self._ids,
                 probabilities=probs[i],
-                top_index=int(np.argmax(probs[i])),
+                top_index=int(top[i]),
                 cam_method=self.cam_method,
                 notes=base_notes + quality_notes(rgb) + ((UNFAMILIAR_NOTE,) if unlike[i] else ()),
                 scores=scores[i].copy(),

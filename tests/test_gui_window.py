@@ -42,20 +42,25 @@ def _write_images(folder: Path, count: int, size: int = 48, seed: int = 1) -> li
     return paths
 
 
-@pytest.fixture
-def models(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "models"
-    make_classifier(folder / "tiny.onnx", num_classes=3, size=32, labels=LABELS)
+def _bundle(monkeypatch, tmp_path: Path, folder: Path) -> Path:
+    """Make ``folder`` the app's bundled-models folder (and keep the user's own models out)."""
     monkeypatch.setenv("HEMALENS_BUNDLED_MODELS_DIR", str(folder))
     monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(tmp_path / "user-models"))
     return folder
 
 
-def _make_window(qtbot, tmp_path: Path) -> MainWindow:
+@pytest.fixture
+def models(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "models"
+    make_classifier(folder / "tiny.onnx", num_classes=3, size=32, labels=LABELS)
+    return _bundle(monkeypatch, tmp_path, folder)
+
+
+def _make_window(qtbot, tmp_path: Path, size: tuple[int, int] = (1400, 900)) -> MainWindow:
     settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     window = MainWindow(settings, ReviewBridge(tmp_path / "reviews.sqlite3"))
     qtbot.addWidget(window)
-    window.resize(1400, 900)
+    window.resize(*size)
     window.show()
     qtbot.waitExposed(window)
     window.activateWindow()
@@ -414,14 +419,8 @@ def test_on_a_1366x768_screen_eight_classes_neither_overlap_nor_hide_the_review_
     folder = tmp_path / "models"
     labels = [f"Cell type {i}" for i in range(8)]
     make_classifier(folder / "eight.onnx", num_classes=8, size=32, labels=labels)
-    monkeypatch.setenv("HEMALENS_BUNDLED_MODELS_DIR", str(folder))
-    monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(tmp_path / "user-models"))
-    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    window = MainWindow(settings, ReviewBridge(tmp_path / "reviews.sqlite3"))
-    qtbot.addWidget(window)
-    window.resize(1366, 700)
-    window.show()
-    qtbot.waitExposed(window)
+    _bundle(monkeypatch, tmp_path, folder)
+    window = _make_window(qtbot, tmp_path, (1366, 700))
     _open(qtbot, window, _write_images(tmp_path / "smear", 12))
     qtbot.waitUntil(lambda: window.prob_panel.isVisible() and window.splitter.sizes()[0] > 0)
     QApplication.processEvents()
@@ -447,8 +446,7 @@ def test_a_folder_unlike_the_models_training_images_gets_a_warning(qtbot, tmp_pa
     spec = ModelSession.load(path).spec
     train = [smear(rng) for _ in range(300)]
     write_reference(path, fit_reference(features_of_images(train, spec.input), np.arange(300) % 3, 3))
-    monkeypatch.setenv("HEMALENS_BUNDLED_MODELS_DIR", str(folder))
-    monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(tmp_path / "user-models"))
+    _bundle(monkeypatch, tmp_path, folder)
     window = _make_window(qtbot, tmp_path)
 
     def write(name: str, tint: tuple[float, float, float]) -> Path:
