@@ -160,3 +160,17 @@ def test_robustness_transforms_keep_the_image_shape_and_do_what_their_names_say(
     assert cell(_zoom(rgb, 1.6)) == pytest.approx(400 * 2.56, rel=0.15)
     warm = TRANSFORMS["camera: warm white balance (R x1.15, B x0.85)"](rgb)
     assert warm[0, 0, 0] == 255 and warm[0, 0, 2] == int(230 * 0.85)
+
+
+def test_flip_trial_transforms_are_the_eight_symmetries_of_the_square() -> None:
+    from training.flip_trial import FLIPS
+    from training.flip_trial import dihedral as np_dihedral
+
+    img = np.arange(2 * 5 * 5 * 3, dtype=np.uint8).reshape(2, 5, 5, 3)
+    copies = [np_dihedral(img, t) for t in range(8)]
+    assert len({c.tobytes() for c in copies}) == 8
+    ident, lr, ud, half_turn = (copies[t] for t in FLIPS)
+    assert np.array_equal(ident, img)
+    assert np.array_equal(lr, img[:, :, ::-1])
+    assert np.array_equal(ud, img[:, ::-1])
+    assert np.array_equal(half_turn, img[:, ::-1, ::-1])
