@@ -216,6 +216,7 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
             ["Reviewed", f"{report.reviewed_count} of {total}"],
             ["Changed by the reviewer", str(report.changed_count)],
             ["Flagged for a second look", str(len(report.flagged_rows))],
+            ["Model calls with a note", f"{len(report.noted_rows)}{' (listed below)' if report.noted_rows else ''}"],
             ["Reviewers", _e(", ".join(reviewers)) or "&mdash;"],
             ["Model(s)", models],
         ],
@@ -256,8 +257,34 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         f"<h2>Differential count</h2>"
         f'<p class="small">Model call: the class the model gave each image. After review: the class the '
         f"technician confirmed or chose.</p>{diff}"
+        f"{_noted_section(report, names)}"
         f"<h2>Sign-off</h2>{signature}{history}"
         f'<p class="ruo"><b>Research use only.</b> {_e(RESEARCH_USE_STATEMENT)}</p>'
+    )
+
+
+NOTED_ROWS_SHOWN = 40
+
+
+def _noted_section(report: CaseReport, names: Mapping[str, str]) -> str:
+    """Images whose call came with a note (image quality, unlike the model's training images): the
+    reader of the report must see which calls stand on weaker ground, as the technician did."""
+    noted = report.noted_rows
+    if not noted:
+        return ""
+    rows = [
+        [_e(r.file), _e(_name(r.predicted_class, names)), _e(_name(r.reviewed_class, names)),
+         "<br/>".join(_e(n) for n in r.notes)]
+        for r in noted[:NOTED_ROWS_SHOWN]
+    ]
+    more = (f'<p class="small">&hellip; and {len(noted) - NOTED_ROWS_SHOWN} more: every note is in the CSV and '
+            "JSON reports.</p>" if len(noted) > NOTED_ROWS_SHOWN else "")
+    return (
+        f"<h2>Model calls with a note ({len(noted)})</h2>"
+        '<p class="small">The app showed these notes beside the model\'s call: such calls are less reliable '
+        "than the model's measured accuracy suggests.</p>"
+        + _table(["Image", "Model call", "After review", "Note"], rows, widths=[24, 15, 15, 46])
+        + more
     )
 
 
@@ -286,7 +313,8 @@ def _flagged_page(report: CaseReport, thumbs: Mapping[str, Thumbnail], names: Ma
             f"Reviewed as: {'<span class=changed>' + reviewed + '</span>' if changed else reviewed}<br/>"
             f"By {_e(row.reviewer or '-')} on {_e(_time(row.reviewed_at))}<br/>"
             f"Comment: {_e(row.comment) or '&mdash;'}<br/>"
-            f'<span class="small">SHA-256 {_e(row.image_sha256[:16])}&hellip;</span>'
+            + "".join(f'<span class="changed">Note: {_e(n)}</span><br/>' for n in row.notes)
+            + f'<span class="small">SHA-256 {_e(row.image_sha256[:16])}&hellip;</span>'
         )
         rows.append([picture + caption, details])
     table = _table(["Heatmap", "Cell"], rows, widths=[34, 66])

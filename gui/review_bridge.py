@@ -54,22 +54,26 @@ class PredictionRecorder:
     def hash_file(path: Path) -> str:
         return file_sha256(path)
 
-    def cached(self, image_hash: str, model: ModelInfo) -> np.ndarray | None:
-        """Probabilities this exact model file gave this image content before, in class order."""
+    def cached(self, image_hash: str, model: ModelInfo) -> tuple[np.ndarray, tuple[str, ...]] | None:
+        """Probabilities (in class order) and notes this exact model file gave this image content before.
+
+        A call recorded without its notes (before they were kept) is a miss: the image is classified
+        again rather than shown without a warning it may have had."""
         if self._failure is not None:
             return None
         try:
             stored = self._case.cached_prediction(image_hash, model.sha256)
         except Exception:  # noqa: BLE001 - a cache miss is harmless: the image is classified again
             return None
-        if stored is None:
+        if stored is None or stored.notes is None:
             return None
         probs = stored.probabilities
         if set(probs) != set(model.class_ids):
             return None
-        return np.array([probs[c] for c in model.class_ids], dtype=np.float32)
+        return np.array([probs[c] for c in model.class_ids], dtype=np.float32), stored.notes
 
-    def record(self, path: Path, image_hash: str, model: ModelInfo, probabilities: np.ndarray) -> None:
+    def record(self, path: Path, image_hash: str, model: ModelInfo, probabilities: np.ndarray,
+               notes: Sequence[str] = ()) -> None:
         if self._failure is not None:
             return
         try:
@@ -81,6 +85,7 @@ class PredictionRecorder:
                 model_sha256=model.sha256,
                 predicted_id=model.class_ids[int(np.argmax(probabilities))],
                 probabilities={c: float(p) for c, p in zip(model.class_ids, probabilities, strict=False)},
+                notes=notes,
             )
         except Exception as exc:  # noqa: BLE001
             self._failure = f"Predictions are not being saved: {exc}"

@@ -141,13 +141,14 @@ class BatchWorker(QObject):
                 image_hash = recorder.hash_file(path)
                 cached = recorder.cached(image_hash, model)
                 if cached is not None:
-                    return ItemResult(row, path, image_hash, cached, None, (), cached=True)
+                    probs, notes = cached
+                    return ItemResult(row, path, image_hash, probs, None, notes, cached=True)
             loaded = load_image(path)
             prediction = session.predict(loaded.rgb)
             probs = np.asarray(prediction.probabilities, dtype=np.float32).copy()
             notes = tuple(dict.fromkeys((*loaded.notes, *prediction.notes)))
             if recorder is not None and image_hash is not None:
-                recorder.record(path, image_hash, model, probs)
+                recorder.record(path, image_hash, model, probs, notes)
             return ItemResult(row, path, image_hash, probs, None, notes)
         except Exception as exc:  # noqa: BLE001 - one bad image is one row's error, the batch goes on
             return ItemResult(row, path, image_hash, None, str(exc) or exc.__class__.__name__)

@@ -18,6 +18,7 @@ class StoredPrediction:
     predicted_id: str
     probabilities: dict[str, float]
     recorded_at: str
+    notes: tuple[str, ...] | None = None  # None: recorded before notes were kept (schema v1)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class ImageState:
     model_version: str | None = None
     model_sha256: str | None = None
     decision_count: int = 0
+    notes: tuple[str, ...] = ()  # what the app noted with the model's call (quality, unlike training)
 
     @property
     def reviewed(self) -> bool:

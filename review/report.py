@@ -23,7 +23,7 @@ from inference.errors import HemaLensError
 from review.records import CaseEvent, Decision
 from review.store import Case
 
-REPORT_FORMAT_VERSION = 1
+REPORT_FORMAT_VERSION = 2  # 2: per-image "notes" (JSON images, CSV column)
 CSV_FIXED_COLUMNS = (
     "file",
     "image_sha256",
@@ -32,7 +32,7 @@ CSV_FIXED_COLUMNS = (
     "model_sha256",
     "predicted_class",
 )
-CSV_TAIL_COLUMNS = ("reviewed_class", "flagged", "comment", "reviewer", "reviewed_at")
+CSV_TAIL_COLUMNS = ("notes", "reviewed_class", "flagged", "comment", "reviewer", "reviewed_at")
 NOT_REVIEWED = "(not reviewed)"
 NOT_CLASSIFIED = "(not classified)"
 
@@ -58,6 +58,7 @@ class ReportRow:
     comment: str
     reviewer: str | None
     reviewed_at: str | None
+    notes: tuple[str, ...] = ()  # shown with the model's call: image quality, unlike the training images
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,11 @@ class CaseReport:
     @property
     def flagged_rows(self) -> list[ReportRow]:
         return [r for r in self.rows if r.flagged]
+
+    @property
+    def noted_rows(self) -> list[ReportRow]:
+        """Images whose model call came with a note (quality, unlike the training images)."""
+        return [r for r in self.rows if r.notes]
 
     @property
     def reviewed_count(self) -> int:
@@ -130,6 +136,7 @@ def build_report(case: Case, image_hashes: list[str] | None = None) -> CaseRepor
                 comment=state.comment,
                 reviewer=state.reviewer,
                 reviewed_at=state.decided_at,
+                notes=tuple(state.notes),
             )
         )
     rows.sort(key=lambda r: r.file)
@@ -195,6 +202,7 @@ def report_csv(report: CaseReport) -> str:
                 row.model_sha256 or "",
                 row.predicted_class or "",
                 *probs,
+                _csv_safe("; ".join(row.notes)),
                 row.reviewed_class or "",
                 "yes" if row.flagged else "no",
                 _csv_safe(row.comment),

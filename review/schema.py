@@ -65,9 +65,14 @@ BEGIN SELECT RAISE(ABORT, 'review records are append-only: {table} rows cannot b
     for table in ("cases", "predictions", "decisions", "case_events")
 )
 
+# v2: what the app noted about the image with the model's call (image quality, unlike the model's
+# training images), a JSON list of sentences. NULL on calls recorded before v2: unknown, so the app
+# classifies those images again instead of reusing the call without its notes.
+SCHEMA_V2 = "ALTER TABLE predictions ADD COLUMN notes TEXT;"
+
 # version -> SQL script that upgrades the previous version to it. Add new versions at the end;
 # never edit a released one.
-MIGRATIONS: dict[int, str] = {1: SCHEMA_V1}
+MIGRATIONS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V2}
 
 
 def latest_version(migrations: dict[int, str] | None = None) -> int:

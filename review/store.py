@@ -23,7 +23,7 @@ import math
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -130,6 +130,14 @@ def _check_text(value: Any, what: str, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str) or (not allow_empty and not value.strip()):
         raise ReviewInputError(f"{what} must be a {'' if allow_empty else 'non-empty '}string, got {value!r}")
     return value.strip() if not allow_empty else value
+
+
+def _known_notes(pred: StoredPrediction | None, latest: StoredPrediction | None) -> tuple[str, ...]:
+    """The notes of the call a decision was made against; for a call recorded before notes were kept,
+    those of a later run of the same model file on the same content (notes depend on nothing else)."""
+    if pred is not None and pred.notes is None and latest is not None and latest.model_sha256 == pred.model_sha256:
+        pred = latest
+    return (pred.notes or ()) if pred is not None else ()
 
 
 def _check_hash(value: Any) -> str:
@@ -326,6 +334,7 @@ class ReviewStore:
             predicted_id=row["predicted_id"],
             probabilities=json.loads(row["probabilities"]),
             recorded_at=row["recorded_at"],
+            notes=None if row["notes"] is None else tuple(json.loads(row["notes"])),
         )
 
     def _prediction_by_id(self, prediction_id: int | None) -> StoredPrediction | None:
@@ -376,8 +385,10 @@ class Case:
         model_sha256: str,
         predicted_id: str,
         probabilities: dict[str, float],
+        notes: Sequence[str] = (),
     ) -> None:
-        """Remember what a model said about an image so a resumed case need not re-run it."""
+        """Remember what a model said about an image, with the notes shown beside the call (image
+        quality, unlike the training images), so a resumed case need not re-run it."""
         row = (
             self.id,
             _check_hash(image_hash),
@@ -388,11 +399,13 @@ class Case:
             _check_text(predicted_id, "predicted_id"),
             json.dumps(_check_probabilities(probabilities), sort_keys=False),
             _now(),
+            json.dumps([_check_text(n, "note") for n in notes], ensure_ascii=False),
         )
         with self._store._write("save the prediction") as conn:
             conn.execute(
                 "INSERT INTO predictions(case_id, image_hash, image_path, model_name, model_version, "
-                "model_sha256, predicted_id, probabilities, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "model_sha256, predicted_id, probabilities, recorded_at, notes) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
 
@@ -523,6 +536,7 @@ class Case:
                 model_version=pred.model_version if pred else None,
                 model_sha256=pred.model_sha256 if pred else None,
                 decision_count=counts.get(image_hash, 0),
+                notes=_known_notes(pred, latest_pred.get(image_hash)),
             )
         return states
 

@@ -217,6 +217,28 @@ def test_reopening_the_folder_restores_decisions_and_reuses_predictions(qtbot, t
     np.testing.assert_allclose(again.model.item(0).probabilities, first_probs, rtol=1e-6)
 
 
+def test_a_resumed_case_keeps_the_notes_shown_with_each_call(qtbot, tmp_path, models) -> None:
+    folder = tmp_path / "smear"
+    _write_images(folder, 3)
+    cv2.imwrite(str(folder / "dark.png"), np.full((48, 48, 3), 4, dtype=np.uint8))  # a quality note
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    rows = {window.model.item(r).path.name: r for r in range(window.model.rowCount())}
+    first = window.model.item(rows["dark.png"]).notes
+    assert any("very dark" in n for n in first)
+    window.close()
+
+    again = _make_window(qtbot, tmp_path)
+    cached: list[bool] = []
+    again.engine.results.connect(lambda results: cached.extend(r.cached for r in results))
+    _open(qtbot, again, [folder])
+    assert cached and all(cached)
+    rows = {again.model.item(r).path.name: r for r in range(again.model.rowCount())}
+    assert again.model.item(rows["dark.png"]).notes == first
+    assert again.model.index(rows["dark.png"], COL_STATUS).data() == "⚠ Note"
+    assert not again.model.item(rows["cell_0000.png"]).notes
+
+
 def test_cancel_stops_a_running_batch_between_images(qtbot, tmp_path, models, monkeypatch) -> None:
     folder = tmp_path / "smear"
     _write_images(folder, 200, size=32)

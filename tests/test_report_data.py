@@ -30,6 +30,9 @@ def _probs(top: str) -> dict[str, float]:
     return {c: (0.8 if c == top else 0.1) for c in CLASSES}
 
 
+UNLIKE = "unlike this model's training images: check the call (synthetic note)"
+
+
 @pytest.fixture()
 def case_setup(tmp_path: Path):
     folder = tmp_path / "smear 42"
@@ -47,7 +50,8 @@ def case_setup(tmp_path: Path):
         path.write_bytes(content)
         h = hashlib.sha256(content).hexdigest()
         images[name] = (path, h)
-        case.record_prediction(path, h, predicted_id=predicted, probabilities=_probs(predicted), **MODEL)
+        notes = (UNLIKE,) if name == "b.png" else ()
+        case.record_prediction(path, h, predicted_id=predicted, probabilities=_probs(predicted), notes=notes, **MODEL)
     yield store, case, images
     store.close()
 
@@ -68,7 +72,7 @@ def test_csv_rows_field_by_field(case_setup) -> None:
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0].keys()) == [
         "file", "image_sha256", "model_name", "model_version", "model_sha256", "predicted_class",
-        "p_benign", "p_early_pre_b", "p_pre_b",
+        "p_benign", "p_early_pre_b", "p_pre_b", "notes",
         "reviewed_class", "flagged", "comment", "reviewer", "reviewed_at",
     ]  # fmt: skip
     assert [r["file"] for r in rows] == ["a.png", "b.png", "sub/c.png"]
@@ -84,6 +88,7 @@ def test_csv_rows_field_by_field(case_setup) -> None:
         "p_benign": "0.800000",
         "p_early_pre_b": "0.100000",
         "p_pre_b": "0.100000",
+        "notes": "",
         "reviewed_class": "benign",
         "flagged": "no",
         "comment": "",
@@ -93,6 +98,7 @@ def test_csv_rows_field_by_field(case_setup) -> None:
     assert (b["predicted_class"], b["reviewed_class"]) == ("early_pre_b", "pre_b")
     assert (b["flagged"], b["reviewer"]) == ("yes", "bob")
     assert b["comment"] == "'=HYPERLINK(x), 'odd'"  # neutralised for spreadsheets, text kept
+    assert b["notes"] == UNLIKE
     assert b["reviewed_at"] == trail[2].decided_at
     assert (c["predicted_class"], c["reviewed_class"], c["flagged"], c["reviewer"], c["reviewed_at"]) == (
         "pre_b", "", "no", "", ""
@@ -131,6 +137,7 @@ def test_json_document_field_by_field(case_setup, tmp_path: Path) -> None:
         "comment": "=HYPERLINK(x), 'odd'",  # JSON keeps the text verbatim
         "reviewer": "bob",
         "reviewed_at": case.decisions()[2].decided_at,
+        "notes": [UNLIKE],
     }
     assert [(t["user"], t["reviewed_class"]) for t in doc["audit_trail"]] == [
         ("ann", "benign"), ("ann", "benign"), ("bob", "pre_b"), ("ann", "pre_b")
@@ -146,6 +153,7 @@ def test_differential_counts_pre_and_post_review(case_setup) -> None:
     assert table == {"benign": (1, 1), "early_pre_b": (1, 0), "pre_b": (1, 1), NOT_REVIEWED: (0, 1)}
     assert report.reviewed_count == 2 and report.changed_count == 1
     assert [r.file for r in report.flagged_rows] == ["b.png"]
+    assert [r.file for r in report.noted_rows] == ["b.png"]
 
 
 def test_report_follows_a_renamed_image_and_drops_replaced_content(case_setup) -> None:

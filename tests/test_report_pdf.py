@@ -39,6 +39,9 @@ def _make_images(folder: Path, n: int) -> list[Path]:
     return paths
 
 
+NOTE = "unlike this model's training images (synthetic note for the test)"
+
+
 @pytest.fixture(scope="module")
 def reviewed_case(tmp_path_factory: pytest.TempPathFactory):
     """A case of 5 classified images, all reviewed, 2 flagged (one corrected), signed."""
@@ -67,6 +70,7 @@ def reviewed_case(tmp_path_factory: pytest.TempPathFactory):
                 model_sha256=session.sha256,
                 predicted_id=pred.top_class_id,
                 probabilities={c: float(p) for c, p in zip(ids, pred.probabilities, strict=True)},
+                notes=pred.notes + ((NOTE,) if i == 3 else ()),
             )
             other = ids[(ids.index(pred.top_class_id) + 1) % 3]
             reviewed = other if i == 1 else pred.top_class_id
@@ -110,6 +114,9 @@ def test_pdf_has_summary_flagged_and_model_card_pages(reviewed_case, tmp_path: P
     assert "Images 5" in summary and "Reviewed 5 of 5" in summary
     assert "Changed by the reviewer 1" in summary and "Flagged for a second look 2" in summary
     assert _flat(RESEARCH_USE_STATEMENT) in summary
+    assert "Model calls with a note 1 (listed below)" in summary and "Model calls with a note (1)" in summary
+    assert "cell_03.png" in summary and _flat(NOTE) in summary
+    assert f"Note: {_flat(NOTE)}" in flagged
     assert "Flagged cells (2)" in flagged
     assert "cell_01.png" in flagged and "cell_03.png" in flagged and "cell_00.png" not in flagged
     assert "comment for cell 1" in flagged and "comment for cell 3" in flagged

@@ -164,20 +164,36 @@ def test_database_from_a_newer_hemalens_is_left_untouched(tmp_path: Path) -> Non
 
 
 def _v1_database(db: Path, folder: Path) -> None:
-    with ReviewStore.open(db) as store:
-        _decide(store.open_case(folder), 1)
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    """A database as the first release wrote it: one prediction (no notes column yet) and one decision."""
+    raw = sqlite3.connect(str(db))
+    raw.executescript(SCHEMA_V1 + "PRAGMA user_version = 1;")
+    at = "2026-01-01T00:00:00+00:00"
+    with raw:
+        raw.execute("INSERT INTO cases(id, folder, created_at) VALUES (1, ?, ?)", (str(folder.resolve()), at))
+        raw.execute(
+            "INSERT INTO predictions(id, case_id, image_hash, image_path, model_name, model_version, model_sha256, "
+            "predicted_id, probabilities, recorded_at) VALUES (1, 1, ?, 'img1.png', 'M', '1', ?, 'benign', "
+            "'{\"benign\": 1.0}', ?)", (HASHES[1], "f" * 64, at))
+        raw.execute(
+            "INSERT INTO decisions(case_id, image_hash, image_path, prediction_id, reviewed_id, flagged, comment, "
+            "user, decided_at) VALUES (1, ?, 'img1.png', 1, 'benign', 0, '', 'ann', ?)", (HASHES[1], at))
+    raw.close()
 
 
 def test_migration_upgrades_keeps_records_and_writes_a_backup(tmp_path: Path, monkeypatch) -> None:
     db = tmp_path / "reviews.sqlite3"
     _v1_database(db, tmp_path)
-    v2 = "ALTER TABLE cases ADD COLUMN label TEXT NOT NULL DEFAULT '';"
-    monkeypatch.setattr(store_module, "MIGRATIONS", {1: SCHEMA_V1, 2: v2})
     with ReviewStore.open(db) as store:
         assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 2
-        assert "label" in [r[1] for r in store._conn.execute("PRAGMA table_info(cases)")]
-        assert [d.image_hash for d in store.open_case(tmp_path).decisions()] == [HASHES[1]]
+        assert "notes" in [r[1] for r in store._conn.execute("PRAGMA table_info(predictions)")]
+        case = store.open_case(tmp_path)
+        assert [d.image_hash for d in case.decisions()] == [HASHES[1]]
+        old = case.cached_prediction(HASHES[1], "f" * 64)
+        assert old is not None and old.predicted_id == "benign" and old.notes is None  # unknown, not "none"
+        case.record_prediction("img1.png", HASHES[1], model_name="M", model_version="1", model_sha256="f" * 64,
+                               predicted_id="benign", probabilities={"benign": 1.0}, notes=["a note"])
+        assert case.cached_prediction(HASHES[1], "f" * 64).notes == ("a note",)
+        assert case.current_state()[HASHES[1]].notes == ("a note",)
     backup = sqlite3.connect(str(tmp_path / "reviews.sqlite3.v1.bak"))
     assert backup.execute("PRAGMA user_version").fetchone()[0] == 1
     assert backup.execute("SELECT image_hash FROM decisions").fetchall() == [(HASHES[1],)]
@@ -192,11 +208,11 @@ def test_failed_migration_rolls_back_to_the_old_schema(tmp_path: Path, monkeypat
     with pytest.raises(ReviewStoreError, match="Could not open the review database"):
         ReviewStore.open(db)
     monkeypatch.undo()
-    with ReviewStore.open(db) as store:
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 1
-        tables = {r[0] for r in store._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert "extra" not in tables
-    assert _acknowledged(db) == [HASHES[1]]
+    raw = sqlite3.connect(str(db))
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert "extra" not in {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    raw.close()
+    assert _acknowledged(db) == [HASHES[1]]  # and the real upgrade then goes through
 
 
 def test_no_stray_files_next_to_images(tmp_path: Path) -> None:
