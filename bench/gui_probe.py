@@ -46,7 +46,7 @@ def make_window(scratch: Path) -> tuple[Any, Any]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from gui.app import STYLE
+    from gui.app import configure_application
     from gui.main_window import MainWindow
     from gui.review_bridge import ReviewBridge
     from gui.settings import AppSettings
@@ -56,8 +56,7 @@ def make_window(scratch: Path) -> tuple[Any, Any]:
 
         runpy.run_path(os.environ["HEMALENS_PROBE_PATCH"])
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setStyle("Fusion")
-    app.setStyleSheet(STYLE)
+    configure_application(app)
     settings = AppSettings(QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat))
     window = MainWindow(settings, ReviewBridge(scratch / "reviews.sqlite3"))
     window.resize(1400, 900)

@@ -29,6 +29,7 @@ from gui.batch_model import (
     BatchTableModel,
 )
 from gui.calls import UNIDENTIFIED_ID, UNIDENTIFIED_NAME
+from gui.table_look import apply_table_look
 
 FIXED_COLUMNS = ((COL_IMAGE, 190), (COL_STATUS, 58), (COL_CONF, 84), (COL_REVIEWED, 116), (COL_FLAG, 44))
 AI_COLUMN_MIN = 120  # "Immature granulocyte" elides below this; the AI call column takes the rest
@@ -84,9 +85,7 @@ class BatchPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # file names differ at the end
-        # An opaque viewport lets Qt scroll by moving pixels and paint only the row that comes into
-        # view; otherwise each step past the bottom repaints the whole table and everything under it.
-        self.table.viewport().setAutoFillBackground(True)
+        apply_table_look(self.table)  # keeps the viewport opaque: one-row scrolls move pixels
         header = self.table.horizontalHeader()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(COL_AI, QHeaderView.ResizeMode.Stretch)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.calls import Differential
+from gui.table_look import apply_table_look
 
 COLUMNS = ("Class", "AI", "AI %", "Reviewed", "Rev. %")
 
@@ -38,6 +39,7 @@ class DifferentialPanel(QWidget):
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.table.setShowGrid(False)
         self.table.setAlternatingRowColors(True)
+        apply_table_look(self.table)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for c in range(1, len(COLUMNS)):

@@ -15,6 +15,17 @@ import sys
 import threading
 
 BACKGROUND_NICE = 10
+# How long a thread may hold the interpreter while another waits for it (Python's default: 5 ms).
+# Every Qt event the GUI thread handles in Python needs the interpreter back from the worker threads
+# (listing, hashing, preprocessing); at 5 ms a few such hand-offs in a row made a 30-70 ms stall when
+# a folder opened (bench.gui_probe, 1,000 images, 2 cores). At 1 ms that stall went away and the
+# batch did not get slower (7.1-7.8 s vs 7.4-8.8 s).
+GUI_SWITCH_INTERVAL_S = 0.001
+
+
+def favour_gui_thread() -> None:
+    """Let the GUI thread get the interpreter back sooner from busy worker threads (process-wide)."""
+    sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
 
 
 def lower_current_thread_priority(step: int = BACKGROUND_NICE) -> None:

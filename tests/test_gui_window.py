@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PySide6.QtCore import QElapsedTimer, QPoint, QSettings, Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QPoint, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 import inference.images
@@ -391,6 +391,52 @@ def test_model_card_renders_measured_figures_as_tables() -> None:
     assert "<td style='padding:1px 8px 1px 0'>4</td>" in text and "<b>B</b>" in text
     assert "0.750 (75.0 %)" in text
     assert metrics_html({}, ["A"]) == "<i>not stated</i>"
+
+
+def test_stepping_past_the_last_visible_row_repaints_one_row_not_the_whole_table(qtbot, tmp_path, models) -> None:
+    """The table's viewport must stay opaque (gui/table_look.py): a style-sheet rule on QTableView made
+    every step past the bottom repaint all visible rows, 20-35 ms of GUI time per step."""
+    from gui.app import configure_application
+
+    folder = tmp_path / "smear"
+    _write_images(folder, 60, size=32)
+    app = QApplication.instance()
+    configure_application(app)  # the app's style sheet, as gui.app.run_app sets it
+    window = _make_window(qtbot, tmp_path)
+    try:
+        _open(qtbot, window, [folder])
+        _check_one_row_scroll(qtbot, window)
+    finally:
+        app.setStyleSheet("")
+
+
+def _check_one_row_scroll(qtbot, window: MainWindow) -> None:
+    table = window.batch_panel.table
+    viewport = table.viewport()
+    visible_rows = viewport.height() // table.rowHeight(0)
+    assert 3 < visible_rows < 40
+    window.set_current_row(0)
+    for _ in range(visible_rows + 2):  # to the bottom edge and one row past it
+        window.step(1)
+        QApplication.processEvents()
+
+    painted: list[int] = []
+
+    class PaintSpy(QObject):
+        def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Paint:
+                painted.append(event.region().boundingRect().height())
+            return False
+
+    spy = PaintSpy()
+    viewport.installEventFilter(spy)
+    before = table.verticalScrollBar().value()
+    window.step(1)
+    qtbot.waitUntil(lambda: bool(painted))
+    QApplication.processEvents()
+    viewport.removeEventFilter(spy)
+    assert table.verticalScrollBar().value() == before + 1  # the table did scroll by a row
+    assert max(painted) <= 3 * table.rowHeight(0) < viewport.height() // 2
 
 
 def test_stepping_follows_the_sorted_table_order(qtbot, tmp_path, models) -> None:

@@ -40,7 +40,7 @@ def main() -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from gui.app import STYLE
+    from gui.app import configure_application
     from gui.main_window import MainWindow
     from gui.model_card import ModelCardDialog
     from gui.review_bridge import ReviewBridge
@@ -48,8 +48,7 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="hemalens-shots-"))
     app = QApplication(sys.argv[:1])
-    app.setStyle("Fusion")
-    app.setStyleSheet(STYLE)
+    configure_application(app)
     window = MainWindow(AppSettings(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat)),
                         ReviewBridge(tmp / "reviews.sqlite3"))
     window.resize(1600, 960)
