@@ -12,13 +12,12 @@ import onnx
 
 from export.errors import ExportError
 from export.modelfile import write_model
-from inference.cli_evaluate import match_folders
+from inference.cli_evaluate import labelled_items
 from inference.contract import ModelSpec, TrainingReference
 from inference.errors import HemaLensError
 from inference.familiarity import features_of_images, fit_reference
 from inference.images import load_image
 from inference.model_file import metadata_spec
-from inference.splits import labelled_folder
 
 CHUNK = 64
 
@@ -28,15 +27,10 @@ def fit_folder_reference(model_path: Path, folder: Path, split: str = "all") -> 
     classes as `hemalens evaluate` matches them), seen through the model's own resizing."""
     spec = _spec(model_path)
     try:
-        files = labelled_folder(folder, split)
-        index = match_folders(list(files), [c.id for c in spec.classes], spec.labels, {})
-        feats, labels = [], []
-        for cls, paths in files.items():
-            for i in range(0, len(paths), CHUNK):
-                chunk = paths[i : i + CHUNK]
-                feats.append(features_of_images([load_image(p).rgb for p in chunk], spec.input))
-                labels += [index[cls]] * len(chunk)
-        return fit_reference(np.concatenate(feats), np.asarray(labels), spec.num_classes)
+        items = labelled_items(folder, split, spec)
+        feats = [features_of_images([load_image(p).rgb for p, _ in items[i : i + CHUNK]], spec.input)
+                 for i in range(0, len(items), CHUNK)]
+        return fit_reference(np.concatenate(feats), np.asarray([y for _, y in items]), spec.num_classes)
     except (HemaLensError, ValueError) as exc:
         raise ExportError(f"training reference from {folder}: {exc}") from None
 

@@ -88,17 +88,24 @@ def resolve_split(requested: str, folder: Path, spec_metrics: dict[str, Any]) ->
     return "all", "every image in the folder is used"
 
 
+def labelled_items(folder: Path, split: str, spec: Any, mapping: dict[str, str] | None = None, *,
+                   skip_unknown: bool = False) -> list[tuple[Path, int]]:
+    """(image path, class index of the model) for each image of a labelled folder's split; the class
+    sub-folders are matched to the model's classes as `hemalens evaluate` matches them."""
+    files = labelled_folder(folder, split)
+    if not files:
+        raise EvaluateError(f"{folder} has no class sub-folders with images (expected FOLDER/<class>/<image>)")
+    index = match_folders(list(files), [c.id for c in spec.classes], spec.labels, mapping or {}, skip_unknown)
+    return [(p, index[cls]) for cls, paths in files.items() if cls in index for p in paths]
+
+
 def evaluate_folder(session: Any, folder: Path, split: str, mapping: dict[str, str], *, skip_unknown: bool = False,
                     batch_size: int = 32, progress: bool = False) -> tuple[Evaluation, list[dict[str, Any]], list[str]]:
     """Run the model over the folder; returns the figures, per-image rows and the load errors."""
     from inference.images import load_image
 
-    files = labelled_folder(folder, split)
-    if not files:
-        raise EvaluateError(f"{folder} has no class sub-folders with images (expected FOLDER/<class>/<image>)")
     spec = session.spec
-    index = match_folders(list(files), [c.id for c in spec.classes], spec.labels, mapping, skip_unknown)
-    items = [(p, index[cls]) for cls, paths in files.items() if cls in index for p in paths]
+    items = labelled_items(folder, split, spec, mapping, skip_unknown=skip_unknown)
     probs: list[np.ndarray] = []
     truth: list[int] = []
     rows: list[dict[str, Any]] = []

@@ -23,12 +23,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inference.cli_evaluate import match_folders
+from inference.cli_evaluate import labelled_items
 from inference.familiarity import UNFAMILIAR_NOTE
 from inference.images import load_image
 from inference.metrics import evaluate_predictions
 from inference.session import ModelSession
-from inference.splits import SPLITS, labelled_folder
+from inference.splits import SPLITS
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -120,11 +120,7 @@ TRANSFORMS: dict[str, Transform] = {
 def robustness(model_path: Path, data: Path, split: str = "test") -> dict[str, dict[str, float]]:
     """{transform: {accuracy, balanced_accuracy, ece}} on one block split (the test block by default)."""
     session = ModelSession.load(model_path, threads=2)
-    folder = labelled_folder(data, split)
-    index = match_folders(list(folder), [c.id for c in session.spec.classes], session.spec.labels, {})
-    items = []
-    for cls, paths in folder.items():
-        items += [(load_image(p).rgb, index[cls]) for p in paths]
+    items = [(load_image(p).rgb, y) for p, y in labelled_items(data, split, session.spec)]
     labels = np.array([y for _, y in items])
     out: dict[str, dict[str, float]] = {}
     for name, fn in TRANSFORMS.items():
