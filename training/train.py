@@ -275,12 +275,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, help="override the training resolution")
     parser.add_argument("--refit", action="store_true",
                         help="after a validated run: train again on train + validation (test block still unseen)")
+    parser.add_argument("--seed", type=int, help="another seed for the same recipe (e.g. for an ensemble member)")
+    parser.add_argument("--run", help="run folder under training/runs (default: the model's name)")
     args = parser.parse_args(argv)
     cfg = CONFIGS[args.model]
     if args.epochs:
         cfg.epochs = args.epochs
     if args.size:
         cfg.size = args.size
+    if args.seed is not None:
+        cfg.seed = args.seed
+    if args.run:
+        cfg.model = args.run
     train(cfg, args.data, refit=args.refit)
     return 0
 
