@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperature-from", default="val", help="split to fit the ensemble's temperature on")
     parser.add_argument("--temperature", type=float,
                         help="use this ensemble temperature (refits: the one fitted for their validated runs)")
+    parser.add_argument("--resize", default="center_crop", choices=("center_crop", "stretch"),
+                        help="how the runtime fits an image to the input (whole fields: stretch)")
     parser.add_argument("--data", type=Path, default=DATA_ROOT)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     val = load_split(args.data / cfg["dataset"], int(cfg["size"]), "val")
     picks = np.linspace(0, len(val.images) - 1, 8).astype(int)
     export_pytorch(model, args.out, labels=labels, input_size=int(cfg["size"]), mean=list(ckpts[0]["mean"]),
-                   std=list(ckpts[0]["std"]), scale=1 / 255, color_order="RGB", resize="center_crop",
+                   std=list(ckpts[0]["std"]), scale=1 / 255, color_order="RGB", resize=args.resize,
                    name=f"{cfg['dataset']} ensemble trial", model_id=f"trial-{cfg['dataset']}-ensemble",
                    temperature=temperature, target_layer=JOINED, sample_images=[val.images[i] for i in picks])
     update_metadata(args.out, class_ids=[f.lower().replace("-", "_") for f in cfg["class_folders"]])
