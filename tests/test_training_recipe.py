@@ -142,6 +142,14 @@ def test_train_then_refit_on_a_tiny_image_folder(tmp_path, monkeypatch) -> None:
     kept = torch.load(tmp_path / "runs" / "toy" / "validated_checkpoint.pt", weights_only=False)
     assert "fit_on" not in kept["config"]["extra"] and kept["temperature"] == validated["temperature"]
 
+    # Another seed of the same recipe goes to its own run folder and leaves the first run alone.
+    monkeypatch.setattr(recipe, "CONFIGS", {"toy": config()})
+    before = (tmp_path / "runs" / "toy" / "checkpoint.pt").read_bytes()
+    assert recipe.main(["toy", "--data", str(tmp_path / "data"), "--seed", "7", "--run", "toy_seed7"]) == 0
+    other = torch.load(tmp_path / "runs" / "toy_seed7" / "checkpoint.pt", weights_only=False)
+    assert other["config"]["seed"] == 7 and other["config"]["model"] == "toy_seed7"
+    assert (tmp_path / "runs" / "toy" / "checkpoint.pt").read_bytes() == before
+
 
 def test_robustness_transforms_keep_the_image_shape_and_do_what_their_names_say() -> None:
     from training.robustness import TRANSFORMS, _zoom
