@@ -53,18 +53,12 @@ def load_checkpoint(name: str) -> tuple[TorchModel | None, str]:
     path = root / name / "checkpoint.pt"
     if not path.is_file():
         return None, f"no training checkpoint at {path}"
-    import torch
-
-    from training.model import SmearNet
+    from training.model import load_checkpoint as load_smearnet
 
     try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-        cfg = ckpt["config"]
-        module = SmearNet(len(cfg["class_folders"]), tuple(cfg["widths"]))
-        module.load_state_dict(ckpt["state_dict"])
+        module, _ = load_smearnet(path)
     except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is reported, not fatal
         return None, f"checkpoint {path} could not be loaded ({type(exc).__name__}: {exc})"
-    module.eval()
     shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
     return TorchModel(module, module.features, str(shown)), ""
 

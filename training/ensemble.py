@@ -20,7 +20,7 @@ from torch import nn
 
 from training.calibration import fit_temperature
 from training.data import load_split
-from training.model import SmearNet
+from training.model import SmearNet, load_checkpoint
 from training.report import update_metadata
 from training.train import DATA_ROOT, predict_logits
 
@@ -48,17 +48,9 @@ class LogitMeanEnsemble(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(joined, 1), 1))
 
 
-def load_member(path: Path) -> tuple[SmearNet, dict[str, Any]]:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = ckpt["config"]
-    model = SmearNet(len(cfg["class_folders"]), tuple(cfg["widths"]))
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), ckpt
-
-
 def build(paths: list[Path]) -> tuple[LogitMeanEnsemble, list[dict[str, Any]]]:
     """The ensemble of these checkpoints (same classes, same input size), each with its own temperature."""
-    loaded = [load_member(p) for p in paths]
+    loaded = [load_checkpoint(p) for p in paths]
     ckpts = [c for _, c in loaded]
     for key in ("class_folders", "size"):
         if len({str(c["config"][key]) for c in ckpts}) != 1:

@@ -25,7 +25,7 @@ from inference.session import ModelSession
 from inference.splits import SPLIT_DESCRIPTION, labelled_folder, split_fingerprint
 from training.augment import UNIFORM_ZOOM
 from training.data import load_split
-from training.model import SmearNet, count_parameters
+from training.model import SmearNet, count_parameters, load_checkpoint
 from training.report import (
     cam_grid,
     cam_grid_name,
@@ -124,12 +124,7 @@ DATASETS: dict[str, dict[str, str]] = {
 
 
 def load_model(model_name: str) -> tuple[SmearNet, dict[str, Any]]:
-    ckpt = torch.load(RUNS / model_name / "checkpoint.pt", map_location="cpu", weights_only=False)
-    cfg = ckpt["config"]
-    model = SmearNet(len(cfg["class_folders"]), tuple(cfg["widths"]))
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    return model, ckpt
+    return load_checkpoint(RUNS / model_name / "checkpoint.pt")
 
 
 def export(model_name: str, data_root: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import torch
 
 from training.calibration import fit_temperature, nll
 from training.data import load_split
-from training.model import SmearNet
+from training.model import load_checkpoint
 from training.train import DATA_ROOT, balanced_accuracy, predict_logits
 
 FLIPS = (0, 4, 6, 2)  # identity, left-right mirror, top-bottom mirror, 180 degree rotation
@@ -45,11 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA_ROOT)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    model, ckpt = load_checkpoint(args.checkpoint)
     cfg = ckpt["config"]
     k = len(cfg["class_folders"])
-    model = SmearNet(k, tuple(cfg["widths"]))
-    model.load_state_dict(ckpt["state_dict"])
     val = load_split(args.data / cfg["dataset"], cfg["size"], "val")
     per = [predict_logits(model, dihedral(val.images, t)) for t in range(8)]
     result = {

@@ -8,6 +8,9 @@ which cell the model looked at.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -56,6 +59,15 @@ class SmearNet(nn.Module):
         x = self.features(x)
         x = torch.flatten(self.pool(x), 1)
         return self.fc(self.drop(x))
+
+
+def load_checkpoint(path: str | Path) -> tuple[SmearNet, dict[str, Any]]:
+    """A trained SmearNet (eval mode) and its checkpoint as training/train.py saved it."""
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    cfg = ckpt["config"]
+    model = SmearNet(len(cfg["class_folders"]), tuple(cfg["widths"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt
 
 
 def count_parameters(model: nn.Module) -> int:
