@@ -25,7 +25,7 @@ from inference.session import ModelSession
 from inference.splits import SPLIT_DESCRIPTION, labelled_folder, split_fingerprint
 from training.augment import UNIFORM_ZOOM
 from training.data import load_split
-from training.model import SmearNet, count_parameters, load_checkpoint
+from training.model import SmearNet, count_parameters, load_checkpoint, smearnet_for
 from training.report import (
     cam_grid,
     cam_grid_name,
@@ -211,7 +211,7 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
                                              "cam": cam})
     obs_file = CARDS / f"{model_name}.md"
     observations = obs_file.read_text() if obs_file.exists() else "(Heatmap observations not written yet.)"
-    model = SmearNet(len(cfg["class_folders"]), tuple(cfg["widths"]))
+    model = smearnet_for(cfg, len(cfg["class_folders"]))
     facts = {
         **meta, "id": f"hemalens-{model_name}", "temperature": ckpt["temperature"], "size_mb": size_mb,
         "input": f"{cfg['size']}x{cfg['size']} RGB, {RESIZE_WORDS[meta['resize']]}, (pixel/255 - 0.5)/0.25",

@@ -42,9 +42,15 @@ class SmearNet(nn.Module):
     Widths default to (24, 48, 96, 160, 256); at 128 px the stages run at 64, 32, 16, 8, 8 px.
     """
 
-    def __init__(self, num_classes: int, widths: tuple[int, ...] = (24, 48, 96, 160, 256), dropout: float = 0.2):
+    def __init__(self, num_classes: int, widths: tuple[int, ...] = (24, 48, 96, 160, 256), dropout: float = 0.2,
+                 standardise_colour: bool = False):
         super().__init__()
         w0, w1, w2, w3, w4 = widths
+        # Per-image, per-channel standardisation (no parameters, same in training and inference): takes
+        # away each image's overall colour balance and contrast, so a network cannot learn the imaging
+        # session (white balance, stain strength) instead of the cells. Invariant to the runtime's
+        # per-channel mean/std normalisation, so the model contract is unchanged.
+        self.colour = nn.InstanceNorm2d(3, eps=1e-3) if standardise_colour else nn.Identity()
         self.features = nn.Sequential()
         self.features.add_module("stem", nn.Sequential(conv_bn(3, w0, 2), conv_bn(w0, w0)))
         self.features.add_module("stage1", nn.Sequential(conv_bn(w0, w1, 2), ResidualPair(w1)))
@@ -56,7 +62,7 @@ class SmearNet(nn.Module):
         self.fc = nn.Linear(w4, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
+        x = self.features(self.colour(x))
         x = torch.flatten(self.pool(x), 1)
         return self.fc(self.drop(x))
 
@@ -64,10 +70,14 @@ class SmearNet(nn.Module):
 def load_checkpoint(path: str | Path) -> tuple[SmearNet, dict[str, Any]]:
     """A trained SmearNet (eval mode) and its checkpoint as training/train.py saved it."""
     ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
-    cfg = ckpt["config"]
-    model = SmearNet(len(cfg["class_folders"]), tuple(cfg["widths"]))
+    model = smearnet_for(ckpt["config"], len(ckpt["config"]["class_folders"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt
+
+
+def smearnet_for(config: dict[str, Any], num_classes: int) -> SmearNet:
+    """The untrained network a training config describes (older configs lack standardise_colour)."""
+    return SmearNet(num_classes, tuple(config["widths"]), standardise_colour=bool(config.get("standardise_colour")))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from training.augment import augment_batch
 from training.calibration import fit_temperature, nll
 from training.data import SplitArrays, class_folders, load_all_splits
-from training.model import SmearNet, count_parameters
+from training.model import count_parameters, smearnet_for
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 RUNS = Path(__file__).resolve().parent / "runs"
@@ -53,6 +53,7 @@ class TrainConfig:
     p_res: float = 0.3
     zoom: tuple[float, float] | None = None  # log-uniform zoom range; None: the original uniform 0.85-1.15
     tint: float = 0.0  # white-balance gain jitter on the colour share
+    standardise_colour: bool = False  # per-image colour standardisation as the network's first layer
     seed: int = 20260601
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -178,7 +179,7 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False) -> Path:
     print(f"[{cfg.model}] classes {folders}; train {len(tr.labels)} val {len(va.labels)} test "
           f"{len(splits['test'].labels)}; cache {time.time() - t0:.1f}s", flush=True)
 
-    model = SmearNet(k, cfg.widths).to(memory_format=torch.channels_last)
+    model = smearnet_for(asdict(cfg), k).to(memory_format=torch.channels_last)
     print(f"[{cfg.model}] SmearNet {count_parameters(model):,} parameters at {cfg.size}px", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(tr.labels) // cfg.batch_size
@@ -277,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="after a validated run: train again on train + validation (test block still unseen)")
     parser.add_argument("--seed", type=int, help="another seed for the same recipe (e.g. for an ensemble member)")
     parser.add_argument("--run", help="run folder under training/runs (default: the model's name)")
+    parser.add_argument("--standardise-colour", action="store_true",
+                        help="per-image colour standardisation as the network's first layer")
     args = parser.parse_args(argv)
     cfg = CONFIGS[args.model]
     if args.epochs:
@@ -287,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.seed = args.seed
     if args.run:
         cfg.model = args.run
+    if args.standardise_colour:
+        cfg.standardise_colour = True
     train(cfg, args.data, refit=args.refit)
     return 0
 
