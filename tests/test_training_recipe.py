@@ -108,6 +108,47 @@ def test_network_shapes_and_size_budget() -> None:
     assert count_parameters(model) * 4 < 20e6  # float32 weights under the 20 MB budget
 
 
+def test_colour_standardisation_removes_each_images_colour_balance() -> None:
+    x = _batch(7, n=3)
+    gain = torch.tensor([1.15, 1.0, 0.85]).view(1, 3, 1, 1)
+    warm = x * gain + 0.05
+    net = SmearNet(4, (8, 8, 8, 8, 8), standardise_colour=True).eval()
+    with torch.no_grad():
+        seen, seen_warm = net.colour(x), net.colour(warm)
+        torch.testing.assert_close(net(x), net(warm), atol=1e-5, rtol=0)
+    torch.testing.assert_close(seen, seen_warm, atol=2e-2, rtol=0)  # eps 1e-3 against variances ~0.03
+    torch.testing.assert_close(seen.mean(dim=(2, 3)), torch.zeros(3, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(seen.std(dim=(2, 3), correction=0), torch.ones(3, 3), atol=3e-2, rtol=0)
+    assert float((x - warm).abs().max()) > 0.05  # the input did change
+
+
+def test_colour_standardised_network_exports_with_verified_gradcam(tmp_path) -> None:
+    """export/ verifies scores and Grad-CAM against PyTorch (it raises otherwise); the runtime's call
+    then ignores a white-balance change up to the rounding of the warmed uint8 image."""
+    from export.pytorch import export_pytorch
+    from inference.session import ModelSession
+
+    rgb = np.random.default_rng(5).integers(40, 200, (48, 48, 3)).astype(np.uint8)
+    warm = np.clip(rgb * np.array([1.15, 1.0, 0.85]), 0, 255).astype(np.uint8)
+    torch.manual_seed(3)
+    net = SmearNet(4, (8, 8, 8, 8, 8), standardise_colour=True).eval()
+    out = tmp_path / "standardised.onnx"
+    report = export_pytorch(net, out, labels=["a", "b", "c", "d"], input_size=32, mean=(0.5,) * 3,
+                            std=(0.25,) * 3, name="colour test", log=None, sample_images=[rgb, warm])
+    assert report.figures["cam_correlation"] >= 0.99
+    session = ModelSession.load(out)
+    assert session.cam_method == "grad-cam"
+    np.testing.assert_allclose(session.predict(rgb).probabilities, session.predict(warm).probabilities, atol=1e-3)
+
+
+def test_old_checkpoint_configs_build_the_plain_network() -> None:
+    from training.model import smearnet_for
+
+    config = {"widths": [8, 8, 8, 8, 8]}  # written before standardise_colour existed
+    assert isinstance(smearnet_for(config, 3).colour, torch.nn.Identity)
+    assert isinstance(smearnet_for({**config, "standardise_colour": True}, 3).colour, torch.nn.InstanceNorm2d)
+
+
 def test_train_then_refit_on_a_tiny_image_folder(tmp_path, monkeypatch) -> None:
     """The whole recipe runs end to end (one epoch, 32 px); the refit trains on train + validation,
     keeps the validated run's temperature and leaves the validated checkpoint beside it."""
