@@ -229,13 +229,13 @@ def test_ensemble_is_the_mean_of_its_members_temperature_scaled_logits() -> None
     from training.ensemble import LogitMeanEnsemble
 
     torch.manual_seed(0)
-    members = [SmearNet(3, (4, 8, 8, 8, 12)).eval(), SmearNet(3, (4, 8, 8, 8, 16)).eval()]
+    members = [SmearNet(3, (4, 8, 8, 8, 12)).eval(), SmearNet(3, (4, 8, 8, 8, 16), standardise_colour=True).eval()]
     temperatures = [0.5, 2.0]
     ensemble = LogitMeanEnsemble(members, temperatures).eval()
     x = _batch(n=3, size=32)
     with torch.no_grad():
         expected = (members[0](x) / 0.5 + members[1](x) / 2.0) / 2
-        joined = ensemble.joined(torch.cat([m.features(x) for m in members], 1))
+        joined = ensemble.joined(torch.cat([m.features(m.colour(x)) for m in members], 1))
         got = ensemble(x)
     assert joined.shape[1] == 12 + 16  # one Grad-CAM map over both members' channels
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

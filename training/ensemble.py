@@ -34,7 +34,7 @@ class LogitMeanEnsemble(nn.Module):
         super().__init__()
         if len(members) < 2 or len(members) != len(temperatures):
             raise ValueError("an ensemble needs two or more members, each with its temperature")
-        self.features = nn.ModuleList(m.features for m in members)
+        self.features = nn.ModuleList(nn.Sequential(m.colour, m.features) for m in members)
         self.joined = nn.Identity()
         n = len(members)
         self.fc = nn.Linear(sum(m.fc.in_features for m in members), members[0].fc.out_features)
