@@ -98,6 +98,33 @@ def test_temperature_fit_recovers_known_temperature() -> None:
     assert math.isfinite(t)
 
 
+class _BrightnessScorer(torch.nn.Module):
+    """Logits from mean brightness: class 1 = bright (a 'model' whose errors augmentation can provoke)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = 8.0 * x.mean(dim=(1, 2, 3))
+        return torch.stack([-z, z], 1)
+
+
+def test_separated_validation_falls_back_to_augmented_copies_for_the_temperature() -> None:
+    from training.calibration import TEMPERATURE_FLOOR
+    from training.data import SplitArrays
+    from training.train import CONFIGS, validation_temperature
+
+    rng = np.random.default_rng(0)
+    levels = np.r_[rng.uniform(30, 110, 20), rng.uniform(150, 230, 20)]  # a wide gap: separated
+    images = np.stack([np.full((16, 16, 3), v) for v in levels]).astype(np.uint8)
+    labels = np.r_[np.zeros(20, int), np.ones(20, int)]
+    separated = SplitArrays(images, labels, [f"{i}.jpg" for i in range(40)])
+    t, how = validation_temperature(_BrightnessScorer(), separated, CONFIGS["all4"])
+    assert how.startswith("validation all right") and t > 2 * TEMPERATURE_FLOOR
+    assert validation_temperature(_BrightnessScorer(), separated, CONFIGS["all4"]) == (t, how)  # seeded
+
+    overlapping = SplitArrays(images, labels[rng.permutation(40)], separated.files)
+    t, how = validation_temperature(_BrightnessScorer(), overlapping, CONFIGS["all4"])
+    assert how.startswith("val NLL") and t > 2 * TEMPERATURE_FLOOR
+
+
 def test_network_shapes_and_size_budget() -> None:
     model = SmearNet(8).eval()
     with torch.no_grad():

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+TEMPERATURE_FLOOR = 0.05  # the fit's lower bound; a fit that ends here means the split was separated
+
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     z = logits.astype(np.float64) / temperature
@@ -18,7 +20,7 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     return float(-logp[np.arange(len(labels)), labels].mean())
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, lo: float = 0.05, hi: float = 20.0) -> float:
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, lo: float = TEMPERATURE_FLOOR, hi: float = 20.0) -> float:
     """The T in [lo, hi] minimising validation NLL (golden-section search over log T)."""
     a, b = math.log(lo), math.log(hi)
     ratio = (math.sqrt(5) - 1) / 2
