@@ -173,7 +173,9 @@ def test_old_checkpoint_configs_build_the_plain_network() -> None:
 
     config = {"widths": [8, 8, 8, 8, 8]}  # written before standardise_colour existed
     assert isinstance(smearnet_for(config, 3).colour, torch.nn.Identity)
-    assert isinstance(smearnet_for({**config, "standardise_colour": True}, 3).colour, torch.nn.InstanceNorm2d)
+    standardise = smearnet_for({**config, "standardise_colour": True}, 3).colour
+    x = _batch(2, n=2)
+    torch.testing.assert_close(standardise(x), torch.nn.functional.instance_norm(x, eps=1e-3), atol=1e-5, rtol=0)
 
 
 def test_train_then_refit_on_a_tiny_image_folder(tmp_path, monkeypatch) -> None:

@@ -36,6 +36,28 @@ class ResidualPair(nn.Module):
         return self.relu(x + y)
 
 
+class ImageStandardise(nn.Module):
+    """Each image's channels to mean 0, variance 1 (InstanceNorm2d without parameters, eps 1e-3).
+
+    Means are taken over rows, then over columns: ONNX Runtime sums a 128x128 plane in one float32 run
+    (in InstanceNormalization or a single ReduceMean), and its error in the mean of a bright image,
+    divided by a small standard deviation, moved the trained ALL model's logits by 1.4e-4 (float64:
+    PyTorch 2e-6), beyond the exporter's 1e-4 check. Sums of 128 values agree to float rounding.
+    """
+
+    def __init__(self, eps: float = 1e-3) -> None:
+        super().__init__()
+        self.eps = eps
+
+    @staticmethod
+    def _plane_mean(x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=3, keepdim=True).mean(dim=2, keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - self._plane_mean(x)
+        return centred / torch.sqrt(self._plane_mean(centred * centred) + self.eps)
+
+
 class SmearNet(nn.Module):
     """Stem (stride 2) then four stages (each stride 2 + residual pair): total stride 32? no: 16.
 
@@ -50,7 +72,7 @@ class SmearNet(nn.Module):
         # away each image's overall colour balance and contrast, so a network cannot learn the imaging
         # session (white balance, stain strength) instead of the cells. Invariant to the runtime's
         # per-channel mean/std normalisation, so the model contract is unchanged.
-        self.colour = nn.InstanceNorm2d(3, eps=1e-3) if standardise_colour else nn.Identity()
+        self.colour = ImageStandardise() if standardise_colour else nn.Identity()
         self.features = nn.Sequential()
         self.features.add_module("stem", nn.Sequential(conv_bn(3, w0, 2), conv_bn(w0, w0)))
         self.features.add_module("stage1", nn.Sequential(conv_bn(w0, w1, 2), ResidualPair(w1)))
