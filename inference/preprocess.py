@@ -35,6 +35,20 @@ class ResizeGeometry:
     offset_x: float
     offset_y: float
 
+    def unseen_edges(self) -> str:
+        """Which edges of the image the model never saw ("left and right", "top and bottom" or "").
+
+        Only a centre crop of a non-square image leaves pixels out; the same test as ``map_to_image``
+        uses to blank them, so the words match the blank parts of the heatmap.
+        """
+        if self.policy != "center_crop":
+            return ""
+        if self.offset_x + self.scale_x <= 0 or (self.src_width - 1) * self.scale_x + self.offset_x >= self.dst_width:
+            return "left and right"
+        if self.offset_y + self.scale_y <= 0 or (self.src_height - 1) * self.scale_y + self.offset_y >= self.dst_height:
+            return "top and bottom"
+        return ""
+
 
 def plan_resize(src_height: int, src_width: int, dst_height: int, dst_width: int, policy: str) -> ResizeGeometry:
     """Work out how an image of the given size is fitted to the model input under ``policy``."""

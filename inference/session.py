@@ -340,6 +340,7 @@ class ModelSession:
                 notes=base_notes + quality_notes(rgb) + ((UNFAMILIAR_NOTE,) if unlike[i] else ()),
                 scores=scores[i].copy(),
                 image_size=(rgb.shape[1], rgb.shape[0]),
+                unseen_edges=geoms[i].unseen_edges(),
                 _cam=cam,
             ))
         return results

@@ -152,6 +152,24 @@ def test_heatmap_follows_the_class_clicked_in_the_probability_panel(qtbot, tmp_p
     assert window.image_view._overlay_item.opacity() == pytest.approx(0.8)
 
 
+def test_heatmap_caption_says_which_edges_a_centre_crop_model_did_not_see(qtbot, tmp_path, monkeypatch) -> None:
+    folder = _bundle(monkeypatch, tmp_path, tmp_path / "models")
+    make_classifier(folder / "crop.onnx", num_classes=3, size=32, labels=LABELS, resize="center_crop")
+    images = tmp_path / "fields"
+    images.mkdir()
+    rng = np.random.default_rng(4)
+    cv2.imwrite(str(images / "a_wide.png"), rng.integers(0, 255, (40, 90, 3), dtype=np.uint8))
+    cv2.imwrite(str(images / "b_square.png"), rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    window = _make_window(qtbot, tmp_path)
+    with qtbot.waitSignal(window.detailShown, timeout=30000):
+        _open(qtbot, window, [images])
+    bar = window.heatmap_bar
+    qtbot.waitUntil(lambda: window.image_view.has_heatmap(), timeout=10000)
+    assert bar.full_caption().endswith("centre square only: the model did not see the left and right edges")
+    window.step(1)  # the square image: nothing left out
+    qtbot.waitUntil(lambda: bar.full_caption().endswith("· Grad-CAM"), timeout=10000)
+
+
 def test_keyboard_review_is_recorded_in_the_store_and_the_differential(qtbot, tmp_path, models) -> None:
     folder = tmp_path / "smear"
     _write_images(folder, 6)

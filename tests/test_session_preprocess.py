@@ -69,6 +69,24 @@ def test_constant_heatmap_maps_back_to_constant(h, w, policy, ch, cw):
         np.testing.assert_allclose(out, 0.7, atol=1e-6)
 
 
+@settings(max_examples=60, deadline=None)
+@given(h=sizes, w=sizes, policy=st.sampled_from(POLICIES), dh=st.integers(8, 40), dw=st.integers(8, 40))
+def test_unseen_edges_name_exactly_the_blank_parts_of_the_heatmap(h, w, policy, dh, dw):
+    geom = plan_resize(h, w, dh, dw, policy)
+    out = map_to_image(np.ones((4, 4), np.float32), geom)
+    blank_cols, blank_rows = (out == 0).all(axis=0), (out == 0).all(axis=1)
+    words = geom.unseen_edges()
+    assert words == ("left and right" if blank_cols[[0, -1]].any() else
+                     "top and bottom" if blank_rows[[0, -1]].any() else "")
+
+
+def test_unseen_edges_of_a_wide_and_a_tall_field():
+    assert plan_resize(224, 398, 128, 128, "center_crop").unseen_edges() == "left and right"
+    assert plan_resize(400, 300, 128, 128, "center_crop").unseen_edges() == "top and bottom"
+    assert plan_resize(224, 224, 128, 128, "center_crop").unseen_edges() == ""
+    assert plan_resize(224, 398, 128, 128, "stretch").unseen_edges() == ""
+
+
 def test_batch_of_mixed_sizes_matches_single():
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, s + (3,), dtype=np.uint8) for s in [(10, 10), (50, 20), (33, 71)]]
