@@ -73,3 +73,36 @@ def test_shipped_model_reproduces_card_on_test_subset(model_id: str) -> None:
     tolerance = max(0.02, 3 * np.sqrt(metrics["accuracy"] * (1 - metrics["accuracy"]) / len(truth)))
     assert ev.accuracy >= metrics["accuracy"] - tolerance, (ev.accuracy, metrics["accuracy"])
     assert ev.balanced_accuracy >= metrics["balanced_accuracy"] - 2 * tolerance
+
+
+@pytest.mark.parametrize(("model_id", "data_set", "folder", "label"), [
+    ("hemalens-pbc", "aml", "seg_neutrophil", "Neutrophil"),
+    ("hemalens-aml", "pbc", "neutrophil", "Segmented neutrophil"),
+])
+def test_single_cell_model_on_another_labs_neutrophils_reproduces_its_card(model_id, data_set, folder, label) -> None:
+    """The card's real other-lab figure (the other data set's neutrophils), on every 4th image."""
+    session = ModelSession.load(bundled_models_dir() / f"{model_id}.onnx")
+    other = session.spec.provenance.metrics["other_lab"]
+    card = (bundled_models_dir() / f"{model_id}.md").read_text()
+    assert "## Real images from another lab" in card and f"{other['accuracy']:.4f}" in card
+    assert other["command"].startswith(f"hemalens evaluate ../shared/data/{data_set} ")
+    if not (DATA / data_set / folder).is_dir():
+        pytest.skip(f"real data not present at {DATA / data_set} (see shared/data/README.md)")
+    paths = labelled_folder(DATA / data_set, "all")[folder][::STRIDE]
+    preds = [p for i in range(0, len(paths), 32)
+             for p in session.predict_batch([load_image(x).rgb for x in paths[i:i + 32]])]
+    accuracy = float(np.mean([p.top_label == label for p in preds]))
+    tolerance = max(0.02, 3 * np.sqrt(other["accuracy"] * (1 - other["accuracy"]) / len(paths)))
+    assert abs(accuracy - other["accuracy"]) <= tolerance, (accuracy, other["accuracy"])
+    assert np.mean([UNFAMILIAR_NOTE in p.notes for p in preds]) >= 0.9  # the app warns: another lab's images
+
+
+def test_other_lab_card_section_says_which_classes_it_checks() -> None:
+    from training.report import other_lab_section
+
+    assert other_lab_section(None) == ""
+    text = other_lab_section({"source": "Munich neutrophils.", "n": 10, "accuracy": 0.9, "ece": 0.05, "flagged": 7,
+                              "classes": ["Neutrophil"], "calls": {"Neutrophil": 9, "Monocyte": 1, "Basophil": 0},
+                              "command": "hemalens evaluate X"})
+    assert "accuracy **0.9000**" in text and "flagged unlike training: 7 (70.0%)" in text
+    assert "Neutrophil 9, Monocyte 1." in text and "Basophil" not in text and "Neutrophil only" in text

@@ -184,9 +184,26 @@ def unlike_training_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "accuracy_flagged": accuracy(flagged), "accuracy_rest": accuracy(rest)}
 
 
+def other_lab_section(other_lab: dict[str, Any] | None) -> str:
+    """Card text for real images of some classes from another lab (empty when there are none)."""
+    if not other_lab:
+        return ""
+    calls = ", ".join(f"{label} {n}" for label, n in other_lab["calls"].items() if n)
+    return f"""
+## Real images from another lab
+{other_lab['source']}
+
+`{other_lab['command']}`: {other_lab['n']} images, accuracy **{other_lab['accuracy']:.4f}**, ECE
+{other_lab['ece']:.4f}; flagged unlike training: {other_lab['flagged']} ({other_lab['flagged'] / other_lab['n']:.1%}).
+Calls: {calls}. These images cover {', '.join(other_lab['classes'])} only, so they check those classes, not the
+whole model.
+"""
+
+
 def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any], evaluation: dict[str, Any],
                robustness: dict[str, dict[str, float]], unlike: dict[str, Any], latency: dict[str, float],
-               cam: dict[str, Any], cam_image: str, observations: str) -> None:
+               cam: dict[str, Any], cam_image: str, observations: str,
+               other_lab: dict[str, Any] | None = None) -> None:
     """The markdown model card shipped next to the .onnx file."""
     rob = ["| copy of the test block | accuracy | balanced accuracy | ECE | flagged unlike training |",
            "|---|---|---|---|---|"]
@@ -239,8 +256,9 @@ def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any]
 
 ## Robustness to another lab (simulated)
 Another lab changes stain, camera (resolution, white balance, frame shape), magnification and focus. No other
-lab's images were available, so the test block was re-rendered with fixed transforms (`python -m training.robustness`,
-see its docstring) and scored through the runtime. This is a proxy: real images from another lab can still fail.
+lab's images {"of every class " if other_lab else ""}were available, so the test block was re-rendered with
+fixed transforms (`python -m training.robustness`, see its docstring) and scored through the runtime. This is a
+proxy: real images from another lab can still fail.
 
 The last column is the share of images HemaLens marks "unlike this model's training images" (per-class
 colour, focus and scale statistics of the train block, stored in the model's metadata; the limit is
@@ -249,7 +267,7 @@ and warns when a folder has many such images.
 {flag_line}
 
 {chr(10).join(rob)}
-
+{other_lab_section(other_lab)}
 ## Grad-CAM
 ![Grad-CAM overlays]({cam_image})
 
