@@ -50,6 +50,10 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
         if spec.provenance.metrics:
             figures = ", ".join(f"{k}={v}" for k, v in spec.provenance.metrics.items() if not isinstance(v, dict))
             out.write(f"  metrics: {figures}\n")
+            other = spec.provenance.metrics.get("other_lab")
+            if isinstance(other, dict) and {"accuracy", "n", "classes"} <= other.keys():
+                out.write(f"  other lab: accuracy={other['accuracy']} on {other['n']} images of "
+                          f"{', '.join(other['classes'])} only (see the model card)\n")
         if spec.provenance.intended_use:
             out.write(f"  use:     {spec.provenance.intended_use}\n")
         out.write("\n")

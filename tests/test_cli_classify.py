@@ -16,6 +16,7 @@ from PIL import Image
 
 from hemalens.cli import main
 from inference.cli_classify import Progress
+from inference.session import ModelSession
 from tests.model_factory import make_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +104,18 @@ def test_model_resolved_by_id_from_user_folder_and_listed(corpus, tmp_path, monk
     assert "Tiny test classifier" in text and "Blast, Lymphocyte, Neutrophil" in text and "Unreadable" in text
     assert main(["classify", str(root), "--model", "no-such-model"]) == 2
     assert "tiny-3-0" in capsys.readouterr().err
+
+
+def test_models_lists_the_shipped_models_other_lab_figure(tmp_path, monkeypatch, capsys):
+    from inference.registry import bundled_models_dir
+
+    monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(tmp_path / "none"))
+    monkeypatch.delenv("HEMALENS_BUNDLED_MODELS_DIR", raising=False)
+    pbc = ModelSession.load(bundled_models_dir() / "hemalens-pbc.onnx").spec.provenance.metrics["other_lab"]
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    assert f"  other lab: accuracy={pbc['accuracy']} on {pbc['n']} images of Neutrophil only" in text
+    assert text.count("  other lab:") == 2  # blood cell types and the AML screen; none for ALL subtypes
 
 
 def test_progress_bar_only_on_terminals():
