@@ -35,19 +35,20 @@ class ResizeGeometry:
     offset_x: float
     offset_y: float
 
-    def unseen_edges(self) -> str:
-        """Which edges of the image the model never saw ("left and right", "top and bottom" or "").
-
-        Only a centre crop of a non-square image leaves pixels out; the same test as ``map_to_image``
-        uses to blank them, so the words match the blank parts of the heatmap.
-        """
+    def unseen_rows_and_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean masks of the original rows and columns lying wholly outside the model input (only a
+        centre crop of a non-square image has any); ``map_to_image`` blanks them in the heatmap."""
         if self.policy != "center_crop":
-            return ""
-        if self.offset_x + self.scale_x <= 0 or (self.src_width - 1) * self.scale_x + self.offset_x >= self.dst_width:
-            return "left and right"
-        if self.offset_y + self.scale_y <= 0 or (self.src_height - 1) * self.scale_y + self.offset_y >= self.dst_height:
-            return "top and bottom"
-        return ""
+            return np.zeros(self.src_height, bool), np.zeros(self.src_width, bool)
+        x_lo = np.arange(self.src_width) * self.scale_x + self.offset_x
+        y_lo = np.arange(self.src_height) * self.scale_y + self.offset_y
+        return ((y_lo + self.scale_y <= 0) | (y_lo >= self.dst_height),
+                (x_lo + self.scale_x <= 0) | (x_lo >= self.dst_width))
+
+    def unseen_edges(self) -> str:
+        """Which edges of the image the model never saw ("left and right", "top and bottom" or "")."""
+        rows, columns = self.unseen_rows_and_columns()
+        return "left and right" if columns.any() else "top and bottom" if rows.any() else ""
 
 
 def plan_resize(src_height: int, src_width: int, dst_height: int, dst_width: int, policy: str) -> ResizeGeometry:
@@ -165,10 +166,7 @@ def map_to_image(cam: np.ndarray, geom: ResizeGeometry) -> np.ndarray:
     matrix = np.array([[ax, 0.0, 0.5 * ax + bx - 0.5], [0.0, ay, 0.5 * ay + by - 0.5]], dtype=np.float64)
     out = cv2.warpAffine(cam, matrix, (geom.src_width, geom.src_height),
                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    if geom.policy == "center_crop":
-        # Original pixels lying wholly outside the crop window were not seen by the model.
-        x_lo = np.arange(geom.src_width) * geom.scale_x + geom.offset_x
-        y_lo = np.arange(geom.src_height) * geom.scale_y + geom.offset_y
-        out[(y_lo + geom.scale_y <= 0) | (y_lo >= geom.dst_height), :] = 0.0
-        out[:, (x_lo + geom.scale_x <= 0) | (x_lo >= geom.dst_width)] = 0.0
+    rows, columns = geom.unseen_rows_and_columns()  # original pixels the model never saw
+    out[rows, :] = 0.0
+    out[:, columns] = 0.0
     return out

@@ -153,8 +153,7 @@ def validation_temperature(model: torch.nn.Module, va: SplitArrays, cfg: TrainCo
     if (logits.argmax(1) != va.labels).any():
         temperature = fit_temperature(logits, va.labels)
         return temperature, f"val NLL {nll(logits, va.labels, 1.0):.4f} -> {nll(logits, va.labels, temperature):.4f}"
-    g = torch.Generator().manual_seed(seed)
-    model.eval()
+    g = torch.Generator().manual_seed(seed)  # predict_logits left the model in eval mode
     aug_logits = []
     with torch.no_grad():
         for _ in range(copies):
