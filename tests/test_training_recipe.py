@@ -220,6 +220,20 @@ def test_train_then_refit_on_a_tiny_image_folder(tmp_path, monkeypatch) -> None:
     assert other["config"]["seed"] == 7 and other["config"]["model"] == "toy_seed7"
     assert (tmp_path / "runs" / "toy" / "checkpoint.pt").read_bytes() == before
 
+    # A second schedule at another size starts from the first run's weights (a tiny learning rate keeps
+    # the convolutions where they were; a random start could not match them).
+    start = torch.load(first, weights_only=False)["state_dict"]  # the refit's weights by now
+    monkeypatch.setattr(recipe, "CONFIGS", {"toy": config()})
+    assert recipe.main(["toy", "--data", str(tmp_path / "data"), "--init", str(first), "--size", "48",
+                        "--lr", "1e-9", "--epochs", "1", "--run", "toy_ft"]) == 0
+    tuned = torch.load(tmp_path / "runs" / "toy_ft" / "checkpoint.pt", weights_only=False)
+    assert tuned["config"]["size"] == 48 and tuned["config"]["lr"] == 1e-9
+    assert tuned["config"]["extra"]["init_from"] == first.as_posix()
+    convs = [n for n in start if n.endswith("conv1.weight")]
+    assert convs
+    for n in convs:
+        torch.testing.assert_close(tuned["state_dict"][n], start[n], atol=1e-6, rtol=0)
+
 
 def test_robustness_transforms_keep_the_image_shape_and_do_what_their_names_say() -> None:
     from training.robustness import TRANSFORMS, _zoom

@@ -59,7 +59,7 @@ class ImageStandardise(nn.Module):
 
 
 class SmearNet(nn.Module):
-    """Stem (stride 2) then four stages (each stride 2 + residual pair): total stride 32? no: 16.
+    """Stem (stride 2), three stride-2 stages and a stride-1 fourth, each with a residual pair: total stride 16.
 
     Widths default to (24, 48, 96, 160, 256); at 128 px the stages run at 64, 32, 16, 8, 8 px.
     """

@@ -181,9 +181,11 @@ def progress(epoch: int, epochs: int, step: int, steps: int, loss: float, acc: f
     sys.stderr.flush()
 
 
-def train(cfg: TrainConfig, data_root: Path, refit: bool = False) -> Path:
+def train(cfg: TrainConfig, data_root: Path, refit: bool = False, init: Path | None = None) -> Path:
     """One run. ``refit``: after a validated run, train again on train + validation for the same epoch
-    budget and keep the last epoch, with the validated run's temperature (the test block stays unseen)."""
+    budget and keep the last epoch, with the validated run's temperature (the test block stays unseen).
+    ``init``: start from that checkpoint's weights instead of random ones (a second, shorter schedule,
+    e.g. at a higher resolution: the network is fully convolutional, so the weights fit any input size)."""
     torch.set_num_threads(2)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -208,7 +210,12 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False) -> Path:
     print(f"[{cfg.model}] classes {folders}; train {len(tr.labels)} val {len(va.labels)} test "
           f"{len(splits['test'].labels)}; cache {time.time() - t0:.1f}s", flush=True)
 
-    model = smearnet_for(asdict(cfg), k).to(memory_format=torch.channels_last)
+    model = smearnet_for(asdict(cfg), k)
+    if init is not None:
+        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["state_dict"])
+        cfg.extra = {**cfg.extra, "init_from": init.as_posix()}
+        print(f"[{cfg.model}] weights from {init}", flush=True)
+    model = model.to(memory_format=torch.channels_last)
     print(f"[{cfg.model}] SmearNet {count_parameters(model):,} parameters at {cfg.size}px", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(tr.labels) // cfg.batch_size
@@ -300,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA_ROOT, help="folder holding all4/, aml/, pbc/")
     parser.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     parser.add_argument("--size", type=int, help="override the training resolution")
+    parser.add_argument("--lr", type=float, help="override the one-cycle peak learning rate")
+    parser.add_argument("--init", type=Path, help="start from this checkpoint's weights (a second schedule)")
     parser.add_argument("--refit", action="store_true",
                         help="after a validated run: train again on train + validation (test block still unseen)")
     parser.add_argument("--seed", type=int, help="another seed for the same recipe (e.g. for an ensemble member)")
@@ -312,13 +321,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg.epochs = args.epochs
     if args.size:
         cfg.size = args.size
+    if args.lr:
+        cfg.lr = args.lr
     if args.seed is not None:
         cfg.seed = args.seed
     if args.run:
         cfg.model = args.run
     if args.standardise_colour:
         cfg.standardise_colour = True
-    train(cfg, args.data, refit=args.refit)
+    train(cfg, args.data, refit=args.refit, init=args.init)
     return 0
 
 
