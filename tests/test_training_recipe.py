@@ -178,9 +178,8 @@ def test_old_checkpoint_configs_build_the_plain_network() -> None:
     torch.testing.assert_close(standardise(x), torch.nn.functional.instance_norm(x, eps=1e-3), atol=1e-5, rtol=0)
 
 
-def test_train_then_refit_on_a_tiny_image_folder(tmp_path, monkeypatch) -> None:
-    """The whole recipe runs end to end (one epoch, 32 px); the refit trains on train + validation,
-    keeps the validated run's temperature and leaves the validated checkpoint beside it."""
+def _toy_runs(tmp_path, monkeypatch):
+    """A two-class image folder under tmp_path/data/toy; runs and cache go under tmp_path too."""
     import cv2
 
     import training.data
@@ -194,6 +193,13 @@ def test_train_then_refit_on_a_tiny_image_folder(tmp_path, monkeypatch) -> None:
             cv2.imwrite(str(tmp_path / "data" / "toy" / cls / f"img-{i:03d}.png"), img)
     monkeypatch.setattr(recipe, "RUNS", tmp_path / "runs")
     monkeypatch.setattr(training.data, "CACHE_DIR", tmp_path / "cache")
+    return recipe
+
+
+def test_train_then_refit_on_a_tiny_image_folder(tmp_path, monkeypatch) -> None:
+    """The whole recipe runs end to end (one epoch, 32 px); the refit trains on train + validation,
+    keeps the validated run's temperature and leaves the validated checkpoint beside it."""
+    recipe = _toy_runs(tmp_path, monkeypatch)
 
     def config() -> recipe.TrainConfig:
         return recipe.TrainConfig(model="toy", dataset="toy", display_names={}, size=32, epochs=2, batch_size=8,
@@ -284,3 +290,19 @@ def test_ensemble_is_the_mean_of_its_members_temperature_scaled_logits() -> None
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError):
         LogitMeanEnsemble(members[:1], [1.0])
+
+
+def test_card_says_how_a_refit_was_trained_and_how_to_reproduce_it() -> None:
+    """A refitted model's card names the refit and its reproduce line includes the --refit command
+    (it used to give only the validated run's command)."""
+    from training.export_model import _schedule, _train_commands
+
+    def ckpt(epochs: int, extra: dict) -> dict:
+        return {"config": {"extra": extra}, "history": [{}] * epochs, "best_epoch": epochs - 2,
+                "train_seconds": 60.0 * epochs}
+
+    refit = ckpt(30, {"fit_on": "train+val"})
+    assert _schedule(refit).startswith("30 epochs on the train + validation blocks, 30 min on 2 shared CPU cores")
+    assert _schedule(ckpt(14, {})) == "14 epochs, 14 min on 2 shared CPU cores (best 12 by validation)"
+    assert _train_commands("pbc", refit) == "python -m training.train pbc && python -m training.train pbc --refit"
+    assert _train_commands("aml", ckpt(14, {})) == "python -m training.train aml"

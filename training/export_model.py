@@ -187,10 +187,17 @@ def _zoom_words(cfg: dict[str, Any]) -> str:
 
 def _schedule(ckpt: dict[str, Any]) -> str:
     epochs = len(ckpt["history"])
+    minutes = f"{ckpt['train_seconds'] / 60:.0f} min on 2 shared CPU cores"
     if ckpt["config"].get("extra", {}).get("fit_on") == "train+val":
-        return (f"{epochs} epochs on the train + validation blocks (refit: epoch budget and temperature from a "
-                "run validated on the validation block; test block never seen)")
-    return f"{epochs} epochs (best {ckpt['best_epoch']} by validation)"
+        return (f"{epochs} epochs on the train + validation blocks, {minutes} (refit: epoch budget and temperature "
+                "from a run validated on the validation block; test block never seen)")
+    return f"{epochs} epochs, {minutes} (best {ckpt['best_epoch']} by validation)"
+
+
+def _train_commands(model_name: str, ckpt: dict[str, Any]) -> str:
+    command = f"python -m training.train {model_name}"
+    refit = ckpt["config"].get("extra", {}).get("fit_on") == "train+val"
+    return f"{command} && {command} --refit" if refit else command
 
 
 def measure_other_lab(session: ModelSession, model_name: str, data_root: Path) -> dict[str, Any] | None:
@@ -266,14 +273,14 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
                     f"AdamW one-cycle lr {cfg['lr']}, label smoothing {cfg['label_smoothing']}, class-balanced "
                     f"sampling, stain/colour jitter on {cfg.get('colour_share', 1.0):.0%} of each batch, "
                     f"{_zoom_words(cfg)}"
-                    f"seed {cfg['seed']}, {ckpt['train_seconds'] / 60:.0f} min on 2 shared CPU cores",
+                    f"seed {cfg['seed']}",
         "split": SPLIT_DESCRIPTION,
         "intended_use": INTENDED_USE,
         "evaluate_command": f"hemalens evaluate ../shared/data/{cfg['dataset']} --model hemalens-{model_name} "
                             "--split test",
         "target_accuracy": TARGETS[model_name]["accuracy"],
         "target_recall": TARGETS[model_name].get("recall", {}),
-        "train_command": f"python -m training.train {model_name}",
+        "train_command": _train_commands(model_name, ckpt),
         "export_command": f"python -m training.export_model {model_name}",
     }
     write_card(ASSETS / f"hemalens-{model_name}.md", title=meta["name"], model_file=out.name, facts=facts,

@@ -83,6 +83,13 @@ CONFIGS: dict[str, TrainConfig] = {
 }
 
 
+def repo_relative(path: Path) -> str:
+    """A path as a checkpoint should quote it: relative to the repository when it lies inside."""
+    path = path.resolve()
+    repo = Path(__file__).resolve().parents[1]
+    return path.relative_to(repo).as_posix() if path.is_relative_to(repo) else path.as_posix()
+
+
 def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 NHWC -> float NCHW in [0, 1], channels-last in memory (faster convs on CPU)."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
@@ -213,7 +220,7 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False, init: Path | N
     model = smearnet_for(asdict(cfg), k)
     if init is not None:
         model.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["state_dict"])
-        cfg.extra = {**cfg.extra, "init_from": init.as_posix()}
+        cfg.extra = {**cfg.extra, "init_from": repo_relative(init)}
         print(f"[{cfg.model}] weights from {init}", flush=True)
     model = model.to(memory_format=torch.channels_last)
     print(f"[{cfg.model}] SmearNet {count_parameters(model):,} parameters at {cfg.size}px", flush=True)
