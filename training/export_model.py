@@ -36,7 +36,7 @@ from training.report import (
     write_json,
 )
 from training.robustness import robustness
-from training.train import CONFIGS, DATA_ROOT, RUNS
+from training.train import CONFIGS, DATA_ROOT, RUNS, is_refit
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets" / "models"
@@ -188,7 +188,7 @@ def _zoom_words(cfg: dict[str, Any]) -> str:
 def _schedule(ckpt: dict[str, Any]) -> str:
     epochs = len(ckpt["history"])
     minutes = f"{ckpt['train_seconds'] / 60:.0f} min on 2 shared CPU cores"
-    if ckpt["config"].get("extra", {}).get("fit_on") == "train+val":
+    if is_refit(ckpt):
         return (f"{epochs} epochs on the train + validation blocks, {minutes} (refit: epoch budget and temperature "
                 "from a run validated on the validation block; test block never seen)")
     return f"{epochs} epochs, {minutes} (best {ckpt['best_epoch']} by validation)"
@@ -196,8 +196,7 @@ def _schedule(ckpt: dict[str, Any]) -> str:
 
 def _train_commands(model_name: str, ckpt: dict[str, Any]) -> str:
     command = f"python -m training.train {model_name}"
-    refit = ckpt["config"].get("extra", {}).get("fit_on") == "train+val"
-    return f"{command} && {command} --refit" if refit else command
+    return f"{command} && {command} --refit" if is_refit(ckpt) else command
 
 
 def measure_other_lab(session: ModelSession, model_name: str, data_root: Path) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,6 +82,11 @@ CONFIGS: dict[str, TrainConfig] = {
         },
     ),
 }
+
+
+def is_refit(ckpt: dict[str, Any]) -> bool:
+    """Whether a checkpoint was trained on train + validation (``--refit``), not validated on validation."""
+    return ckpt["config"].get("extra", {}).get("fit_on") == "train+val"
 
 
 def repo_relative(path: Path) -> str:
@@ -207,7 +213,7 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False, init: Path | N
     validated: dict | None = None
     if refit:
         validated = torch.load(run_dir / "checkpoint.pt", weights_only=False)
-        if validated["config"]["extra"].get("fit_on") == "train+val":  # refit again: start from the validated run
+        if is_refit(validated):  # refit again: start from the validated run
             validated = torch.load(run_dir / "validated_checkpoint.pt", weights_only=False)
         else:
             shutil.copy2(run_dir / "checkpoint.pt", run_dir / "validated_checkpoint.pt")
