@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training is an optional extra (pip install torch==2.13.0)")
 
-from training.augment import affine, augment_batch, dihedral, stain_jitter, white_balance  # noqa: E402
+from training.augment import affine, augment_batch, cutmix, dihedral, stain_jitter, white_balance  # noqa: E402
 from training.calibration import fit_temperature, nll  # noqa: E402
 from training.model import SmearNet, count_parameters  # noqa: E402
 
@@ -61,6 +61,30 @@ def test_zoom_range_is_log_uniform_so_cells_shrink_as_often_as_they_grow() -> No
     narrow = affine(x, torch.Generator().manual_seed(2), shift=0.0, angle=0.0)  # default: 0.85-1.15
     narrow_ratio = (narrow[:, 0] < 0.6).float().sum(dim=(1, 2)) / area
     assert float(narrow_ratio.min()) > 0.85**2 * 0.9 and float(narrow_ratio.max()) < 1.15**2 * 1.1
+
+
+def test_cutmix_pastes_one_box_from_a_shuffled_batch_and_reports_the_own_share() -> None:
+    x = torch.arange(6, dtype=torch.float32).view(6, 1, 1, 1).expand(6, 3, 32, 32).contiguous()
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    same, perm, own = cutmix(x, g, 0.0)
+    assert same is x and perm is None and own == 1.0
+    assert torch.equal(g.get_state(), state)  # p = 0 draws nothing: the recipes without CutMix are unchanged
+    pasted = 0
+    for _ in range(20):
+        mixed, perm, own = cutmix(x, g, 1.0)
+        if perm is None:
+            continue
+        pasted += 1
+        assert torch.equal(x[:, 0, 0, 0], torch.arange(6.0))  # the input batch is not changed in place
+        for i in range(6):
+            from_other = (mixed[i] == x[perm[i], 0, 0, 0]).all(dim=0)
+            if perm[i] != i:  # the share of each image still its own is what the loss weights its label by
+                assert abs(1.0 - from_other.float().mean().item() - own) < 1e-6
+            rows, cols = torch.nonzero(~(mixed[i] == x[i]).all(dim=0), as_tuple=True)
+            if rows.numel():  # one rectangle
+                assert rows.numel() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    assert pasted >= 15
 
 
 def test_white_balance_scales_each_channel_within_the_tint() -> None:

@@ -163,3 +163,26 @@ def augment_batch(x: torch.Tensor, g: torch.Generator, colour_share: float = 1.0
         if idx.numel():
             x[idx] = _colour(x[idx], g, tint)
     return focus_and_resolution(x, g, p_blur, p_res)
+
+
+def cutmix(x: torch.Tensor, g: torch.Generator, p: float) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """CutMix (Yun et al., ICCV 2019): with probability ``p``, paste one random box from a shuffled copy of
+    the batch into every image. Returns the batch, the permutation (None when nothing was pasted) and
+    the share of each image that is still its own; the loss weights the two labels by that share.
+
+    Why for smear fields: a pasted box carries the other field's cells, so the network has to find the
+    class in the cells it sees rather than in the field's overall look (stain, density, session).
+    """
+    if p <= 0 or float(torch.rand(1, generator=g)) >= p:
+        return x, None, 1.0
+    n, _, h, w = x.shape
+    share = float(torch.rand(1, generator=g))  # area pasted over, uniform in [0, 1)
+    bh, bw = int(round(h * share ** 0.5)), int(round(w * share ** 0.5))
+    if bh == 0 or bw == 0:
+        return x, None, 1.0
+    top = int(torch.randint(0, h - bh + 1, (1,), generator=g))
+    left = int(torch.randint(0, w - bw + 1, (1,), generator=g))
+    perm = torch.randperm(n, generator=g)
+    x = x.clone()
+    x[:, :, top:top + bh, left:left + bw] = x[perm, :, top:top + bh, left:left + bw]
+    return x, perm, 1.0 - (bh * bw) / (h * w)

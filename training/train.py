@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.augment import augment_batch
+from training.augment import augment_batch, cutmix
 from training.calibration import TEMPERATURE_FLOOR, fit_temperature, nll
 from training.data import SplitArrays, class_folders, load_all_splits
 from training.model import count_parameters, smearnet_for
@@ -55,6 +55,7 @@ class TrainConfig:
     zoom: tuple[float, float] | None = None  # log-uniform zoom range; None: the original uniform 0.85-1.15
     tint: float = 0.0  # white-balance gain jitter on the colour share
     standardise_colour: bool = False  # per-image colour standardisation as the network's first layer
+    cutmix: float = 0.0  # share of batches given CutMix (0: none, and no extra random draw)
     seed: int = 20260601
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -254,8 +255,11 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False, init: Path | N
             x = train_x[idx].permute(0, 3, 1, 2).float().div_(255.0)
             x = normalise(augment_batch(x, gen, cfg.colour_share, cfg.p_blur, cfg.p_res, cfg.zoom, cfg.tint))
             y = train_y[idx]
+            x, perm, own = cutmix(x, gen, cfg.cutmix)
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if perm is not None:
+                loss = own * loss + (1.0 - own) * F.cross_entropy(logits, y[perm], label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -328,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", help="run folder under training/runs (default: the model's name)")
     parser.add_argument("--standardise-colour", action="store_true",
                         help="per-image colour standardisation as the network's first layer")
+    parser.add_argument("--cutmix", type=float, help="share of batches given CutMix (default: the recipe's, 0)")
     args = parser.parse_args(argv)
     cfg = CONFIGS[args.model]
     if args.epochs:
@@ -342,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.model = args.run
     if args.standardise_colour:
         cfg.standardise_colour = True
+    if args.cutmix is not None:
+        cfg.cutmix = args.cutmix
     train(cfg, args.data, refit=args.refit, init=args.init)
     return 0
 
