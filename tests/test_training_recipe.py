@@ -330,3 +330,21 @@ def test_card_says_how_a_refit_was_trained_and_how_to_reproduce_it() -> None:
     assert _schedule(ckpt(14, {})) == "14 epochs, 14 min on 2 shared CPU cores (best 12 by validation)"
     assert _train_commands("pbc", refit) == "python -m training.train pbc && python -m training.train pbc --refit"
     assert _train_commands("aml", ckpt(14, {})) == "python -m training.train aml"
+
+
+def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(monkeypatch) -> None:
+    import training.train as tt
+
+    seen = {}
+    def fake_train(cfg, data, refit=False, init=None):
+        seen.update(cfg=cfg, refit=refit, init=init)
+
+    monkeypatch.setattr(tt, "train", fake_train)
+    assert tt.main(["pbc", "--run", "pbc_x", "--size", "160", "--epochs", "10", "--lr", "0.001", "--colour-share", "1",
+                    "--cutmix", "0.5", "--init", "runs/a.pt", "--refit"]) == 0
+    cfg = seen["cfg"]
+    assert (cfg.model, cfg.size, cfg.epochs, cfg.lr) == ("pbc_x", 160, 10, 0.001)
+    assert (cfg.colour_share, cfg.cutmix) == (1.0, 0.5)
+    assert seen["refit"] and str(seen["init"]) == "runs/a.pt"
+    recipe = tt.CONFIGS["pbc"]
+    assert (recipe.model, recipe.size, recipe.epochs, recipe.colour_share, recipe.cutmix) == ("pbc", 128, 30, 0.5, 0.0)

@@ -15,7 +15,7 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -333,8 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--standardise-colour", action="store_true",
                         help="per-image colour standardisation as the network's first layer")
     parser.add_argument("--cutmix", type=float, help="share of batches given CutMix (default: the recipe's, 0)")
+    parser.add_argument("--colour-share", type=float, help="share of each batch given stain/colour jitter")
     args = parser.parse_args(argv)
-    cfg = CONFIGS[args.model]
+    cfg = replace(CONFIGS[args.model])  # a copy: the recipes stay as written for anything else in this process
     if args.epochs:
         cfg.epochs = args.epochs
     if args.size:
@@ -349,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.standardise_colour = True
     if args.cutmix is not None:
         cfg.cutmix = args.cutmix
+    if args.colour_share is not None:
+        cfg.colour_share = args.colour_share
     train(cfg, args.data, refit=args.refit, init=args.init)
     return 0
 
