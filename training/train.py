@@ -335,23 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cutmix", type=float, help="share of batches given CutMix (default: the recipe's, 0)")
     parser.add_argument("--colour-share", type=float, help="share of each batch given stain/colour jitter")
     args = parser.parse_args(argv)
-    cfg = replace(CONFIGS[args.model])  # a copy: the recipes stay as written for anything else in this process
-    if args.epochs:
-        cfg.epochs = args.epochs
-    if args.size:
-        cfg.size = args.size
-    if args.lr:
-        cfg.lr = args.lr
-    if args.seed is not None:
-        cfg.seed = args.seed
-    if args.run:
-        cfg.model = args.run
-    if args.standardise_colour:
-        cfg.standardise_colour = True
-    if args.cutmix is not None:
-        cfg.cutmix = args.cutmix
-    if args.colour_share is not None:
-        cfg.colour_share = args.colour_share
+    # Options left out (or 0 / empty where 0 means nothing) keep the recipe's value. replace() makes a
+    # copy, so the recipes stay as written for anything else in this process.
+    overrides = {"epochs": args.epochs or None, "size": args.size or None, "lr": args.lr or None, "seed": args.seed,
+                 "model": args.run or None, "standardise_colour": args.standardise_colour or None,
+                 "cutmix": args.cutmix, "colour_share": args.colour_share}
+    cfg = replace(CONFIGS[args.model], **{k: v for k, v in overrides.items() if v is not None})
     train(cfg, args.data, refit=args.refit, init=args.init)
     return 0
 
