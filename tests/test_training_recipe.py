@@ -9,7 +9,15 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training is an optional extra (pip install torch==2.13.0)")
 
-from training.augment import affine, augment_batch, cutmix, dihedral, stain_jitter, white_balance  # noqa: E402
+from training.augment import (  # noqa: E402
+    affine,
+    augment_batch,
+    corner_swap,
+    cutmix,
+    dihedral,
+    stain_jitter,
+    white_balance,
+)
 from training.calibration import fit_temperature, nll  # noqa: E402
 from training.model import SmearNet, count_parameters  # noqa: E402
 
@@ -85,6 +93,25 @@ def test_cutmix_pastes_one_box_from_a_shuffled_batch_and_reports_the_own_share()
             if rows.numel():  # one rectangle
                 assert rows.numel() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
     assert pasted >= 15
+
+
+def test_corner_swap_replaces_only_the_scale_bar_corner_with_another_images() -> None:
+    x = torch.arange(8, dtype=torch.float32).view(8, 1, 1, 1).expand(8, 3, 50, 50).contiguous()
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    assert corner_swap(x, g, 0.0) is x and torch.equal(g.get_state(), state)  # p = 0 draws nothing
+    swapped = corner_swap(x, g, 1.0)
+    assert torch.equal(x[:, 0, 0, 0], torch.arange(8.0))  # the input batch is not changed in place
+    corner = swapped[:, :, -9:, -19:]  # 0.18 x 50 = 9 rows, 0.38 x 50 = 19 columns
+    outside = swapped.clone()
+    outside[:, :, -9:, -19:] = x[:, :, -9:, -19:]
+    assert torch.equal(outside, x)  # nothing outside the corner moves
+    donors = corner[:, 0, 0, 0]
+    assert (corner == donors.view(8, 1, 1, 1)).all()  # each corner is one donor image's corner
+    assert sorted(donors.tolist()) == list(range(8))  # donors are a permutation of the batch
+    assert (donors != torch.arange(8.0)).sum() >= 4  # and most images got another image's corner
+    some = [int((corner_swap(x, g, 0.5)[:, 0, -1, -1] != torch.arange(8.0)).sum()) for _ in range(50)]
+    assert 1.5 < sum(some) / 50 < 6.0  # about half get swapped (a few draw themselves)
 
 
 def test_white_balance_scales_each_channel_within_the_tint() -> None:
@@ -341,10 +368,11 @@ def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(mo
 
     monkeypatch.setattr(tt, "train", fake_train)
     assert tt.main(["pbc", "--run", "pbc_x", "--size", "160", "--epochs", "10", "--lr", "0.001", "--colour-share", "1",
-                    "--cutmix", "0.5", "--init", "runs/a.pt", "--refit"]) == 0
+                    "--cutmix", "0.5", "--corner-swap", "0.5", "--init", "runs/a.pt", "--refit"]) == 0
     cfg = seen["cfg"]
     assert (cfg.model, cfg.size, cfg.epochs, cfg.lr) == ("pbc_x", 160, 10, 0.001)
-    assert (cfg.colour_share, cfg.cutmix) == (1.0, 0.5)
+    assert (cfg.colour_share, cfg.cutmix, cfg.corner_swap) == (1.0, 0.5, 0.5)
     assert seen["refit"] and str(seen["init"]) == "runs/a.pt"
     recipe = tt.CONFIGS["pbc"]
-    assert (recipe.model, recipe.size, recipe.epochs, recipe.colour_share, recipe.cutmix) == ("pbc", 128, 30, 0.5, 0.0)
+    assert (recipe.model, recipe.size, recipe.epochs, recipe.colour_share, recipe.cutmix, recipe.corner_swap) == (
+        "pbc", 128, 30, 0.5, 0.0, 0.0)

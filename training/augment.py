@@ -186,3 +186,27 @@ def cutmix(x: torch.Tensor, g: torch.Generator, p: float) -> tuple[torch.Tensor,
     x = x.clone()
     x[:, :, top:top + bh, left:left + bw] = x[perm, :, top:top + bh, left:left + bw]
     return x, perm, 1.0 - (bh * bw) / (h * w)
+
+
+SCALE_BAR_BOX = (0.18, 0.38)  # (height, width) share of the frame, bottom right, that holds the ALL set's scale bars
+
+
+def corner_swap(x: torch.Tensor, g: torch.Generator, p: float) -> torch.Tensor:
+    """Give a share ``p`` of the images the bottom-right corner of another image in the batch.
+
+    Why: the ALL fields carry a scale bar there whose style (red text, small black box, large "200 px"
+    box) follows the imaging session, and sessions follow the class, so a network can learn the label
+    from the bar. With class-balanced batches a swapped-in corner comes from a random class, which
+    leaves the bar uninformative while keeping every bar style in the training images. Applied before
+    any flip or rotation, while the corner is still where the camera put it. No random draw at p = 0.
+    """
+    if p <= 0:
+        return x
+    n, _, h, w = x.shape
+    bh, bw = max(1, round(h * SCALE_BAR_BOX[0])), max(1, round(w * SCALE_BAR_BOX[1]))
+    chosen = torch.rand(n, generator=g) < p
+    donor = torch.randperm(n, generator=g)
+    idx = torch.nonzero(chosen).flatten()
+    x = x.clone()
+    x[idx, :, h - bh:, w - bw:] = x[donor[idx], :, h - bh:, w - bw:]
+    return x

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.augment import augment_batch, cutmix
+from training.augment import augment_batch, corner_swap, cutmix
 from training.calibration import TEMPERATURE_FLOOR, fit_temperature, nll
 from training.data import SplitArrays, class_folders, load_all_splits
 from training.model import count_parameters, smearnet_for
@@ -56,6 +56,7 @@ class TrainConfig:
     tint: float = 0.0  # white-balance gain jitter on the colour share
     standardise_colour: bool = False  # per-image colour standardisation as the network's first layer
     cutmix: float = 0.0  # share of batches given CutMix (0: none, and no extra random draw)
+    corner_swap: float = 0.0  # share of images given another image's scale-bar corner (0: none, no draw)
     seed: int = 20260601
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -253,6 +254,7 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False, init: Path | N
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = train_x[idx].permute(0, 3, 1, 2).float().div_(255.0)
+            x = corner_swap(x, gen, cfg.corner_swap)  # before the flips move the corner
             x = normalise(augment_batch(x, gen, cfg.colour_share, cfg.p_blur, cfg.p_res, cfg.zoom, cfg.tint))
             y = train_y[idx]
             x, perm, own = cutmix(x, gen, cfg.cutmix)
@@ -334,12 +336,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="per-image colour standardisation as the network's first layer")
     parser.add_argument("--cutmix", type=float, help="share of batches given CutMix (default: the recipe's, 0)")
     parser.add_argument("--colour-share", type=float, help="share of each batch given stain/colour jitter")
+    parser.add_argument("--corner-swap", type=float,
+                        help="share of images given another image's bottom-right (scale bar) corner")
     args = parser.parse_args(argv)
     # Options left out (or 0 / empty where 0 means nothing) keep the recipe's value. replace() makes a
     # copy, so the recipes stay as written for anything else in this process.
     overrides = {"epochs": args.epochs or None, "size": args.size or None, "lr": args.lr or None, "seed": args.seed,
                  "model": args.run or None, "standardise_colour": args.standardise_colour or None,
-                 "cutmix": args.cutmix, "colour_share": args.colour_share}
+                 "cutmix": args.cutmix, "colour_share": args.colour_share,
+                 "corner_swap": args.corner_swap}
     cfg = replace(CONFIGS[args.model], **{k: v for k, v in overrides.items() if v is not None})
     train(cfg, args.data, refit=args.refit, init=args.init)
     return 0
