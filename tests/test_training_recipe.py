@@ -376,3 +376,37 @@ def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(mo
     recipe = tt.CONFIGS["pbc"]
     assert (recipe.model, recipe.size, recipe.epochs, recipe.colour_share, recipe.cutmix, recipe.corner_swap) == (
         "pbc", 128, 30, 0.5, 0.0, 0.0)
+
+
+def test_scale_bar_probe_counts_the_calls_a_swapped_corner_changes() -> None:
+    from training.scale_bar_probe import corner_sensitivity, with_corner_of
+
+    def field(cls: int, size: int = 50) -> np.ndarray:
+        img = np.full((size, size, 3), 200, np.uint8)
+        img[-5:, -10:] = (255, 0, 0) if cls == 0 else (0, 0, 0)  # class-coded "scale bar"
+        img[:10, :10] = cls * 100  # class-coded "cells", away from the corner
+        return img
+
+    donor = field(1, 100)
+    moved = with_corner_of(field(0), donor)
+    assert (moved[-2:, -5:] == 0).all()  # the donor's bar, scaled to this image's size
+    assert (moved[-9:, -19:] == 200).sum() > 0.9 * (9 * 19 - 10)  # 0.18 x 50 rows, 0.38 x 50 columns: donor background
+    assert (moved[:-9, :] == field(0)[:-9, :]).all() and (moved[:, :-19] == field(0)[:, :-19]).all()
+
+    def reads_bar(images: list[np.ndarray]) -> np.ndarray:
+        red = np.array([float(x[-1, -1, 0] > 128) for x in images])
+        return np.stack([red, 1 - red], 1)
+
+    def reads_cells(images: list[np.ndarray]) -> np.ndarray:
+        c1 = np.array([float(x[0, 0, 0] > 50) for x in images])
+        return np.stack([1 - c1, c1], 1)
+
+    test = [(field(0), 0)] * 4 + [(field(1), 1)] * 6
+    donors = [(field(0), 0), (field(1), 1)]
+    bar = corner_sensitivity(reads_bar, test, donors, ["A", "B"])
+    assert bar["accuracy"] == 1.0
+    assert bar["by_donor_class"]["A"] == {"accuracy": 0.4, "calls_changed": 0.6, "calls_moved_to_donor_class": 6,
+                                         "calls_moved_away_from_it": 0}
+    assert bar["by_donor_class"]["B"]["calls_changed"] == 0.4 and bar["mean_calls_changed"] == 0.5
+    cells = corner_sensitivity(reads_cells, test, donors, ["A", "B"])
+    assert cells["mean_calls_changed"] == 0.0 and cells["by_donor_class"]["A"]["accuracy"] == 1.0

@@ -1,0 +1,89 @@
+"""Does a model read the scale bar? `python -m training.scale_bar_probe MODEL.onnx ../shared/data/all4`.
+
+The ALL fields carry a scale bar in the bottom-right corner whose style follows the imaging session,
+and sessions follow the class, so a network can learn the label from the bar instead of the cells.
+The probe gives every test-block field the corner of a random train-block field of one class, for
+each class in turn, and counts the calls that change and where they go. A model that looks at the
+cells changes almost none; another lab's images will have another bar, or none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from inference.cli_evaluate import labelled_items
+from inference.images import load_image
+from inference.session import ModelSession
+from training.augment import SCALE_BAR_BOX
+
+Predict = Callable[[list[np.ndarray]], np.ndarray]  # RGB images -> (n, classes) probabilities
+
+
+def with_corner_of(rgb: np.ndarray, donor: np.ndarray) -> np.ndarray:
+    """``rgb`` with its scale-bar corner (SCALE_BAR_BOX of the frame) taken from ``donor`` at rgb's size."""
+    h, w = rgb.shape[:2]
+    if donor.shape[:2] != (h, w):
+        donor = cv2.resize(donor, (w, h), interpolation=cv2.INTER_AREA)
+    bh, bw = max(1, round(h * SCALE_BAR_BOX[0])), max(1, round(w * SCALE_BAR_BOX[1]))
+    out = rgb.copy()
+    out[h - bh:, w - bw:] = donor[h - bh:, w - bw:]
+    return out
+
+
+def corner_sensitivity(predict: Predict, test: Sequence[tuple[np.ndarray, int]],
+                       donors: Sequence[tuple[np.ndarray, int]], labels: Sequence[str],
+                       seed: int = 0) -> dict[str, object]:
+    """Per donor class: accuracy and the share of calls changed when every test image gets that class's corner."""
+    rng = np.random.default_rng(seed)
+    truth = np.array([y for _, y in test])
+    base = predict([x for x, _ in test]).argmax(1)
+    out: dict[str, object] = {"accuracy": round(float((base == truth).mean()), 4), "by_donor_class": {}}
+    changed_shares = []
+    for c, label in enumerate(labels):
+        pool = [x for x, y in donors if y == c]
+        if not pool:
+            continue
+        swapped = [with_corner_of(x, pool[int(rng.integers(len(pool)))]) for x, _ in test]
+        calls = predict(swapped).argmax(1)
+        changed = float((calls != base).mean())
+        changed_shares.append(changed)
+        out["by_donor_class"][label] = {  # type: ignore[index]
+            "accuracy": round(float((calls == truth).mean()), 4),
+            "calls_changed": round(changed, 4),
+            "calls_moved_to_donor_class": int(((calls == c) & (base != c)).sum()),
+            "calls_moved_away_from_it": int(((calls != c) & (base == c)).sum()),
+        }
+    out["mean_calls_changed"] = round(float(np.mean(changed_shares)), 4) if changed_shares else 0.0
+    return out
+
+
+def probe(model_path: Path, data: Path, split: str = "test", seed: int = 0) -> dict[str, object]:
+    session = ModelSession.load(model_path, threads=2)
+
+    def predict(images: list[np.ndarray]) -> np.ndarray:
+        return np.stack([p.probabilities for i in range(0, len(images), 64)
+                         for p in session.predict_batch(images[i:i + 64])])
+
+    test = [(load_image(p).rgb, y) for p, y in labelled_items(data, split, session.spec)]
+    donors = [(load_image(p).rgb, y) for p, y in labelled_items(data, "train", session.spec)]
+    return corner_sensitivity(predict, test, donors, session.spec.labels, seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.scale_bar_probe", description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("data", type=Path, help="labelled folder, e.g. ../shared/data/all4")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(json.dumps(probe(args.model, args.data, seed=args.seed), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
