@@ -410,3 +410,20 @@ def test_scale_bar_probe_counts_the_calls_a_swapped_corner_changes() -> None:
     assert bar["by_donor_class"]["B"]["calls_changed"] == 0.4 and bar["mean_calls_changed"] == 0.5
     cells = corner_sensitivity(reads_cells, test, donors, ["A", "B"])
     assert cells["mean_calls_changed"] == 0.0 and cells["by_donor_class"]["A"]["accuracy"] == 1.0
+
+
+def test_weights_from_a_model_with_other_classes_fill_all_but_the_classifier() -> None:
+    from training.model import SmearNet, load_matching_weights
+
+    torch.manual_seed(0)
+    donor = SmearNet(8, (8, 8, 16, 16, 24))
+    target = SmearNet(4, (8, 8, 16, 16, 24))
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    fresh = load_matching_weights(target, donor.state_dict())
+    assert fresh == ["fc.bias", "fc.weight"]
+    for k, v in target.state_dict().items():
+        if k.startswith("fc."):
+            assert torch.equal(v, before[k])  # the 4-class head keeps its own initialisation
+        else:
+            assert torch.equal(v, donor.state_dict()[k])
+    assert target(torch.zeros(1, 3, 32, 32)).shape == (1, 4)

@@ -104,3 +104,16 @@ def smearnet_for(config: dict[str, Any], num_classes: int) -> SmearNet:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def load_matching_weights(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Copy every tensor of ``state`` whose name and shape fit ``model``; return the names left as they were.
+
+    Why: a network trained on another data set (e.g. the eight blood cell types) is a better start for a
+    small one than random weights when nothing pretrained can be downloaded; its classifier has another
+    number of classes, so that layer starts fresh.
+    """
+    own = model.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fitting, strict=False)
+    return sorted(k for k in own if k not in fitting)

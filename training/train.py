@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from training.augment import augment_batch, corner_swap, cutmix
 from training.calibration import TEMPERATURE_FLOOR, fit_temperature, nll
 from training.data import SplitArrays, class_folders, load_all_splits
-from training.model import count_parameters, smearnet_for
+from training.model import count_parameters, load_matching_weights, smearnet_for
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 RUNS = Path(__file__).resolve().parent / "runs"
@@ -227,9 +227,10 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False, init: Path | N
 
     model = smearnet_for(asdict(cfg), k)
     if init is not None:
-        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["state_dict"])
+        fresh = load_matching_weights(model, torch.load(init, map_location="cpu", weights_only=False)["state_dict"])
         cfg.extra = {**cfg.extra, "init_from": repo_relative(init)}
-        print(f"[{cfg.model}] weights from {init}", flush=True)
+        print(f"[{cfg.model}] weights from {init}" + (f"; starting fresh: {', '.join(fresh)}" if fresh else ""),
+              flush=True)
     model = model.to(memory_format=torch.channels_last)
     print(f"[{cfg.model}] SmearNet {count_parameters(model):,} parameters at {cfg.size}px", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -327,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     parser.add_argument("--size", type=int, help="override the training resolution")
     parser.add_argument("--lr", type=float, help="override the one-cycle peak learning rate")
-    parser.add_argument("--init", type=Path, help="start from this checkpoint's weights (a second schedule)")
+    parser.add_argument("--init", type=Path,
+                        help="start from this checkpoint's weights (a second schedule, or another data set's model)")
     parser.add_argument("--refit", action="store_true",
                         help="after a validated run: train again on train + validation (test block still unseen)")
     parser.add_argument("--seed", type=int, help="another seed for the same recipe (e.g. for an ensemble member)")
