@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -359,6 +360,16 @@ def test_card_says_how_a_refit_was_trained_and_how_to_reproduce_it() -> None:
     assert _train_commands("aml", ckpt(14, {})) == "python -m training.train aml"
 
 
+def test_card_says_where_the_weights_started() -> None:
+    from training.export_model import _start_words
+
+    assert _start_words({"config": {"extra": {}}}) == "from scratch"
+    started = {"config": {"start_from": "pbc", "extra": {"init_from": "training/runs/pbc_pre/checkpoint.pt"}}}
+    assert _start_words(started).startswith("starting from the pbc recipe's validated network "
+                                            "(training/runs/pbc_pre/checkpoint.pt")
+    assert _start_words({"config": {"extra": {"init_from": "a.pt"}}}) == "starting from a.pt"
+
+
 def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(monkeypatch) -> None:
     import training.train as tt
 
@@ -427,3 +438,30 @@ def test_weights_from_a_model_with_other_classes_fill_all_but_the_classifier() -
         else:
             assert torch.equal(v, donor.state_dict()[k])
     assert target(torch.zeros(1, 3, 32, 32)).shape == (1, 4)
+
+
+def test_the_all_recipe_starts_from_the_blood_cell_network_and_trains_it_first_when_missing(
+        monkeypatch, tmp_path: Path) -> None:
+    import training.train as tt
+
+    calls = []
+
+    def fake_train(cfg, data, refit=False, init=None):
+        calls.append((cfg.model, cfg.dataset, cfg.start_from, refit, init))
+        (tmp_path / cfg.model).mkdir(exist_ok=True)
+        (tmp_path / cfg.model / "checkpoint.pt").write_bytes(b"x")
+
+    monkeypatch.setattr(tt, "train", fake_train)
+    monkeypatch.setattr(tt, "RUNS", tmp_path)
+    assert tt.main(["all4"]) == 0  # no pbc_pre yet: the blood-cell recipe runs first, under that name
+    pre = tmp_path / "pbc_pre" / "checkpoint.pt"
+    assert calls == [("pbc_pre", "pbc", "", False, None), ("all4", "all4", "pbc", False, pre)]
+    calls.clear()
+    assert tt.main(["all4", "--refit"]) == 0  # now it is there: reused, the refit starts from it too
+    assert calls == [("all4", "all4", "pbc", True, pre)]
+    calls.clear()
+    assert tt.main(["all4", "--start-from", "none", "--run", "all4_scratch"]) == 0
+    assert calls == [("all4_scratch", "all4", "", False, None)]
+    calls.clear()
+    assert tt.main(["pbc"]) == 0 and calls == [("pbc", "pbc", "", False, None)]
+    assert tt.CONFIGS["all4"].start_from == "pbc"

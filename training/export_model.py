@@ -41,7 +41,8 @@ from training.train import CONFIGS, DATA_ROOT, RUNS, is_refit
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets" / "models"
 CARDS = Path(__file__).resolve().parent / "cards"
-VERSION = "1.0.0"
+# all4 1.1.0: starts from the blood-cell network (rule 1e99b52); 1.0.0 was trained from random weights.
+VERSIONS = {"all4": "1.1.0", "aml": "1.0.0", "pbc": "1.0.0"}
 
 INTENDED_USE = ("Screening aid for research, not a diagnosis: it suggests a class and shows where it looked; "
                 "a qualified person reviews every image.")
@@ -97,13 +98,12 @@ DATASETS: dict[str, dict[str, str]] = {
                        "is by file-number blocks, not by patient: images of one patient may sit in both train and "
                        "test. Whole-field images: classes are defined per image, not per cell. A non-square field "
                        "is judged on its centre square (the sides get no heatmap). Most fields carry a scale bar "
-                       "in the bottom-right corner whose style follows the imaging session, and the model reads it "
-                       "a little: given another class's bar, 2 % of test calls change (`python -m "
-                       "training.scale_bar_probe`). "
+                       "in the bottom-right corner whose style follows the imaging session; given another class's "
+                       "bar, 0.5 % of the model's test calls change (`python -m training.scale_bar_probe`). "
                        "The classes differ in overall colour "
                        "balance (mean red/blue ratio per class 0.78-0.95 with spreads of 0.01-0.06; six colour "
                        "statistics per image alone reach 0.76 on the test block), so the model partly reads the "
-                       "imaging session: on test copies with a warm white balance it falls to 0.38. Two recipes "
+                       "imaging session: on test copies with a warm white balance it falls to 0.69. Two recipes "
                        "that ignore colour balance were not shipped: zoom and white-balance jitter (validation "
                        "0.96), and per-image colour standardisation (test balanced accuracy 0.941, Benign recall "
                        "0.77, though 0.97 under the warm white balance). Not validated on other labs; check on "
@@ -172,7 +172,8 @@ def export(model_name: str, data_root: Path) -> dict[str, Any]:
     }
     report = export_pytorch(
         model, out, labels=labels, input_size=size, mean=list(ckpt["mean"]), std=list(ckpt["std"]), scale=1 / 255,
-        color_order="RGB", resize=meta["resize"], name=meta["name"], model_id=f"hemalens-{model_name}", version=VERSION,
+        color_order="RGB", resize=meta["resize"], name=meta["name"], model_id=f"hemalens-{model_name}",
+        version=VERSIONS[model_name],
         temperature=float(ckpt["temperature"]), provenance=provenance, target_layer=None,
         description=meta["description"],
         sample_images=[val.images[i] for i in picks],
@@ -195,6 +196,14 @@ def _schedule(ckpt: dict[str, Any]) -> str:
         return (f"{epochs} epochs on the train + validation blocks, {minutes} (refit: epoch budget and temperature "
                 "from a run validated on the validation block; test block never seen)")
     return f"{epochs} epochs, {minutes} (best {ckpt['best_epoch']} by validation)"
+
+
+def _start_words(ckpt: dict[str, Any]) -> str:
+    start, init = ckpt["config"].get("start_from"), ckpt["config"].get("extra", {}).get("init_from")
+    if start and init:
+        return (f"starting from the {start} recipe's validated network ({init}, trained first by the same command; "
+                "new classifier layer)")
+    return f"starting from {init}" if init else "from scratch"
 
 
 def _train_commands(model_name: str, ckpt: dict[str, Any]) -> str:
@@ -271,7 +280,7 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
         "network": f"SmearNet (training/model.py): 5 conv stages, residual pairs, GAP + linear; "
                    f"{count_parameters(model):,} parameters; Grad-CAM on the last stage "
                    f"({cfg['size'] // 16}x{cfg['size'] // 16} map)",
-        "training": f"from scratch, {_schedule(ckpt)}, "
+        "training": f"{_start_words(ckpt)}, {_schedule(ckpt)}, "
                     f"AdamW one-cycle lr {cfg['lr']}, label smoothing {cfg['label_smoothing']}, class-balanced "
                     f"sampling, stain/colour jitter on {cfg.get('colour_share', 1.0):.0%} of each batch, "
                     f"{_zoom_words(cfg)}"
