@@ -27,6 +27,16 @@ def _wait(app, predicate, timeout_s: float = 60.0) -> None:
         time.sleep(0.01)
 
 
+def _settle(app, seconds: float = 0.5) -> None:
+    """Let timers fire before a shot (the differential, for one, redraws 150 ms after the last change)."""
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, type=Path)
@@ -79,8 +89,7 @@ def main() -> int:
     window.detailShown.connect(shown.append)
     window.set_current_row(target)
     _wait(app, lambda: target in shown and window.image_view.has_heatmap())
-    for _ in range(30):
-        app.processEvents()
+    _settle(app)
     args.out.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(args.out / "main-window.png"))
 
@@ -89,20 +98,17 @@ def main() -> int:
         shown.clear()
         window.set_current_row(uncertain[0])
         _wait(app, lambda: uncertain[0] in shown)
-        for _ in range(30):
-            app.processEvents()
+        _settle(app)
         window.grab().save(str(args.out / "uncertain.png"))
 
     window.act_gallery.trigger()
     window.set_current_row(target)
-    for _ in range(60):
-        app.processEvents()
+    _settle(app)
     window.grab().save(str(args.out / "gallery.png"))
 
     card = ModelCardDialog(window.model_info, window)
     card.show()
-    for _ in range(30):
-        app.processEvents()
+    _settle(app)
     card.grab().save(str(args.out / "model-card.png"))
     card.close()
     window.close()
