@@ -465,3 +465,19 @@ def test_the_all_recipe_starts_from_the_blood_cell_network_and_trains_it_first_w
     calls.clear()
     assert tt.main(["pbc"]) == 0 and calls == [("pbc", "pbc", "", False, None)]
     assert tt.CONFIGS["all4"].start_from == "pbc"
+
+
+def test_bar_styles_are_told_apart_and_errors_are_counted_per_style() -> None:
+    from training.scale_bar_probe import bar_style, errors_by_bar_style
+
+    pale = np.full((224, 224, 3), 215, np.uint8)
+    large = pale.copy()
+    large[196:222, 170:222] = 255  # white box ...
+    large[205:209, 175:220] = 0  # ... with a black bar and text
+    red = pale.copy()
+    red[210:214, 190:200] = (220, 30, 30)
+    assert [bar_style(x) for x in (large, red, pale)] == ["large box", "red text", "other"]
+    assert bar_style(np.zeros((100, 100, 3), np.uint8)) == "other"  # not the data set's size: no guess
+    test = [(large, 0), (large, 0), (red, 0), (pale, 1)]
+    assert errors_by_bar_style(np.array([1, 0, 0, 1]), test, ["Benign", "Early Pre-B"]) == {
+        "Benign": {"large box": "1/2", "red text": "0/1"}, "Early Pre-B": {"other": "0/1"}}

@@ -4,7 +4,8 @@ The ALL fields carry a scale bar in the bottom-right corner whose style follows 
 and sessions follow the class, so a network can learn the label from the bar instead of the cells.
 The probe gives every test-block field the corner of a random train-block field of one class, for
 each class in turn, and counts the calls that change and where they go. A model that looks at the
-cells changes almost none; another lab's images will have another bar, or none.
+cells changes almost none; another lab's images will have another bar, or none. The bar's style also
+marks the imaging source, so the probe lists the model's test errors per class and bar style.
 """
 
 from __future__ import annotations
@@ -63,6 +64,30 @@ def corner_sensitivity(predict: Predict, test: Sequence[tuple[np.ndarray, int]],
     return out
 
 
+def bar_style(rgb: np.ndarray) -> str:
+    """Which of the ALL set's scale-bar styles a 224x224 field carries: "large box" (a white box with black
+    "200 px" text and bar, on pale fields from one imaging source), "red text", or "other" (small black box
+    or none). Fixed pixel windows, so only for fields at the data set's own size."""
+    if rgb.shape[:2] != (224, 224):
+        return "other"
+    box = rgb[196:222, 170:222].astype(int)
+    if (box.min(2) > 225).mean() > 0.45 and (box.max(2) < 90).mean() > 0.04:
+        return "large box"
+    corner = rgb[200:224, 150:224].astype(int)
+    return "red text" if ((corner[..., 0] > 150) & (corner[..., 1] < 100)).mean() > 0.003 else "other"
+
+
+def errors_by_bar_style(calls: np.ndarray, test: Sequence[tuple[np.ndarray, int]],
+                        labels: Sequence[str]) -> dict[str, dict[str, str]]:
+    """{class: {style: "wrong/total"}}: where a model's errors fall by scale-bar style (the imaging source)."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for (rgb, y), call in zip(test, calls, strict=True):
+        cell = out.setdefault(labels[y], {}).setdefault(bar_style(rgb), [0, 0])
+        cell[0] += int(call != y)
+        cell[1] += 1
+    return {c: {st: f"{w}/{n}" for st, (w, n) in sorted(styles.items())} for c, styles in out.items()}
+
+
 def probe(model_path: Path, data: Path, split: str = "test", seed: int = 0) -> dict[str, object]:
     session = ModelSession.load(model_path, threads=2)
 
@@ -72,7 +97,9 @@ def probe(model_path: Path, data: Path, split: str = "test", seed: int = 0) -> d
 
     test = [(load_image(p).rgb, y) for p, y in labelled_items(data, split, session.spec)]
     donors = [(load_image(p).rgb, y) for p, y in labelled_items(data, "train", session.spec)]
-    return corner_sensitivity(predict, test, donors, session.spec.labels, seed)
+    out = corner_sensitivity(predict, test, donors, session.spec.labels, seed)
+    out["errors_by_bar_style"] = errors_by_bar_style(predict([x for x, _ in test]).argmax(1), test, session.spec.labels)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
