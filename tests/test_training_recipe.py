@@ -159,6 +159,8 @@ class _BrightnessScorer(torch.nn.Module):
 
 
 def test_separated_validation_falls_back_to_augmented_copies_for_the_temperature() -> None:
+    from dataclasses import replace
+
     from training.calibration import TEMPERATURE_FLOOR
     from training.data import SplitArrays
     from training.train import CONFIGS, validation_temperature
@@ -168,13 +170,18 @@ def test_separated_validation_falls_back_to_augmented_copies_for_the_temperature
     images = np.stack([np.full((16, 16, 3), v) for v in levels]).astype(np.uint8)
     labels = np.r_[np.zeros(20, int), np.ones(20, int)]
     separated = SplitArrays(images, labels, [f"{i}.jpg" for i in range(40)])
-    t, how = validation_temperature(_BrightnessScorer(), separated, CONFIGS["all4"])
+    plain = replace(CONFIGS["all4"], augmented_temperature=False)  # fits on the validation block when it can
+    t, how = validation_temperature(_BrightnessScorer(), separated, plain)
     assert how.startswith("validation all right") and t > 2 * TEMPERATURE_FLOOR
-    assert validation_temperature(_BrightnessScorer(), separated, CONFIGS["all4"]) == (t, how)  # seeded
+    assert validation_temperature(_BrightnessScorer(), separated, plain) == (t, how)  # seeded
 
     overlapping = SplitArrays(images, labels[rng.permutation(40)], separated.files)
-    t, how = validation_temperature(_BrightnessScorer(), overlapping, CONFIGS["all4"])
+    t, how = validation_temperature(_BrightnessScorer(), overlapping, plain)
     assert how.startswith("val NLL") and t > 2 * TEMPERATURE_FLOOR
+    # The ALL recipe fits on augmented copies even when the block has errors (rule 329cc70).
+    assert CONFIGS["all4"].augmented_temperature and not plain.augmented_temperature
+    t_aug, how = validation_temperature(_BrightnessScorer(), overlapping, CONFIGS["all4"])
+    assert how.startswith("the recipe asks for it: fitted on 4 augmented copies") and t_aug > 2 * TEMPERATURE_FLOOR
 
 
 def test_network_shapes_and_size_budget() -> None:

@@ -280,6 +280,7 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
     model = smearnet_for(cfg, len(cfg["class_folders"]))
     facts = {
         **meta, "id": f"hemalens-{model_name}", "temperature": ckpt["temperature"], "size_mb": size_mb,
+        "temperature_how": ": 4 augmented copies of the block" if cfg.get("augmented_temperature") else "",
         "input": f"{cfg['size']}x{cfg['size']} RGB, {RESIZE_WORDS[meta['resize']]}, (pixel/255 - 0.5)/0.25",
         "network": f"SmearNet (training/model.py): 5 conv stages, residual pairs, GAP + linear; "
                    f"{count_parameters(model):,} parameters; Grad-CAM on the last stage "
