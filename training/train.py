@@ -5,8 +5,8 @@ decoded once and cached, class-balanced sampling, smear augmentation (training/a
 CNN (training/model.py) trained from scratch here (the ALL recipe starts from the blood-cell recipe's
 validated network, which it trains first if training/runs/pbc_pre is missing), AdamW with a one-cycle
 learning rate, label smoothing, early stopping on validation balanced accuracy, and temperature scaling
-on validation. Writes
-training/runs/<model>/checkpoint.pt and summary.json; export with `python -m training.export_model`.
+on validation. Writes training/runs/<model>/checkpoint.pt and summary.json; export with
+`python -m training.export_model`.
 `--refit` then trains again on train + validation with the validated run's epochs and temperature.
 """
 
