@@ -421,12 +421,12 @@ def test_scale_bar_probe_counts_the_calls_a_swapped_corner_changes() -> None:
 
     test = [(field(0), 0)] * 4 + [(field(1), 1)] * 6
     donors = [(field(0), 0), (field(1), 1)]
-    bar = corner_sensitivity(reads_bar, test, donors, ["A", "B"])
+    bar = corner_sensitivity(reads_bar, test, reads_bar([x for x, _ in test]).argmax(1), donors, ["A", "B"])
     assert bar["accuracy"] == 1.0
     assert bar["by_donor_class"]["A"] == {"accuracy": 0.4, "calls_changed": 0.6, "calls_moved_to_donor_class": 6,
                                          "calls_moved_away_from_it": 0}
     assert bar["by_donor_class"]["B"]["calls_changed"] == 0.4 and bar["mean_calls_changed"] == 0.5
-    cells = corner_sensitivity(reads_cells, test, donors, ["A", "B"])
+    cells = corner_sensitivity(reads_cells, test, reads_cells([x for x, _ in test]).argmax(1), donors, ["A", "B"])
     assert cells["mean_calls_changed"] == 0.0 and cells["by_donor_class"]["A"]["accuracy"] == 1.0
 
 

@@ -191,6 +191,11 @@ def cutmix(x: torch.Tensor, g: torch.Generator, p: float) -> tuple[torch.Tensor,
 SCALE_BAR_BOX = (0.18, 0.38)  # (height, width) share of the frame, bottom right, that holds the ALL set's scale bars
 
 
+def scale_bar_box(h: int, w: int) -> tuple[int, int]:
+    """Rows and columns of the bottom-right scale-bar corner (SCALE_BAR_BOX) in an h x w frame."""
+    return max(1, round(h * SCALE_BAR_BOX[0])), max(1, round(w * SCALE_BAR_BOX[1]))
+
+
 def corner_swap(x: torch.Tensor, g: torch.Generator, p: float) -> torch.Tensor:
     """Give a share ``p`` of the images the bottom-right corner of another image in the batch.
 
@@ -203,7 +208,7 @@ def corner_swap(x: torch.Tensor, g: torch.Generator, p: float) -> torch.Tensor:
     if p <= 0:
         return x
     n, _, h, w = x.shape
-    bh, bw = max(1, round(h * SCALE_BAR_BOX[0])), max(1, round(w * SCALE_BAR_BOX[1]))
+    bh, bw = scale_bar_box(h, w)
     chosen = torch.rand(n, generator=g) < p
     donor = torch.randperm(n, generator=g)
     idx = torch.nonzero(chosen).flatten()

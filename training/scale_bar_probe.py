@@ -21,29 +21,30 @@ import numpy as np
 from inference.cli_evaluate import labelled_items
 from inference.images import load_image
 from inference.session import ModelSession
-from training.augment import SCALE_BAR_BOX
+from training.augment import scale_bar_box
 
 Predict = Callable[[list[np.ndarray]], np.ndarray]  # RGB images -> (n, classes) probabilities
 
 
 def with_corner_of(rgb: np.ndarray, donor: np.ndarray) -> np.ndarray:
-    """``rgb`` with its scale-bar corner (SCALE_BAR_BOX of the frame) taken from ``donor`` at rgb's size."""
+    """``rgb`` with its scale-bar corner (training.augment.SCALE_BAR_BOX) taken from ``donor`` at rgb's size."""
     h, w = rgb.shape[:2]
     if donor.shape[:2] != (h, w):
         donor = cv2.resize(donor, (w, h), interpolation=cv2.INTER_AREA)
-    bh, bw = max(1, round(h * SCALE_BAR_BOX[0])), max(1, round(w * SCALE_BAR_BOX[1]))
+    bh, bw = scale_bar_box(h, w)
     out = rgb.copy()
     out[h - bh:, w - bw:] = donor[h - bh:, w - bw:]
     return out
 
 
-def corner_sensitivity(predict: Predict, test: Sequence[tuple[np.ndarray, int]],
+def corner_sensitivity(predict: Predict, test: Sequence[tuple[np.ndarray, int]], base: np.ndarray,
                        donors: Sequence[tuple[np.ndarray, int]], labels: Sequence[str],
                        seed: int = 0) -> dict[str, object]:
-    """Per donor class: accuracy and the share of calls changed when every test image gets that class's corner."""
+    """Per donor class: accuracy and the share of calls changed when every test image gets that class's corner.
+
+    ``base``: the model's calls on the test images as they are."""
     rng = np.random.default_rng(seed)
     truth = np.array([y for _, y in test])
-    base = predict([x for x, _ in test]).argmax(1)
     out: dict[str, object] = {"accuracy": round(float((base == truth).mean()), 4), "by_donor_class": {}}
     changed_shares = []
     for c, label in enumerate(labels):
@@ -97,8 +98,9 @@ def probe(model_path: Path, data: Path, split: str = "test", seed: int = 0) -> d
 
     test = [(load_image(p).rgb, y) for p, y in labelled_items(data, split, session.spec)]
     donors = [(load_image(p).rgb, y) for p, y in labelled_items(data, "train", session.spec)]
-    out = corner_sensitivity(predict, test, donors, session.spec.labels, seed)
-    out["errors_by_bar_style"] = errors_by_bar_style(predict([x for x, _ in test]).argmax(1), test, session.spec.labels)
+    calls = predict([x for x, _ in test]).argmax(1)
+    out = corner_sensitivity(predict, test, calls, donors, session.spec.labels, seed)
+    out["errors_by_bar_style"] = errors_by_bar_style(calls, test, session.spec.labels)
     return out
 
 

@@ -32,9 +32,7 @@ def _settle(app, seconds: float = 0.5) -> None:
     import time
 
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.01)
+    _wait(app, lambda: time.monotonic() >= end)
 
 
 def main() -> int:
