@@ -488,3 +488,37 @@ def test_bar_styles_are_told_apart_and_errors_are_counted_per_style() -> None:
     test = [(large, 0), (large, 0), (red, 0), (pale, 1)]
     assert errors_by_bar_style(np.array([1, 0, 0, 1]), test, ["Benign", "Early Pre-B"]) == {
         "Benign": {"large box": "1/2", "red text": "0/1"}, "Early Pre-B": {"other": "0/1"}}
+
+
+def test_cross_validation_folds_are_contiguous_file_number_blocks_within_each_class() -> None:
+    from training.crossval import block_folds
+
+    labels = np.array([0] * 10 + [1] * 5 + [2] * 3)
+    fold = block_folds(labels, 3)
+    assert fold[:10].tolist() == [0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert fold[10:15].tolist() == [0, 0, 1, 1, 2]
+    assert fold[15:].tolist() == [0, 1, 2]
+
+
+def test_cross_validation_predicts_every_train_and_validation_image_from_a_model_that_never_saw_it(
+        tmp_path, monkeypatch) -> None:
+    """Out-of-fold logits for the pooled train + validation blocks (in file-number order per class), never
+    the test block, and a temperature fitted on them."""
+    import json
+
+    import training.crossval as cv
+
+    recipe = _toy_runs(tmp_path, monkeypatch)
+    monkeypatch.setattr(cv, "RUNS", tmp_path / "runs")
+    cfg = recipe.TrainConfig(model="toy", dataset="toy", display_names={}, size=32, epochs=2, batch_size=4,
+                             widths=(4, 4, 8, 8, 8))
+    oof = np.load(cv.crossval(cfg, tmp_path / "data", 2, None))
+    files = [str(f) for f in oof["files"]]
+    assert len(files) == 34 and int(oof["done"]) == 2  # 17 of 20 per class: train + validation blocks
+    assert files[:17] == [f"blue/img-{i:03d}.png" for i in range(17)]
+    assert not any(f.endswith(("017.png", "018.png", "019.png")) for f in files)  # the test block
+    assert oof["fold"].tolist() == [0] * 9 + [1] * 8 + [0] * 9 + [1] * 8
+    assert np.abs(oof["logits"]).sum(1).min() > 0  # every image was predicted
+    summary = json.loads((tmp_path / "runs" / "toy_cv" / "summary.json").read_text())
+    assert summary["temperature"] > 0 and len(summary["per_fold_accuracy"]) == 2
+    assert np.asarray(summary["confusion"]).sum() == 34

@@ -206,6 +206,79 @@ def progress(epoch: int, epochs: int, step: int, steps: int, loss: float, acc: f
     sys.stderr.flush()
 
 
+def fit(cfg: TrainConfig, model: torch.nn.Module, tr: SplitArrays, va: SplitArrays | None,
+        k: int, gen: torch.Generator) -> tuple[list[dict[str, float]], dict[str, torch.Tensor], int]:
+    """The epochs of one run: class-balanced batches, augmentation, AdamW + one-cycle. With ``va`` the best
+    epoch by validation balanced accuracy (then NLL) is kept and loaded into ``model``, with early stopping;
+    without it every epoch runs and the last is kept. Returns the history, the kept weights and their epoch."""
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(tr.labels) // cfg.batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
+                                                pct_start=0.25)
+    counts = np.bincount(tr.labels, minlength=k)
+    weights = torch.from_numpy(1.0 / counts[tr.labels]).double()
+    train_x = torch.from_numpy(tr.images)
+    train_y = torch.from_numpy(tr.labels)
+
+    best_key: tuple[float, float] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch = 0
+    history = []
+    since_best = 0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        order = torch.multinomial(weights, steps_per_epoch * cfg.batch_size, replacement=True, generator=gen)
+        started, tot_loss, tot_ok, seen = time.time(), 0.0, 0, 0
+        for step in range(steps_per_epoch):
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            x = train_x[idx].permute(0, 3, 1, 2).float().div_(255.0)
+            x = corner_swap(x, gen, cfg.corner_swap)  # before the flips move the corner
+            x = normalise(augment_batch(x, gen, cfg.colour_share, cfg.p_blur, cfg.p_res, cfg.zoom, cfg.tint))
+            y = train_y[idx]
+            x, perm, own = cutmix(x, gen, cfg.cutmix)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if perm is not None:
+                loss = own * loss + (1.0 - own) * F.cross_entropy(logits, y[perm], label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot_loss += float(loss.detach()) * len(y)
+            tot_ok += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            progress(epoch, cfg.epochs, step + 1, steps_per_epoch, tot_loss / seen, tot_ok / seen, started)
+        row = {"epoch": epoch, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
+               "seconds": time.time() - started}
+        history.append(row)
+        sys.stderr.write("\n")
+        line = (f"[{cfg.model}] epoch {epoch}/{cfg.epochs} train loss {row['train_loss']:.3f} "
+                f"acc {row['train_acc']:.3f}")
+        if va is None:  # nothing to select on (a refit, a cross-validation fold): the last epoch is kept
+            print(f"{line} | {row['seconds']:.0f}s", flush=True)
+            continue
+        val_logits = predict_logits(model, va.images)
+        val_pred = val_logits.argmax(1)
+        row.update(val_acc=float((val_pred == va.labels).mean()),
+                   val_balanced_acc=balanced_accuracy(val_pred, va.labels, k), val_nll=nll(val_logits, va.labels, 1.0))
+        key = (round(row["val_balanced_acc"], 4), -row["val_nll"])
+        improved = best_key is None or key > best_key
+        if improved:
+            best_key, best_epoch, since_best = key, epoch, 0
+            best_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
+        else:
+            since_best += 1
+        print(f"{line} | val acc {row['val_acc']:.4f} bal {row['val_balanced_acc']:.4f} nll {row['val_nll']:.3f}"
+              f"{' *' if improved else ''} | {row['seconds']:.0f}s", flush=True)
+        if since_best >= cfg.patience:
+            print(f"[{cfg.model}] early stop: no validation gain for {cfg.patience} epochs", flush=True)
+            break
+    if best_state is None:
+        return history, {n: t.detach().clone() for n, t in model.state_dict().items()}, len(history)
+    model.load_state_dict(best_state)
+    return history, best_state, best_epoch
+
+
 def train(cfg: TrainConfig, data_root: Path, refit: bool = False, init: Path | None = None) -> Path:
     """One run. ``refit``: after a validated run, train again on train + validation for the same epoch
     budget and keep the last epoch, with the validated run's temperature (the test block stays unseen).
@@ -243,73 +316,10 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False, init: Path | N
               flush=True)
     model = model.to(memory_format=torch.channels_last)
     print(f"[{cfg.model}] SmearNet {count_parameters(model):,} parameters at {cfg.size}px", flush=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = len(tr.labels) // cfg.batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-                                                pct_start=0.25)
-    counts = np.bincount(tr.labels, minlength=k)
-    weights = torch.from_numpy(1.0 / counts[tr.labels]).double()
-    train_x = torch.from_numpy(tr.images)
-    train_y = torch.from_numpy(tr.labels)
-
     run_dir.mkdir(parents=True, exist_ok=True)
-    best_key: tuple[float, float] | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    best_epoch = 0
-    history = []
-    since_best = 0
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        order = torch.multinomial(weights, steps_per_epoch * cfg.batch_size, replacement=True, generator=gen)
-        started, tot_loss, tot_ok, seen = time.time(), 0.0, 0, 0
-        for step in range(steps_per_epoch):
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x = train_x[idx].permute(0, 3, 1, 2).float().div_(255.0)
-            x = corner_swap(x, gen, cfg.corner_swap)  # before the flips move the corner
-            x = normalise(augment_batch(x, gen, cfg.colour_share, cfg.p_blur, cfg.p_res, cfg.zoom, cfg.tint))
-            y = train_y[idx]
-            x, perm, own = cutmix(x, gen, cfg.cutmix)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            if perm is not None:
-                loss = own * loss + (1.0 - own) * F.cross_entropy(logits, y[perm], label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            tot_loss += float(loss.detach()) * len(y)
-            tot_ok += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            progress(epoch, cfg.epochs, step + 1, steps_per_epoch, tot_loss / seen, tot_ok / seen, started)
-        row = {"epoch": epoch, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
-               "seconds": time.time() - started}
-        history.append(row)
-        sys.stderr.write("\n")
-        line = (f"[{cfg.model}] epoch {epoch}/{cfg.epochs} train loss {row['train_loss']:.3f} "
-                f"acc {row['train_acc']:.3f}")
-        if refit:  # the validation block is training data now: nothing to select on, the last epoch is kept
-            print(f"{line} | {row['seconds']:.0f}s", flush=True)
-            continue
-        val_logits = predict_logits(model, va.images)
-        val_pred = val_logits.argmax(1)
-        row.update(val_acc=float((val_pred == va.labels).mean()),
-                   val_balanced_acc=balanced_accuracy(val_pred, va.labels, k), val_nll=nll(val_logits, va.labels, 1.0))
-        key = (round(row["val_balanced_acc"], 4), -row["val_nll"])
-        improved = best_key is None or key > best_key
-        if improved:
-            best_key, best_epoch, since_best = key, epoch, 0
-            best_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
-        else:
-            since_best += 1
-        print(f"{line} | val acc {row['val_acc']:.4f} bal {row['val_balanced_acc']:.4f} nll {row['val_nll']:.3f}"
-              f"{' *' if improved else ''} | {row['seconds']:.0f}s", flush=True)
-        if since_best >= cfg.patience:
-            print(f"[{cfg.model}] early stop: no validation gain for {cfg.patience} epochs", flush=True)
-            break
+    history, best_state, best_epoch = fit(cfg, model, tr, None if refit else va, k, gen)
 
     if not refit:
-        assert best_state is not None
-        model.load_state_dict(best_state)
         bn_choice = choose_bn_statistics(model, tr.images, va, k)
         print(f"[{cfg.model}] batch-norm statistics: {bn_choice}", flush=True)
         temperature, how = validation_temperature(model, va, cfg)

@@ -1,0 +1,131 @@
+"""Block cross-validation of a recipe's refit: `python -m training.crossval all4 [--folds 5]`.
+
+Why: the temperature of a shipped refit comes from its validated run, fitted on the validation block
+(or augmented copies of it), and the ALL validation block is easier than new slides (99.2 % right
+against 97.6 % on the test block), so the fitted T sharpens the probabilities too much. Here the train
+and validation blocks of each class are cut into ``folds`` contiguous blocks by file number (never at
+random: consecutive numbers come from the same slide); for each block the recipe's refit (fixed epochs,
+last epoch kept, same start) trains on the others and predicts it. The out-of-fold logits are calls on
+slides each fold model never saw, like new slides, and the temperature is fitted on them; it is then
+used with the refit trained on all blocks (the cross-validated calibration of scikit-learn's
+CalibratedClassifierCV with ensemble=False). The test block is not touched.
+Writes training/runs/<model>_cv/oof.npz (logits, labels, files, folds) and summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inference.metrics import confusion_matrix, expected_calibration_error
+from training.calibration import fit_temperature, nll
+from training.data import SplitArrays, class_folders, load_split
+from training.model import load_matching_weights, smearnet_for
+from training.train import (
+    CONFIGS,
+    DATA_ROOT,
+    RUNS,
+    TrainConfig,
+    balanced_accuracy,
+    fit,
+    predict_logits,
+    pretrained_start,
+)
+
+
+def block_folds(labels: np.ndarray, folds: int) -> np.ndarray:
+    """Fold number of every image: each class's images, in the order given (block order by file number),
+    cut into ``folds`` contiguous blocks of near-equal size."""
+    fold = np.empty(len(labels), dtype=np.int64)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        for f, part in enumerate(np.array_split(idx, folds)):
+            fold[part] = f
+    return fold
+
+
+def pooled_train_val(root: Path, size: int) -> SplitArrays:
+    """The train and validation blocks together, each class's images in file-number order."""
+    tr, va = load_split(root, size, "train"), load_split(root, size, "val")
+    order = np.argsort(np.concatenate([tr.labels, va.labels]), kind="stable")  # per class: train, then val
+    files = tr.files + va.files
+    return SplitArrays(np.concatenate([tr.images, va.images])[order], np.concatenate([tr.labels, va.labels])[order],
+                       [files[i] for i in order])
+
+
+def probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
+    z = logits / temperature
+    z = np.exp(z - z.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+def summarise(logits: np.ndarray, labels: np.ndarray, fold: np.ndarray, names: list[str]) -> dict[str, object]:
+    """Out-of-fold figures and the temperature fitted on them."""
+    k = len(names)
+    pred = logits.argmax(1)
+    temperature = fit_temperature(logits, labels)
+    return {
+        "temperature": temperature,
+        "accuracy": float((pred == labels).mean()),
+        "balanced_accuracy": balanced_accuracy(pred, labels, k),
+        "nll_at_T": nll(logits, labels, temperature),
+        "ece_at_T": expected_calibration_error(probabilities(logits, temperature), labels),
+        "per_fold_accuracy": [float((pred[fold == f] == labels[fold == f]).mean()) for f in np.unique(fold)],
+        "labels": names,
+        "confusion": confusion_matrix(labels, pred, k).tolist(),
+    }
+
+
+def crossval(cfg: TrainConfig, data_root: Path, folds: int, init: Path | None) -> Path:
+    """Train the recipe's refit ``folds`` times, each without one block, and keep the out-of-fold logits."""
+    torch.set_num_threads(2)
+    root = data_root / cfg.dataset
+    names = class_folders(root)
+    pool = pooled_train_val(root, cfg.size)
+    fold = block_folds(pool.labels, folds)
+    logits = np.zeros((len(pool.labels), len(names)), dtype=np.float32)
+    out = RUNS / f"{cfg.model}_cv"
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    for f in range(folds):
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        keep, held = fold != f, fold == f
+        tr = SplitArrays(pool.images[keep], pool.labels[keep], [n for n, k in zip(pool.files, keep, strict=True) if k])
+        model = smearnet_for(asdict(cfg), len(names))
+        if init is not None:
+            load_matching_weights(model, torch.load(init, map_location="cpu", weights_only=False)["state_dict"])
+        model = model.to(memory_format=torch.channels_last)
+        fit(replace(cfg, model=f"{cfg.model} fold {f + 1}/{folds}"), model, tr, None, len(names), gen)
+        logits[held] = predict_logits(model, pool.images[held])
+        right = float((logits[held].argmax(1) == pool.labels[held]).mean())
+        print(f"[{cfg.model}] fold {f + 1}/{folds}: held out {int(held.sum())}, accuracy {right:.4f} "
+              f"({time.time() - t0:.0f}s)", flush=True)
+        np.savez(out / "oof.npz", logits=logits, labels=pool.labels, files=np.asarray(pool.files), fold=fold,
+                 done=np.int64(f + 1))
+    summary = {"model": cfg.model, "folds": folds, "init_from": str(init) if init else None,
+               "seconds": time.time() - t0, **summarise(logits, pool.labels, fold, names)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({k: v for k, v in summary.items() if k != "confusion"}, indent=1), flush=True)
+    return out / "oof.npz"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.crossval", description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=sorted(CONFIGS))
+    parser.add_argument("--data", type=Path, default=DATA_ROOT, help="folder holding all4/, aml/, pbc/")
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args(argv)
+    cfg = replace(CONFIGS[args.model])
+    crossval(cfg, args.data, args.folds, pretrained_start(cfg, args.data))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
