@@ -522,3 +522,20 @@ def test_cross_validation_predicts_every_train_and_validation_image_from_a_model
     summary = json.loads((tmp_path / "runs" / "toy_cv" / "summary.json").read_text())
     assert summary["temperature"] > 0 and len(summary["per_fold_accuracy"]) == 2
     assert np.asarray(summary["confusion"]).sum() == 34
+
+
+def test_temperature_and_class_offsets_are_recovered_from_calls_drawn_with_them() -> None:
+    from training.calibration import fit_temperature_and_offsets, offset_nll
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 3, (6000, 4))
+    true_t, true_offsets = 2.0, np.array([0.8, -0.5, 0.1, -0.4])
+    p = np.exp(logits / true_t + true_offsets)
+    p /= p.sum(1, keepdims=True)
+    labels = np.array([rng.choice(4, p=row) for row in p])
+    t, offsets = fit_temperature_and_offsets(logits, labels)
+    assert t == pytest.approx(true_t, rel=0.08)
+    np.testing.assert_allclose(offsets, true_offsets - true_offsets.mean(), atol=0.12)
+    assert abs(offsets.sum()) < 1e-9
+    assert offset_nll(logits, labels, t, offsets) <= offset_nll(logits, labels, t, np.zeros(4))
+    assert offset_nll(logits, labels, t, offsets) <= nll(logits, labels, fit_temperature(logits, labels)) + 1e-9
