@@ -524,18 +524,20 @@ def test_cross_validation_predicts_every_train_and_validation_image_from_a_model
     assert np.asarray(summary["confusion"]).sum() == 34
 
 
-def test_temperature_and_class_offsets_are_recovered_from_calls_drawn_with_them() -> None:
-    from training.calibration import fit_temperature_and_offsets, offset_nll
 
-    rng = np.random.default_rng(3)
-    logits = rng.normal(0, 3, (6000, 4))
-    true_t, true_offsets = 2.0, np.array([0.8, -0.5, 0.1, -0.4])
-    p = np.exp(logits / true_t + true_offsets)
-    p /= p.sum(1, keepdims=True)
-    labels = np.array([rng.choice(4, p=row) for row in p])
-    t, offsets = fit_temperature_and_offsets(logits, labels)
-    assert t == pytest.approx(true_t, rel=0.08)
-    np.testing.assert_allclose(offsets, true_offsets - true_offsets.mean(), atol=0.12)
-    assert abs(offsets.sum()) < 1e-9
-    assert offset_nll(logits, labels, t, offsets) <= offset_nll(logits, labels, t, np.zeros(4))
-    assert offset_nll(logits, labels, t, offsets) <= nll(logits, labels, fit_temperature(logits, labels)) + 1e-9
+def test_the_cross_validated_temperature_goes_into_a_refit_and_says_so() -> None:
+    from training.crossval import with_crossval_temperature
+    from training.export_model import _schedule, _temperature_words, _train_commands
+
+    state = {"fc.bias": torch.zeros(4)}
+    refit = {"state_dict": state, "temperature": 0.5, "history": [{}] * 30, "best_epoch": 30,
+             "train_seconds": 420.0, "config": {"extra": {"fit_on": "train+val", "temperature_from": "validated run"}}}
+    new = with_crossval_temperature(refit, 0.593, 5)
+    assert new["temperature"] == 0.593 and refit["temperature"] == 0.5 and new["state_dict"] is state
+    assert new["config"]["extra"]["crossval_folds"] == 5
+    assert _train_commands("all4", new) == ("python -m training.train all4 && python -m training.train all4 --refit "
+                                            "&& python -m training.crossval all4")
+    assert "temperature from a 5-fold block cross-validation" in _schedule(new)
+    assert "out-of-fold" in _temperature_words(new) and _temperature_words(refit) == "fitted on validation"
+    with pytest.raises(ValueError, match="refit"):
+        with_crossval_temperature({**refit, "config": {"extra": {}}}, 0.6, 5)

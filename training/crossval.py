@@ -9,7 +9,8 @@ last epoch kept, same start) trains on the others and predicts it. The out-of-fo
 slides each fold model never saw, like new slides, and the temperature is fitted on them; it is then
 used with the refit trained on all blocks (the cross-validated calibration of scikit-learn's
 CalibratedClassifierCV with ensemble=False). The test block is not touched.
-Writes training/runs/<model>_cv/oof.npz (logits, labels, files, folds) and summary.json.
+Writes training/runs/<model>_cv/oof.npz (logits, labels, files, folds) and summary.json, then puts that
+temperature into the refit's checkpoint (training/runs/<model>/checkpoint.pt; weights unchanged).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,6 +36,7 @@ from training.train import (
     TrainConfig,
     balanced_accuracy,
     fit,
+    is_refit,
     predict_logits,
     pretrained_start,
 )
@@ -82,6 +85,16 @@ def summarise(logits: np.ndarray, labels: np.ndarray, fold: np.ndarray, names: l
     }
 
 
+def with_crossval_temperature(ckpt: dict[str, Any], temperature: float, folds: int) -> dict[str, Any]:
+    """A copy of a refit checkpoint carrying the cross-validated temperature (weights unchanged, so no
+    call changes), saying where its temperature came from."""
+    if not is_refit(ckpt):
+        raise ValueError("the cross-validated temperature belongs to a refit (python -m training.train MODEL --refit)")
+    extra = {**ckpt["config"].get("extra", {}), "temperature_from": f"{folds}-fold block cross-validation",
+             "crossval_folds": folds}
+    return {**ckpt, "temperature": float(temperature), "config": {**ckpt["config"], "extra": extra}}
+
+
 def crossval(cfg: TrainConfig, data_root: Path, folds: int, init: Path | None) -> Path:
     """Train the recipe's refit ``folds`` times, each without one block, and keep the out-of-fold logits."""
     torch.set_num_threads(2)
@@ -124,6 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = replace(CONFIGS[args.model])
     crossval(cfg, args.data, args.folds, pretrained_start(cfg, args.data))
+    refit = RUNS / cfg.model / "checkpoint.pt"
+    ckpt = torch.load(refit, map_location="cpu", weights_only=False) if refit.exists() else None
+    if ckpt is None or not is_refit(ckpt):
+        print(f"no refit at {refit}: run python -m training.train {args.model} --refit, then this again", flush=True)
+        return 1
+    temperature = json.loads((RUNS / f"{cfg.model}_cv" / "summary.json").read_text())["temperature"]
+    torch.save(with_crossval_temperature(ckpt, temperature, args.folds), refit)
+    print(f"[{cfg.model}] {refit}: temperature {ckpt['temperature']:.3f} -> {temperature:.3f} (out-of-fold calls)",
+          flush=True)
     return 0
 
 

@@ -42,7 +42,8 @@ REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets" / "models"
 CARDS = Path(__file__).resolve().parent / "cards"
 # all4 1.1.0: starts from the blood-cell network (rule 1e99b52); 1.0.0 was trained from random weights.
-VERSIONS = {"all4": "1.1.0", "aml": "1.0.0", "pbc": "1.0.0"}
+# all4 1.1.1: the same weights, temperature from a 5-fold block cross-validation (rule b18f596).
+VERSIONS = {"all4": "1.1.1", "aml": "1.0.0", "pbc": "1.0.0"}
 
 INTENDED_USE = ("Screening aid for research, not a diagnosis: it suggests a class and shows where it looked; "
                 "a qualified person reviews every image.")
@@ -196,6 +197,11 @@ def _zoom_words(cfg: dict[str, Any]) -> str:
 def _schedule(ckpt: dict[str, Any]) -> str:
     epochs = len(ckpt["history"])
     minutes = f"{ckpt['train_seconds'] / 60:.0f} min on 2 shared CPU cores"
+    folds = ckpt["config"].get("extra", {}).get("crossval_folds")
+    if is_refit(ckpt) and folds:
+        return (f"{epochs} epochs on the train + validation blocks, {minutes} (refit: epoch budget from a run "
+                f"validated on the validation block, temperature from a {folds}-fold block cross-validation; "
+                "test block never seen)")
     if is_refit(ckpt):
         return (f"{epochs} epochs on the train + validation blocks, {minutes} (refit: epoch budget and temperature "
                 "from a run validated on the validation block; test block never seen)")
@@ -212,7 +218,19 @@ def _start_words(ckpt: dict[str, Any]) -> str:
 
 def _train_commands(model_name: str, ckpt: dict[str, Any]) -> str:
     command = f"python -m training.train {model_name}"
-    return f"{command} && {command} --refit" if is_refit(ckpt) else command
+    if not is_refit(ckpt):
+        return command
+    crossval = f" && python -m training.crossval {model_name}" if ckpt["config"]["extra"].get("crossval_folds") else ""
+    return f"{command} && {command} --refit{crossval}"
+
+
+def _temperature_words(ckpt: dict[str, Any]) -> str:
+    folds = ckpt["config"].get("extra", {}).get("crossval_folds")
+    if folds:
+        return (f"fitted on the out-of-fold calls of a {folds}-fold block cross-validation of the train + "
+                "validation blocks")
+    return "fitted on validation" + (": 4 augmented copies of the block" if ckpt["config"].get("augmented_temperature")
+                                     else "")
 
 
 def measure_other_lab(session: ModelSession, model_name: str, data_root: Path) -> dict[str, Any] | None:
@@ -280,7 +298,7 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
     model = smearnet_for(cfg, len(cfg["class_folders"]))
     facts = {
         **meta, "id": f"hemalens-{model_name}", "temperature": ckpt["temperature"], "size_mb": size_mb,
-        "temperature_how": ": 4 augmented copies of the block" if cfg.get("augmented_temperature") else "",
+        "temperature_how": _temperature_words(ckpt),
         "input": f"{cfg['size']}x{cfg['size']} RGB, {RESIZE_WORDS[meta['resize']]}, (pixel/255 - 0.5)/0.25",
         "network": f"SmearNet (training/model.py): 5 conv stages, residual pairs, GAP + linear; "
                    f"{count_parameters(model):,} parameters; Grad-CAM on the last stage "

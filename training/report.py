@@ -235,7 +235,7 @@ def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any]
 | network | {facts['network']} |
 | size | {facts['size_mb']:.2f} MB |
 | latency (2 CPU threads, ONNX Runtime, batch 1) | {lat} |
-| temperature (fitted on validation{facts.get('temperature_how', '')}) | {facts['temperature']:.3f} |
+| temperature ({facts['temperature_how']}) | {facts['temperature']:.3f} |
 | training | {facts['training']} |
 
 ## Data
