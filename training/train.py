@@ -68,7 +68,8 @@ class TrainConfig:
 CONFIGS: dict[str, TrainConfig] = {
     # ALL subtypes start from the blood-cell network (rule 1e99b52: test balanced accuracy 0.951 -> 0.961):
     # about 15 Benign patients in the train block are few, and nothing pretrained can be downloaded here.
-    # Its temperature comes from augmented validation copies (rule 329cc70: test ECE 0.027 -> 0.022).
+    # Its temperature comes from augmented validation copies (rule 329cc70: test ECE 0.027 -> 0.022); the shipped
+    # refit's from `python -m training.crossval all4` (rule b18f596: 0.022 -> 0.019).
     "all4": TrainConfig(
         model="all4", dataset="all4", epochs=30, start_from="pbc", augmented_temperature=True,
         display_names={"Benign": "Benign", "Early_Pre-B": "Early Pre-B", "Pre-B": "Pre-B", "Pro-B": "Pro-B"},
