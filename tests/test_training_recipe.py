@@ -541,3 +541,12 @@ def test_the_cross_validated_temperature_goes_into_a_refit_and_says_so() -> None
     assert "out-of-fold" in _temperature_words(new) and _temperature_words(refit) == "fitted on validation"
     with pytest.raises(ValueError, match="refit"):
         with_crossval_temperature({**refit, "config": {"extra": {}}}, 0.6, 5)
+
+
+def test_cross_validation_asks_for_the_refit_before_it_spends_half_an_hour(tmp_path, monkeypatch, capsys) -> None:
+    import training.crossval as cv
+
+    monkeypatch.setattr(cv, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(cv, "crossval", lambda *a, **k: pytest.fail("cross-validation ran without a refit"))
+    assert cv.main(["all4", "--data", str(tmp_path)]) == 1
+    assert "--refit first" in capsys.readouterr().out

@@ -36,4 +36,3 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, lo: float = TEMPERAT
             d = a + ratio * (b - a)
             fd = nll(logits, labels, math.exp(d))
     return float(math.exp((a + b) / 2))
-

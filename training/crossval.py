@@ -136,12 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args(argv)
     cfg = replace(CONFIGS[args.model])
-    crossval(cfg, args.data, args.folds, pretrained_start(cfg, args.data))
     refit = RUNS / cfg.model / "checkpoint.pt"
-    ckpt = torch.load(refit, map_location="cpu", weights_only=False) if refit.exists() else None
-    if ckpt is None or not is_refit(ckpt):
-        print(f"no refit at {refit}: run python -m training.train {args.model} --refit, then this again", flush=True)
+    if not refit.exists() or not is_refit(torch.load(refit, map_location="cpu", weights_only=False)):
+        print(f"no refit at {refit}: run python -m training.train {args.model} --refit first", flush=True)
         return 1
+    crossval(cfg, args.data, args.folds, pretrained_start(cfg, args.data))
+    ckpt = torch.load(refit, map_location="cpu", weights_only=False)
     temperature = json.loads((RUNS / f"{cfg.model}_cv" / "summary.json").read_text())["temperature"]
     torch.save(with_crossval_temperature(ckpt, temperature, args.folds), refit)
     print(f"[{cfg.model}] {refit}: temperature {ckpt['temperature']:.3f} -> {temperature:.3f} (out-of-fold calls)",
