@@ -550,3 +550,15 @@ def test_cross_validation_asks_for_the_refit_before_it_spends_half_an_hour(tmp_p
     monkeypatch.setattr(cv, "crossval", lambda *a, **k: pytest.fail("cross-validation ran without a refit"))
     assert cv.main(["all4", "--data", str(tmp_path)]) == 1
     assert "--refit first" in capsys.readouterr().out
+
+
+def test_cross_validation_can_compare_a_recipe_variant_without_touching_any_refit(tmp_path, monkeypatch) -> None:
+    import training.crossval as cv
+
+    seen = {}
+    monkeypatch.setattr(cv, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(cv, "pretrained_start", lambda cfg, data: None)
+    monkeypatch.setattr(cv, "crossval", lambda cfg, data, folds, init: seen.update(cfg=cfg, folds=folds))
+    assert cv.main(["all4", "--data", str(tmp_path), "--figures-only", "--size", "160", "--run", "all4_160"]) == 0
+    assert (seen["cfg"].size, seen["cfg"].model, seen["folds"]) == (160, "all4_160", 5)
+    assert cv.CONFIGS["all4"].size == 128 and not (tmp_path / "runs").exists()

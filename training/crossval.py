@@ -134,13 +134,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", choices=sorted(CONFIGS))
     parser.add_argument("--data", type=Path, default=DATA_ROOT, help="folder holding all4/, aml/, pbc/")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--size", type=int, help="override the training resolution (as training.train --size)")
+    parser.add_argument("--run", help="run folder under training/runs (default: the model's name)")
+    parser.add_argument("--figures-only", action="store_true",
+                        help="only the out-of-fold figures (to compare recipes): no refit needed, none changed")
     args = parser.parse_args(argv)
-    cfg = replace(CONFIGS[args.model])
+    overrides = {"size": args.size, "model": args.run}
+    cfg = replace(CONFIGS[args.model], **{k: v for k, v in overrides.items() if v})
     refit = RUNS / cfg.model / "checkpoint.pt"
-    if not refit.exists() or not is_refit(torch.load(refit, map_location="cpu", weights_only=False)):
+    has_refit = refit.exists() and is_refit(torch.load(refit, map_location="cpu", weights_only=False))
+    if not has_refit and not args.figures_only:
         print(f"no refit at {refit}: run python -m training.train {args.model} --refit first", flush=True)
         return 1
     crossval(cfg, args.data, args.folds, pretrained_start(cfg, args.data))
+    if args.figures_only:
+        return 0
     ckpt = torch.load(refit, map_location="cpu", weights_only=False)
     temperature = json.loads((RUNS / f"{cfg.model}_cv" / "summary.json").read_text())["temperature"]
     torch.save(with_crossval_temperature(ckpt, temperature, args.folds), refit)
