@@ -318,7 +318,7 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False, init: Path | N
     model = model.to(memory_format=torch.channels_last)
     print(f"[{cfg.model}] SmearNet {count_parameters(model):,} parameters at {cfg.size}px", flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    history, best_state, best_epoch = fit(cfg, model, tr, None if refit else va, k, gen)
+    history, _, best_epoch = fit(cfg, model, tr, None if refit else va, k, gen)  # fit leaves the kept weights in model
 
     if not refit:
         bn_choice = choose_bn_statistics(model, tr.images, va, k)
