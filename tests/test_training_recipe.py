@@ -512,7 +512,8 @@ def test_cross_validation_predicts_every_train_and_validation_image_from_a_model
     monkeypatch.setattr(cv, "RUNS", tmp_path / "runs")
     cfg = recipe.TrainConfig(model="toy", dataset="toy", display_names={}, size=32, epochs=2, batch_size=4,
                              widths=(4, 4, 8, 8, 8))
-    oof = np.load(cv.crossval(cfg, tmp_path / "data", 2, None))
+    returned = cv.crossval(cfg, tmp_path / "data", 2, None)
+    oof = np.load(tmp_path / "runs" / "toy_cv" / "oof.npz")
     files = [str(f) for f in oof["files"]]
     assert len(files) == 34 and int(oof["done"]) == 2  # 17 of 20 per class: train + validation blocks
     assert files[:17] == [f"blue/img-{i:03d}.png" for i in range(17)]
@@ -522,7 +523,7 @@ def test_cross_validation_predicts_every_train_and_validation_image_from_a_model
     summary = json.loads((tmp_path / "runs" / "toy_cv" / "summary.json").read_text())
     assert summary["temperature"] > 0 and len(summary["per_fold_accuracy"]) == 2
     assert np.asarray(summary["confusion"]).sum() == 34
-
+    assert returned == summary  # main() takes the temperature from the return value, not the file
 
 
 def test_the_cross_validated_temperature_goes_into_a_refit_and_says_so() -> None:
@@ -558,7 +559,8 @@ def test_cross_validation_can_compare_a_recipe_variant_without_touching_any_refi
     seen = {}
     monkeypatch.setattr(cv, "RUNS", tmp_path / "runs")
     monkeypatch.setattr(cv, "pretrained_start", lambda cfg, data: None)
-    monkeypatch.setattr(cv, "crossval", lambda cfg, data, folds, init: seen.update(cfg=cfg, folds=folds))
+    monkeypatch.setattr(cv, "crossval",
+                        lambda cfg, data, folds, init: seen.update(cfg=cfg, folds=folds) or {"temperature": 0.6})
     assert cv.main(["all4", "--data", str(tmp_path), "--figures-only", "--size", "160", "--run", "all4_160"]) == 0
     assert (seen["cfg"].size, seen["cfg"].model, seen["folds"]) == (160, "all4_160", 5)
     assert cv.CONFIGS["all4"].size == 128 and not (tmp_path / "runs").exists()

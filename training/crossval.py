@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ import torch
 from inference.metrics import confusion_matrix, expected_calibration_error
 from training.calibration import fit_temperature, nll
 from training.data import SplitArrays, class_folders, load_split
-from training.model import load_matching_weights, smearnet_for
 from training.train import (
     CONFIGS,
     DATA_ROOT,
@@ -39,6 +38,7 @@ from training.train import (
     is_refit,
     predict_logits,
     pretrained_start,
+    starting_network,
 )
 
 
@@ -85,6 +85,11 @@ def summarise(logits: np.ndarray, labels: np.ndarray, fold: np.ndarray, names: l
     }
 
 
+def crossval_folds(ckpt: dict[str, Any]) -> int | None:
+    """How many folds the checkpoint's cross-validated temperature came from (None: not cross-validated)."""
+    return ckpt["config"].get("extra", {}).get("crossval_folds")
+
+
 def with_crossval_temperature(ckpt: dict[str, Any], temperature: float, folds: int) -> dict[str, Any]:
     """A copy of a refit checkpoint carrying the cross-validated temperature (weights unchanged, so no
     call changes), saying where its temperature came from."""
@@ -95,8 +100,9 @@ def with_crossval_temperature(ckpt: dict[str, Any], temperature: float, folds: i
     return {**ckpt, "temperature": float(temperature), "config": {**ckpt["config"], "extra": extra}}
 
 
-def crossval(cfg: TrainConfig, data_root: Path, folds: int, init: Path | None) -> Path:
-    """Train the recipe's refit ``folds`` times, each without one block, and keep the out-of-fold logits."""
+def crossval(cfg: TrainConfig, data_root: Path, folds: int, init: Path | None) -> dict[str, Any]:
+    """Train the recipe's refit ``folds`` times, each without one block; save the out-of-fold logits
+    (runs/<model>_cv/oof.npz) and return their summary (also saved as summary.json)."""
     torch.set_num_threads(2)
     root = data_root / cfg.dataset
     names = class_folders(root)
@@ -111,10 +117,7 @@ def crossval(cfg: TrainConfig, data_root: Path, folds: int, init: Path | None) -
         gen = torch.Generator().manual_seed(cfg.seed)
         keep, held = fold != f, fold == f
         tr = SplitArrays(pool.images[keep], pool.labels[keep], [n for n, k in zip(pool.files, keep, strict=True) if k])
-        model = smearnet_for(asdict(cfg), len(names))
-        if init is not None:
-            load_matching_weights(model, torch.load(init, map_location="cpu", weights_only=False)["state_dict"])
-        model = model.to(memory_format=torch.channels_last)
+        model, _ = starting_network(cfg, len(names), init)
         fit(replace(cfg, model=f"{cfg.model} fold {f + 1}/{folds}"), model, tr, None, len(names), gen)
         logits[held] = predict_logits(model, pool.images[held])
         right = float((logits[held].argmax(1) == pool.labels[held]).mean())
@@ -126,7 +129,7 @@ def crossval(cfg: TrainConfig, data_root: Path, folds: int, init: Path | None) -
                "seconds": time.time() - t0, **summarise(logits, pool.labels, fold, names)}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps({k: v for k, v in summary.items() if k != "confusion"}, indent=1), flush=True)
-    return out / "oof.npz"
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,15 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"size": args.size, "model": args.run}
     cfg = replace(CONFIGS[args.model], **{k: v for k, v in overrides.items() if v})
     refit = RUNS / cfg.model / "checkpoint.pt"
-    has_refit = refit.exists() and is_refit(torch.load(refit, map_location="cpu", weights_only=False))
-    if not has_refit and not args.figures_only:
+    ckpt = torch.load(refit, map_location="cpu", weights_only=False) if refit.exists() else None
+    if (ckpt is None or not is_refit(ckpt)) and not args.figures_only:
         print(f"no refit at {refit}: run python -m training.train {args.model} --refit first", flush=True)
         return 1
-    crossval(cfg, args.data, args.folds, pretrained_start(cfg, args.data))
-    if args.figures_only:
+    temperature = crossval(cfg, args.data, args.folds, pretrained_start(cfg, args.data))["temperature"]
+    if args.figures_only or ckpt is None:
         return 0
-    ckpt = torch.load(refit, map_location="cpu", weights_only=False)
-    temperature = json.loads((RUNS / f"{cfg.model}_cv" / "summary.json").read_text())["temperature"]
     torch.save(with_crossval_temperature(ckpt, temperature, args.folds), refit)
     print(f"[{cfg.model}] {refit}: temperature {ckpt['temperature']:.3f} -> {temperature:.3f} (out-of-fold calls)",
           flush=True)

@@ -24,6 +24,7 @@ from inference.cli_evaluate import evaluate_folder
 from inference.session import ModelSession
 from inference.splits import SPLIT_DESCRIPTION, labelled_folder, split_fingerprint
 from training.augment import UNIFORM_ZOOM
+from training.crossval import crossval_folds
 from training.data import load_split
 from training.model import SmearNet, count_parameters, load_checkpoint, smearnet_for
 from training.report import (
@@ -201,7 +202,7 @@ def _zoom_words(cfg: dict[str, Any]) -> str:
 def _schedule(ckpt: dict[str, Any]) -> str:
     epochs = len(ckpt["history"])
     minutes = f"{ckpt['train_seconds'] / 60:.0f} min on 2 shared CPU cores"
-    folds = ckpt["config"].get("extra", {}).get("crossval_folds")
+    folds = crossval_folds(ckpt)
     if is_refit(ckpt) and folds:
         return (f"{epochs} epochs on the train + validation blocks, {minutes} (refit: epoch budget from a run "
                 f"validated on the validation block, temperature from a {folds}-fold block cross-validation; "
@@ -224,12 +225,12 @@ def _train_commands(model_name: str, ckpt: dict[str, Any]) -> str:
     command = f"python -m training.train {model_name}"
     if not is_refit(ckpt):
         return command
-    crossval = f" && python -m training.crossval {model_name}" if ckpt["config"]["extra"].get("crossval_folds") else ""
+    crossval = f" && python -m training.crossval {model_name}" if crossval_folds(ckpt) else ""
     return f"{command} && {command} --refit{crossval}"
 
 
 def _temperature_words(ckpt: dict[str, Any]) -> str:
-    folds = ckpt["config"].get("extra", {}).get("crossval_folds")
+    folds = crossval_folds(ckpt)
     if folds:
         return (f"fitted on the out-of-fold calls of a {folds}-fold block cross-validation of the train + "
                 "validation blocks")

@@ -280,6 +280,15 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, tr: SplitArrays, va: SplitArra
     return history, best_state, best_epoch
 
 
+def starting_network(cfg: TrainConfig, k: int, init: Path | None) -> tuple[torch.nn.Module, list[str]]:
+    """The network a run starts from (random weights, or ``init``'s where name and shape fit), channels-last,
+    and the names of the tensors left random. Draws from torch's global generator: seed it first."""
+    model = smearnet_for(asdict(cfg), k)
+    fresh = [] if init is None else load_matching_weights(
+        model, torch.load(init, map_location="cpu", weights_only=False)["state_dict"])
+    return model.to(memory_format=torch.channels_last), fresh
+
+
 def train(cfg: TrainConfig, data_root: Path, refit: bool = False, init: Path | None = None) -> Path:
     """One run. ``refit``: after a validated run, train again on train + validation for the same epoch
     budget and keep the last epoch, with the validated run's temperature (the test block stays unseen).
@@ -309,13 +318,11 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False, init: Path | N
     print(f"[{cfg.model}] classes {folders}; train {len(tr.labels)} val {len(va.labels)} test "
           f"{len(splits['test'].labels)}; cache {time.time() - t0:.1f}s", flush=True)
 
-    model = smearnet_for(asdict(cfg), k)
+    model, fresh = starting_network(cfg, k, init)
     if init is not None:
-        fresh = load_matching_weights(model, torch.load(init, map_location="cpu", weights_only=False)["state_dict"])
         cfg.extra = {**cfg.extra, "init_from": repo_relative(init)}
         print(f"[{cfg.model}] weights from {init}" + (f"; starting fresh: {', '.join(fresh)}" if fresh else ""),
               flush=True)
-    model = model.to(memory_format=torch.channels_last)
     print(f"[{cfg.model}] SmearNet {count_parameters(model):,} parameters at {cfg.size}px", flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     history, _, best_epoch = fit(cfg, model, tr, None if refit else va, k, gen)  # fit leaves the kept weights in model
