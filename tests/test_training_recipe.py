@@ -386,14 +386,17 @@ def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(mo
 
     monkeypatch.setattr(tt, "train", fake_train)
     assert tt.main(["pbc", "--run", "pbc_x", "--size", "160", "--epochs", "10", "--lr", "0.001", "--colour-share", "1",
-                    "--cutmix", "0.5", "--corner-swap", "0.5", "--init", "runs/a.pt", "--refit"]) == 0
+                    "--cutmix", "0.5", "--corner-swap", "0.5", "--zoom", "0.6", "1.65", "--tint", "0.15",
+                    "--init", "runs/a.pt", "--refit"]) == 0
     cfg = seen["cfg"]
     assert (cfg.model, cfg.size, cfg.epochs, cfg.lr) == ("pbc_x", 160, 10, 0.001)
     assert (cfg.colour_share, cfg.cutmix, cfg.corner_swap) == (1.0, 0.5, 0.5)
+    assert (cfg.zoom, cfg.tint) == ((0.6, 1.65), 0.15)
     assert seen["refit"] and str(seen["init"]) == "runs/a.pt"
     recipe = tt.CONFIGS["pbc"]
     assert (recipe.model, recipe.size, recipe.epochs, recipe.colour_share, recipe.cutmix, recipe.corner_swap) == (
         "pbc", 128, 30, 0.5, 0.0, 0.0)
+    assert (recipe.zoom, recipe.tint) == (None, 0.0)
 
 
 def test_scale_bar_probe_counts_the_calls_a_swapped_corner_changes() -> None:

@@ -381,13 +381,16 @@ def main(argv: list[str] | None = None) -> int:
                                              "weights; default: the recipe's, pbc for all4)")
     parser.add_argument("--corner-swap", type=float,
                         help="share of images given another image's bottom-right (scale bar) corner")
+    parser.add_argument("--zoom", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                        help="log-uniform zoom range (the AML screen's: 0.6 1.65)")
+    parser.add_argument("--tint", type=float, help="white-balance gain jitter, 1 +- TINT (the AML screen's: 0.15)")
     args = parser.parse_args(argv)
     # Options left out (or 0 / empty where 0 means nothing) keep the recipe's value. replace() makes a
     # copy, so the recipes stay as written for anything else in this process.
     overrides = {"epochs": args.epochs or None, "size": args.size or None, "lr": args.lr or None, "seed": args.seed,
                  "model": args.run or None, "standardise_colour": args.standardise_colour or None,
                  "cutmix": args.cutmix, "colour_share": args.colour_share,
-                 "corner_swap": args.corner_swap,
+                 "corner_swap": args.corner_swap, "zoom": tuple(args.zoom) if args.zoom else None, "tint": args.tint,
                  "start_from": "" if args.start_from == "none" else args.start_from}
     cfg = replace(CONFIGS[args.model], **{k: v for k, v in overrides.items() if v is not None})
     train(cfg, args.data, refit=args.refit, init=args.init or pretrained_start(cfg, args.data))
