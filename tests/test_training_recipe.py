@@ -72,6 +72,19 @@ def test_zoom_range_is_log_uniform_so_cells_shrink_as_often_as_they_grow() -> No
     assert float(narrow_ratio.min()) > 0.85**2 * 0.9 and float(narrow_ratio.max()) < 1.15**2 * 1.1
 
 
+def test_zoom_share_keeps_the_rest_of_the_batch_near_its_own_cell_size() -> None:
+    x = _disc(400)
+    area = (x[0, 0] < 0.6).float().sum()
+    kw = dict(zoom=(0.6, 1.65), shift=0.0, angle=0.0)
+    ratio = {share: (affine(x, torch.Generator().manual_seed(5), zoom_share=share, **kw)[:, 0] < 0.6).float().sum(
+        dim=(1, 2)) / area for share in (1.0, 0.5)}
+    near = {share: float(((r > 0.85**2 * 0.9) & (r < 1.15**2 * 1.1)).float().mean()) for share, r in ratio.items()}
+    assert near[0.5] > near[1.0] + 0.25  # about half kept in the narrow range on top of the wide draws that land there
+    assert float(ratio[0.5].min()) < 0.6**2 * 1.25 and float(ratio[0.5].max()) > 1.65**2 * 0.8
+    same = affine(x, torch.Generator().manual_seed(5), **kw)
+    assert torch.equal(same, affine(x, torch.Generator().manual_seed(5), zoom_share=1.0, **kw))
+
+
 def test_cutmix_pastes_one_box_from_a_shuffled_batch_and_reports_the_own_share() -> None:
     x = torch.arange(6, dtype=torch.float32).view(6, 1, 1, 1).expand(6, 3, 32, 32).contiguous()
     g = torch.Generator().manual_seed(0)
@@ -387,16 +400,16 @@ def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(mo
     monkeypatch.setattr(tt, "train", fake_train)
     assert tt.main(["pbc", "--run", "pbc_x", "--size", "160", "--epochs", "10", "--lr", "0.001", "--colour-share", "1",
                     "--cutmix", "0.5", "--corner-swap", "0.5", "--zoom", "0.6", "1.65", "--tint", "0.15",
-                    "--init", "runs/a.pt", "--refit"]) == 0
+                    "--zoom-share", "0.5", "--init", "runs/a.pt", "--refit"]) == 0
     cfg = seen["cfg"]
     assert (cfg.model, cfg.size, cfg.epochs, cfg.lr) == ("pbc_x", 160, 10, 0.001)
     assert (cfg.colour_share, cfg.cutmix, cfg.corner_swap) == (1.0, 0.5, 0.5)
-    assert (cfg.zoom, cfg.tint) == ((0.6, 1.65), 0.15)
+    assert (cfg.zoom, cfg.tint, cfg.zoom_share) == ((0.6, 1.65), 0.15, 0.5)
     assert seen["refit"] and str(seen["init"]) == "runs/a.pt"
     recipe = tt.CONFIGS["pbc"]
     assert (recipe.model, recipe.size, recipe.epochs, recipe.colour_share, recipe.cutmix, recipe.corner_swap) == (
         "pbc", 128, 30, 0.5, 0.0, 0.0)
-    assert (recipe.zoom, recipe.tint) == (None, 0.0)
+    assert (recipe.zoom, recipe.tint, recipe.zoom_share) == (None, 0.0, 1.0)
 
 
 def test_scale_bar_probe_counts_the_calls_a_swapped_corner_changes() -> None:

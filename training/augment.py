@@ -44,19 +44,24 @@ UNIFORM_ZOOM = (0.85, 1.15)  # the zoom range of the recipes that predate the lo
 
 def affine(
     x: torch.Tensor, g: torch.Generator, zoom: tuple[float, float] | None = None, shift: float = 0.08,
-    angle: float = 20.0,
+    angle: float = 20.0, zoom_share: float = 1.0,
 ) -> torch.Tensor:
     """Random zoom, shift and rotation with reflected borders (smear background continues).
 
     ``zoom=None`` draws the scale uniformly in UNIFORM_ZOOM (the all4/pbc recipes); a (low, high) range
     draws it log-uniformly, so zooming out by 1/f is as likely as zooming in by f (another
-    objective or camera changes how many pixels a cell spans)."""
+    objective or camera changes how many pixels a cell spans). ``zoom_share`` < 1 gives that range to
+    that share of the images only, the rest the uniform one, so the network still sees the training
+    data's own cell size (as ``colour_share`` keeps its own colours)."""
     n = x.shape[0]
     s = (
         _rand(g, n, *UNIFORM_ZOOM)
         if zoom is None
         else torch.exp(_rand(g, n, math.log(zoom[0]), math.log(zoom[1])))
     )
+    if zoom is not None and zoom_share < 1.0:  # no extra draw otherwise: the seeded recipes stay as they were
+        wide = torch.rand(n, generator=g) < zoom_share
+        s = torch.where(wide, s, _rand(g, n, *UNIFORM_ZOOM))
     a = _rand(g, n, -angle, angle) * math.pi / 180
     tx, ty = _rand(g, n, -shift, shift), _rand(g, n, -shift, shift)
     theta = torch.stack(
@@ -145,17 +150,18 @@ def _colour(x: torch.Tensor, g: torch.Generator, tint: float) -> torch.Tensor:
 
 
 def augment_batch(x: torch.Tensor, g: torch.Generator, colour_share: float = 1.0, p_blur: float = 0.3,
-                  p_res: float = 0.3, zoom: tuple[float, float] | None = None, tint: float = 0.0) -> torch.Tensor:
+                  p_res: float = 0.3, zoom: tuple[float, float] | None = None, tint: float = 0.0,
+                  zoom_share: float = 1.0) -> torch.Tensor:
     """The training augmentation for a float batch in [0, 1], NCHW.
 
     Geometry applies to every image; stain and colour jitter to a ``colour_share`` of them, so the
     network also sees the images' own colours (which carry real signal: eosinophil granules, blast
-    chromatin) while still learning not to depend on one lab's stain. ``zoom``: see ``affine``.
+    chromatin) while still learning not to depend on one lab's stain. ``zoom``, ``zoom_share``: see ``affine``.
     ``tint`` > 0 adds white-balance gains to the jittered share (no draw at 0, so the seeded stream of
     the recipes without it is unchanged).
     """
     x = dihedral(x, g)
-    x = affine(x, g, zoom)
+    x = affine(x, g, zoom, zoom_share=zoom_share)
     if colour_share >= 1.0:  # no extra random draw: the seeded stream of the all4/aml recipes is kept
         x = _colour(x, g, tint)
     else:

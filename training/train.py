@@ -55,6 +55,7 @@ class TrainConfig:
     p_blur: float = 0.3
     p_res: float = 0.3
     zoom: tuple[float, float] | None = None  # log-uniform zoom range; None: the original uniform 0.85-1.15
+    zoom_share: float = 1.0  # share of each batch given the wide zoom range (the rest: 0.85-1.15)
     tint: float = 0.0  # white-balance gain jitter on the colour share
     standardise_colour: bool = False  # per-image colour standardisation as the network's first layer
     cutmix: float = 0.0  # share of batches given CutMix (0: none, and no extra random draw)
@@ -183,7 +184,7 @@ def validation_temperature(model: torch.nn.Module, va: SplitArrays, cfg: TrainCo
         for _ in range(copies):
             for i in range(0, len(va.labels), 128):
                 x = augment_batch(to_tensor(va.images[i:i + 128]), g, cfg.colour_share, cfg.p_blur, cfg.p_res,
-                                  cfg.zoom, cfg.tint)
+                                  cfg.zoom, cfg.tint, cfg.zoom_share)
                 aug_logits.append(model(normalise(x)).numpy())
     labels = np.tile(va.labels, copies)
     aug = np.concatenate(aug_logits)
@@ -234,7 +235,8 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, tr: SplitArrays, va: SplitArra
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = train_x[idx].permute(0, 3, 1, 2).float().div_(255.0)
             x = corner_swap(x, gen, cfg.corner_swap)  # before the flips move the corner
-            x = normalise(augment_batch(x, gen, cfg.colour_share, cfg.p_blur, cfg.p_res, cfg.zoom, cfg.tint))
+            x = normalise(augment_batch(x, gen, cfg.colour_share, cfg.p_blur, cfg.p_res, cfg.zoom, cfg.tint,
+                                                cfg.zoom_share))
             y = train_y[idx]
             x, perm, own = cutmix(x, gen, cfg.cutmix)
             logits = model(x)
@@ -383,6 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of images given another image's bottom-right (scale bar) corner")
     parser.add_argument("--zoom", type=float, nargs=2, metavar=("LOW", "HIGH"),
                         help="log-uniform zoom range (the AML screen's: 0.6 1.65)")
+    parser.add_argument("--zoom-share", type=float, help="share of each batch given the --zoom range (default 1)")
     parser.add_argument("--tint", type=float, help="white-balance gain jitter, 1 +- TINT (the AML screen's: 0.15)")
     args = parser.parse_args(argv)
     # Options left out (or 0 / empty where 0 means nothing) keep the recipe's value. replace() makes a
@@ -391,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                  "model": args.run or None, "standardise_colour": args.standardise_colour or None,
                  "cutmix": args.cutmix, "colour_share": args.colour_share,
                  "corner_swap": args.corner_swap, "zoom": tuple(args.zoom) if args.zoom else None, "tint": args.tint,
+                 "zoom_share": args.zoom_share,
                  "start_from": "" if args.start_from == "none" else args.start_from}
     cfg = replace(CONFIGS[args.model], **{k: v for k, v in overrides.items() if v is not None})
     train(cfg, args.data, refit=args.refit, init=args.init or pretrained_start(cfg, args.data))
