@@ -580,3 +580,13 @@ def test_cross_validation_can_compare_a_recipe_variant_without_touching_any_refi
     assert cv.main(["all4", "--data", str(tmp_path), "--figures-only", "--size", "160", "--run", "all4_160"]) == 0
     assert (seen["cfg"].size, seen["cfg"].model, seen["folds"]) == (160, "all4_160", 5)
     assert cv.CONFIGS["all4"].size == 128 and not (tmp_path / "runs").exists()
+
+
+def test_card_names_the_zoom_range_and_the_share_of_each_batch_it_was_given() -> None:
+    from training.export_model import _zoom_words
+
+    assert _zoom_words({}) == "zoom 0.85-1.15x, "
+    assert _zoom_words({"zoom": [0.6, 1.65], "tint": 0.15}) == (
+        "zoom 0.6-1.65x log-uniform, white-balance gains 1 +- 0.15, ")
+    assert _zoom_words({"zoom": [0.6, 1.65], "zoom_share": 0.5}).startswith(
+        "zoom 0.6-1.65x log-uniform on 50% of each batch (0.85-1.15x on the rest)")

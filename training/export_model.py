@@ -195,7 +195,14 @@ def export(model_name: str, data_root: Path) -> dict[str, Any]:
 
 def _zoom_words(cfg: dict[str, Any]) -> str:
     zoom, tint = cfg.get("zoom"), cfg.get("tint", 0.0)
-    words = f"zoom {zoom[0]}-{zoom[1]}x log-uniform, " if zoom else f"zoom {UNIFORM_ZOOM[0]}-{UNIFORM_ZOOM[1]}x, "
+    uniform = f"{UNIFORM_ZOOM[0]}-{UNIFORM_ZOOM[1]}x"
+    share = cfg.get("zoom_share", 1.0)
+    if not zoom:
+        words = f"zoom {uniform}, "
+    elif share < 1:
+        words = f"zoom {zoom[0]}-{zoom[1]}x log-uniform on {share:.0%} of each batch ({uniform} on the rest), "
+    else:
+        words = f"zoom {zoom[0]}-{zoom[1]}x log-uniform, "
     return words + (f"white-balance gains 1 +- {tint}, " if tint else "")
 
 
