@@ -235,8 +235,8 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, tr: SplitArrays, va: SplitArra
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = train_x[idx].permute(0, 3, 1, 2).float().div_(255.0)
             x = corner_swap(x, gen, cfg.corner_swap)  # before the flips move the corner
-            x = normalise(augment_batch(x, gen, cfg.colour_share, cfg.p_blur, cfg.p_res, cfg.zoom, cfg.tint,
-                                                cfg.zoom_share))
+            x = augment_batch(x, gen, cfg.colour_share, cfg.p_blur, cfg.p_res, cfg.zoom, cfg.tint, cfg.zoom_share)
+            x = normalise(x)
             y = train_y[idx]
             x, perm, own = cutmix(x, gen, cfg.cutmix)
             logits = model(x)
