@@ -13,10 +13,20 @@ import numpy as np
 TEMPERATURE_FLOOR = 0.05  # the fit's lower bound; a fit that ends here means the split was separated
 
 
-def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+def log_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """log softmax(logits / T), computed stably."""
     z = logits.astype(np.float64) / temperature
     z = z - z.max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / T): the calibrated probabilities."""
+    return np.exp(log_probabilities(logits, temperature))
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    logp = log_probabilities(logits, temperature)
     return float(-logp[np.arange(len(labels)), labels].mean())
 
 

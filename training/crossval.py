@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from inference.metrics import confusion_matrix, expected_calibration_error
-from training.calibration import fit_temperature, nll
+from training.calibration import fit_temperature, nll, probabilities
 from training.data import SplitArrays, class_folders, load_split
 from training.train import (
     CONFIGS,
@@ -60,12 +60,6 @@ def pooled_train_val(root: Path, size: int) -> SplitArrays:
     files = tr.files + va.files
     return SplitArrays(np.concatenate([tr.images, va.images])[order], np.concatenate([tr.labels, va.labels])[order],
                        [files[i] for i in order])
-
-
-def probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
-    z = logits / temperature
-    z = np.exp(z - z.max(1, keepdims=True))
-    return z / z.sum(1, keepdims=True)
 
 
 def summarise(logits: np.ndarray, labels: np.ndarray, fold: np.ndarray, names: list[str]) -> dict[str, object]:

@@ -209,10 +209,10 @@ def progress(epoch: int, epochs: int, step: int, steps: int, loss: float, acc: f
 
 
 def fit(cfg: TrainConfig, model: torch.nn.Module, tr: SplitArrays, va: SplitArrays | None,
-        k: int, gen: torch.Generator) -> tuple[list[dict[str, float]], dict[str, torch.Tensor], int]:
+        k: int, gen: torch.Generator) -> tuple[list[dict[str, float]], int]:
     """The epochs of one run: class-balanced batches, augmentation, AdamW + one-cycle. With ``va`` the best
     epoch by validation balanced accuracy (then NLL) is kept and loaded into ``model``, with early stopping;
-    without it every epoch runs and the last is kept. Returns the history, the kept weights and their epoch."""
+    without it every epoch runs and the last is kept. Returns the history and the kept epoch."""
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(tr.labels) // cfg.batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
@@ -277,9 +277,9 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, tr: SplitArrays, va: SplitArra
             print(f"[{cfg.model}] early stop: no validation gain for {cfg.patience} epochs", flush=True)
             break
     if best_state is None:
-        return history, {n: t.detach().clone() for n, t in model.state_dict().items()}, len(history)
+        return history, len(history)
     model.load_state_dict(best_state)
-    return history, best_state, best_epoch
+    return history, best_epoch
 
 
 def starting_network(cfg: TrainConfig, k: int, init: Path | None) -> tuple[torch.nn.Module, list[str]]:
@@ -327,7 +327,7 @@ def train(cfg: TrainConfig, data_root: Path, refit: bool = False, init: Path | N
               flush=True)
     print(f"[{cfg.model}] SmearNet {count_parameters(model):,} parameters at {cfg.size}px", flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    history, _, best_epoch = fit(cfg, model, tr, None if refit else va, k, gen)  # fit leaves the kept weights in model
+    history, best_epoch = fit(cfg, model, tr, None if refit else va, k, gen)  # fit leaves the kept weights in model
 
     if not refit:
         bn_choice = choose_bn_statistics(model, tr.images, va, k)
