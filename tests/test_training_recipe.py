@@ -388,6 +388,11 @@ def test_card_says_where_the_weights_started() -> None:
     assert _start_words(started).startswith("starting from the pbc recipe's validated network "
                                             "(training/runs/pbc_pre/checkpoint.pt")
     assert _start_words({"config": {"extra": {"init_from": "a.pt"}}}) == "starting from a.pt"
+    pre = "training/runs/pbc_pre/checkpoint.pt"
+    for dataset, head in (("pbc", "same classes"), ("all4", "new classifier layer")):
+        words = _start_words({"config": {"dataset": dataset, "start_from": "pbc_pre", "extra": {"init_from": pre}}})
+        assert words == (f"starting from the validated pbc network pbc_pre ({pre}: 30 epochs at 128 px from random "
+                         f"weights, trained first by the same command; {head})")
 
 
 def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(monkeypatch) -> None:
@@ -398,18 +403,18 @@ def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(mo
         seen.update(cfg=cfg, refit=refit, init=init)
 
     monkeypatch.setattr(tt, "train", fake_train)
-    assert tt.main(["pbc", "--run", "pbc_x", "--size", "160", "--epochs", "10", "--lr", "0.001", "--colour-share", "1",
-                    "--cutmix", "0.5", "--corner-swap", "0.5", "--zoom", "0.6", "1.65", "--tint", "0.15",
-                    "--zoom-share", "0.5", "--init", "runs/a.pt", "--refit"]) == 0
+    assert tt.main(["pbc", "--run", "pbc_x", "--size", "192", "--epochs", "10", "--lr", "0.002", "--colour-share", "1",
+                    "--cutmix", "0.5", "--corner-swap", "0.5", "--zoom", "0.7", "1.5", "--tint", "0.1",
+                    "--zoom-share", "0.25", "--init", "runs/a.pt", "--refit"]) == 0
     cfg = seen["cfg"]
-    assert (cfg.model, cfg.size, cfg.epochs, cfg.lr) == ("pbc_x", 160, 10, 0.001)
+    assert (cfg.model, cfg.size, cfg.epochs, cfg.lr) == ("pbc_x", 192, 10, 0.002)
     assert (cfg.colour_share, cfg.cutmix, cfg.corner_swap) == (1.0, 0.5, 0.5)
-    assert (cfg.zoom, cfg.tint, cfg.zoom_share) == ((0.6, 1.65), 0.15, 0.5)
+    assert (cfg.zoom, cfg.tint, cfg.zoom_share) == ((0.7, 1.5), 0.1, 0.25)
     assert seen["refit"] and str(seen["init"]) == "runs/a.pt"
     recipe = tt.CONFIGS["pbc"]
-    assert (recipe.model, recipe.size, recipe.epochs, recipe.colour_share, recipe.cutmix, recipe.corner_swap) == (
-        "pbc", 128, 30, 0.5, 0.0, 0.0)
-    assert (recipe.zoom, recipe.tint, recipe.zoom_share) == (None, 0.0, 1.0)
+    assert (recipe.model, recipe.size, recipe.epochs, recipe.lr, recipe.colour_share, recipe.cutmix,
+            recipe.corner_swap) == ("pbc", 160, 15, 1e-3, 0.5, 0.0, 0.0)
+    assert (recipe.zoom, recipe.tint, recipe.zoom_share) == ((0.6, 1.65), 0.15, 0.5)
 
 
 def test_scale_bar_probe_counts_the_calls_a_swapped_corner_changes() -> None:
@@ -478,16 +483,29 @@ def test_the_all_recipe_starts_from_the_blood_cell_network_and_trains_it_first_w
     monkeypatch.setattr(tt, "RUNS", tmp_path)
     assert tt.main(["all4"]) == 0  # no pbc_pre yet: the blood-cell recipe runs first, under that name
     pre = tmp_path / "pbc_pre" / "checkpoint.pt"
-    assert calls == [("pbc_pre", "pbc", "", False, None), ("all4", "all4", "pbc", False, pre)]
+    assert calls == [("pbc_pre", "pbc", "", False, None), ("all4", "all4", "pbc_pre", False, pre)]
     calls.clear()
     assert tt.main(["all4", "--refit"]) == 0  # now it is there: reused, the refit starts from it too
-    assert calls == [("all4", "all4", "pbc", True, pre)]
+    assert calls == [("all4", "all4", "pbc_pre", True, pre)]
     calls.clear()
     assert tt.main(["all4", "--start-from", "none", "--run", "all4_scratch"]) == 0
     assert calls == [("all4_scratch", "all4", "", False, None)]
     calls.clear()
-    assert tt.main(["pbc"]) == 0 and calls == [("pbc", "pbc", "", False, None)]
-    assert tt.CONFIGS["all4"].start_from == "pbc"
+    assert tt.main(["pbc"]) == 0 and calls == [("pbc", "pbc", "pbc_pre", False, pre)]  # the same network
+    calls.clear()
+    assert tt.main(["pbc", "--start-from", "none", "--run", "pbc_scratch"]) == 0
+    assert calls == [("pbc_scratch", "pbc", "", False, None)]
+    assert tt.CONFIGS["all4"].start_from == tt.CONFIGS["pbc"].start_from == "pbc_pre"
+
+
+def test_the_blood_cell_recipe_is_a_second_schedule_of_its_start_network() -> None:
+    import training.train as tt
+
+    base, pbc = tt.STARTS["pbc_pre"], tt.CONFIGS["pbc"]
+    assert (base.size, base.epochs, base.zoom, base.start_from) == (128, 30, None, "")
+    assert (pbc.size, pbc.epochs, pbc.lr, pbc.zoom, pbc.zoom_share, pbc.tint) == (160, 15, 1e-3, (0.6, 1.65), 0.5, 0.15)
+    assert (pbc.dataset, pbc.colour_share, pbc.p_blur, pbc.p_res, pbc.seed) == (
+        base.dataset, base.colour_share, base.p_blur, base.p_res, base.seed)
 
 
 def test_bar_styles_are_told_apart_and_errors_are_counted_per_style() -> None:
