@@ -97,6 +97,19 @@ def test_single_cell_model_on_another_labs_neutrophils_reproduces_its_card(model
     assert np.mean([UNFAMILIAR_NOTE in p.notes for p in preds]) >= 0.9  # the app warns: another lab's images
 
 
+def test_blood_cell_limits_quote_the_measured_magnification_and_white_balance_figures() -> None:
+    """The limits are written by hand; they must say what the shipped file measured, not an older model's figures."""
+    prov = ModelSession.load(bundled_models_dir() / "hemalens-pbc.onnx").spec.provenance
+    rob = prov.metrics["robustness"]
+
+    def acc(row: str) -> str:
+        return f"{rob[row]['accuracy']:.2f}"
+
+    assert (f"as large as in training: {acc('magnification: cell 0.6x as large')} and "
+            f"{acc('magnification: cell 1.6x as large')}") in prov.limitations
+    assert f"warm white balance: {acc('camera: warm white balance (R x1.15, B x0.85)')}" in prov.limitations
+
+
 def test_other_lab_card_section_says_which_classes_it_checks() -> None:
     from training.report import other_lab_section
 
