@@ -121,6 +121,11 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def recipe_augmentation(x: torch.Tensor, g: torch.Generator, cfg: TrainConfig) -> torch.Tensor:
+    """augment_batch with the recipe's settings: training batches and augmented validation copies alike."""
+    return augment_batch(x, g, cfg.colour_share, cfg.p_blur, cfg.p_res, cfg.zoom, cfg.tint, cfg.zoom_share)
+
+
 def normalise(x: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
@@ -191,8 +196,7 @@ def validation_temperature(model: torch.nn.Module, va: SplitArrays, cfg: TrainCo
     with torch.no_grad():
         for _ in range(copies):
             for i in range(0, len(va.labels), 128):
-                x = augment_batch(to_tensor(va.images[i:i + 128]), g, cfg.colour_share, cfg.p_blur, cfg.p_res,
-                                  cfg.zoom, cfg.tint, cfg.zoom_share)
+                x = recipe_augmentation(to_tensor(va.images[i:i + 128]), g, cfg)
                 aug_logits.append(model(normalise(x)).numpy())
     labels = np.tile(va.labels, copies)
     aug = np.concatenate(aug_logits)
@@ -243,8 +247,7 @@ def fit(cfg: TrainConfig, model: torch.nn.Module, tr: SplitArrays, va: SplitArra
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = train_x[idx].permute(0, 3, 1, 2).float().div_(255.0)
             x = corner_swap(x, gen, cfg.corner_swap)  # before the flips move the corner
-            x = augment_batch(x, gen, cfg.colour_share, cfg.p_blur, cfg.p_res, cfg.zoom, cfg.tint, cfg.zoom_share)
-            x = normalise(x)
+            x = normalise(recipe_augmentation(x, gen, cfg))
             y = train_y[idx]
             x, perm, own = cutmix(x, gen, cfg.cutmix)
             logits = model(x)
@@ -366,7 +369,7 @@ def pretrained_start(cfg: TrainConfig, data_root: Path) -> Path | None:
     checkpoint = RUNS / cfg.start_from / "checkpoint.pt"
     if not checkpoint.exists():
         print(f"[{cfg.model}] first training {cfg.start_from} to start from ({checkpoint})", flush=True)
-        train(replace(STARTS[cfg.start_from]), data_root)
+        train(replace(STARTS[cfg.start_from]), data_root)  # a copy: train() records facts in cfg.extra
     return checkpoint
 
 
