@@ -600,6 +600,22 @@ def test_cross_validation_can_compare_a_recipe_variant_without_touching_any_refi
     assert cv.CONFIGS["all4"].size == 128 and not (tmp_path / "runs").exists()
 
 
+def test_cross_validation_can_start_every_fold_from_another_network_only_to_compare(tmp_path, monkeypatch,
+                                                                                    capsys) -> None:
+    import training.crossval as cv
+
+    seen = {}
+    start = tmp_path / "other.pt"
+    monkeypatch.setattr(cv, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(cv, "pretrained_start", lambda cfg, data: pytest.fail("the recipe's start was trained"))
+    monkeypatch.setattr(cv, "crossval",
+                        lambda cfg, data, folds, init: seen.update(init=init) or {"temperature": 0.6})
+    assert cv.main(["all4", "--data", str(tmp_path), "--init", str(start)]) == 1  # would mislabel the refit
+    assert "--figures-only" in capsys.readouterr().out and not seen
+    assert cv.main(["all4", "--data", str(tmp_path), "--init", str(start), "--figures-only", "--run", "x"]) == 0
+    assert seen["init"] == start
+
+
 def test_card_names_the_zoom_range_and_the_share_of_each_batch_it_was_given() -> None:
     from training.export_model import _zoom_words
 

@@ -133,17 +133,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--size", type=int, help="override the training resolution (as training.train --size)")
     parser.add_argument("--run", help="run folder under training/runs (default: the model's name)")
+    parser.add_argument("--init", type=Path,
+                        help="start every fold from this checkpoint, not the recipe's start (with --figures-only)")
     parser.add_argument("--figures-only", action="store_true",
                         help="only the out-of-fold figures (to compare recipes): no refit needed, none changed")
     args = parser.parse_args(argv)
     overrides = {"size": args.size, "model": args.run}
     cfg = replace(CONFIGS[args.model], **{k: v for k, v in overrides.items() if v})
+    if args.init and not args.figures_only:
+        print("--init compares another start: add --figures-only (the refit was not trained from it)", flush=True)
+        return 1
     refit = RUNS / cfg.model / "checkpoint.pt"
     ckpt = torch.load(refit, map_location="cpu", weights_only=False) if refit.exists() else None
     if (ckpt is None or not is_refit(ckpt)) and not args.figures_only:
         print(f"no refit at {refit}: run python -m training.train {args.model} --refit first", flush=True)
         return 1
-    temperature = crossval(cfg, args.data, args.folds, pretrained_start(cfg, args.data))["temperature"]
+    temperature = crossval(cfg, args.data, args.folds, args.init or pretrained_start(cfg, args.data))["temperature"]
     if args.figures_only or ckpt is None:
         return 0
     torch.save(with_crossval_temperature(ckpt, temperature, args.folds), refit)
