@@ -381,7 +381,7 @@ def test_card_says_how_a_refit_was_trained_and_how_to_reproduce_it() -> None:
 
 
 def test_card_says_where_the_weights_started() -> None:
-    from training.export_model import _start_words
+    from training.export_model import VERSIONS, _start_words
 
     assert _start_words({"config": {"extra": {}}}) == "from scratch"
     started = {"config": {"start_from": "pbc", "extra": {"init_from": "training/runs/pbc_pre/checkpoint.pt"}}}
@@ -393,6 +393,10 @@ def test_card_says_where_the_weights_started() -> None:
         words = _start_words({"config": {"dataset": dataset, "start_from": "pbc_pre", "extra": {"init_from": pre}}})
         assert words == (f"starting from the validated pbc network pbc_pre ({pre}: 30 epochs at 128 px from random "
                          f"weights, trained first by the same command; {head})")
+    refit = "training/runs/pbc/checkpoint.pt"
+    words = _start_words({"config": {"dataset": "all4", "start_from": "pbc", "extra": {"init_from": refit}}})
+    assert words == (f"starting from the shipped pbc recipe's refit pbc ({refit}: version {VERSIONS['pbc']}, 15 epochs "
+                     "at 160 px, trained first by the same command; new classifier layer)")
 
 
 def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(monkeypatch) -> None:
@@ -468,7 +472,7 @@ def test_weights_from_a_model_with_other_classes_fill_all_but_the_classifier() -
     assert target(torch.zeros(1, 3, 32, 32)).shape == (1, 4)
 
 
-def test_the_all_recipe_starts_from_the_blood_cell_network_and_trains_it_first_when_missing(
+def test_the_all_recipe_starts_from_the_blood_cell_refit_and_trains_it_first_when_missing(
         monkeypatch, tmp_path: Path) -> None:
     import training.train as tt
 
@@ -477,25 +481,36 @@ def test_the_all_recipe_starts_from_the_blood_cell_network_and_trains_it_first_w
     def fake_train(cfg, data, refit=False, init=None):
         calls.append((cfg.model, cfg.dataset, cfg.start_from, refit, init))
         (tmp_path / cfg.model).mkdir(exist_ok=True)
-        (tmp_path / cfg.model / "checkpoint.pt").write_bytes(b"x")
+        torch.save({"config": {"extra": {"fit_on": "train+val"} if refit else {}}},
+                   tmp_path / cfg.model / "checkpoint.pt")
 
     monkeypatch.setattr(tt, "train", fake_train)
     monkeypatch.setattr(tt, "RUNS", tmp_path)
-    assert tt.main(["all4"]) == 0  # no pbc_pre yet: the blood-cell recipe runs first, under that name
-    pre = tmp_path / "pbc_pre" / "checkpoint.pt"
-    assert calls == [("pbc_pre", "pbc", "", False, None), ("all4", "all4", "pbc_pre", False, pre)]
+    assert tt.main(["all4"]) == 0  # nothing yet: pbc_pre, then the blood-cell recipe and its refit, then all4
+    pre, pbc = tmp_path / "pbc_pre" / "checkpoint.pt", tmp_path / "pbc" / "checkpoint.pt"
+    assert calls == [("pbc_pre", "pbc", "", False, None), ("pbc", "pbc", "pbc_pre", False, pre),
+                     ("pbc", "pbc", "pbc_pre", True, pre), ("all4", "all4", "pbc", False, pbc)]
     calls.clear()
     assert tt.main(["all4", "--refit"]) == 0  # now it is there: reused, the refit starts from it too
-    assert calls == [("all4", "all4", "pbc_pre", True, pre)]
+    assert calls == [("all4", "all4", "pbc", True, pbc)]
+    calls.clear()
+    fake_train(tt.CONFIGS["pbc"], None)  # a validated blood-cell run only: not what ships, so refit first
+    calls.clear()
+    assert tt.main(["all4"]) == 0
+    assert calls == [("pbc", "pbc", "pbc_pre", False, pre), ("pbc", "pbc", "pbc_pre", True, pre),
+                     ("all4", "all4", "pbc", False, pbc)]
+    calls.clear()
+    assert tt.main(["all4", "--start-from", "pbc_pre", "--run", "all4_pre"]) == 0
+    assert calls == [("all4_pre", "all4", "pbc_pre", False, pre)]
     calls.clear()
     assert tt.main(["all4", "--start-from", "none", "--run", "all4_scratch"]) == 0
     assert calls == [("all4_scratch", "all4", "", False, None)]
     calls.clear()
-    assert tt.main(["pbc"]) == 0 and calls == [("pbc", "pbc", "pbc_pre", False, pre)]  # the same network
+    assert tt.main(["pbc", "--run", "pbc2"]) == 0 and calls == [("pbc2", "pbc", "pbc_pre", False, pre)]
     calls.clear()
     assert tt.main(["pbc", "--start-from", "none", "--run", "pbc_scratch"]) == 0
     assert calls == [("pbc_scratch", "pbc", "", False, None)]
-    assert tt.CONFIGS["all4"].start_from == tt.CONFIGS["pbc"].start_from == "pbc_pre"
+    assert (tt.CONFIGS["all4"].start_from, tt.CONFIGS["pbc"].start_from) == ("pbc", "pbc_pre")
 
 
 def test_the_blood_cell_recipe_is_a_second_schedule_of_its_start_network() -> None:

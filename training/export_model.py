@@ -37,7 +37,7 @@ from training.report import (
     write_json,
 )
 from training.robustness import robustness
-from training.train import CONFIGS, DATA_ROOT, RUNS, STARTS, is_refit
+from training.train import CONFIGS, DATA_ROOT, RUNS, START_RECIPES, STARTS, is_refit
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets" / "models"
@@ -230,6 +230,11 @@ def _start_words(ckpt: dict[str, Any]) -> str:
         return "from scratch"
     if not start:
         return f"starting from {init}"
+    if start in START_RECIPES and Path(init).parent.name == start:  # (older checkpoints named pbc_pre's run "pbc")
+        base = CONFIGS[start]
+        return (f"starting from the shipped {base.dataset} recipe's refit {start} ({init}: version "
+                f"{VERSIONS[start]}, {base.epochs} epochs at {base.size} px, trained first by the same command; "
+                "new classifier layer)")
     base = STARTS.get(start)
     if base is None:  # checkpoints from before STARTS named the recipe
         return (f"starting from the {start} recipe's validated network ({init}, trained first by the same command; "
