@@ -46,7 +46,7 @@ CARDS = Path(__file__).resolve().parent / "cards"
 # all4 1.1.1: the same weights, temperature from a 5-fold block cross-validation (rule b18f596).
 # pbc 1.1.0: a second schedule on the blood-cell network at 160 px, wide zoom on half of each batch (rule 76fa63d);
 # 1.0.0 was the 128 px refit from random weights.
-VERSIONS = {"all4": "1.1.1", "aml": "1.0.0", "pbc": "1.1.0"}
+VERSIONS = {"all4": "1.2.0", "aml": "1.1.0", "pbc": "1.1.0"}
 
 INTENDED_USE = ("Screening aid for research, not a diagnosis: it suggests a class and shows where it looked; "
                 "a qualified person reviews every image.")
@@ -106,19 +106,19 @@ DATASETS: dict[str, dict[str, str]] = {
                        "test. Whole-field images: classes are defined per image, not per cell. A non-square field "
                        "is judged on its centre square (the sides get no heatmap). Most fields carry a scale bar "
                        "in the bottom-right corner whose style follows the imaging session; given another class's "
-                       "bar, 0.5 % of the model's test calls change (`python -m training.scale_bar_probe`). The "
+                       "bar, 0.3 % of the model's test calls change (`python -m training.scale_bar_probe`). The "
                        "bar's style marks the imaging source, and Benign errors gather in one source (pale fields "
                        "with a large '200 px' box; 26 % of Benign and 39 % of Early Pre-B training fields): 8 of "
-                       "21 such Benign test fields are called Early Pre-B, 2 of 43 other Benign fields (some "
+                       "21 such Benign test fields are called Early Pre-B, 1 of 43 other Benign fields (some "
                        "fields appear twice under different file numbers). "
                        "No leukaemia field of the test block is called Benign, but that is no guarantee: in a 5-fold "
                        "block cross-validation of the same recipe over the train and validation blocks (`python -m "
-                       "training.crossval all4`), 22 of 1,959 B-ALL fields (16 Early Pre-B, 6 Pre-B) were called "
+                       "training.crossval all4`), 20 of 1,959 B-ALL fields (14 Early Pre-B, 5 Pre-B, 1 Pro-B) were called "
                        "Benign by the model trained without them. "
                        "The classes differ in overall colour "
                        "balance (mean red/blue ratio per class 0.78-0.95 with spreads of 0.01-0.06; six colour "
                        "statistics per image alone reach 0.76 on the test block), so the model partly reads the "
-                       "imaging session: on test copies with a warm white balance it falls to 0.69. Two recipes "
+                       "imaging session: on test copies with a warm white balance it falls to 0.76. Two recipes "
                        "that ignore colour balance were not shipped: zoom and white-balance jitter (validation "
                        "0.96), and per-image colour standardisation (test balanced accuracy 0.941, Benign recall "
                        "0.77, though 0.97 under the warm white balance). Not validated on other labs; check on "
