@@ -46,6 +46,8 @@ CARDS = Path(__file__).resolve().parent / "cards"
 # all4 1.1.1: the same weights, temperature from a 5-fold block cross-validation (rule b18f596).
 # pbc 1.1.0: a second schedule on the blood-cell network at 160 px, wide zoom on half of each batch (rule 76fa63d);
 # 1.0.0 was the 128 px refit from random weights.
+# all4 1.2.0 (rule 9fc8e0b) and aml 1.1.0 (rule f156ab3): start from the blood-cell 1.1.0 refit; aml 1.0.0 was
+# trained from random weights by an uncommitted working tree and could not be rebuilt.
 VERSIONS = {"all4": "1.2.0", "aml": "1.1.0", "pbc": "1.1.0"}
 
 INTENDED_USE = ("Screening aid for research, not a diagnosis: it suggests a class and shows where it looked; "

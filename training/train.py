@@ -3,7 +3,7 @@
 Recipe (same for the three models, sizes in CONFIGS): block split from inference/splits.py, images
 decoded once and cached, class-balanced sampling, smear augmentation (training/augment.py), a compact
 CNN (training/model.py) trained from scratch here (the blood-cell recipe starts from the blood-cell network
-pbc_pre in STARTS, the ALL recipe from the blood-cell recipe's refit; each trained first when missing),
+pbc_pre in STARTS, the ALL and AML recipes from the blood-cell recipe's refit; each trained first when missing),
 AdamW with a one-cycle learning rate, label smoothing, early stopping on validation balanced accuracy, and
 temperature scaling on validation. Writes training/runs/<model>/checkpoint.pt and summary.json; export with
 `python -m training.export_model`.
@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--colour-share", type=float, help="share of each batch given stain/colour jitter")
     parser.add_argument("--start-from", choices=[*STARTS, *START_RECIPES, "none"],
                         help="network whose weights start this run ('none': random weights; default: the recipe's, "
-                             "pbc_pre for pbc, the blood-cell refit pbc for all4)")
+                             "pbc_pre for pbc, the blood-cell refit pbc for all4 and aml)")
     parser.add_argument("--corner-swap", type=float,
                         help="share of images given another image's bottom-right (scale bar) corner")
     parser.add_argument("--zoom", type=float, nargs=2, metavar=("LOW", "HIGH"),
