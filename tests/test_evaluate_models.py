@@ -43,6 +43,8 @@ def test_shipped_model_card_and_contract(model_id: str) -> None:
     card = path.with_suffix(".md").read_text()
     assert f"{metrics['accuracy']:.4f}" in card and "not a diagnosis" in card
     assert (path.parent / f"{model_id}-gradcam.jpg").is_file()
+    # The card and the file the app reads must state the same limits (both are written from one text).
+    assert f"- Limits: {prov.limitations}\n" in card
 
 
 @pytest.mark.parametrize("model_id", sorted(MODELS))
