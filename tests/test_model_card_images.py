@@ -60,3 +60,21 @@ def test_every_image_a_shipped_card_shows_exists_and_is_bundled() -> None:
             assert image.suffix == ".jpg" and image.read_bytes()[:3] == b"\xff\xd8\xff", link
             assert image in bundled, f"{link} is not bundled"
     assert not list(MODELS.glob("*-gradcam.png")), "grids ship as JPEG (training/report.save_cam_grid)"
+
+
+def test_latency_records_how_busy_the_machine_was() -> None:
+    """A card's latency from a shared machine comes with the CPU share other processes took meanwhile."""
+    import os
+    import subprocess
+
+    from training.report import OtherProcessLoad, _load_note
+
+    quiet = OtherProcessLoad()
+    busy = OtherProcessLoad()
+    spin = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < 1.5: pass"
+    subprocess.run([sys.executable, "-c", spin], check=True)
+    share = busy.share()
+    assert share is not None and share >= 0.5 / (os.cpu_count() or 1)  # one spinning process: ~1 core of n
+    assert quiet.share() is not None
+    assert _load_note({"other_processes_cpu_share": 0.031}) == "; other processes used 3% of its CPU time meanwhile"
+    assert _load_note({}) == ", other load not recorded"

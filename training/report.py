@@ -7,6 +7,7 @@ PyTorch model, so the card describes exactly what ships.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from dataclasses import replace
@@ -27,12 +28,42 @@ from inference.session import ModelSession, session_options
 from inference.splits import labelled_folder
 
 
+class OtherProcessLoad:
+    """The share of all CPUs' time that processes other than this one used since construction (Linux /proc/stat).
+
+    A latency figure from a shared machine means little without it; None where /proc/stat is missing.
+    """
+
+    def __init__(self) -> None:
+        self._start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        hz = float(os.sysconf("SC_CLK_TCK"))
+        busy = (sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0.0)) / hz  # minus idle, iowait
+        own = sum(os.times()[:2])  # this process, all its threads
+        return time.monotonic(), busy, own
+
+    def share(self) -> float | None:
+        end = self._sample()
+        if self._start is None or end is None:
+            return None
+        wall = (end[0] - self._start[0]) * (os.cpu_count() or 1)
+        others = (end[1] - self._start[1]) - (end[2] - self._start[2])
+        return round(min(max(others / wall, 0.0), 1.0), 3) if wall > 0 else None
+
+
 def measure_latency(model_path: Path, threads: int = 2, runs: int = 200) -> dict[str, float]:
     """Median / p90 / fastest milliseconds at batch 1 on ``threads`` CPU threads, runtime session options.
 
     ``scores_ms``: the class scores only; ``with_gradcam_ms``: scores plus the two Grad-CAM outputs;
     ``predict_ms``: ModelSession.predict on a 224x224 image, preprocessing and calibration included.
     """
+    other_load = OtherProcessLoad()  # the card says how busy the machine was: timings on a shared box vary
     sess = ort.InferenceSession(str(model_path), session_options(threads), providers=["CPUExecutionProvider"])
     spec = spec_from_metadata({p.key: p.value for p in onnx.load(str(model_path)).metadata_props})
     assert spec is not None
@@ -67,7 +98,8 @@ def measure_latency(model_path: Path, threads: int = 2, runs: int = 200) -> dict
     return {"threads": threads, "scores_ms": round(statistics.median(scores), 2),
             "scores_p90_ms": round(p90(scores), 2),
             "with_gradcam_ms": round(statistics.median(full), 2), "predict_ms": round(statistics.median(e2e), 2),
-            "scores_min_ms": round(min(scores), 2), "predict_min_ms": round(min(e2e), 2)}
+            "scores_min_ms": round(min(scores), 2), "predict_min_ms": round(min(e2e), 2),
+            "other_processes_cpu_share": other_load.share()}
 
 
 # The grids ship next to the models in every package: as JPEG the three are 0.56 MB (as PNG they
@@ -200,6 +232,14 @@ whole model.
 """
 
 
+def _load_note(latency: dict[str, float]) -> str:
+    """How busy the machine was while the latency was measured (older measurements did not record it)."""
+    share = latency.get("other_processes_cpu_share")
+    if share is None:
+        return ", other load not recorded"
+    return f"; other processes used {share:.0%} of its CPU time meanwhile"
+
+
 def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any], evaluation: dict[str, Any],
                robustness: dict[str, dict[str, float]], unlike: dict[str, Any], latency: dict[str, float],
                cam: dict[str, Any], cam_image: str, observations: str,
@@ -211,7 +251,8 @@ def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any]
             f"{v['flagged_unlike_training']:.1%} |" for k, v in robustness.items()]
     lat = (f"{latency['scores_ms']} ms scores only; {latency['with_gradcam_ms']} ms with Grad-CAM outputs; "
            f"{latency['predict_ms']} ms `ModelSession.predict` incl. preprocessing "
-           f"(medians on a shared, busy 2-core machine; p90 scores only {latency['scores_p90_ms']} ms; fastest run "
+           f"(medians on a 2-core machine{_load_note(latency)}; p90 scores only {latency['scores_p90_ms']} ms; "
+           f"fastest run "
            f"{latency['scores_min_ms']} ms scores only, {latency['predict_min_ms']} ms predict)")
     headline = (f"Images: {evaluation['n']} · accuracy **{evaluation['accuracy']:.4f}** · balanced accuracy "
                 f"**{evaluation['balanced_accuracy']:.4f}** · ECE (15 bins, after temperature scaling) "
