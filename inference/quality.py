@@ -39,6 +39,20 @@ def _grey_sample(rgb: np.ndarray, step: int) -> np.ndarray:
     return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
 
 
+MAX_ENLARGEMENT = 2.0
+
+
+def enlargement_notes(rgb: np.ndarray, input_width: int, input_height: int) -> tuple[str, ...]:
+    """A warning when the image must be enlarged more than 2x to reach the model's input: the detail the
+    model was trained on (granules, chromatin) is then missing, however confident the call looks."""
+    height, width = rgb.shape[:2]
+    factor = max(input_width / max(width, 1), input_height / max(height, 1))
+    if factor <= MAX_ENLARGEMENT:
+        return ()
+    return (f"image quality: only {width} x {height} pixels, enlarged {factor:.0f}x to the model's "
+            f"{input_width} x {input_height} input; fine detail is missing",)
+
+
 def quality_notes(rgb: np.ndarray) -> tuple[str, ...]:
     """Warnings about the exposure and sharpness of an (H, W, 3) uint8 image; empty when it looks usable."""
     step = max(1, int(np.ceil(max(rgb.shape[0], rgb.shape[1]) / MAX_SIDE)))

@@ -31,7 +31,7 @@ from inference.model_file import (
 )
 from inference.prediction import Prediction
 from inference.preprocess import normalisation, preprocess_batch
-from inference.quality import quality_notes
+from inference.quality import enlargement_notes, quality_notes
 
 CPU = "CPUExecutionProvider"
 # Accelerators used automatically when this onnxruntime build has them; CPU is always the fallback.
@@ -337,7 +337,8 @@ class ModelSession:
                 probabilities=probs[i],
                 top_index=int(top[i]),
                 cam_method=self.cam_method,
-                notes=base_notes + quality_notes(rgb) + ((UNFAMILIAR_NOTE,) if unlike[i] else ()),
+                notes=(base_notes + enlargement_notes(rgb, self.spec.input.width, self.spec.input.height)
+                       + quality_notes(rgb) + ((UNFAMILIAR_NOTE,) if unlike[i] else ())),
                 scores=scores[i].copy(),
                 image_size=(rgb.shape[1], rgb.shape[0]),
                 unseen_edges=geoms[i].unseen_edges(),
