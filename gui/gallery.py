@@ -199,7 +199,7 @@ class GalleryView(QWidget):
         self._groups = [
             *zip(ids, names, strict=False),
             (UNIDENTIFIED_ID, UNIDENTIFIED_NAME),
-            (NOT_CLASSIFIED, "No call yet"),
+            (NOT_CLASSIFIED, "No call (waiting, or the image failed)"),
         ]
         self._teardown()
         if self.isVisible():

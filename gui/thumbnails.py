@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QSize, Qt, QThread, Signal
-from PySide6.QtGui import QIcon, QImage, QImageReader, QPixmap
+from PySide6.QtGui import QIcon, QImage, QImageReader, QPainter, QPixmap
 
 from gui.qimage import rgb_to_qimage
 from gui.thread_priority import lower_current_thread_priority
@@ -21,6 +21,17 @@ from gui.thread_priority import lower_current_thread_priority
 THUMB_SIZE = 96
 MAX_PENDING = 256
 CACHE_SIZE = 3000
+
+
+def _on_white(image: QImage) -> QImage:
+    """Transparency flattened onto white, as the core loader does for the model, so the thumbnail shows
+    what was classified (a plain format conversion turns transparent pixels black)."""
+    flat = QImage(image.size(), QImage.Format.Format_RGB888)
+    flat.fill(Qt.GlobalColor.white)
+    painter = QPainter(flat)
+    painter.drawImage(0, 0, image)
+    painter.end()
+    return flat
 
 
 def read_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
@@ -34,7 +45,7 @@ def read_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
             reader.setScaledSize(QSize(max(1, round(full.width() * scale)), max(1, round(full.height() * scale))))
     image = reader.read()
     if not image.isNull():
-        image = image.convertToFormat(QImage.Format.Format_RGB888)
+        image = _on_white(image) if image.hasAlphaChannel() else image.convertToFormat(QImage.Format.Format_RGB888)
         if max(image.width(), image.height()) > size:
             image = image.scaled(
                 size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
