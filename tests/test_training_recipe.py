@@ -421,6 +421,30 @@ def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(mo
     assert (recipe.zoom, recipe.tint, recipe.zoom_share) == ((0.6, 1.65), 0.15, 0.5)
 
 
+def test_crossval_judges_the_same_recipe_variant_that_training_would_train(monkeypatch) -> None:
+    import training.crossval as cv
+    import training.train as tt
+
+    seen = {}
+    def fake_crossval(cfg, data, folds, init):
+        seen.update(cfg=cfg, folds=folds, init=init)
+        return {"temperature": 1.0}
+
+    monkeypatch.setattr(cv, "crossval", fake_crossval)
+    monkeypatch.setattr(cv, "pretrained_start", lambda cfg, data: None)
+    options = ["--run", "all4_zh", "--zoom", "0.6", "1.65", "--zoom-share", "0.5", "--tint", "0.15", "--size", "144",
+               "--standardise-colour"]
+    assert cv.main(["all4", *options, "--folds", "3", "--figures-only"]) == 0
+    trained = {}
+    monkeypatch.setattr(tt, "train", lambda cfg, data, refit=False, init=None: trained.update(cfg=cfg))
+    monkeypatch.setattr(tt, "pretrained_start", lambda cfg, data: None)
+    assert tt.main(["all4", *options]) == 0
+    assert seen["cfg"] == trained["cfg"] and seen["folds"] == 3
+    assert (seen["cfg"].zoom, seen["cfg"].zoom_share, seen["cfg"].tint, seen["cfg"].size) == ((0.6, 1.65), 0.5, 0.15,
+                                                                                             144)
+    assert seen["cfg"].standardise_colour and seen["cfg"].model == "all4_zh"
+
+
 def test_scale_bar_probe_counts_the_calls_a_swapped_corner_changes() -> None:
     from training.scale_bar_probe import corner_sensitivity, with_corner_of
 

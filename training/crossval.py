@@ -30,14 +30,15 @@ from training.calibration import fit_temperature, nll, probabilities
 from training.data import SplitArrays, class_folders, load_split
 from training.train import (
     CONFIGS,
-    DATA_ROOT,
     RUNS,
     TrainConfig,
+    add_recipe_options,
     balanced_accuracy,
     fit,
     is_refit,
     predict_logits,
     pretrained_start,
+    recipe_from_options,
     starting_network,
 )
 
@@ -129,17 +130,14 @@ def crossval(cfg: TrainConfig, data_root: Path, folds: int, init: Path | None) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.crossval", description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=sorted(CONFIGS))
-    parser.add_argument("--data", type=Path, default=DATA_ROOT, help="folder holding all4/, aml/, pbc/")
+    add_recipe_options(parser)  # a recipe variant, as training.train takes it
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--size", type=int, help="override the training resolution (as training.train --size)")
-    parser.add_argument("--run", help="run folder under training/runs (default: the model's name)")
     parser.add_argument("--init", type=Path,
                         help="start every fold from this checkpoint, not the recipe's start (with --figures-only)")
     parser.add_argument("--figures-only", action="store_true",
                         help="only the out-of-fold figures (to compare recipes): no refit needed, none changed")
     args = parser.parse_args(argv)
-    overrides = {"size": args.size, "model": args.run}
-    cfg = replace(CONFIGS[args.model], **{k: v for k, v in overrides.items() if v})
+    cfg = recipe_from_options(args.model, args)
     if args.init and not args.figures_only:
         print("--init compares another start: add --figures-only (the refit was not trained from it)", flush=True)
         return 1

@@ -391,17 +391,13 @@ def pretrained_start(cfg: TrainConfig, data_root: Path) -> Path | None:
     return checkpoint
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=sorted(CONFIGS))
+def add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """The options that make a variant of a recipe: shared by training.train and training.crossval, so a
+    variant judged by its out-of-fold calls is exactly the one trained."""
     parser.add_argument("--data", type=Path, default=DATA_ROOT, help="folder holding all4/, aml/, pbc/")
     parser.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     parser.add_argument("--size", type=int, help="override the training resolution")
     parser.add_argument("--lr", type=float, help="override the one-cycle peak learning rate")
-    parser.add_argument("--init", type=Path,
-                        help="start from this checkpoint's weights (a second schedule, or another data set's model)")
-    parser.add_argument("--refit", action="store_true",
-                        help="after a validated run: train again on train + validation (test block still unseen)")
     parser.add_argument("--seed", type=int, help="another seed for the same recipe (e.g. for an ensemble member)")
     parser.add_argument("--run", help="run folder under training/runs (default: the model's name)")
     parser.add_argument("--standardise-colour", action="store_true",
@@ -417,7 +413,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="log-uniform zoom range (the AML screen's: 0.6 1.65)")
     parser.add_argument("--zoom-share", type=float, help="share of each batch given the --zoom range (default 1)")
     parser.add_argument("--tint", type=float, help="white-balance gain jitter, 1 +- TINT (the AML screen's: 0.15)")
-    args = parser.parse_args(argv)
+
+
+def recipe_from_options(model: str, args: argparse.Namespace) -> TrainConfig:
+    """The named recipe with the variant options given on the command line (left out: the recipe's value)."""
     # Options left out (or 0 / empty where 0 means nothing) keep the recipe's value. replace() makes a
     # copy, so the recipes stay as written for anything else in this process.
     overrides = {"epochs": args.epochs or None, "size": args.size or None, "lr": args.lr or None, "seed": args.seed,
@@ -425,8 +424,21 @@ def main(argv: list[str] | None = None) -> int:
                  "cutmix": args.cutmix, "colour_share": args.colour_share,
                  "corner_swap": args.corner_swap, "zoom": tuple(args.zoom) if args.zoom else None, "tint": args.tint,
                  "zoom_share": args.zoom_share,
-                 "start_from": "" if args.start_from == "none" else args.start_from}
-    cfg = replace(CONFIGS[args.model], **{k: v for k, v in overrides.items() if v is not None})
+                 "start_from": None if args.start_from is None else ("" if args.start_from == "none" else
+                                                                    args.start_from)}
+    return replace(CONFIGS[model], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=sorted(CONFIGS))
+    add_recipe_options(parser)
+    parser.add_argument("--init", type=Path,
+                        help="start from this checkpoint's weights (a second schedule, or another data set's model)")
+    parser.add_argument("--refit", action="store_true",
+                        help="after a validated run: train again on train + validation (test block still unseen)")
+    args = parser.parse_args(argv)
+    cfg = recipe_from_options(args.model, args)
     train(cfg, args.data, refit=args.refit, init=args.init or pretrained_start(cfg, args.data))
     return 0
 
