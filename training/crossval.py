@@ -29,7 +29,6 @@ from inference.metrics import confusion_matrix, expected_calibration_error
 from training.calibration import fit_temperature, nll, probabilities
 from training.data import SplitArrays, class_folders, load_split
 from training.train import (
-    CONFIGS,
     RUNS,
     TrainConfig,
     add_recipe_options,
@@ -129,7 +128,6 @@ def crossval(cfg: TrainConfig, data_root: Path, folds: int, init: Path | None) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.crossval", description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=sorted(CONFIGS))
     add_recipe_options(parser)  # a recipe variant, as training.train takes it
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--init", type=Path,

@@ -394,6 +394,7 @@ def pretrained_start(cfg: TrainConfig, data_root: Path) -> Path | None:
 def add_recipe_options(parser: argparse.ArgumentParser) -> None:
     """The options that make a variant of a recipe: shared by training.train and training.crossval, so a
     variant judged by its out-of-fold calls is exactly the one trained."""
+    parser.add_argument("model", choices=sorted(CONFIGS))
     parser.add_argument("--data", type=Path, default=DATA_ROOT, help="folder holding all4/, aml/, pbc/")
     parser.add_argument("--epochs", type=int, help="override the recipe's epoch count")
     parser.add_argument("--size", type=int, help="override the training resolution")
@@ -431,7 +432,6 @@ def recipe_from_options(model: str, args: argparse.Namespace) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=sorted(CONFIGS))
     add_recipe_options(parser)
     parser.add_argument("--init", type=Path,
                         help="start from this checkpoint's weights (a second schedule, or another data set's model)")
