@@ -628,6 +628,7 @@ def test_cross_validation_asks_for_the_refit_before_it_spends_half_an_hour(tmp_p
 
 def test_cross_validation_can_compare_a_recipe_variant_without_touching_any_refit(tmp_path, monkeypatch) -> None:
     import training.crossval as cv
+    import training.train as tt
 
     seen = {}
     monkeypatch.setattr(cv, "RUNS", tmp_path / "runs")
@@ -636,7 +637,7 @@ def test_cross_validation_can_compare_a_recipe_variant_without_touching_any_refi
                         lambda cfg, data, folds, init: seen.update(cfg=cfg, folds=folds) or {"temperature": 0.6})
     assert cv.main(["all4", "--data", str(tmp_path), "--figures-only", "--size", "160", "--run", "all4_160"]) == 0
     assert (seen["cfg"].size, seen["cfg"].model, seen["folds"]) == (160, "all4_160", 5)
-    assert cv.CONFIGS["all4"].size == 128 and not (tmp_path / "runs").exists()
+    assert tt.CONFIGS["all4"].size == 128 and not (tmp_path / "runs").exists()
 
 
 def test_cross_validation_can_start_every_fold_from_another_network_only_to_compare(tmp_path, monkeypatch,
