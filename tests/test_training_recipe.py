@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -393,10 +394,11 @@ def test_card_says_where_the_weights_started() -> None:
         words = _start_words({"config": {"dataset": dataset, "start_from": "pbc_pre", "extra": {"init_from": pre}}})
         assert words == (f"starting from the validated pbc network pbc_pre ({pre}: 30 epochs at 128 px from random "
                          f"weights, trained first by the same command; {head})")
-    refit = "training/runs/pbc/checkpoint.pt"
-    words = _start_words({"config": {"dataset": "all4", "start_from": "pbc", "extra": {"init_from": refit}}})
-    assert words == (f"starting from the shipped pbc recipe's refit pbc ({refit}: version {VERSIONS['pbc']}, 15 epochs "
-                     "at 160 px, trained first by the same command; new classifier layer)")
+    refit = "training/runs/pbc160/checkpoint.pt"
+    words = _start_words({"config": {"dataset": "all4", "start_from": "pbc160", "extra": {"init_from": refit}}})
+    assert VERSIONS["pbc160"] == "1.1.0" != VERSIONS["pbc"]
+    assert words == (f"starting from the refit of the pbc recipe pbc160 ({refit}: shipped as hemalens-pbc 1.1.0, 15 "
+                     "epochs at 160 px, trained first by the same command; new classifier layer)")
 
 
 def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(monkeypatch) -> None:
@@ -417,7 +419,7 @@ def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(mo
     assert seen["refit"] and str(seen["init"]) == "runs/a.pt"
     recipe = tt.CONFIGS["pbc"]
     assert (recipe.model, recipe.size, recipe.epochs, recipe.lr, recipe.colour_share, recipe.cutmix,
-            recipe.corner_swap) == ("pbc", 160, 15, 1e-3, 0.5, 0.0, 0.0)
+            recipe.corner_swap) == ("pbc", 224, 15, 1e-3, 0.5, 0.0, 0.0)
     assert (recipe.zoom, recipe.tint, recipe.zoom_share) == ((0.6, 1.65), 0.15, 0.5)
 
 
@@ -511,18 +513,18 @@ def test_the_all_recipe_starts_from_the_blood_cell_refit_and_trains_it_first_whe
     monkeypatch.setattr(tt, "train", fake_train)
     monkeypatch.setattr(tt, "RUNS", tmp_path)
     assert tt.main(["all4"]) == 0  # nothing yet: pbc_pre, then the blood-cell recipe and its refit, then all4
-    pre, pbc = tmp_path / "pbc_pre" / "checkpoint.pt", tmp_path / "pbc" / "checkpoint.pt"
-    assert calls == [("pbc_pre", "pbc", "", False, None), ("pbc", "pbc", "pbc_pre", False, pre),
-                     ("pbc", "pbc", "pbc_pre", True, pre), ("all4", "all4", "pbc", False, pbc)]
+    pre, pbc = tmp_path / "pbc_pre" / "checkpoint.pt", tmp_path / "pbc160" / "checkpoint.pt"
+    assert calls == [("pbc_pre", "pbc", "", False, None), ("pbc160", "pbc", "pbc_pre", False, pre),
+                     ("pbc160", "pbc", "pbc_pre", True, pre), ("all4", "all4", "pbc160", False, pbc)]
     calls.clear()
     assert tt.main(["all4", "--refit"]) == 0  # now it is there: reused, the refit starts from it too
-    assert calls == [("all4", "all4", "pbc", True, pbc)]
+    assert calls == [("all4", "all4", "pbc160", True, pbc)]
     calls.clear()
-    fake_train(tt.CONFIGS["pbc"], None)  # a validated blood-cell run only: not what ships, so refit first
+    fake_train(tt.START_RECIPES["pbc160"], None)  # a validated blood-cell run only: not what ships, so refit first
     calls.clear()
-    assert tt.main(["all4"]) == 0
-    assert calls == [("pbc", "pbc", "pbc_pre", False, pre), ("pbc", "pbc", "pbc_pre", True, pre),
-                     ("all4", "all4", "pbc", False, pbc)]
+    assert tt.main(["aml"]) == 0
+    assert calls == [("pbc160", "pbc", "pbc_pre", False, pre), ("pbc160", "pbc", "pbc_pre", True, pre),
+                     ("aml", "aml", "pbc160", False, pbc)]
     calls.clear()
     assert tt.main(["all4", "--start-from", "pbc_pre", "--run", "all4_pre"]) == 0
     assert calls == [("all4_pre", "all4", "pbc_pre", False, pre)]
@@ -534,17 +536,21 @@ def test_the_all_recipe_starts_from_the_blood_cell_refit_and_trains_it_first_whe
     calls.clear()
     assert tt.main(["pbc", "--start-from", "none", "--run", "pbc_scratch"]) == 0
     assert calls == [("pbc_scratch", "pbc", "", False, None)]
-    assert (tt.CONFIGS["all4"].start_from, tt.CONFIGS["pbc"].start_from) == ("pbc", "pbc_pre")
+    assert (tt.CONFIGS["all4"].start_from, tt.CONFIGS["aml"].start_from) == ("pbc160", "pbc160")
+    assert tt.CONFIGS["pbc"].start_from == "pbc_pre"
 
 
 def test_the_blood_cell_recipe_is_a_second_schedule_of_its_start_network() -> None:
     import training.train as tt
 
-    base, pbc = tt.STARTS["pbc_pre"], tt.CONFIGS["pbc"]
+    base, pbc160, pbc = tt.STARTS["pbc_pre"], tt.START_RECIPES["pbc160"], tt.CONFIGS["pbc"]
     assert (base.size, base.epochs, base.zoom, base.start_from) == (128, 30, None, "")
-    assert (pbc.size, pbc.epochs, pbc.lr, pbc.zoom, pbc.zoom_share, pbc.tint) == (160, 15, 1e-3, (0.6, 1.65), 0.5, 0.15)
-    assert (pbc.dataset, pbc.colour_share, pbc.p_blur, pbc.p_res, pbc.seed) == (
+    assert (pbc160.size, pbc160.epochs, pbc160.lr, pbc160.zoom, pbc160.zoom_share, pbc160.tint) == (
+        160, 15, 1e-3, (0.6, 1.65), 0.5, 0.15)
+    assert (pbc160.dataset, pbc160.colour_share, pbc160.p_blur, pbc160.p_res, pbc160.seed) == (
         base.dataset, base.colour_share, base.p_blur, base.p_res, base.seed)
+    # Blood cell types 1.2.0 is the 1.1.0 recipe (the start of the ALL and AML recipes) at 224 px, nothing else.
+    assert pbc == replace(pbc160, model="pbc", size=224)
 
 
 def test_bar_styles_are_told_apart_and_errors_are_counted_per_style() -> None:

@@ -48,7 +48,8 @@ CARDS = Path(__file__).resolve().parent / "cards"
 # 1.0.0 was the 128 px refit from random weights.
 # all4 1.2.0 (rule 9fc8e0b) and aml 1.1.0 (rule f156ab3): start from the blood-cell 1.1.0 refit; aml 1.0.0 was
 # trained from random weights by an uncommitted working tree and could not be rebuilt.
-VERSIONS = {"all4": "1.2.0", "aml": "1.1.0", "pbc": "1.1.0"}
+# pbc 1.2.0 (rule e5bc372): the 1.1.0 recipe at 224 px; 1.1.0's recipe is now the start recipe pbc160.
+VERSIONS = {"all4": "1.2.0", "aml": "1.1.0", "pbc": "1.2.0", "pbc160": "1.1.0"}
 
 INTENDED_USE = ("Screening aid for research, not a diagnosis: it suggests a class and shows where it looked; "
                 "a qualified person reviews every image.")
@@ -239,11 +240,11 @@ def _start_words(ckpt: dict[str, Any]) -> str:
         return "from scratch"
     if not start:
         return f"starting from {init}"
-    if start in START_RECIPES and Path(init).parent.name == start:  # (older checkpoints named pbc_pre's run "pbc")
-        base = CONFIGS[start]
-        return (f"starting from the shipped {base.dataset} recipe's refit {start} ({init}: version "
-                f"{VERSIONS[start]}, {base.epochs} epochs at {base.size} px, trained first by the same command; "
-                "new classifier layer)")
+    if start in START_RECIPES:
+        base = START_RECIPES[start]
+        return (f"starting from the refit of the {base.dataset} recipe {start} ({init}: shipped as "
+                f"hemalens-{base.dataset} {VERSIONS[start]}, {base.epochs} epochs at {base.size} px, trained first by "
+                "the same command; new classifier layer)")
     base = STARTS.get(start)
     if base is None:  # checkpoints from before STARTS named the recipe
         return (f"starting from the {start} recipe's validated network ({init}, trained first by the same command; "
