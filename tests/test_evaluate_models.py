@@ -112,6 +112,7 @@ def test_blood_cell_limits_quote_the_measured_magnification_and_white_balance_fi
     assert (f"as large as in training: {acc('magnification: cell 0.6x as large')} and "
             f"{acc('magnification: cell 1.6x as large')}") in prov.limitations
     assert f"warm white balance: {acc('camera: warm white balance (R x1.15, B x0.85)')}" in prov.limitations
+    assert f"hue +20 degrees: {acc('hue +20 deg')}" in prov.limitations
 
 
 def test_other_lab_card_section_says_which_classes_it_checks() -> None:

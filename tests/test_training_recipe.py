@@ -419,7 +419,7 @@ def test_command_line_overrides_reach_the_run_and_leave_the_recipe_as_written(mo
     assert seen["refit"] and str(seen["init"]) == "runs/a.pt"
     recipe = tt.CONFIGS["pbc"]
     assert (recipe.model, recipe.size, recipe.epochs, recipe.lr, recipe.colour_share, recipe.cutmix,
-            recipe.corner_swap) == ("pbc", 224, 15, 1e-3, 0.5, 0.0, 0.0)
+            recipe.corner_swap) == ("pbc", 160, 15, 1e-3, 0.5, 0.0, 0.0)
     assert (recipe.zoom, recipe.tint, recipe.zoom_share) == ((0.6, 1.65), 0.15, 0.5)
 
 
@@ -549,8 +549,13 @@ def test_the_blood_cell_recipe_is_a_second_schedule_of_its_start_network() -> No
         160, 15, 1e-3, (0.6, 1.65), 0.5, 0.15)
     assert (pbc160.dataset, pbc160.colour_share, pbc160.p_blur, pbc160.p_res, pbc160.seed) == (
         base.dataset, base.colour_share, base.p_blur, base.p_res, base.seed)
-    # Blood cell types 1.2.0 is the 1.1.0 recipe (the start of the ALL and AML recipes) at 224 px, nothing else.
-    assert pbc == replace(pbc160, model="pbc", size=224)
+    # Blood cell types 1.2.0 is the 1.1.0 recipe (the start of the ALL and AML recipes) with per-image colour
+    # standardisation, nothing else.
+    assert pbc == replace(pbc160, model="pbc", standardise_colour=True) and not pbc160.standardise_colour
+    # The start recipe trains by its own name too: its two commands give back blood cell types 1.1.0's refit.
+    assert tt.recipe_from_options("pbc160", tt.argparse.Namespace(
+        epochs=None, size=None, lr=None, seed=None, run=None, standardise_colour=False, cutmix=None,
+        colour_share=None, corner_swap=None, zoom=None, tint=None, zoom_share=None, start_from=None)) == pbc160
 
 
 def test_bar_styles_are_told_apart_and_errors_are_counted_per_style() -> None:

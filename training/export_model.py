@@ -48,7 +48,8 @@ CARDS = Path(__file__).resolve().parent / "cards"
 # 1.0.0 was the 128 px refit from random weights.
 # all4 1.2.0 (rule 9fc8e0b) and aml 1.1.0 (rule f156ab3): start from the blood-cell 1.1.0 refit; aml 1.0.0 was
 # trained from random weights by an uncommitted working tree and could not be rebuilt.
-# pbc 1.2.0 (rule e5bc372): the 1.1.0 recipe at 224 px; 1.1.0's recipe is now the start recipe pbc160.
+# pbc 1.2.0 (rule efd5844): the 1.1.0 recipe with per-image colour standardisation; 1.1.0's recipe is now the start
+# recipe pbc160 of the ALL and AML recipes.
 VERSIONS = {"all4": "1.2.0", "aml": "1.1.0", "pbc": "1.2.0", "pbc160": "1.1.0"}
 
 INTENDED_USE = ("Screening aid for research, not a diagnosis: it suggests a class and shows where it looked; "
@@ -141,10 +142,12 @@ DATASETS: dict[str, dict[str, str]] = {
         "license": "Model: MIT (HemaLens). Training images: CC BY 4.0 (Acevedo et al.), attribution above.",
         "limitations": "One hospital and one analyser (CellaVision DM96, one stain), individuals without "
                        "haematological disease. Split by file-number blocks, not by patient. Immature granulocyte "
-                       "pools metamyelocytes, myelocytes and promyelocytes. Checked on one class from another lab "
-                       "only (Munich neutrophils, below): a different stain, camera or magnification lowers "
-                       "accuracy (test copies with cells 0.6x or 1.6x as large as in training: 0.92 and 0.94; "
-                       "warm white balance: 0.94). Verify on your own lab's images.",
+                       "pools metamyelocytes, myelocytes and promyelocytes. Each image's colour channels are "
+                       "standardised before the network (stain normalisation), which removes an overall stain or "
+                       "white-balance shift but not a different stain chemistry. Checked on one class from another "
+                       "lab only (Munich neutrophils, below): a different stain, camera or magnification lowers "
+                       "accuracy (test copies with cells 0.6x or 1.6x as large as in training: 0.93 and 0.94; "
+                       "warm white balance: 0.98; hue +20 degrees: 0.96). Verify on your own lab's images.",
     },
     "aml": {
         "name": "AML blast screen",
@@ -254,6 +257,12 @@ def _start_words(ckpt: dict[str, Any]) -> str:
             f"{base.size} px from random weights, trained first by the same command; {head})")
 
 
+def _colour_words(cfg: dict[str, Any]) -> str:
+    if not cfg.get("standardise_colour"):
+        return ""
+    return "a first layer that standardises each image's colour channels (mean 0, variance 1; stain normalisation), "
+
+
 def _train_commands(model_name: str, ckpt: dict[str, Any]) -> str:
     command = f"python -m training.train {model_name}"
     if not is_refit(ckpt):
@@ -341,7 +350,7 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
         **meta, "id": f"hemalens-{model_name}", "temperature": ckpt["temperature"], "size_mb": size_mb,
         "temperature_how": _temperature_words(ckpt),
         "input": f"{cfg['size']}x{cfg['size']} RGB, {RESIZE_WORDS[meta['resize']]}, (pixel/255 - 0.5)/0.25",
-        "network": f"SmearNet (training/model.py): 5 conv stages, residual pairs, GAP + linear; "
+        "network": f"SmearNet (training/model.py): {_colour_words(cfg)}5 conv stages, residual pairs, GAP + linear; "
                    f"{count_parameters(model):,} parameters; Grad-CAM on the last stage "
                    f"({cfg['size'] // 16}x{cfg['size'] // 16} map)",
         "training": f"{_start_words(ckpt)}, {_schedule(ckpt)}, "
