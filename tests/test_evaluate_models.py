@@ -45,6 +45,7 @@ def test_shipped_model_card_and_contract(model_id: str) -> None:
     assert (path.parent / f"{model_id}-gradcam.jpg").is_file()
     # The card and the file the app reads must state the same limits (both are written from one text).
     assert f"- Limits: {prov.limitations}\n" in card
+    assert f"| version | {session.spec.version} |\n" in card  # the card says which file it describes
 
 
 @pytest.mark.parametrize("model_id", sorted(MODELS))

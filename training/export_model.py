@@ -347,7 +347,8 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
     observations = obs_file.read_text() if obs_file.exists() else "(Heatmap observations not written yet.)"
     model = smearnet_for(cfg, len(cfg["class_folders"]))
     facts = {
-        **meta, "id": f"hemalens-{model_name}", "temperature": ckpt["temperature"], "size_mb": size_mb,
+        **meta, "id": f"hemalens-{model_name}", "version": VERSIONS[model_name], "temperature": ckpt["temperature"],
+        "size_mb": size_mb,
         "temperature_how": _temperature_words(ckpt),
         "input": f"{cfg['size']}x{cfg['size']} RGB, {RESIZE_WORDS[meta['resize']]}, (pixel/255 - 0.5)/0.25",
         "network": f"SmearNet (training/model.py): {_colour_words(cfg)}5 conv stages, residual pairs, GAP + linear; "

@@ -271,6 +271,7 @@ def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any]
 
 | | |
 |---|---|
+| version | {facts['version']} |
 | classes | {', '.join(evaluation['labels'])} |
 | input | {facts['input']} |
 | network | {facts['network']} |
