@@ -553,9 +553,9 @@ def test_the_blood_cell_recipe_is_a_second_schedule_of_its_start_network() -> No
     # standardisation, nothing else.
     assert pbc == replace(pbc160, model="pbc", standardise_colour=True) and not pbc160.standardise_colour
     # The start recipe trains by its own name too: its two commands give back blood cell types 1.1.0's refit.
-    assert tt.recipe_from_options("pbc160", tt.argparse.Namespace(
-        epochs=None, size=None, lr=None, seed=None, run=None, standardise_colour=False, cutmix=None,
-        colour_share=None, corner_swap=None, zoom=None, tint=None, zoom_share=None, start_from=None)) == pbc160
+    parser = tt.argparse.ArgumentParser()
+    tt.add_recipe_options(parser)
+    assert tt.recipe_from_options(parser.parse_args(["pbc160"])) == pbc160
 
 
 def test_bar_styles_are_told_apart_and_errors_are_counted_per_style() -> None:

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures-only", action="store_true",
                         help="only the out-of-fold figures (to compare recipes): no refit needed, none changed")
     args = parser.parse_args(argv)
-    cfg = recipe_from_options(args.model, args)
+    cfg = recipe_from_options(args)
     if args.init and not args.figures_only:
         print("--init compares another start: add --figures-only (the refit was not trained from it)", flush=True)
         return 1

@@ -252,8 +252,7 @@ def write_card(path: Path, *, title: str, model_file: str, facts: dict[str, Any]
     lat = (f"{latency['scores_ms']} ms scores only; {latency['with_gradcam_ms']} ms with Grad-CAM outputs; "
            f"{latency['predict_ms']} ms `ModelSession.predict` incl. preprocessing "
            f"(medians on a 2-core machine{_load_note(latency)}; p90 scores only {latency['scores_p90_ms']} ms; "
-           f"fastest run "
-           f"{latency['scores_min_ms']} ms scores only, {latency['predict_min_ms']} ms predict)")
+           f"fastest run {latency['scores_min_ms']} ms scores only, {latency['predict_min_ms']} ms predict)")
     headline = (f"Images: {evaluation['n']} · accuracy **{evaluation['accuracy']:.4f}** · balanced accuracy "
                 f"**{evaluation['balanced_accuracy']:.4f}** · ECE (15 bins, after temperature scaling) "
                 f"**{evaluation['ece']:.4f}**")

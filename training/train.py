@@ -423,8 +423,9 @@ def add_recipe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tint", type=float, help="white-balance gain jitter, 1 +- TINT (the AML screen's: 0.15)")
 
 
-def recipe_from_options(model: str, args: argparse.Namespace) -> TrainConfig:
-    """The named recipe with the variant options given on the command line (left out: the recipe's value)."""
+def recipe_from_options(args: argparse.Namespace) -> TrainConfig:
+    """The named recipe (``args.model``) with the variant options given on the command line (left out: the
+    recipe's value)."""
     # Options left out (or 0 / empty where 0 means nothing) keep the recipe's value. replace() makes a
     # copy, so the recipes stay as written for anything else in this process.
     overrides = {"epochs": args.epochs or None, "size": args.size or None, "lr": args.lr or None, "seed": args.seed,
@@ -432,9 +433,8 @@ def recipe_from_options(model: str, args: argparse.Namespace) -> TrainConfig:
                  "cutmix": args.cutmix, "colour_share": args.colour_share,
                  "corner_swap": args.corner_swap, "zoom": tuple(args.zoom) if args.zoom else None, "tint": args.tint,
                  "zoom_share": args.zoom_share,
-                 "start_from": None if args.start_from is None else ("" if args.start_from == "none" else
-                                                                    args.start_from)}
-    recipe = CONFIGS[model] if model in CONFIGS else START_RECIPES[model]
+                 "start_from": "" if args.start_from == "none" else args.start_from}
+    recipe = CONFIGS[args.model] if args.model in CONFIGS else START_RECIPES[args.model]
     return replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -446,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refit", action="store_true",
                         help="after a validated run: train again on train + validation (test block still unseen)")
     args = parser.parse_args(argv)
-    cfg = recipe_from_options(args.model, args)
+    cfg = recipe_from_options(args)
     train(cfg, args.data, refit=args.refit, init=args.init or pretrained_start(cfg, args.data))
     return 0
 
