@@ -28,33 +28,78 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table cellspacing='0'><tr>{head}</tr>{body}</table>"
 
 
-def metrics_html(metrics: dict[str, Any], labels: list[str]) -> str:
-    """Measured figures as people read them: headline numbers, then per-class and matrix tables."""
+def _percent(value: Any) -> str | None:
+    return f"{100 * value:.1f} %" if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _summary(metrics: dict[str, Any]) -> list[str]:
+    """The figures a technician reads first, in sentences; consumes the keys it uses from ``metrics``."""
+    lines = []
+    acc, bal, ece = (_percent(metrics.get(k)) for k in ("accuracy", "balanced_accuracy", "ece"))
+    if acc:
+        where = metrics.get("evaluated_on") or (f"{metrics['n']} test images" if isinstance(metrics.get("n"), int)
+                                               else "its test images")
+        parts = [f"accuracy <b>{acc}</b>"] + ([f"balanced accuracy {bal}"] if bal else [])
+        parts += [f"calibration error (ECE) {ece}"] if ece else []
+        lines.append(f"On {html.escape(str(where))}: " + ", ".join(parts) + ".")
+        for key in ("accuracy", "balanced_accuracy", "ece", "evaluated_on", "n"):
+            metrics.pop(key, None)
+    lab = metrics.get("other_lab")
+    if isinstance(lab, dict) and _percent(lab.get("accuracy")) and isinstance(lab.get("n"), int):
+        cells = ", ".join(map(str, lab.get("classes") or [])) or "images"
+        calls = lab.get("calls") if isinstance(lab.get("calls"), dict) else {}
+        wrong = ", ".join(f"{k} {n}" for k, n in calls.items() if n and k not in (lab.get("classes") or []))
+        lines.append(f"On another lab's images ({html.escape(cells)}): <b>{_percent(lab['accuracy'])}</b> of "
+                     f"{lab['n']} called right" + (f" (other calls: {html.escape(wrong)})" if wrong else "")
+                     + f". {html.escape(str(lab.get('source', '')))}")
+        metrics.pop("other_lab")
+    unlike = metrics.get("unlike_training_test")
+    shares = [_percent(unlike.get(k)) for k in ("share", "accuracy_flagged", "accuracy_rest")] \
+        if isinstance(unlike, dict) else [None]
+    if all(shares):
+        lines.append(f"Flagged unlike its training images: {shares[0]} of the test images; accuracy on them "
+                     f"{shares[1]}, on the rest {shares[2]}.")
+        metrics.pop("unlike_training_test")
+    speed = metrics.get("latency_ms_2_threads")
+    if isinstance(speed, dict) and isinstance(speed.get("predict_ms"), (int, float)):
+        network = f" (the network's scores alone: {speed['scores_ms']} ms)" if "scores_ms" in speed else ""
+        lines.append(f"Speed: {speed['predict_ms']:.1f} ms per image on 2 CPU threads, from pixels to calibrated "
+                     f"probabilities and heatmap{network}.")
+    return lines
+
+
+def metrics_sections(metrics: dict[str, Any], labels: list[str]) -> tuple[str, str]:
+    """Measured figures as people read them, in two parts: the summary in sentences with the per-class and
+    confusion tables (read first), and the further measurements (simulated other labs, technical figures)."""
     if not metrics:
-        return "<i>not stated</i>"
-    lines, blocks = [], []
+        return "<i>not stated</i>", ""
+    metrics = dict(metrics)
+    summary = _summary(metrics)
+    main, further, lines = [], [], []
     for key, value in metrics.items():
         name = html.escape(str(key).replace("_", " "))
         if key == "per_class" and isinstance(value, dict):
             fields = ["precision", "recall", "f1", "support"]
             rows = [[html.escape(str(c))] + [_metric(v.get(f, "")) if f != "support" else html.escape(str(v.get(f, "")))
                                              for f in fields] for c, v in value.items() if isinstance(v, dict)]
-            blocks.append(f"<p><b>Per class</b></p>{_table(['class', *fields], rows)}")
+            main.insert(0, f"<p><b>Per class</b></p>{_table(['class', *fields], rows)}")
         elif key == "confusion_matrix" and isinstance(value, list) and len(value) == len(labels):
             rows = [[f"<b>{html.escape(labels[i])}</b>"] + [html.escape(str(v)) for v in row]
                     for i, row in enumerate(value)]
-            blocks.append(f"<p><b>Confusion matrix</b> (rows: true class, columns: predicted)</p>"
-                          f"{_table(['', *labels], rows)}")
+            main.append(f"<p><b>Confusion matrix</b> (rows: true class, columns: predicted)</p>"
+                        f"{_table(['', *labels], rows)}")
         elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
             fields = sorted({f for v in value.values() for f in v})
             rows = [[html.escape(str(k))] + [_metric(v.get(f, "")) for f in fields] for k, v in value.items()]
-            blocks.append(f"<p><b>{name}</b></p>{_table(['', *fields], rows)}")
+            title = "Altered copies of the test images (simulated other labs)" if key == "robustness" else name
+            further.append(f"<p><b>{title}</b></p>{_table(['', *fields], rows)}")
         elif isinstance(value, dict):
             inner = ", ".join(f"{html.escape(str(k))} {_metric(v)}" for k, v in value.items())
             lines.append(f"{name}: {inner}")
         else:
             lines.append(f"{name}: {_metric(value)}")
-    return "<br>".join(lines) + "".join(blocks)
+    details = f"<p style='color:#4b5563'>{'<br>'.join(lines)}</p>" if lines else ""
+    return "<br>".join(summary) + "".join(main), "".join(further) + details
 
 
 def model_status_text(spec: Any) -> str:
@@ -80,11 +125,16 @@ def model_card_html(info: ModelInfo) -> str:
     spec = info.spec
     prov = spec.provenance
     inp = spec.input
+    measured, further = metrics_sections(prov.metrics, spec.labels)
+    # what a technician needs first (use, limits, accuracy), then where it came from, then the technical rows
     rows: list[tuple[str, str]] = [
         ("Name", _esc(spec.name)),
         ("Version", _esc(spec.version)),
-        ("Identifier", _esc(spec.id)),
         ("Description", _esc(spec.description)),
+        ("Intended use", _esc(prov.intended_use)),
+        ("Measured accuracy", measured),
+        ("Limitations", _esc(prov.limitations)),
+        ("Further measurements", further or "<i>none</i>"),
         (
             "Labels",
             "<br>".join(
@@ -92,6 +142,10 @@ def model_card_html(info: ModelInfo) -> str:
                 for i, c in enumerate(spec.classes)
             ),
         ),
+        ("Training data", _esc(prov.training_data)),
+        ("Split", _esc(prov.split)),
+        ("Unlike-training check", _esc(_reference_text(spec.training_reference))),
+        ("Heatmap", _esc(info.cam_method or "none available for this model")),
         (
             "Input",
             html.escape(
@@ -100,16 +154,6 @@ def model_card_html(info: ModelInfo) -> str:
             ),
         ),
         ("Output", html.escape(f"{spec.output.name}: {spec.output.kind}, temperature {spec.output.temperature:g}")),
-        ("Heatmap", _esc(info.cam_method or "none available for this model")),
-        ("Unlike-training check", _esc(_reference_text(spec.training_reference))),
-        ("Training data", _esc(prov.training_data)),
-        ("Split", _esc(prov.split)),
-        (
-            "Measured accuracy",
-            metrics_html(prov.metrics, spec.labels),
-        ),
-        ("Intended use", _esc(prov.intended_use)),
-        ("Limitations", _esc(prov.limitations)),
         ("Licence", _esc(prov.license)),
         ("Citation", _esc(prov.citation)),
         ("Authors", _esc(prov.authors)),
@@ -120,6 +164,7 @@ def model_card_html(info: ModelInfo) -> str:
             "<br>".join(f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in prov.verification.items())
             or "<i>not stated</i>",
         ),
+        ("Identifier", _esc(spec.id)),
         ("File", _esc(info.path)),
         ("SHA-256", f"<code>{html.escape(info.sha256)}</code>"),
         ("Runs on", _esc(", ".join(info.providers))),

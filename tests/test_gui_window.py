@@ -400,15 +400,22 @@ def test_event_loop_keeps_running_while_200_images_classify(qtbot, tmp_path, mod
 
 
 def test_model_card_renders_measured_figures_as_tables() -> None:
-    from gui.model_card import metrics_html
+    from gui.model_card import metrics_sections
 
-    text = metrics_html({"accuracy": 0.5, "confusion_matrix": [[3, 1], [2, 4]],
-                         "per_class": {"A": {"precision": 0.6, "recall": 0.75, "f1": 0.667, "support": 4}}},
-                        ["A", "B"])
-    assert "accuracy: 0.500 (50.0 %)" in text
-    assert "<td style='padding:1px 8px 1px 0'>4</td>" in text and "<b>B</b>" in text
-    assert "0.750 (75.0 %)" in text
-    assert metrics_html({}, ["A"]) == "<i>not stated</i>"
+    main, further = metrics_sections({
+        "accuracy": 0.5, "n": 10, "confusion_matrix": [[3, 1], [2, 4]],
+        "per_class": {"A": {"precision": 0.6, "recall": 0.75, "f1": 0.667, "support": 4}},
+        "other_lab": {"accuracy": 0.9, "n": 20, "classes": ["B"], "source": "Lab X", "calls": {"A": 2, "B": 18}},
+        "latency_ms_2_threads": {"predict_ms": 4.15, "scores_ms": 2.9},
+        "my_own_figure": 0.25}, ["A", "B"])
+    assert main.startswith("On 10 test images: accuracy <b>50.0 %</b>.")  # the headline first, in words
+    assert "On another lab's images (B): <b>90.0 %</b> of 20 called right (other calls: A 2). Lab X" in main
+    assert "Speed: 4.2 ms per image on 2 CPU threads" in main and "scores alone: 2.9 ms" in main
+    assert main.index("Per class") < main.index("Confusion matrix")
+    assert "my own figure: 0.250 (25.0 %)" in further  # a user model's own figures still show, further down
+    assert "<td style='padding:1px 8px 1px 0'>4</td>" in main and "<b>B</b>" in main
+    assert "0.750 (75.0 %)" in main
+    assert metrics_sections({}, ["A"]) == ("<i>not stated</i>", "")
 
 
 def test_stepping_past_the_last_visible_row_repaints_one_row_not_the_whole_table(qtbot, tmp_path, models) -> None:
