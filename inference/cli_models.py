@@ -6,13 +6,46 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from inference.registry import bundled_models_dir, list_models, user_models_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+_SUMMARISED = {"accuracy", "balanced_accuracy", "ece", "evaluated_on", "n", "per_class", "confusion_matrix"}
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def _figure_lines(metrics: dict[str, Any]) -> list[str]:
+    """The measured figures in words: test accuracy, every class's recall (the weak class in sight), another
+    lab's images; the other scalar figures as they are stored (--json and the model card have them all)."""
+    lines = []
+    if isinstance(metrics.get("accuracy"), (int, float)):
+        extra = [f"balanced {_pct(metrics[k])}" for k in ("balanced_accuracy",) if isinstance(metrics.get(k), float)]
+        extra += [f"ECE {_pct(metrics['ece'])}"] if isinstance(metrics.get("ece"), float) else []
+        where = metrics.get("evaluated_on") or (f"{metrics['n']} test images" if "n" in metrics else "its test set")
+        lines.append(f"tested:  accuracy {_pct(metrics['accuracy'])}"
+                     + (f" ({', '.join(extra)})" if extra else "") + f" on {where}")
+    per_class = metrics.get("per_class")
+    if isinstance(per_class, dict):
+        recalls = [f"{c} {_pct(v['recall'])}" for c, v in per_class.items()
+                   if isinstance(v, dict) and isinstance(v.get("recall"), (int, float))]
+        if recalls:
+            lines.append(f"recall:  {', '.join(recalls)}")
+    other = metrics.get("other_lab")
+    if isinstance(other, dict) and {"accuracy", "n", "classes"} <= other.keys():
+        lines.append(f"other lab: {_pct(other['accuracy'])} of {other['n']} {', '.join(other['classes'])} images "
+                     "from another lab called right (only that class; see the model card)")
+    rest = [f"{k}={v}" for k, v in metrics.items() if k not in _SUMMARISED and not isinstance(v, (dict, list))]
+    if rest:
+        lines.append(f"figures: {', '.join(rest)}")
+    return lines
 
 
 def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
@@ -47,13 +80,8 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
         out.write(f"  input:   {spec.input.width}x{spec.input.height} {spec.input.layout}, {spec.input.resize}"
                   f"{' (assumed)' if spec.assumed else ''}\n")
         out.write(f"  heatmap: {'Grad-CAM outputs' if spec.gradcam else 'none in metadata'}\n")
-        if spec.provenance.metrics:
-            figures = ", ".join(f"{k}={v}" for k, v in spec.provenance.metrics.items() if not isinstance(v, dict))
-            out.write(f"  metrics: {figures}\n")
-            other = spec.provenance.metrics.get("other_lab")
-            if isinstance(other, dict) and {"accuracy", "n", "classes"} <= other.keys():
-                out.write(f"  other lab: accuracy={other['accuracy']} on {other['n']} images of "
-                          f"{', '.join(other['classes'])} only (see the model card)\n")
+        for line in _figure_lines(spec.provenance.metrics):
+            out.write(f"  {line}\n")
         if spec.provenance.intended_use:
             out.write(f"  use:     {spec.provenance.intended_use}\n")
         out.write("\n")

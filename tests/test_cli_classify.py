@@ -114,8 +114,12 @@ def test_models_lists_the_shipped_models_other_lab_figure(tmp_path, monkeypatch,
     pbc = ModelSession.load(bundled_models_dir() / "hemalens-pbc.onnx").spec.provenance.metrics["other_lab"]
     assert main(["models"]) == 0
     text = capsys.readouterr().out
-    assert f"  other lab: accuracy={pbc['accuracy']} on {pbc['n']} images of Neutrophil only" in text
+    assert f"  other lab: {100 * pbc['accuracy']:.1f} % of {pbc['n']} Neutrophil images from another lab" in text
     assert text.count("  other lab:") == 2  # blood cell types and the AML screen; none for ALL subtypes
+    all4 = ModelSession.load(bundled_models_dir() / "hemalens-all4.onnx").spec.provenance.metrics
+    benign = all4["per_class"]["Benign"]["recall"]
+    assert f"  tested:  accuracy {100 * all4['accuracy']:.1f} % (balanced " in text
+    assert f"  recall:  Benign {100 * benign:.1f} %, Early Pre-B" in text  # the weak class is in sight
 
 
 def test_progress_bar_only_on_terminals():
