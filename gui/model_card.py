@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayo
 
 from gui.items import ModelInfo
 from inference.contract import TrainingReference
+from inference.model_figures import HELD_OUT_KEYS, held_out_result, number, other_lab_result, percent
 
 
 def _esc(value: Any) -> str:
@@ -28,44 +29,38 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table cellspacing='0'><tr>{head}</tr>{body}</table>"
 
 
-def _percent(value: Any) -> str | None:
-    return f"{100 * value:.1f} %" if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _summary(metrics: dict[str, Any]) -> list[str]:
-    """The figures a technician reads first, in sentences; consumes the keys it uses from ``metrics``."""
-    lines = []
-    acc, bal, ece = (_percent(metrics.get(k)) for k in ("accuracy", "balanced_accuracy", "ece"))
-    if acc:
-        where = metrics.get("evaluated_on") or (f"{metrics['n']} test images" if isinstance(metrics.get("n"), int)
-                                               else "its test images")
-        parts = [f"accuracy <b>{acc}</b>"] + ([f"balanced accuracy {bal}"] if bal else [])
-        parts += [f"calibration error (ECE) {ece}"] if ece else []
-        lines.append(f"On {html.escape(str(where))}: " + ", ".join(parts) + ".")
-        for key in ("accuracy", "balanced_accuracy", "ece", "evaluated_on", "n"):
-            metrics.pop(key, None)
-    lab = metrics.get("other_lab")
-    if isinstance(lab, dict) and _percent(lab.get("accuracy")) and isinstance(lab.get("n"), int):
-        cells = ", ".join(map(str, lab.get("classes") or [])) or "images"
-        calls = lab.get("calls") if isinstance(lab.get("calls"), dict) else {}
-        wrong = ", ".join(f"{k} {n}" for k, n in calls.items() if n and k not in (lab.get("classes") or []))
-        lines.append(f"On another lab's images ({html.escape(cells)}): <b>{_percent(lab['accuracy'])}</b> of "
-                     f"{lab['n']} called right" + (f" (other calls: {html.escape(wrong)})" if wrong else "")
-                     + f". {html.escape(str(lab.get('source', '')))}")
-        metrics.pop("other_lab")
+def _summary(metrics: dict[str, Any]) -> tuple[list[str], set[str]]:
+    """The figures a technician reads first, in sentences, and the metric keys they cover."""
+    lines, used = [], set()
+    held_out = held_out_result(metrics)
+    if held_out:
+        bal, ece = held_out.balanced_accuracy, held_out.ece
+        parts = [f"accuracy <b>{percent(held_out.accuracy)}</b>"]
+        parts += [f"balanced accuracy {percent(bal)}"] if bal is not None else []
+        parts += [f"calibration error (ECE) {percent(ece)}"] if ece is not None else []
+        lines.append(f"On {html.escape(held_out.where)}: " + ", ".join(parts) + ".")
+        used |= HELD_OUT_KEYS
+    lab = other_lab_result(metrics)
+    if lab:
+        cells = ", ".join(lab.classes) or "images"
+        wrong = ", ".join(f"{k} {n}" for k, n in lab.other_calls.items())
+        lines.append(f"On another lab's images ({html.escape(cells)}): <b>{percent(lab.accuracy)}</b> of "
+                     f"{lab.n} called right" + (f" (other calls: {html.escape(wrong)})" if wrong else "")
+                     + f". {html.escape(lab.source)}")
+        used.add("other_lab")
     unlike = metrics.get("unlike_training_test")
-    shares = [_percent(unlike.get(k)) for k in ("share", "accuracy_flagged", "accuracy_rest")] \
+    shares = [number(unlike.get(k)) for k in ("share", "accuracy_flagged", "accuracy_rest")] \
         if isinstance(unlike, dict) else [None]
-    if all(shares):
-        lines.append(f"Flagged unlike its training images: {shares[0]} of the test images; accuracy on them "
-                     f"{shares[1]}, on the rest {shares[2]}.")
-        metrics.pop("unlike_training_test")
+    if all(v is not None for v in shares):
+        lines.append(f"Flagged unlike its training images: {percent(shares[0])} of the test images; accuracy on "
+                     f"them {percent(shares[1])}, on the rest {percent(shares[2])}.")
+        used.add("unlike_training_test")
     speed = metrics.get("latency_ms_2_threads")
     if isinstance(speed, dict) and isinstance(speed.get("predict_ms"), (int, float)):
         network = f" (the network's scores alone: {speed['scores_ms']} ms)" if "scores_ms" in speed else ""
         lines.append(f"Speed: {speed['predict_ms']:.1f} ms per image on 2 CPU threads, from pixels to calibrated "
                      f"probabilities and heatmap{network}.")
-    return lines
+    return lines, used
 
 
 def metrics_sections(metrics: dict[str, Any], labels: list[str]) -> tuple[str, str]:
@@ -73,10 +68,11 @@ def metrics_sections(metrics: dict[str, Any], labels: list[str]) -> tuple[str, s
     confusion tables (read first), and the further measurements (simulated other labs, technical figures)."""
     if not metrics:
         return "<i>not stated</i>", ""
-    metrics = dict(metrics)
-    summary = _summary(metrics)
+    summary, used = _summary(metrics)
     main, further, lines = [], [], []
     for key, value in metrics.items():
+        if key in used:
+            continue
         name = html.escape(str(key).replace("_", " "))
         if key == "per_class" and isinstance(value, dict):
             fields = ["precision", "recall", "f1", "support"]
@@ -105,12 +101,12 @@ def metrics_sections(metrics: dict[str, Any], labels: list[str]) -> tuple[str, s
 def model_status_text(spec: Any) -> str:
     """One line for the status bar: the model and its measured accuracy, so it is always in sight."""
     metrics = spec.provenance.metrics or {}
-    accuracy = metrics.get("accuracy")
+    accuracy = number(metrics.get("accuracy"))
     name = f"{spec.name} {spec.version}".strip()
-    if not isinstance(accuracy, (int, float)):
+    if accuracy is None:
         return f"{name} · accuracy not stated"
     where = f" ({metrics['n']} test images)" if isinstance(metrics.get("n"), int) else ""
-    return f"{name} · measured accuracy {100 * accuracy:.1f} %{where}"
+    return f"{name} · measured accuracy {percent(accuracy)}{where}"
 
 
 def _reference_text(ref: TrainingReference | None) -> str:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from inference.model_figures import HELD_OUT_KEYS, held_out_result, number, other_lab_result, percent
 from inference.registry import bundled_models_dir, list_models, user_models_dir
 
 
@@ -15,34 +16,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-_SUMMARISED = {"accuracy", "balanced_accuracy", "ece", "evaluated_on", "n", "per_class", "confusion_matrix"}
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f} %"
-
-
 def _figure_lines(metrics: dict[str, Any]) -> list[str]:
     """The measured figures in words: test accuracy, every class's recall (the weak class in sight), another
     lab's images; the other scalar figures as they are stored (--json and the model card have them all)."""
     lines = []
-    if isinstance(metrics.get("accuracy"), (int, float)):
-        extra = [f"balanced {_pct(metrics[k])}" for k in ("balanced_accuracy",) if isinstance(metrics.get(k), float)]
-        extra += [f"ECE {_pct(metrics['ece'])}"] if isinstance(metrics.get("ece"), float) else []
-        where = metrics.get("evaluated_on") or (f"{metrics['n']} test images" if "n" in metrics else "its test set")
-        lines.append(f"tested:  accuracy {_pct(metrics['accuracy'])}"
-                     + (f" ({', '.join(extra)})" if extra else "") + f" on {where}")
+    held_out = held_out_result(metrics)
+    if held_out:
+        bal, ece = held_out.balanced_accuracy, held_out.ece
+        extra = [f"balanced {percent(bal)}"] if bal is not None else []
+        extra += [f"ECE {percent(ece)}"] if ece is not None else []
+        lines.append(f"tested:  accuracy {percent(held_out.accuracy)}"
+                     + (f" ({', '.join(extra)})" if extra else "") + f" on {held_out.where}")
     per_class = metrics.get("per_class")
     if isinstance(per_class, dict):
-        recalls = [f"{c} {_pct(v['recall'])}" for c, v in per_class.items()
-                   if isinstance(v, dict) and isinstance(v.get("recall"), (int, float))]
+        recalls = [f"{c} {percent(v['recall'])}" for c, v in per_class.items()
+                   if isinstance(v, dict) and number(v.get("recall")) is not None]
         if recalls:
             lines.append(f"recall:  {', '.join(recalls)}")
-    other = metrics.get("other_lab")
-    if isinstance(other, dict) and {"accuracy", "n", "classes"} <= other.keys():
-        lines.append(f"other lab: {_pct(other['accuracy'])} of {other['n']} {', '.join(other['classes'])} images "
+    lab = other_lab_result(metrics)
+    if lab:
+        cells = ", ".join(lab.classes)
+        lines.append(f"other lab: {percent(lab.accuracy)} of {lab.n} {cells + ' ' if cells else ''}images "
                      "from another lab called right (only that class; see the model card)")
-    rest = [f"{k}={v}" for k, v in metrics.items() if k not in _SUMMARISED and not isinstance(v, (dict, list))]
+    shown = (HELD_OUT_KEYS if held_out else set()) | {"per_class", "confusion_matrix"}
+    rest = [f"{k}={v}" for k, v in metrics.items() if k not in shown and not isinstance(v, (dict, list))]
     if rest:
         lines.append(f"figures: {', '.join(rest)}")
     return lines

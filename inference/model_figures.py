@@ -1,0 +1,63 @@
+"""Read the measured figures a model file carries (its provenance metrics) into the few facts people read first.
+
+The model card dialog and `hemalens models` both open with the test accuracy and another lab's result; they
+word them differently (HTML sentences, terminal lines) but must read the same keys with the same checks, so
+the reading lives here once. A user model's metrics may hold anything: a figure is used only when it is a number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# The keys `held_out_result` reads; renderers list the model's other figures after it.
+HELD_OUT_KEYS = frozenset({"accuracy", "balanced_accuracy", "ece", "evaluated_on", "n"})
+
+
+def percent(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def number(value: Any) -> float | None:
+    """The value as a float when it is a number (not a bool), else None."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class HeldOutResult:
+    """Accuracy on the model's own test images, and where that was measured."""
+
+    where: str
+    accuracy: float
+    balanced_accuracy: float | None
+    ece: float | None
+
+
+@dataclass(frozen=True)
+class OtherLabResult:
+    """Share of another lab's images called right; ``other_calls``: the wrong calls, class -> count."""
+
+    accuracy: float
+    n: int
+    classes: tuple[str, ...]
+    source: str
+    other_calls: dict[str, int] = field(default_factory=dict)
+
+
+def held_out_result(metrics: dict[str, Any]) -> HeldOutResult | None:
+    accuracy = number(metrics.get("accuracy"))
+    if accuracy is None:
+        return None
+    n = metrics.get("n")
+    where = metrics.get("evaluated_on") or (f"{n} test images" if isinstance(n, int) else "its test images")
+    return HeldOutResult(str(where), accuracy, number(metrics.get("balanced_accuracy")), number(metrics.get("ece")))
+
+
+def other_lab_result(metrics: dict[str, Any]) -> OtherLabResult | None:
+    lab = metrics.get("other_lab")
+    if not isinstance(lab, dict) or number(lab.get("accuracy")) is None or not isinstance(lab.get("n"), int):
+        return None
+    classes = tuple(map(str, lab.get("classes") or ()))
+    calls = lab.get("calls") if isinstance(lab.get("calls"), dict) else {}
+    wrong = {str(k): n for k, n in calls.items() if n and k not in classes}
+    return OtherLabResult(float(lab["accuracy"]), lab["n"], classes, str(lab.get("source", "")), wrong)
