@@ -814,8 +814,7 @@ class MainWindow(QMainWindow):
         else:
             label = pred.labels[result.class_index] if result.class_index is not None else pred.top_label
             method = f" · {'Grad-CAM' if pred.cam_method == 'grad-cam' else pred.cam_method}" if pred.cam_method else ""
-            unseen = f" · centre square only: the model did not see the {pred.unseen_edges} edges" \
-                if pred.unseen_edges else ""
+            unseen = f" · not seen: {pred.unseen_edges}" if pred.unseen_edges else ""
             self.heatmap_bar.set_caption(f"Heatmap for <b>{html.escape(label)}</b>{method}{unseen}")
             self.prob_panel.set_heatmap_class(result.class_index)
 

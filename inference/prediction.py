@@ -26,7 +26,7 @@ class Prediction:
     notes: tuple[str, ...] = ()
     scores: np.ndarray | None = field(default=None, repr=False, compare=False)
     image_size: tuple[int, int] = (0, 0)
-    unseen_edges: str = ""  # edges a centre crop left out ("left and right"), see ResizeGeometry.unseen_edges
+    unseen_edges: str = ""  # edges a centre crop left out, in words, see ResizeGeometry.unseen_edges
     _cam: CamSource | None = field(default=None, repr=False, compare=False)
 
     @property

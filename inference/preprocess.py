@@ -46,9 +46,15 @@ class ResizeGeometry:
                 (x_lo + self.scale_x <= 0) | (x_lo >= self.dst_width))
 
     def unseen_edges(self) -> str:
-        """Which edges of the image the model never saw ("left and right", "top and bottom" or "")."""
+        """Which edges of the image the model never saw and how much of it, in words for the heatmap
+        caption ("left and right 172 of 398 px", or ""): a camera frame 2 px off square loses a row or
+        two, which a technician can tell apart from a wide field losing its sides."""
         rows, columns = self.unseen_rows_and_columns()
-        return "left and right" if columns.any() else "top and bottom" if rows.any() else ""
+        if columns.any():
+            return f"left and right {int(columns.sum())} of {self.src_width} px"
+        if rows.any():
+            return f"top and bottom {int(rows.sum())} of {self.src_height} px"
+        return ""
 
 
 def plan_resize(src_height: int, src_width: int, dst_height: int, dst_width: int, policy: str) -> ResizeGeometry:

@@ -76,13 +76,18 @@ def test_unseen_edges_name_exactly_the_blank_parts_of_the_heatmap(h, w, policy, 
     out = map_to_image(np.ones((4, 4), np.float32), geom)
     blank_cols, blank_rows = (out == 0).all(axis=0), (out == 0).all(axis=1)
     words = geom.unseen_edges()
-    assert words == ("left and right" if blank_cols[[0, -1]].any() else
-                     "top and bottom" if blank_rows[[0, -1]].any() else "")
+    if blank_cols[[0, -1]].any():
+        assert words == f"left and right {int(blank_cols.sum())} of {w} px"
+    elif blank_rows[[0, -1]].any():
+        assert words == f"top and bottom {int(blank_rows.sum())} of {h} px"
+    else:
+        assert words == ""
 
 
 def test_unseen_edges_of_a_wide_and_a_tall_field():
-    assert plan_resize(224, 398, 128, 128, "center_crop").unseen_edges() == "left and right"
-    assert plan_resize(400, 300, 128, 128, "center_crop").unseen_edges() == "top and bottom"
+    assert plan_resize(224, 398, 128, 128, "center_crop").unseen_edges() == "left and right 172 of 398 px"
+    assert plan_resize(400, 300, 128, 128, "center_crop").unseen_edges() == "top and bottom 100 of 400 px"
+    assert plan_resize(226, 224, 160, 160, "center_crop").unseen_edges() == "top and bottom 1 of 226 px"
     assert plan_resize(224, 224, 128, 128, "center_crop").unseen_edges() == ""
     assert plan_resize(224, 398, 128, 128, "stretch").unseen_edges() == ""
 
