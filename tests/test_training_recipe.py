@@ -251,7 +251,7 @@ def test_old_checkpoint_configs_build_the_plain_network() -> None:
     torch.testing.assert_close(standardise(x), torch.nn.functional.instance_norm(x, eps=1e-3), atol=1e-5, rtol=0)
 
 
-def _toy_runs(tmp_path, monkeypatch):
+def _toy_runs(tmp_path, monkeypatch, per_class: int = 20):
     """A two-class image folder under tmp_path/data/toy; runs and cache go under tmp_path too."""
     import cv2
 
@@ -261,7 +261,7 @@ def _toy_runs(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     for cls, colour in (("blue", (200, 60, 60)), ("red", (60, 60, 200))):  # BGR
         (tmp_path / "data" / "toy" / cls).mkdir(parents=True)
-        for i in range(20):
+        for i in range(per_class):
             img = np.full((40, 40, 3), colour, np.uint8) + rng.integers(0, 30, (40, 40, 3), dtype=np.uint8)
             cv2.imwrite(str(tmp_path / "data" / "toy" / cls / f"img-{i:03d}.png"), img)
     monkeypatch.setattr(recipe, "RUNS", tmp_path / "runs")
@@ -675,3 +675,39 @@ def test_card_names_the_zoom_range_and_the_share_of_each_batch_it_was_given() ->
         "zoom 0.6-1.65x log-uniform, white-balance gains 1 +- 0.15, ")
     assert _zoom_words({"zoom": [0.6, 1.65], "zoom_share": 0.5}).startswith(
         "zoom 0.6-1.65x log-uniform on 50% of each batch (0.85-1.15x on the rest)")
+
+
+def test_a_trial_candidate_is_exported_beside_not_over_the_shipped_model(tmp_path, monkeypatch, capsys) -> None:
+    """`--checkpoint RUN/validated_checkpoint.pt --out DIR` writes a runnable, self-describing file under the
+    run's own id into DIR, leaves assets/models alone and scores no block; a lone flag is refused."""
+    import training.export_model as em
+    from inference.session import ModelSession
+
+    recipe = _toy_runs(tmp_path, monkeypatch, per_class=40)  # a train block big enough for the typical-image reference
+    config = recipe.TrainConfig(model="toy", dataset="toy", display_names={"blue": "Blue", "red": "Red"}, size=32,
+                                epochs=2, batch_size=8, widths=(4, 4, 8, 8, 8))
+    monkeypatch.setattr(recipe, "CONFIGS", {"toy": config})
+    monkeypatch.setattr(em, "CONFIGS", {"toy": config})
+    monkeypatch.setattr(em, "ASSETS", tmp_path / "assets")
+    monkeypatch.setattr(em, "DATASETS", {"toy": {**em.DATASETS["pbc"], "name": "Toy colours"}})
+    monkeypatch.setattr(em, "VERSIONS", {"toy": "1.0.0"})
+    monkeypatch.setattr(em, "measure", lambda *a, **k: pytest.fail("a candidate must not be scored"))
+    recipe.train(config, tmp_path / "data")
+    recipe.train(config, tmp_path / "data", refit=True)
+    data = ["--data", str(tmp_path / "data")]
+
+    for lone in (["--out", str(tmp_path / "cand")], ["--checkpoint", str(tmp_path / "x.pt")]):
+        with pytest.raises(SystemExit):
+            em.main(["toy", *data, *lone])
+    assert not (tmp_path / "cand").exists()
+
+    for ckpt, run in (("validated_checkpoint.pt", "toy-validated"), ("checkpoint.pt", "toy-refit")):
+        assert em.main(["toy", *data, "--checkpoint", str(tmp_path / "runs" / "toy" / ckpt),
+                        "--out", str(tmp_path / "cand")]) == 0
+        session = ModelSession.load(tmp_path / "cand" / f"hemalens-toy-{run}.onnx")
+        assert session.spec.id == f"hemalens-toy-{run}" and session.spec.version == f"1.0.0+{run}"
+        assert session.spec.name == f"Toy colours (trial candidate {run})"
+        assert session.spec.labels == ["Blue", "Red"] and session.cam_method == "grad-cam"
+        assert session.spec.training_reference is not None  # "unlike training" notes work on it too
+        assert f"robustness {tmp_path / 'cand' / f'hemalens-toy-{run}.onnx'} " in capsys.readouterr().out
+    assert not (tmp_path / "assets").exists()

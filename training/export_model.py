@@ -1,11 +1,16 @@
 """Export a trained checkpoint to assets/models and measure it: `python -m training.export_model all4|aml|pbc`.
 
-Steps, all on the exported ONNX file through the runtime: export via export.pytorch (Grad-CAM outputs,
-verified against PyTorch), `hemalens evaluate` figures on the held-out test block, the simulated
+Steps for a shipped model, all on the exported ONNX file through the runtime: export via export.pytorch
+(Grad-CAM outputs, verified against PyTorch), `hemalens evaluate` figures on the held-out test block, the simulated
 cross-lab robustness table, latency on 2 CPU threads, a Grad-CAM overlay grid; then the figures are
 written into the model's metadata (provenance) and into its markdown card. The card's "what we saw
 in the heatmaps" paragraph is read from training/cards/<model>.md (written by a person after looking
 at the grid).
+
+A trial's candidate (`--checkpoint training/runs/<run>/validated_checkpoint.pt --out DIR`) is only exported, to
+DIR under its run's own id, never over the shipped file, and no block is scored: the trial's rule decides which
+block is, with `python -m training.robustness FILE DATA --split val` (the validation block as it is, "original",
+and its transformed copies) or `hemalens evaluate` (the test block).
 """
 
 from __future__ import annotations
@@ -178,17 +183,24 @@ def load_model(model_name: str) -> tuple[SmearNet, dict[str, Any]]:
     return load_checkpoint(RUNS / model_name / "checkpoint.pt")
 
 
-def export(model_name: str, data_root: Path) -> dict[str, Any]:
+def export(model_name: str, data_root: Path, candidate: Path | None = None,
+           out_dir: Path | None = None) -> dict[str, Any]:
+    """Export the shipped run into assets/models, or a candidate checkpoint into out_dir named after its run."""
     from export.pytorch import export_pytorch
 
-    model, ckpt = load_model(model_name)
+    model, ckpt = load_checkpoint(candidate) if candidate else load_model(model_name)
     cfg = ckpt["config"]
     meta = DATASETS[model_name]
     folders = cfg["class_folders"]
     labels = [cfg["display_names"][f] for f in folders]
     size = int(cfg["size"])
-    out = ASSETS / f"hemalens-{model_name}.onnx"
-    ASSETS.mkdir(parents=True, exist_ok=True)
+    model_id, name, version = f"hemalens-{model_name}", meta["name"], VERSIONS[model_name]
+    if candidate:  # another id, so the app never mistakes it for the shipped model
+        run = f"{candidate.parent.name}-{'refit' if is_refit(ckpt) else 'validated'}"
+        model_id, name, version = f"{model_id}-{run}", f"{name} (trial candidate {run})", f"{version}+{run}"
+    folder = out_dir or ASSETS
+    out = folder / f"{model_id}.onnx"
+    folder.mkdir(parents=True, exist_ok=True)
     val = load_split(data_root / cfg["dataset"], size, "val")
     picks = np.linspace(0, len(val.images) - 1, 8).astype(int)
     provenance = {
@@ -198,14 +210,15 @@ def export(model_name: str, data_root: Path) -> dict[str, Any]:
     }
     report = export_pytorch(
         model, out, labels=labels, input_size=size, mean=list(ckpt["mean"]), std=list(ckpt["std"]), scale=1 / 255,
-        color_order="RGB", resize=meta["resize"], name=meta["name"], model_id=f"hemalens-{model_name}",
-        version=VERSIONS[model_name],
+        color_order="RGB", resize=meta["resize"], name=name, model_id=model_id, version=version,
         temperature=float(ckpt["temperature"]), provenance=provenance, target_layer=None,
         description=meta["description"],
         sample_images=[val.images[i] for i in picks],
     )
     ids = [f.lower().replace("-", "_") for f in folders]
     update_metadata(out, class_ids=ids)
+    # The typical-image reference behind "unlike training" notes, from the same train block.
+    write_reference(out, fit_folder_reference(out, data_root / cfg["dataset"], "train"))
     return {"path": out, "report": report, "ckpt": ckpt, "labels": labels}
 
 
@@ -311,7 +324,6 @@ def measure(model_name: str, data_root: Path, exported: dict[str, Any] | None = 
     meta = DATASETS[model_name]
     data = data_root / cfg["dataset"]
     run_dir = RUNS / model_name
-    write_reference(out, fit_folder_reference(out, data, "train"))
     session = ModelSession.load(out, threads=2)
     ev, rows, errors = evaluate_folder(session, data, "test", {})
     assert not errors, errors
@@ -379,8 +391,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", choices=sorted(CONFIGS))
     parser.add_argument("--data", type=Path, default=DATA_ROOT)
     parser.add_argument("--measure-only", action="store_true", help="skip the export; re-measure and rewrite the card")
+    parser.add_argument("--checkpoint", type=Path, help="a trial's checkpoint to export instead (needs --out)")
+    parser.add_argument("--out", type=Path, help="folder for the candidate's ONNX file; nothing is scored")
     args = parser.parse_args(argv)
+    if (args.checkpoint is None) != (args.out is None) or (args.out and args.measure_only):
+        parser.error("--checkpoint and --out go together, and without --measure-only: a candidate never replaces "
+                     "the shipped file and no block is scored for it")
     torch.set_num_threads(2)
+    if args.out:
+        path = export(args.model, args.data, args.checkpoint, args.out)["path"]
+        print(f"wrote {path}; score only the block the trial's rule allows, e.g. the validation block as it is "
+              f"('original') and its transformed copies:\n"
+              f"  python -m training.robustness {path} {args.data / args.model} --split val", flush=True)
+        return 0
     exported = None if args.measure_only else export(args.model, args.data)
     measure(args.model, args.data, exported)
     return 0
