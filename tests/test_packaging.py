@@ -371,6 +371,23 @@ def test_hosted_runner_workflow_builds_all_three_platforms_from_this_tree() -> N
     assert ".[package]" in workflow
 
 
+def test_every_package_build_installs_with_the_constraints_and_they_only_narrow_runtime_dependencies() -> None:
+    """The size target holds for the versions in packaging/constraints.txt; a build that ignores them gets
+    whatever pip resolves that day (OpenCV 5.1 added 20 MB)."""
+    installs = [line for path in (ROOT / ".ci" / "run", ROOT / ".github" / "workflows" / "package.yml",
+                                  ROOT / "README.md")
+                for line in path.read_text(encoding="utf-8").splitlines() if '".[package]"' in line]
+    assert len(installs) >= 5
+    assert all("-c packaging/constraints.txt" in line for line in installs), installs
+    block = re.search(r"^dependencies = \[(.*?)^\]", (ROOT / "pyproject.toml").read_text(encoding="utf-8"),
+                      re.DOTALL | re.MULTILINE)
+    assert block is not None
+    runtime = {name.lower() for name in re.findall(r'"([A-Za-z0-9_.-]+)', block.group(1))}
+    constraints = [line.split("#")[0].strip() for line in (PACKAGING / "constraints.txt").read_text().splitlines()]
+    names = {re.match(r"[A-Za-z0-9_.-]+", c).group(0).lower() for c in constraints if c}
+    assert names and names <= runtime
+
+
 def test_cold_python_start_evicts_the_system_twins_of_the_bundled_libraries(tmp_path: Path) -> None:
     internal = tmp_path / "dist" / "_internal"
     internal.mkdir(parents=True)
