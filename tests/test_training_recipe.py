@@ -334,7 +334,7 @@ def test_robustness_transforms_keep_the_image_shape_and_do_what_their_names_say(
 
 
 def test_flip_trial_transforms_are_the_eight_symmetries_of_the_square() -> None:
-    from training.flip_trial import FLIPS
+    from training.flip_trial import FLIPS, MIRROR
     from training.flip_trial import dihedral as np_dihedral
 
     img = np.arange(2 * 5 * 5 * 3, dtype=np.uint8).reshape(2, 5, 5, 3)
@@ -345,6 +345,7 @@ def test_flip_trial_transforms_are_the_eight_symmetries_of_the_square() -> None:
     assert np.array_equal(lr, img[:, :, ::-1])
     assert np.array_equal(ud, img[:, ::-1])
     assert np.array_equal(half_turn, img[:, ::-1, ::-1])
+    assert np.array_equal(copies[MIRROR[0]], img) and np.array_equal(copies[MIRROR[1]], img[:, :, ::-1])
 
 
 def test_ensemble_is_the_mean_of_its_members_temperature_scaled_logits() -> None:

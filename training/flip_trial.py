@@ -1,9 +1,9 @@
 """Would averaging over flipped/rotated copies (test-time augmentation) lift a model? Validation only.
 
 Scores a run that was validated on the train block (not a refit: the refit has seen validation) on the
-validation block three ways: plain, logits averaged over the 4 flips, and over all 8 dihedral transforms,
-each with its temperature re-fitted. The decision rule and the outcome are in the commit history
-("Test-time flips trial"); the latency side is plain ONNX Runtime at batch 4 / 8 (one image's copies).
+validation block four ways: plain, logits averaged with the left-right mirror (two views, one network run
+at batch 2), over the 4 flips, and over all 8 dihedral transforms, each with its temperature re-fitted.
+The decision rules and the outcomes are in docs/model-trials.md.
 
     python -m training.flip_trial training/runs/all4/validated_checkpoint.pt
 """
@@ -24,6 +24,7 @@ from training.model import load_checkpoint
 from training.train import DATA_ROOT, balanced_accuracy, predict_logits
 
 FLIPS = (0, 4, 6, 2)  # identity, left-right mirror, top-bottom mirror, 180 degree rotation
+MIRROR = (0, 4)  # identity, left-right mirror
 
 
 def dihedral(images: np.ndarray, t: int) -> np.ndarray:
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     per = [predict_logits(model, dihedral(val.images, t)) for t in range(8)]
     result = {
         "plain": figures(per[0], val.labels, k),
+        "mirror2": figures(np.mean([per[t] for t in MIRROR], axis=0), val.labels, k),
         "flips4": figures(np.mean([per[t] for t in FLIPS], axis=0), val.labels, k),
         "dihedral8": figures(np.mean(per, axis=0), val.labels, k),
     }
