@@ -52,6 +52,7 @@ from gui.image_view import ImageView
 from gui.items import DONE, FAILED, QUEUED, ItemResult, ModelInfo
 from gui.model_card import ModelCardDialog, model_status_text
 from gui.model_picker import ModelPicker
+from gui.model_suggestion import ModelSuggester, ModelSuggestionBar
 from gui.probability_panel import ProbabilityPanel
 from gui.progress_bar import SlimProgressBar
 from gui.report_action import ReportExporter, ReportJob, ReportOutcome, ReportTargets, default_report_name
@@ -131,6 +132,8 @@ class MainWindow(QMainWindow):
         self.augmenter = Augmenter(self)
         self._offer_declined: set[str] = set()  # model SHA-256s whose Grad-CAM offer was declined or failed
         self._augmented: AugmentOutcome | None = None  # the copy just made (its note stays while it is in use)
+        self.suggester = ModelSuggester(self)
+        self._suggestion_declined: set[tuple[str, str]] = set()  # (folder, model path) pairs answered "Not now"
         self.thumbnails = ThumbnailLoader(parent=self)
         self.model = BatchTableModel(self)
         self.model.set_thumbnail_getter(self.thumbnails.get)
@@ -193,11 +196,13 @@ class MainWindow(QMainWindow):
         self.review_banner = Banner("error")
         self.error_banner = Banner("error")
         self.augment_offer = AugmentOfferBar()
+        self.model_offer = ModelSuggestionBar()
         central = QWidget()
         cl = QVBoxLayout(central)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.setSpacing(0)
-        for w in (self.model_banner, self.domain_banner, self.augment_offer, self.review_banner, self.error_banner):
+        for w in (self.model_banner, self.domain_banner, self.model_offer, self.augment_offer, self.review_banner,
+                  self.error_banner):
             cl.addWidget(w)
         cl.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
@@ -358,6 +363,9 @@ class MainWindow(QMainWindow):
         self.augment_offer.dismissed.connect(self._decline_augment_offer)
         self.augmenter.finished.connect(self._on_augmented)
         self.augmenter.failed.connect(self._on_augment_failed)
+        self.suggester.found.connect(self._on_model_fit)
+        self.model_offer.accepted.connect(self.load_model)
+        self.model_offer.dismissed.connect(self._decline_model_offer)
         self.reports.failed.connect(self._on_report_failed)
         self.model.differentialChanged.connect(self._schedule_differential)
 
@@ -598,6 +606,7 @@ class MainWindow(QMainWindow):
     def _start_batch(self, paths: list[Path] | None) -> None:
         self._batch_started = time.monotonic()
         self.domain_banner.show_text(None)
+        self.model_offer.withdraw()
         if paths is not None:
             self.model.mark_status(range(self.model.rowCount()), QUEUED)
         self.engine.start_batch(self.model_info, self._sources, paths, recorder=self.review.recorder())
@@ -664,9 +673,37 @@ class MainWindow(QMainWindow):
             if "not being saved" in message:
                 self.review_banner.show_text(message)
         self.status(text)
-        self.domain_banner.show_text(unlike_training_warning(items, self.model_info.name if self.model_info else ""))
+        warning = unlike_training_warning(items, self.model_info.name if self.model_info else "")
+        self.domain_banner.show_text(warning)
+        if warning and not cancelled:
+            self._look_for_better_model([item.path for item in items if item.status == DONE])
         self._update_differential()
         self.batchFinished.emit(cancelled)
+
+    def _look_for_better_model(self, classified: list[Path]) -> None:
+        """Many images unlike the model's training images: ask, off the GUI thread, whether another model fits."""
+        info = self.model_info
+        if info is None or self._suggestion_key(info.path) in self._suggestion_declined:
+            return
+        others = [p for p in self.picker.model_paths() if p.resolve() != Path(info.path).resolve()]
+        if others:
+            self.suggester.start(classified, [Path(info.path), *others], Path(info.path))
+
+    def _suggestion_key(self, model_path: Path) -> tuple[str, str]:
+        return (str(case_folder(self._sources)) if self._sources else "", str(Path(model_path).resolve()))
+
+    def _on_model_fit(self, current: Path, fit: object) -> None:
+        info = self.model_info
+        if fit is None or info is None or Path(info.path).resolve() != Path(current).resolve():
+            return  # nothing fits better, or the model changed meanwhile
+        if self.engine.batch_running or self._loading_model is not None:
+            return
+        self.model_offer.offer(fit, info.name)
+
+    def _decline_model_offer(self) -> None:
+        if self.model_info is not None:
+            self._suggestion_declined.add(self._suggestion_key(self.model_info.path))
+        self.model_offer.withdraw()
 
     def cancel_batch(self) -> None:
         if self.engine.batch_running:
@@ -1106,6 +1143,7 @@ class MainWindow(QMainWindow):
         self.engine.shutdown()
         self.reports.shutdown()
         self.augmenter.shutdown()
+        self.suggester.shutdown()
         self.thumbnails.stop()
         self.review.close()
         super().closeEvent(event)

@@ -119,3 +119,14 @@ def unfamiliar(reference: TrainingReference, features: np.ndarray, classes: np.n
         ref = reference.classes[int(c)]
         out[rows] = _squared_distances(features[rows], np.asarray(ref.mean), np.asarray(ref.inv_cov)) > ref.limit
     return out
+
+
+def share_like_training(reference: TrainingReference, features: np.ndarray) -> float:
+    """Share of images within the limit of at least one class's training images, whatever the call: how much
+    of a folder looks like what this model was trained on (0 for no images)."""
+    if not len(features):
+        return 0.0
+    like = np.zeros(len(features), dtype=bool)
+    for ref in reference.classes:
+        like |= _squared_distances(features, np.asarray(ref.mean), np.asarray(ref.inv_cov)) <= ref.limit
+    return float(like.mean())

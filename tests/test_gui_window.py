@@ -561,3 +561,49 @@ def test_a_folder_unlike_the_models_training_images_gets_a_warning(qtbot, tmp_pa
     assert "8 of 8 images look unlike" in window.domain_banner.text()
     assert all(UNFAMILIAR_NOTE in item.notes for item in window.model.items())
     assert window.model.index(0, COL_STATUS).data() == "⚠ Note"
+
+
+def test_a_folder_that_fits_another_model_gets_the_offer_to_switch_and_not_now_is_remembered(
+    qtbot, tmp_path, monkeypatch
+) -> None:
+    """Blood-cell crops opened with the ALL subtypes model (the first in the list): the warning comes with
+    "Use Blood cell types", which reclassifies with that model; "Not now" is not asked again for the pair."""
+    import shutil
+
+    from tests.test_model_fit import DATA
+
+    if not (DATA / "pbc").is_dir():
+        pytest.skip(f"real data not present at {DATA / 'pbc'} (see shared/data/README.md)")
+    bundled = Path(__file__).resolve().parents[1] / "assets" / "models"
+    _bundle(monkeypatch, tmp_path, bundled)
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    for cls in ("basophil", "lymphocyte", "monocyte", "neutrophil"):
+        for path in sorted((DATA / "pbc" / cls).glob("*.jpg"))[:3]:
+            shutil.copy(path, folder / f"{cls}_{path.name}")
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    assert window.model_info.path.name == "hemalens-all4.onnx"
+    assert "12 of 12 images look unlike" in window.domain_banner.text()
+    qtbot.waitUntil(lambda: window.model_offer.isVisible(), timeout=20000)
+    offer = window.model_offer
+    assert offer.suggested.name == "hemalens-pbc.onnx" and offer.button.text() == "Use Blood cell types"
+    assert "12 of 12 sampled" in offer.text.text()
+
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        offer.button.click()
+    assert window.model_info.path.name == "hemalens-pbc.onnx"
+    assert window.picker.currentText() == "Blood cell types"
+    assert offer.isHidden() and window.domain_banner.isHidden()
+    assert all(len(item.probabilities) == 8 for item in window.model.items())  # the blood-cell model's calls
+    assert window.model.index(0, COL_AI).data() == "Basophil"
+
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        window.load_model(bundled / "hemalens-all4.onnx")
+    qtbot.waitUntil(lambda: window.model_offer.isVisible(), timeout=20000)
+    offer.later.click()
+    assert offer.isHidden()
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        window.load_model(bundled / "hemalens-all4.onnx")  # the same folder and model again
+    qtbot.wait(1500)
+    assert window.domain_banner.isVisible() and offer.isHidden()

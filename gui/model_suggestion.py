@@ -1,0 +1,126 @@
+"""The offer to switch to a model trained on images like the open folder's, and the thread that finds it.
+
+When most of a batch is flagged as unlike the model's training images, a sample of the folder is held
+against every installed model's training reference (inference.model_fit) on a worker thread: decoding
+the sample and reading the model files' metadata would stall the GUI. If another model clearly fits,
+a strip under the warning names it with its figures and offers "Use <model>"; the switch reclassifies
+the folder the same way choosing the model in the picker does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
+
+from gui.job_thread import SingleJobThread
+from inference.errors import HemaLensError
+
+SAMPLE = 24  # images held against each model: enough to see a folder's kind, quick to decode
+
+
+def sample_evenly(paths: list[Path], size: int = SAMPLE) -> list[Path]:
+    """Up to ``size`` paths spread over the whole list (folders are often sorted by class)."""
+    if len(paths) <= size:
+        return list(paths)
+    step = len(paths) / size
+    return [paths[int(i * step)] for i in range(size)]
+
+
+class _FitWorker(QObject):
+    done = Signal(object, object)  # current model path, ModelFit | None
+
+    @Slot()
+    def warm_up(self) -> None:
+        with contextlib.suppress(Exception):  # the job itself reports nothing on failure: no offer is made
+            import inference.model_fit  # noqa: F401
+
+    @Slot(object, object, object)
+    def run(self, images: list[Path], models: list[Path], current: Path) -> None:
+        from inference.images import load_image
+        from inference.model_fit import better_fit, fit_of_models
+
+        best = None
+        try:
+            rgbs = []
+            for path in images:
+                with contextlib.suppress(HemaLensError):  # unreadable files are already red rows
+                    rgbs.append(load_image(path).rgb)
+            best = better_fit(fit_of_models(rgbs, models), current)
+        except Exception:  # noqa: BLE001 - an offer that cannot be worked out is simply not made
+            best = None
+        self.done.emit(current, best)
+
+
+class ModelSuggester(SingleJobThread):
+    """Owns the thread; one look at a time. ``found(current, fit)`` arrives on the GUI thread (fit may be None)."""
+
+    found = Signal(object, object)
+    _run = Signal(object, object, object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(_FitWorker(), "hemalens-model-fit", parent)
+        self._run.connect(self._worker.run)
+        self._worker.done.connect(self._on_done)
+        self._thread.start()
+
+    def start(self, images: list[Path], models: list[Path], current: Path) -> bool:
+        if not self._claim():
+            return False
+        self._run.emit(sample_evenly(images), list(models), Path(current))
+        return True
+
+    def _on_done(self, current: Path, fit: object) -> None:
+        self._release()
+        self.found.emit(current, fit)
+
+
+class ModelSuggestionBar(QWidget):
+    """A non-modal strip under the warning: which model these images look like, "Use <model>", "Not now"."""
+
+    accepted = Signal(object)  # the suggested model's path
+    dismissed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelSuggestion")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 4, 8, 4)
+        self.text = QLabel("")
+        self.text.setWordWrap(True)
+        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.button = QPushButton("Use")
+        self.later = QPushButton("Not now")
+        for b in (self.button, self.later):
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the review keys stay with the table
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.button)
+        layout.addWidget(self.later)
+        self._path: Path | None = None
+        self.button.clicked.connect(lambda: self.accepted.emit(self._path))
+        self.later.clicked.connect(self.dismissed)
+        self.setVisible(False)
+
+    @property
+    def suggested(self) -> Path | None:
+        return self._path if self.isVisible() else None
+
+    def offer(self, fit, current_name: str) -> None:  # fit: inference.model_fit.ModelFit
+        self._path = fit.path
+        liked = round(fit.like_training * fit.sampled)
+        self.text.setText(
+            f"These images look like the ones <b>{html.escape(fit.name)}</b> was trained on ({liked} of "
+            f"{fit.sampled} sampled), not like {html.escape(current_name)}'s. Switching classifies the folder "
+            "again with that model; your review decisions are kept."
+        )
+        self.button.setText(f"Use {fit.name}")
+        self.button.setToolTip(str(fit.path))
+        self.setVisible(True)
+
+    def withdraw(self) -> None:
+        self._path = None
+        self.setVisible(False)
