@@ -112,10 +112,11 @@ class ModelSuggestionBar(QWidget):
     def offer(self, fit, current_name: str) -> None:  # fit: inference.model_fit.ModelFit
         self._path = fit.path
         liked = round(fit.like_training * fit.sampled)
+        classes = html.escape(", ".join(fit.labels))
         self.text.setText(
             f"These images look like the ones <b>{html.escape(fit.name)}</b> was trained on ({liked} of "
-            f"{fit.sampled} sampled), not like {html.escape(current_name)}'s. Switching classifies the folder "
-            "again with that model; your review decisions are kept."
+            f"{fit.sampled} sampled), not like {html.escape(current_name)}'s. It tells apart only: {classes}. "
+            "Switching classifies the folder again with it; your review decisions are kept."
         )
         self.button.setText(f"Use {fit.name}")
         self.button.setToolTip(str(fit.path))

@@ -30,6 +30,7 @@ class ModelFit:
     name: str
     like_training: float
     sampled: int
+    labels: tuple[str, ...] = ()
 
 
 def fit_of_models(rgbs: list[np.ndarray], paths: list[Path]) -> list[ModelFit]:
@@ -45,7 +46,7 @@ def fit_of_models(rgbs: list[np.ndarray], paths: list[Path]) -> list[ModelFit]:
         if reference is None or reference.features != FEATURE_SET or not rgbs:
             continue
         share = share_like_training(reference, features_of_images(rgbs, spec.input))
-        fits.append(ModelFit(Path(path), spec.name, share, len(rgbs)))
+        fits.append(ModelFit(Path(path), spec.name, share, len(rgbs), tuple(spec.labels)))
     return fits
 
 

@@ -588,7 +588,7 @@ def test_a_folder_that_fits_another_model_gets_the_offer_to_switch_and_not_now_i
     qtbot.waitUntil(lambda: window.model_offer.isVisible(), timeout=20000)
     offer = window.model_offer
     assert offer.suggested.name == "hemalens-pbc.onnx" and offer.button.text() == "Use Blood cell types"
-    assert "12 of 12 sampled" in offer.text.text()
+    assert "12 of 12 sampled" in offer.text.text() and "only: Basophil, Eosinophil, Erythroblast" in offer.text.text()
 
     with qtbot.waitSignal(window.batchFinished, timeout=30000):
         offer.button.click()
