@@ -687,16 +687,17 @@ class MainWindow(QMainWindow):
             return
         others = [p for p in self.picker.model_paths() if p.resolve() != Path(info.path).resolve()]
         if others:
-            self.suggester.start(classified, [Path(info.path), *others], Path(info.path))
+            key = self._suggestion_key(info.path)
+            self.suggester.start(classified, [Path(info.path), *others], Path(info.path), tag=key)
 
     def _suggestion_key(self, model_path: Path) -> tuple[str, str]:
         return (str(case_folder(self._sources)) if self._sources else "", str(Path(model_path).resolve()))
 
-    def _on_model_fit(self, current: Path, fit: object) -> None:
+    def _on_model_fit(self, key: tuple[str, str], fit: object) -> None:
         info = self.model_info
-        if fit is None or info is None or Path(info.path).resolve() != Path(current).resolve():
-            return  # nothing fits better, or the model changed meanwhile
-        if self.engine.batch_running or self._loading_model is not None:
+        if fit is None or info is None or key != self._suggestion_key(info.path):
+            return  # nothing fits better, or the folder or the model changed meanwhile
+        if self.engine.batch_running or self._loading_model is not None or key in self._suggestion_declined:
             return
         self.model_offer.offer(fit, info.name)
 

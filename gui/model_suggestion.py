@@ -31,15 +31,15 @@ def sample_evenly(paths: list[Path], size: int = SAMPLE) -> list[Path]:
 
 
 class _FitWorker(QObject):
-    done = Signal(object, object)  # current model path, ModelFit | None
+    done = Signal(object, object)  # the request's tag, ModelFit | None
 
     @Slot()
     def warm_up(self) -> None:
         with contextlib.suppress(Exception):  # the job itself reports nothing on failure: no offer is made
             import inference.model_fit  # noqa: F401
 
-    @Slot(object, object, object)
-    def run(self, images: list[Path], models: list[Path], current: Path) -> None:
+    @Slot(object, object, object, object)
+    def run(self, images: list[Path], models: list[Path], current: Path, tag: object) -> None:
         from inference.images import load_image
         from inference.model_fit import better_fit, fit_of_models
 
@@ -52,30 +52,36 @@ class _FitWorker(QObject):
             best = better_fit(fit_of_models(rgbs, models), current)
         except Exception:  # noqa: BLE001 - an offer that cannot be worked out is simply not made
             best = None
-        self.done.emit(current, best)
+        self.done.emit(tag, best)
 
 
 class ModelSuggester(SingleJobThread):
-    """Owns the thread; one look at a time. ``found(current, fit)`` arrives on the GUI thread (fit may be None)."""
+    """Owns the thread; one look at a time, and of the requests made meanwhile only the latest runs next.
+    ``found(tag, fit)`` arrives on the GUI thread with the request's tag (fit may be None)."""
 
     found = Signal(object, object)
-    _run = Signal(object, object, object)
+    _run = Signal(object, object, object, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(_FitWorker(), "hemalens-model-fit", parent)
         self._run.connect(self._worker.run)
         self._worker.done.connect(self._on_done)
+        self._next: tuple | None = None
         self._thread.start()
 
-    def start(self, images: list[Path], models: list[Path], current: Path) -> bool:
-        if not self._claim():
-            return False
-        self._run.emit(sample_evenly(images), list(models), Path(current))
-        return True
+    def start(self, images: list[Path], models: list[Path], current: Path, tag: object = None) -> None:
+        request = (sample_evenly(images), list(models), Path(current), tag)
+        if self._claim():
+            self._run.emit(*request)
+        else:
+            self._next = request
 
-    def _on_done(self, current: Path, fit: object) -> None:
+    def _on_done(self, tag: object, fit: object) -> None:
         self._release()
-        self.found.emit(current, fit)
+        self.found.emit(tag, fit)
+        if self._next is not None and self._claim():
+            request, self._next = self._next, None
+            self._run.emit(*request)
 
 
 class ModelSuggestionBar(QWidget):
