@@ -61,7 +61,7 @@ from gui.settings import AppSettings
 from gui.thumbnails import ThumbnailLoader
 from gui.workers import DetailResult
 from hemalens import RESEARCH_USE_STATEMENT
-from inference.familiarity import UNFAMILIAR_NOTE
+from inference.familiarity import UNFAMILIAR_NOTE, folder_unlike_warning
 
 REPORT_FAILED = "The report was not written"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
@@ -1151,15 +1151,9 @@ class MainWindow(QMainWindow):
 
 
 def unlike_training_warning(items: list, model_name: str) -> str | None:
-    """A folder-level warning when many images were flagged as unlike the model's training images
-    (more than 10 %, at least 3): the model card's accuracy may not hold for this lab's images."""
+    """The folder-level warning (inference.familiarity.folder_unlike_warning) for the table's items."""
     unlike = sum(UNFAMILIAR_NOTE in item.notes for item in items)
-    done = sum(item.status == DONE for item in items)
-    if unlike < 3 or unlike <= 0.1 * done:
-        return None
-    return (f"⚠ {unlike} of {done} images look unlike the images {model_name} was trained on (colour, focus or "
-            "magnification differ). Its measured accuracy may not hold for them: check the model on your lab's "
-            "labelled images (hemalens evaluate) before relying on its calls.")
+    return folder_unlike_warning(unlike, sum(item.status == DONE for item in items), model_name)
 
 
 def pane_widths(width: int, table_width: int) -> list[int]:

@@ -17,17 +17,6 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from gui.job_thread import SingleJobThread
-from inference.errors import HemaLensError
-
-SAMPLE = 24  # images held against each model: enough to see a folder's kind, quick to decode
-
-
-def sample_evenly(paths: list[Path], size: int = SAMPLE) -> list[Path]:
-    """Up to ``size`` paths spread over the whole list (folders are often sorted by class)."""
-    if len(paths) <= size:
-        return list(paths)
-    step = len(paths) / size
-    return [paths[int(i * step)] for i in range(size)]
 
 
 class _FitWorker(QObject):
@@ -40,16 +29,10 @@ class _FitWorker(QObject):
 
     @Slot(object, object, object, object)
     def run(self, images: list[Path], models: list[Path], current: Path, tag: object) -> None:
-        from inference.images import load_image
-        from inference.model_fit import better_fit, fit_of_models
+        from inference.model_fit import suggest_model
 
-        best = None
         try:
-            rgbs = []
-            for path in images:
-                with contextlib.suppress(HemaLensError):  # unreadable files are already red rows
-                    rgbs.append(load_image(path).rgb)
-            best = better_fit(fit_of_models(rgbs, models), current)
+            best = suggest_model(images, models, current)
         except Exception:  # noqa: BLE001 - an offer that cannot be worked out is simply not made
             best = None
         self.done.emit(tag, best)
@@ -70,7 +53,7 @@ class ModelSuggester(SingleJobThread):
         self._thread.start()
 
     def start(self, images: list[Path], models: list[Path], current: Path, tag: object = None) -> None:
-        request = (sample_evenly(images), list(models), Path(current), tag)
+        request = (list(images), list(models), Path(current), tag)
         if self._claim():
             self._run.emit(*request)
         else:

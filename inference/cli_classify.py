@@ -17,7 +17,9 @@ import numpy as np
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.batch import BatchResult, classify_paths, iter_image_paths
 from inference.errors import HemaLensError
+from inference.familiarity import UNFAMILIAR_NOTE, folder_unlike_warning
 from inference.images import load_image
+from inference.model_fit import suggest_model
 from inference.overlay import render_overlay
 from inference.registry import list_models, resolve_model
 from inference.session import ModelSession
@@ -169,6 +171,7 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextI
         summary += [f"  {Path(p).name}: {reason}" for p, reason in failures[:20]]
         if len(failures) > 20:
             summary.append(f"  … and {len(failures) - 20} more (see the results file)")
+    summary += _unlike_training_lines(rows, session, model_path)
     if args.out:
         summary.append(f"Results written to {args.out}")
     summary.append(RESEARCH_USE_STATEMENT)
@@ -176,6 +179,24 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextI
     if not rows:
         err.write("hemalens classify: no images found\n")
     return 0 if classified else 1
+
+
+def _unlike_training_lines(rows: list[dict[str, Any]], session: ModelSession, model_path: Path) -> list[str]:
+    """The app's folder warning when many images are unlike the model's training images, and which
+    installed model they look like instead, if one clearly fits (inference.model_fit)."""
+    done = [row for row in rows if row["status"] == "ok"]
+    unlike = sum(UNFAMILIAR_NOTE in row["notes"] for row in done)
+    warning = folder_unlike_warning(unlike, len(done), session.spec.name)
+    if warning is None:
+        return []
+    lines = [warning]
+    others = [e.path for e in list_models() if e.path.resolve() != Path(model_path).resolve()]
+    fit = suggest_model([Path(row["path"]) for row in done], [Path(model_path), *others], Path(model_path))
+    if fit is not None:
+        lines.append(f"They look like the images {fit.name} was trained on ({round(fit.like_training * fit.sampled)} "
+                     f"of {fit.sampled} sampled; it tells apart only {', '.join(fit.labels)}): "
+                     f"try --model {fit.path.stem}.")
+    return lines
 
 
 def _print_table(stream: TextIO, rows: list[dict[str, Any]]) -> None:

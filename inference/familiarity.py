@@ -130,3 +130,13 @@ def share_like_training(reference: TrainingReference, features: np.ndarray) -> f
     for ref in reference.classes:
         like |= _squared_distances(features, np.asarray(ref.mean), np.asarray(ref.inv_cov)) <= ref.limit
     return float(like.mean())
+
+
+def folder_unlike_warning(unlike: int, classified: int, model_name: str) -> str | None:
+    """A folder-level warning when many images were flagged as unlike the model's training images
+    (more than 10 %, at least 3): the model card's accuracy may not hold for this lab's images."""
+    if unlike < 3 or unlike <= 0.1 * classified:
+        return None
+    return (f"⚠ {unlike} of {classified} images look unlike the images {model_name} was trained on (colour, focus "
+            "or magnification differ). Its measured accuracy may not hold for them: check the model on your lab's "
+            "labelled images (hemalens evaluate) before relying on its calls.")

@@ -16,8 +16,10 @@ import numpy as np
 
 from inference.errors import HemaLensError
 from inference.familiarity import FEATURE_SET, features_of_images, share_like_training
+from inference.images import load_image
 from inference.registry import read_spec
 
+SAMPLE = 24  # images held against each model: enough to see a folder's kind, quick to decode
 SUGGEST_AT = 0.75  # at least this share of the sampled images like the other model's training images
 MARGIN = 0.4  # ... and this much more than like the model in use
 
@@ -59,3 +61,23 @@ def better_fit(fits: list[ModelFit], current: Path) -> ModelFit | None:
     if best is None or best.like_training < SUGGEST_AT or best.like_training < now + MARGIN:
         return None
     return best
+
+
+def sample_evenly(paths: list[Path], size: int = SAMPLE) -> list[Path]:
+    """Up to ``size`` paths spread over the whole list (folders are often sorted by class)."""
+    if len(paths) <= size:
+        return list(paths)
+    step = len(paths) / size
+    return [paths[int(i * step)] for i in range(size)]
+
+
+def suggest_model(images: list[Path], models: list[Path], current: Path) -> ModelFit | None:
+    """The installed model that a sample of ``images`` looks like far more than ``current`` (None if none);
+    unreadable images are skipped (they are reported where they were classified)."""
+    rgbs = []
+    for path in sample_evenly(images):
+        try:
+            rgbs.append(load_image(path).rgb)
+        except HemaLensError:
+            continue
+    return better_fit(fit_of_models(rgbs, models), current)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from hemalens import RESEARCH_USE_STATEMENT
 from hemalens.cli import main
 from inference.cli_classify import Progress
 from inference.session import ModelSession
@@ -163,3 +164,27 @@ def test_csv_cells_cannot_become_spreadsheet_formulas(corpus, tmp_path, monkeypa
     assert main(["classify", "=1+2.png", "--model", str(model), "--out", str(out)]) == 0
     (row,) = list(csv.DictReader(out.open(encoding="utf-8")))
     assert row["path"] == "'=1+2.png" and row["status"] == "ok"
+
+
+def test_classify_warns_about_images_unlike_the_model_and_names_the_model_they_fit(tmp_path, monkeypatch, capsys):
+    """Blood-cell crops classified with the ALL subtypes model: the summary carries the app's warning and
+    the model to try instead; with the right model neither line appears."""
+    import shutil
+
+    from tests.test_model_fit import DATA
+
+    if not (DATA / "pbc").is_dir():
+        pytest.skip(f"real data not present at {DATA / 'pbc'} (see shared/data/README.md)")
+    monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(tmp_path / "none"))
+    monkeypatch.delenv("HEMALENS_BUNDLED_MODELS_DIR", raising=False)
+    for cls in ("eosinophil", "lymphocyte", "platelet"):
+        for path in sorted((DATA / "pbc" / cls).glob("*.jpg"))[:3]:
+            shutil.copy(path, tmp_path / f"{cls}_{path.name}")
+    assert main(["classify", str(tmp_path), "--model", "hemalens-all4", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "⚠ 9 of 9 images look unlike the images ALL subtypes was trained on" in err
+    assert "look like the images Blood cell types was trained on (9 of 9 sampled;" in err
+    assert err.rstrip().endswith(RESEARCH_USE_STATEMENT) and "try --model hemalens-pbc." in err
+    assert main(["classify", str(tmp_path), "--model", "hemalens-pbc", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "look unlike" not in err and "try --model" not in err

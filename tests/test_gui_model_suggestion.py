@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gui.model_suggestion import ModelSuggester, sample_evenly
+from gui.model_suggestion import ModelSuggester
+from inference.model_fit import sample_evenly
 from tests.test_model_fit import DATA, SHIPPED
 
 
