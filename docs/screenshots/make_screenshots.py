@@ -42,10 +42,12 @@ def main() -> int:
     parser.add_argument("--out", default=Path("docs/screenshots"), type=Path)
     parser.add_argument("--show", default="", help="file name of the image to show (default: most confident)")
     parser.add_argument("--review", type=int, default=6, help="how many images to review before the shot")
+    parser.add_argument("--other-images", type=Path,
+                        help="a folder of another model's kind of images: shot of the offer to switch models")
     args = parser.parse_args()
 
     import onnxruntime  # noqa: F401 - before Qt, as the app does
-    from PySide6.QtCore import QSettings
+    from PySide6.QtCore import QPoint, QRect, QSettings
     from PySide6.QtWidgets import QApplication
 
     from gui.app import configure_application
@@ -63,6 +65,7 @@ def main() -> int:
     window.show()
     done: list[bool] = []
     window.batchFinished.connect(done.append)
+    window.picker.refresh(current=args.model)  # the installed models, as start() lists them
     window.load_model(args.model)
     _wait(app, lambda: window.model_info is not None)
     window.open_paths([args.images])
@@ -109,6 +112,15 @@ def main() -> int:
     _settle(app)
     card.grab().save(str(args.out / "model-card.png"))
     card.close()
+
+    if args.other_images:
+        done.clear()
+        window.open_paths([args.other_images])
+        _wait(app, lambda: bool(done) and window.model_offer.isVisible())
+        _settle(app)
+        offer = window.model_offer
+        bottom = offer.mapTo(window, QPoint(0, offer.height())).y()
+        window.grab(QRect(0, 0, window.width(), bottom + 2)).save(str(args.out / "model-offer.png"))
     window.close()
     print(f"screenshots in {args.out}")
     return 0
