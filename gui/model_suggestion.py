@@ -3,7 +3,7 @@
 When most of a batch is flagged as unlike the model's training images, a sample of the folder is held
 against every installed model's training reference (inference.model_fit) on a worker thread: decoding
 the sample and reading the model files' metadata would stall the GUI. If another model clearly fits,
-a strip under the warning names it with its figures and offers "Use <model>"; the switch reclassifies
+a strip under the warning names it and the classes it tells apart and offers "Use <model>"; the switch reclassifies
 the folder the same way choosing the model in the picker does.
 """
 
