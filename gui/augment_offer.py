@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import QWidget
 
 from gui.items import ModelInfo
 from gui.job_thread import SingleJobThread
+from gui.offer_strip import OfferStrip
 from inference.errors import HemaLensError
 
 GRAD_CAM = "grad-cam"  # inference.cam.GRAD_CAM; repeated so this module needs no ONNX Runtime import
@@ -167,35 +168,20 @@ class Augmenter(SingleJobThread):
         self.failed.emit(source, message)
 
 
-class AugmentOfferBar(QWidget):
+class AugmentOfferBar(OfferStrip):
     """A non-modal strip under the banners: what is missing, "Make Grad-CAM ready…" and "Not now"."""
 
     accepted = Signal()
     dismissed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("augmentOffer")
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(12, 4, 8, 4)
-        self.text = QLabel("")
-        self.text.setWordWrap(True)
-        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.button = QPushButton("Make Grad-CAM ready…")
+        super().__init__("augmentOffer", "Make Grad-CAM ready…", parent)
         self.button.setToolTip(
             "Add Grad-CAM outputs to a copy of this model in your model folder; the original file is not changed"
         )
-        self.later = QPushButton("Not now")
         self.done = False  # showing the result rather than the offer
-        for b in (self.button, self.later):
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the review keys stay with the table
-        layout.addWidget(self.text, 1)
-        layout.addWidget(self.button)
-        layout.addWidget(self.later)
         self.button.clicked.connect(self.accepted)
         self.later.clicked.connect(self.dismissed)
-        self.setVisible(False)
 
     def offer(self, info: ModelInfo) -> None:
         how = "a gradient-free CAM" if info.cam_method else "no heatmap"

@@ -683,11 +683,11 @@ class MainWindow(QMainWindow):
     def _look_for_better_model(self, classified: list[Path]) -> None:
         """Many images unlike the model's training images: ask, off the GUI thread, whether another model fits."""
         info = self.model_info
-        if info is None or self._suggestion_key(info.path) in self._suggestion_declined:
+        key = self._suggestion_key(info.path) if info is not None else None
+        if key is None or key in self._suggestion_declined:
             return
         others = [p for p in self.picker.model_paths() if p.resolve() != Path(info.path).resolve()]
         if others:
-            key = self._suggestion_key(info.path)
             self.suggester.start(classified, [Path(info.path), *others], Path(info.path), tag=key)
 
     def _suggestion_key(self, model_path: Path) -> tuple[str, str]:

@@ -13,10 +13,11 @@ import contextlib
 import html
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import QWidget
 
 from gui.job_thread import SingleJobThread
+from gui.offer_strip import OfferStrip
 
 
 class _FitWorker(QObject):
@@ -67,32 +68,17 @@ class ModelSuggester(SingleJobThread):
             self._run.emit(*request)
 
 
-class ModelSuggestionBar(QWidget):
+class ModelSuggestionBar(OfferStrip):
     """A non-modal strip under the warning: which model these images look like, "Use <model>", "Not now"."""
 
     accepted = Signal(object)  # the suggested model's path
     dismissed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("modelSuggestion")
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(12, 4, 8, 4)
-        self.text = QLabel("")
-        self.text.setWordWrap(True)
-        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.button = QPushButton("Use")
-        self.later = QPushButton("Not now")
-        for b in (self.button, self.later):
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the review keys stay with the table
-        layout.addWidget(self.text, 1)
-        layout.addWidget(self.button)
-        layout.addWidget(self.later)
+        super().__init__("modelSuggestion", "Use", parent)
         self._path: Path | None = None
         self.button.clicked.connect(lambda: self.accepted.emit(self._path))
         self.later.clicked.connect(self.dismissed)
-        self.setVisible(False)
 
     @property
     def suggested(self) -> Path | None:

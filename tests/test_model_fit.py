@@ -11,10 +11,10 @@ import pytest
 from inference.familiarity import features_of_images, fit_reference, share_like_training
 from inference.images import load_image
 from inference.model_fit import ModelFit, better_fit, fit_of_models
+from tests.test_evaluate_models import DATA
 from tests.test_familiarity import smear
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 SHIPPED = sorted((ROOT / "assets" / "models").glob("hemalens-*.onnx"))
 
 
