@@ -16,7 +16,14 @@ from PySide6.QtWidgets import (
 from gui.calls import Differential
 from gui.table_look import apply_table_look
 
-COLUMNS = ("Class", "AI", "AI %", "Reviewed", "Rev. %")
+COLUMNS = ("Class", "AI", "AI %", "After review", "%")
+COLUMN_TIPS = (
+    "",
+    "Images the model called this class",
+    "Share of the classified images the model called this class",
+    "The class each image has now: the reviewed class where it was reviewed, otherwise still the AI call",
+    "Share of the classified images in this class after review",
+)
 
 
 class DifferentialPanel(QWidget):
@@ -33,6 +40,8 @@ class DifferentialPanel(QWidget):
         self.summary.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for c, tip in enumerate(COLUMN_TIPS):
+            self.table.horizontalHeaderItem(c).setToolTip(tip)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)

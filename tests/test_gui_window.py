@@ -203,6 +203,9 @@ def test_keyboard_review_is_recorded_in_the_store_and_the_differential(qtbot, tm
     assert window.diff_panel.summary.text().startswith("6 of 6 classified · 3 reviewed · 1 flagged")
     mono_ai, mono_after = window.diff_panel.row_values("Monocyte")
     assert mono_after >= 1
+    # Unreviewed images still count under their AI call there, so the column must not say "Reviewed".
+    after = window.diff_panel.table.horizontalHeaderItem(3)
+    assert after.text() == "After review" and "otherwise still the AI call" in after.toolTip()
 
     # Every decision is in the store, keyed by content hash, by this user.
     store = ReviewStore.open(tmp_path / "reviews.sqlite3")
