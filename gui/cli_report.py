@@ -130,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     status = f"signed by {result.signed_by[0]}" if result.signed_by else "NOT SIGNED (draft)"
     print(f"Case #{case.id} ({case.folder}): {result.images} images, {status}")
+    if result.unclassified:
+        print(f"note: {result.unclassified} file(s) could not be classified; the PDF and JSON list them and why")
     if result.missing_heatmaps:
         print(f"note: {result.missing_heatmaps} flagged cell(s) without a heatmap (see the captions in the PDF)")
     for path in result.written:

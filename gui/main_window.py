@@ -877,7 +877,9 @@ class MainWindow(QMainWindow):
             return
         call = self.model.ai_call_of(self.model.item(self._current))
         if call is None:
-            self.status("This image has no AI call to confirm yet.")
+            failed = self.model.item(self._current).status == FAILED
+            self.status("This file could not be classified: there is no AI call to confirm." if failed
+                        else "This image has no AI call to confirm yet.")
             return
         self._decide(call, self.model.item(self._current).flagged, advance=True)
 
@@ -919,6 +921,12 @@ class MainWindow(QMainWindow):
         if item.image_hash is None:
             self.status("Wait until this image has been read before reviewing it.")
             return
+        if reviewed_id is not None and reviewed_id != item.reviewed_id and item.status == FAILED:
+            self.status(
+                f"{item.path.name} could not be classified, so there is nothing on screen to give a class to: "
+                "fix or replace the file and open the folder again. F flags it and C adds a comment."
+            )
+            return
         comment = item.comment if comment is None else comment
         order = self._nav_rows()  # before the decision: a filter may hide the row once it is decided
         try:
@@ -948,6 +956,11 @@ class MainWindow(QMainWindow):
     def _hashes(self) -> list[str]:
         return [i.image_hash for i in self.model.items() if i.image_hash]
 
+    def _classified_hashes(self) -> list[str]:
+        """What a sign-off covers: the images a model classified. Files that could not be read were
+        never assessed; the sign-off dialog and the report name them instead."""
+        return [i.image_hash for i in self.model.items() if i.image_hash and i.probabilities is not None]
+
     def _update_sign_state(self) -> None:
         signed = self.review.signed_by()
         self.act_sign.setEnabled(self.review.active and signed is None)
@@ -961,14 +974,22 @@ class MainWindow(QMainWindow):
         if self.engine.batch_running:
             self.status("Wait until classification has finished before signing.")
             return
-        ok, message = self.review.can_sign(self._hashes())
+        hashes = self._classified_hashes()
+        ok, message = self.review.can_sign(hashes)
         if not ok:
             QMessageBox.information(self, "Sign off case", message)
             return
+        failed = [i.path.name for i in self.model.items() if i.status == FAILED]
+        if failed:
+            shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+            message += (
+                f"\n{len(failed)} file(s) could not be classified and are not part of what you sign: {shown}. "
+                "The report lists them."
+            )
         answer = QMessageBox.question(self, "Sign off case", f"{message}\nSign as {self.review.user}?")
         if answer == QMessageBox.StandardButton.Yes:
             try:
-                self.review.sign(self._hashes())
+                self.review.sign(hashes)
             except Exception as exc:  # noqa: BLE001
                 QMessageBox.warning(self, "Sign off case", str(exc))
             self._update_sign_state()
@@ -1022,6 +1043,7 @@ class MainWindow(QMainWindow):
             case=self.review.case,
             targets=targets,
             image_hashes=tuple(self._hashes()),
+            open_paths=tuple(str(i.path) for i in self.model.items()),
             sessions=(info.session,) if info is not None and info.session is not None else (),
             model_files=tuple(self.picker.model_paths()),
         )
@@ -1038,8 +1060,8 @@ class MainWindow(QMainWindow):
         result = outcome.result
         state = f"signed by {result.signed_by[0]}" if result.signed_by else "not signed: marked as draft"
         text = f"Report written ({result.images} images, {state}): {outcome.targets.pdf} + .csv + .json"
-        if outcome.not_recorded:
-            text += f"; {outcome.not_recorded} unreadable image(s) have no record and are not in it"
+        if result.unclassified:
+            text += f"; it lists {result.unclassified} file(s) that could not be classified"
         if result.missing_heatmaps:
             text += f"; {result.missing_heatmaps} flagged cell(s) without a heatmap"
         self.status(text + ".")

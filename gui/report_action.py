@@ -61,6 +61,7 @@ class ReportJob:
     targets: ReportTargets
     image_hashes: tuple[str, ...]
     sessions: tuple[Any, ...] = ()
+    open_paths: tuple[str, ...] | None = None  # the files open in the app: limits the "not classified" list
     model_files: tuple[Path, ...] = ()
     heatmaps: bool = True
 
@@ -71,7 +72,6 @@ class ReportOutcome:
 
     result: Any
     targets: ReportTargets
-    not_recorded: int = 0  # open images the store has no record of (unreadable files), not in the report
     seconds: float = 0.0
     notes: tuple[str, ...] = field(default=())
 
@@ -144,12 +144,11 @@ def run_report_job(job: ReportJob) -> ReportOutcome:
         csv=job.targets.csv,
         json=job.targets.json,
         image_hashes=hashes,
+        open_paths=job.open_paths,
         sessions=sessions,
         heatmaps=job.heatmaps,
     )
-    return ReportOutcome(
-        result, job.targets, len(set(job.image_hashes)) - len(hashes), time.monotonic() - started, tuple(notes)
-    )
+    return ReportOutcome(result, job.targets, time.monotonic() - started, tuple(notes))
 
 
 def warm_up_report_modules() -> None:

@@ -8,7 +8,7 @@ atomically. Raises a HemaLensError subclass (ReportError, ReviewStoreError) with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ class ExportResult:
     images: int
     signed_by: tuple[str, str] | None
     missing_heatmaps: int
+    unclassified: int = 0  # files listed as never classified (unreadable, corrupt)
 
 
 def export_case_report(
@@ -31,13 +32,14 @@ def export_case_report(
     csv: str | Path | None = None,
     json: str | Path | None = None,
     image_hashes: list[str] | None = None,
+    open_paths: Collection[str] | None = None,
     sessions: Iterable[Any] = (),
     heatmaps: bool = True,
 ) -> ExportResult:
     """Write the requested report files for ``case`` (a ``review.store.Case``)."""
     from review.report import build_report, write_csv, write_json
 
-    report = build_report(case, image_hashes)
+    report = build_report(case, image_hashes, open_paths)
     written: list[Path] = []
     if csv:
         written.append(write_csv(report, csv))
@@ -59,4 +61,4 @@ def export_case_report(
         used = {m.sha256 for m in report.models}
         cards = [ModelCardSummary.from_session(s) for s in by_sha.values() if s.sha256 in used]
         written.append(write_pdf(report, pdf, thumbnails=thumbnails, model_cards=cards))
-    return ExportResult(tuple(written), len(report.rows), report.signed_by, missing)
+    return ExportResult(tuple(written), len(report.rows), report.signed_by, missing, len(report.unclassified))

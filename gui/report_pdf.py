@@ -213,6 +213,8 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
             ["Folder", _e(report.folder)],
             ["Case opened", _e(_time(report.created_at))],
             ["Images", str(total)],
+            *([["Files not classified", f"{len(report.unclassified)} (listed below; never assessed)"]]
+              if report.unclassified else []),
             ["Reviewed", f"{report.reviewed_count} of {total}"],
             ["Changed by the reviewer", str(report.changed_count)],
             ["Flagged for a second look", str(len(report.flagged_rows))],
@@ -258,6 +260,7 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         f'<p class="small">Model call: the class the model gave each image. After review: the class the '
         f"technician confirmed or chose.</p>{diff}"
         f"{_noted_section(report, names)}"
+        f"{_unclassified_section(report)}"
         f"<h2>Sign-off</h2>{signature}{history}"
         f'<p class="ruo"><b>Research use only.</b> {_e(RESEARCH_USE_STATEMENT)}</p>'
     )
@@ -285,6 +288,19 @@ def _noted_section(report: CaseReport, names: Mapping[str, str]) -> str:
         "than the model's measured accuracy suggests.</p>"
         + _table(["Image", "Model call", "After review", "Note"], rows, widths=[24, 15, 15, 46])
         + more
+    )
+
+
+def _unclassified_section(report: CaseReport) -> str:
+    """Files of the case that no model could classify: counted nowhere else, so named here."""
+    if not report.unclassified:
+        return ""
+    rows = [[_e(u.file), _e(u.reason)] for u in report.unclassified]
+    return (
+        f"<h2>Files that could not be classified ({len(report.unclassified)})</h2>"
+        '<p class="small">These files of the case could not be read or classified, so neither the model nor '
+        "the reviewer assessed them and they are not in the counts above.</p>"
+        + _table(["File", "Reason"], rows, widths=[35, 65])
     )
 
 

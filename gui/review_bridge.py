@@ -90,6 +90,14 @@ class PredictionRecorder:
         except Exception as exc:  # noqa: BLE001
             self._failure = f"Predictions are not being saved: {exc}"
 
+    def record_unclassified(self, path: Path, image_hash: str | None, reason: str) -> None:
+        if self._failure is not None:
+            return
+        try:
+            self._case.record_unclassified(path, image_hash, reason)
+        except Exception as exc:  # noqa: BLE001
+            self._failure = f"Predictions are not being saved: {exc}"
+
     def close(self) -> str | None:
         return self._failure
 

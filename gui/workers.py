@@ -151,7 +151,10 @@ class BatchWorker(QObject):
                 recorder.record(path, image_hash, model, probs, notes)
             return ItemResult(row, path, image_hash, probs, None, notes)
         except Exception as exc:  # noqa: BLE001 - one bad image is one row's error, the batch goes on
-            return ItemResult(row, path, image_hash, None, str(exc) or exc.__class__.__name__)
+            reason = str(exc) or exc.__class__.__name__
+            if recorder is not None:
+                recorder.record_unclassified(path, image_hash, reason)  # so the case report names it
+            return ItemResult(row, path, image_hash, None, reason)
 
 
 @dataclass(frozen=True)

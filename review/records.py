@@ -80,3 +80,13 @@ class CaseEvent:
     reason: str
     at: str
     detail: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UnclassifiedImage:
+    """A file of the case that no model could classify (unreadable, corrupt), and why."""
+
+    image_path: str
+    image_hash: str | None  # None when not even its bytes could be read
+    reason: str
+    recorded_at: str

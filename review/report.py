@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +24,7 @@ from inference.errors import HemaLensError
 from review.records import CaseEvent, Decision
 from review.store import Case
 
-REPORT_FORMAT_VERSION = 2  # 2: per-image "notes" (JSON images, CSV column)
+REPORT_FORMAT_VERSION = 3  # 2: per-image "notes" (JSON images, CSV column); 3: "unclassified" files (JSON)
 CSV_FIXED_COLUMNS = (
     "file",
     "image_sha256",
@@ -62,6 +63,16 @@ class ReportRow:
 
 
 @dataclass(frozen=True)
+class UnclassifiedRow:
+    """A file of the case no model could classify: never assessed, so the report names it."""
+
+    file: str
+    path: str
+    image_sha256: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
 class ModelUsed:
     name: str
     version: str
@@ -85,6 +96,7 @@ class CaseReport:
     signed_by: tuple[str, str] | None
     events: tuple[CaseEvent, ...]
     trail: tuple[Decision, ...] = field(default=(), repr=False)
+    unclassified: tuple[UnclassifiedRow, ...] = ()
 
     @property
     def flagged_rows(self) -> list[ReportRow]:
@@ -112,8 +124,13 @@ def _relative(path: str, folder: Path) -> str:
         return path
 
 
-def build_report(case: Case, image_hashes: list[str] | None = None) -> CaseReport:
-    """Gather the case's current state into a report (default image set: ``case.current_hashes()``)."""
+def build_report(
+    case: Case, image_hashes: list[str] | None = None, open_paths: Collection[str] | None = None
+) -> CaseReport:
+    """Gather the case's current state into a report (default image set: ``case.current_hashes()``).
+
+    ``open_paths`` (the files the app has open) limits the files listed as not classified to those;
+    by default every file the case recorded as not classified, and not classified since, is listed."""
     states = case.current_state()
     hashes = list(dict.fromkeys(image_hashes if image_hashes is not None else case.current_hashes()))
     rows = []
@@ -159,6 +176,11 @@ def build_report(case: Case, image_hashes: list[str] | None = None) -> CaseRepor
         signed_by=case.signed_by(),
         events=tuple(case.events()),
         trail=tuple(case.decisions()),
+        unclassified=tuple(
+            UnclassifiedRow(_relative(u.image_path, case.folder), u.image_path, u.image_hash, u.reason)
+            for u in case.unclassified_images()
+            if open_paths is None or u.image_path in open_paths
+        ),
     )
 
 
@@ -227,6 +249,7 @@ def report_dict(report: CaseReport) -> dict[str, Any]:
         "models": [asdict(m) for m in report.models],
         "counts": {"predicted": report.counts_predicted, "reviewed": report.counts_reviewed},
         "images": [asdict(r) for r in report.rows],
+        "unclassified": [asdict(u) for u in report.unclassified],
         "audit_trail": [
             {
                 "id": d.id,

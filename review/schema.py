@@ -70,9 +70,27 @@ BEGIN SELECT RAISE(ABORT, 'review records are append-only: {table} rows cannot b
 # classifies those images again instead of reusing the call without its notes.
 SCHEMA_V2 = "ALTER TABLE predictions ADD COLUMN notes TEXT;"
 
+# v3: images the app could not classify (unreadable or corrupt files) and why, so a report says which
+# files of the case were never assessed. image_hash is NULL when the file could not even be read.
+SCHEMA_V3 = """
+CREATE TABLE unclassified (
+    id INTEGER PRIMARY KEY,
+    case_id INTEGER NOT NULL REFERENCES cases(id),
+    image_hash TEXT,
+    image_path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX unclassified_by_case ON unclassified(case_id);
+CREATE TRIGGER unclassified_no_update BEFORE UPDATE ON unclassified
+BEGIN SELECT RAISE(ABORT, 'review records are append-only: unclassified rows cannot be changed'); END;
+CREATE TRIGGER unclassified_no_delete BEFORE DELETE ON unclassified
+BEGIN SELECT RAISE(ABORT, 'review records are append-only: unclassified rows cannot be deleted'); END;
+"""
+
 # version -> SQL script that upgrades the previous version to it. Add new versions at the end;
 # never edit a released one.
-MIGRATIONS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V2}
+MIGRATIONS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3}
 
 
 def latest_version(migrations: dict[int, str] | None = None) -> int:

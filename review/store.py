@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.errors import HemaLensError
-from review.records import CaseEvent, Decision, ImageState, StoredPrediction
+from review.records import CaseEvent, Decision, ImageState, StoredPrediction, UnclassifiedImage
 from review.schema import MIGRATIONS, latest_version
 
 DB_FILENAME = "reviews.sqlite3"
@@ -417,6 +417,45 @@ class Case:
             (self.id, _check_hash(image_hash), model_sha256),
         )
         return self._store._prediction(rows[0]) if rows else None
+
+    def record_unclassified(self, image_path: str | Path, image_hash: str | None, reason: str) -> None:
+        """Remember that a file could not be classified, so reports name it instead of leaving it out
+        silently. The same file failing again for the same reason, with no call at its path since, adds nothing."""
+        row = (
+            self.id,
+            None if image_hash is None else _check_hash(image_hash),
+            str(image_path),
+            _check_text(reason, "reason"),
+        )
+        with self._store._write("save the unclassified image") as conn:
+            if conn.execute(
+                "SELECT 1 FROM unclassified WHERE case_id = ? AND image_hash IS ? AND image_path = ? AND reason = ? "
+                "AND recorded_at >= COALESCE((SELECT MAX(recorded_at) FROM predictions "
+                "WHERE case_id = ? AND image_path = ?), '')",
+                (*row, self.id, row[2]),
+            ).fetchone():
+                return
+            conn.execute(
+                "INSERT INTO unclassified(case_id, image_hash, image_path, reason, recorded_at) VALUES (?, ?, ?, ?, ?)",
+                (*row, _now()),
+            )
+
+    def unclassified_images(self) -> list[UnclassifiedImage]:
+        """Files whose latest record at their path is a failure: a file classified at that path since
+        (fixed, new content) or a content classified anywhere in the case no longer counts. By path."""
+        rows = self._store._read("SELECT * FROM unclassified WHERE case_id = ? ORDER BY id", (self.id,))
+        latest_at_path: dict[str, str] = {}
+        classified: set[str] = set()
+        for p in self.predictions():  # decisions do not count: a flag on an unreadable file classifies nothing
+            latest_at_path[p.image_path] = max(latest_at_path.get(p.image_path, ""), p.recorded_at)
+            classified.add(p.image_hash)
+        found: dict[str, UnclassifiedImage] = {}
+        for r in rows:
+            path, image_hash = r["image_path"], r["image_hash"]
+            if r["recorded_at"] < latest_at_path.get(path, "") or image_hash in classified:
+                continue
+            found[path] = UnclassifiedImage(path, image_hash, r["reason"], r["recorded_at"])
+        return [found[p] for p in sorted(found)]
 
     # -- decisions ------------------------------------------------------------------------------
     def record_decision(

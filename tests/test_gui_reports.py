@@ -220,3 +220,51 @@ def test_default_report_name_is_safe_and_names_the_case() -> None:
     assert name == "hemalens-case12-ward_4-2026-11-23.pdf"
     assert ReportTargets.from_pdf("/x/r").pdf == Path("/x/r.pdf")
     assert ReportTargets.from_pdf("/x/r.PDF").json == Path("/x/r.json")
+
+
+def test_an_unreadable_file_gets_no_class_is_left_out_of_the_sign_off_and_listed_in_the_report(
+    qtbot, tmp_path, window, monkeypatch
+) -> None:
+    import gui.main_window
+
+    folder = tmp_path / "smear"
+    _write_images(folder, 2)
+    (folder / "zz_broken.png").write_bytes(b"this is not a PNG")
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        window.start([str(folder)])
+    table = window.batch_panel.table
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_Return)
+    qtbot.keyClick(table, Qt.Key.Key_Return)
+    assert window.current_row() == 2 and window.model.item(2).status == "Failed"
+
+    # No class for a file nobody could see: before, a key press here was recorded as a review.
+    qtbot.keyClick(table, Qt.Key.Key_1)
+    assert window.model.item(2).reviewed_id is None and "could not be classified" in window.status_label.text()
+    qtbot.keyClick(table, Qt.Key.Key_Return)
+    assert window.model.item(2).reviewed_id is None and "no AI call to confirm" in window.status_label.text()
+    qtbot.keyClick(table, Qt.Key.Key_F)  # a flag (and a comment) still go on record
+    assert window.model.item(2).flagged
+
+    # The sign-off covers the two classified images and names the unreadable file.
+    asked: list[str] = []
+
+    def answer_yes(parent, title, text, *args, **kwargs):
+        asked.append(text)
+        return gui.main_window.QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(gui.main_window.QMessageBox, "question", answer_yes)
+    window.sign_case()
+    assert asked and "All 2 images reviewed" in asked[0] and "zz_broken.png" in asked[0]
+    assert window.review.signed_by() is not None
+    assert window.review.case.events()[-1].detail["images"] == 2
+
+    out = tmp_path / "reports" / "case.pdf"
+    with qtbot.waitSignal(window.reportExported, timeout=60000):
+        assert window.export_report(out)
+    assert "lists 1 file(s) that could not be classified" in window.status_label.text()
+    text = _pdf_text(out)
+    assert "Files not classified 1" in text and "Files that could not be classified (1)" in text
+    assert "zz_broken.png" in text
+    doc = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert [u["file"] for u in doc["unclassified"]] == ["zz_broken.png"] and doc["unclassified"][0]["reason"]

@@ -189,3 +189,24 @@ def test_csv_file_opens_in_excel_encoding(case_setup, tmp_path: Path) -> None:
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: spreadsheet programs read UTF-8 correctly
     assert list(tmp_path.glob(".r.csv.*")) == []  # no temp file left behind
     assert len(list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))) == 4
+
+
+def test_files_that_could_not_be_classified_are_listed_apart(case_setup, tmp_path: Path) -> None:
+    store, case, images = case_setup
+    broken = case.folder / "sub" / "broken.png"
+    broken.write_bytes(b"not a png")
+    case.record_unclassified(broken, hashlib.sha256(b"not a png").hexdigest(), "not an image file")
+    case.record_unclassified(case.folder / "locked.png", None, "permission denied")
+    report = build_report(case)
+    assert [(u.file, u.reason) for u in report.unclassified] == [
+        ("locked.png", "permission denied"), ("sub/broken.png", "not an image file")
+    ]  # fmt: skip
+    assert len(report.rows) == 3 and sum(report.counts_predicted.values()) == 3  # counted nowhere else
+    doc = json.loads(write_json(report, tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert doc["unclassified"][1] == {
+        "file": "sub/broken.png", "path": str(broken),
+        "image_sha256": hashlib.sha256(b"not a png").hexdigest(), "reason": "not an image file",
+    }  # fmt: skip
+    # The app passes the files it has open: a file no longer in the folder is not listed.
+    only_open = build_report(case, open_paths=[str(broken), *(str(p) for p, _ in images.values())])
+    assert [u.file for u in only_open.unclassified] == ["sub/broken.png"]

@@ -184,8 +184,10 @@ def test_migration_upgrades_keeps_records_and_writes_a_backup(tmp_path: Path, mo
     db = tmp_path / "reviews.sqlite3"
     _v1_database(db, tmp_path)
     with ReviewStore.open(db) as store:
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert "notes" in [r[1] for r in store._conn.execute("PRAGMA table_info(predictions)")]
+        assert [r[1] for r in store._conn.execute("PRAGMA table_info(unclassified)")][1:4] == [
+            "case_id", "image_hash", "image_path"]
         case = store.open_case(tmp_path)
         assert [d.image_hash for d in case.decisions()] == [HASHES[1]]
         old = case.cached_prediction(HASHES[1], "f" * 64)

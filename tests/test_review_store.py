@@ -254,3 +254,34 @@ def test_worker_thread_predictions_and_gui_thread_decisions_interleave_safely(st
     assert errors == []
     assert len(case.predictions()) == 150 and len(case.decisions()) == 150
     assert len(case.current_state()) == 300
+
+
+def test_unclassified_files_are_kept_until_classified_at_their_path(tmp_path: Path) -> None:
+    db = tmp_path / "reviews.sqlite3"
+    with ReviewStore.open(db) as store:
+        case = store.open_case(tmp_path)
+        bad, bad_hash = _image(tmp_path, "bad.png", b"not a png")
+        gone = tmp_path / "gone.png"
+        case.record_unclassified(bad, bad_hash, "not an image file")
+        case.record_unclassified(bad, bad_hash, "not an image file")  # failed again on reopening: no new record
+        case.record_unclassified(gone, None, "permission denied")  # not even its bytes: no hash
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            store._conn.execute("DELETE FROM unclassified")
+        assert store._conn.execute("SELECT COUNT(*) FROM unclassified").fetchone()[0] == 2
+    with ReviewStore.open(db) as store:  # survives reopening
+        case = store.open_case(tmp_path)
+        found = case.unclassified_images()
+        assert [(Path(u.image_path).name, u.image_hash, u.reason) for u in found] == [
+            ("bad.png", bad_hash, "not an image file"),
+            ("gone.png", None, "permission denied"),
+        ]
+        # A flag on the unreadable file classifies nothing: still listed.
+        case.record_decision(bad, bad_hash, reviewed_id=None, flagged=True, comment="rescan", user="ann")
+        assert [Path(u.image_path).name for u in case.unclassified_images()] == ["bad.png", "gone.png"]
+        # The file replaced by a readable one and classified at the same path: no longer listed.
+        fixed, fixed_hash = _image(tmp_path, "bad.png", b"a real image now")
+        case.record_prediction(fixed, fixed_hash, predicted_id="benign", probabilities=PROBS, **MODEL)
+        assert [Path(u.image_path).name for u in case.unclassified_images()] == ["gone.png"]
+        # Broken again, with the same bytes and reason as before: listed again.
+        case.record_unclassified(bad, bad_hash, "not an image file")
+        assert [Path(u.image_path).name for u in case.unclassified_images()] == ["bad.png", "gone.png"]
