@@ -1044,6 +1044,7 @@ class MainWindow(QMainWindow):
             targets=targets,
             image_hashes=tuple(self._hashes()),
             open_paths=tuple(str(i.path) for i in self.model.items()),
+            uncertain_below=self.model.threshold,
             sessions=(info.session,) if info is not None and info.session is not None else (),
             model_files=tuple(self.picker.model_paths()),
         )

@@ -62,6 +62,7 @@ class ReportJob:
     image_hashes: tuple[str, ...]
     sessions: tuple[Any, ...] = ()
     open_paths: tuple[str, ...] | None = None  # the files open in the app: limits the "not classified" list
+    uncertain_below: float | None = None  # the app's threshold: calls under it are reported as Unidentified
     model_files: tuple[Path, ...] = ()
     heatmaps: bool = True
 
@@ -145,6 +146,7 @@ def run_report_job(job: ReportJob) -> ReportOutcome:
         json=job.targets.json,
         image_hashes=hashes,
         open_paths=job.open_paths,
+        uncertain_below=job.uncertain_below,
         sessions=sessions,
         heatmaps=job.heatmaps,
     )

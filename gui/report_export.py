@@ -33,13 +33,14 @@ def export_case_report(
     json: str | Path | None = None,
     image_hashes: list[str] | None = None,
     open_paths: Collection[str] | None = None,
+    uncertain_below: float | None = None,
     sessions: Iterable[Any] = (),
     heatmaps: bool = True,
 ) -> ExportResult:
     """Write the requested report files for ``case`` (a ``review.store.Case``)."""
     from review.report import build_report, write_csv, write_json
 
-    report = build_report(case, image_hashes, open_paths)
+    report = build_report(case, image_hashes, open_paths, uncertain_below)
     written: list[Path] = []
     if csv:
         written.append(write_csv(report, csv))

@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 
 from hemalens import RESEARCH_USE_STATEMENT, __version__
-from review.report import NOT_CLASSIFIED, NOT_REVIEWED, CaseReport, ReportError, ReportRow, differential
+from review.report import (
+    NOT_CLASSIFIED,
+    NOT_REVIEWED,
+    CaseReport,
+    ReportError,
+    ReportRow,
+    differential,
+    is_uncertain_call,
+)
 
 THUMB_SIDE = 200  # pixels of the longest thumbnail side stored in the PDF
 THUMB_DISPLAY = 150  # how wide it is drawn in the document (layout pixels)
@@ -147,6 +155,12 @@ def _name(class_id: str | None, names: Mapping[str, str]) -> str:
     return names.get(class_id, "Unidentified" if class_id == "unidentified" else class_id)
 
 
+def _call(row: ReportRow, report: CaseReport, names: Mapping[str, str]) -> str:
+    """The model's call as the app showed it: an uncertain call is the best guess with a "?"."""
+    name = _e(_name(row.predicted_class, names))
+    return f"{name}? (uncertain)" if is_uncertain_call(row, report.uncertain_below) else name
+
+
 def _time(iso: str | None) -> str:
     """ISO UTC time as 'YYYY-MM-DD HH:MM:SS UTC' for people."""
     if not iso:
@@ -215,6 +229,9 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
             ["Images", str(total)],
             *([["Files not classified", f"{len(report.unclassified)} (listed below; never assessed)"]]
               if report.unclassified else []),
+            *([[f"Uncertain model calls (top under {report.uncertain_below:.0%})",
+                f"{len(report.uncertain_rows)}{' (listed below)' if report.uncertain_rows else ''}"]]
+              if report.uncertain_below is not None else []),
             ["Reviewed", f"{report.reviewed_count} of {total}"],
             ["Changed by the reviewer", str(report.changed_count)],
             ["Flagged for a second look", str(len(report.flagged_rows))],
@@ -259,6 +276,7 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         f"<h2>Differential count</h2>"
         f'<p class="small">Model call: the class the model gave each image. After review: the class the '
         f"technician confirmed or chose.</p>{diff}"
+        f"{_uncertain_section(report, names)}"
         f"{_noted_section(report, names)}"
         f"{_unclassified_section(report)}"
         f"<h2>Sign-off</h2>{signature}{history}"
@@ -276,7 +294,7 @@ def _noted_section(report: CaseReport, names: Mapping[str, str]) -> str:
     if not noted:
         return ""
     rows = [
-        [_e(r.file), _e(_name(r.predicted_class, names)), _e(_name(r.reviewed_class, names)),
+        [_e(r.file), _call(r, report, names), _e(_name(r.reviewed_class, names)),
          "<br/>".join(_e(n) for n in r.notes)]
         for r in noted[:NOTED_ROWS_SHOWN]
     ]
@@ -287,6 +305,28 @@ def _noted_section(report: CaseReport, names: Mapping[str, str]) -> str:
         '<p class="small">The app showed these notes beside the model\'s call: such calls are less reliable '
         "than the model's measured accuracy suggests.</p>"
         + _table(["Image", "Model call", "After review", "Note"], rows, widths=[24, 15, 15, 46])
+        + more
+    )
+
+
+def _uncertain_section(report: CaseReport, names: Mapping[str, str]) -> str:
+    """Calls under the app's threshold: shown there as Unidentified with the best guess, so here too."""
+    uncertain = report.uncertain_rows
+    if not uncertain:
+        return ""
+    rows = [
+        [_e(r.file), f"{_e(_name(r.predicted_class, names))} {max(r.probabilities.values()):.0%}",
+         _e(_name(r.reviewed_class, names))]
+        for r in uncertain[:NOTED_ROWS_SHOWN]
+    ]
+    more = (f'<p class="small">&hellip; and {len(uncertain) - NOTED_ROWS_SHOWN} more: every probability is in the '
+            "CSV and JSON reports.</p>" if len(uncertain) > NOTED_ROWS_SHOWN else "")
+    return (
+        f"<h2>Uncertain model calls ({len(uncertain)})</h2>"
+        f'<p class="small">The model\'s top probability was under {report.uncertain_below:.0%}, so the app showed '
+        "these images as Unidentified with the model's best guess, and the model-call column above counts them "
+        "as Unidentified.</p>"
+        + _table(["Image", "Best guess", "After review"], rows, widths=[40, 30, 30])
         + more
     )
 
@@ -324,7 +364,7 @@ def _flagged_page(report: CaseReport, thumbs: Mapping[str, Thumbnail], names: Ma
         reviewed = _e(_name(row.reviewed_class, names))
         details = (
             f"<b>{_e(row.file)}</b><br/>"
-            f"Model call: {_e(_name(row.predicted_class, names))}"
+            f"Model call: {_call(row, report, names)}"
             f"{' (' + probs + ')' if probs else ''}<br/>"
             f"Reviewed as: {'<span class=changed>' + reviewed + '</span>' if changed else reviewed}<br/>"
             f"By {_e(row.reviewer or '-')} on {_e(_time(row.reviewed_at))}<br/>"

@@ -24,7 +24,8 @@ from inference.errors import HemaLensError
 from review.records import CaseEvent, Decision
 from review.store import Case
 
-REPORT_FORMAT_VERSION = 3  # 2: per-image "notes" (JSON images, CSV column); 3: "unclassified" files (JSON)
+REPORT_FORMAT_VERSION = 3  # 2: per-image "notes" (JSON images, CSV column); 3: "unclassified" files and
+# "uncertain_below" (JSON), uncertain model calls counted as Unidentified
 CSV_FIXED_COLUMNS = (
     "file",
     "image_sha256",
@@ -36,6 +37,7 @@ CSV_FIXED_COLUMNS = (
 CSV_TAIL_COLUMNS = ("notes", "reviewed_class", "flagged", "comment", "reviewer", "reviewed_at")
 NOT_REVIEWED = "(not reviewed)"
 NOT_CLASSIFIED = "(not classified)"
+UNIDENTIFIED = "unidentified"  # the app's bin for calls under the uncertainty threshold
 
 
 class ReportError(HemaLensError):
@@ -97,6 +99,12 @@ class CaseReport:
     events: tuple[CaseEvent, ...]
     trail: tuple[Decision, ...] = field(default=(), repr=False)
     unclassified: tuple[UnclassifiedRow, ...] = ()
+    uncertain_below: float | None = None  # the app's threshold: calls under it count as Unidentified
+
+    @property
+    def uncertain_rows(self) -> list[ReportRow]:
+        """Images whose model call was under the threshold: the app showed them as Unidentified."""
+        return [r for r in self.rows if is_uncertain_call(r, self.uncertain_below)]
 
     @property
     def flagged_rows(self) -> list[ReportRow]:
@@ -117,6 +125,17 @@ class CaseReport:
         return sum(1 for r in self.rows if r.reviewed_class is not None and r.reviewed_class != r.predicted_class)
 
 
+def is_uncertain_call(row: ReportRow, threshold: float | None) -> bool:
+    """The app's rule (gui.calls.is_uncertain): float32 probabilities equal to the threshold are not under it."""
+    return threshold is not None and bool(row.probabilities) and max(row.probabilities.values()) < threshold - 1e-6
+
+
+def _model_call(row: ReportRow, threshold: float | None) -> str:
+    if row.predicted_class is None:
+        return NOT_CLASSIFIED
+    return UNIDENTIFIED if is_uncertain_call(row, threshold) else row.predicted_class
+
+
 def _relative(path: str, folder: Path) -> str:
     try:
         return Path(path).resolve().relative_to(folder).as_posix()
@@ -125,12 +144,17 @@ def _relative(path: str, folder: Path) -> str:
 
 
 def build_report(
-    case: Case, image_hashes: list[str] | None = None, open_paths: Collection[str] | None = None
+    case: Case,
+    image_hashes: list[str] | None = None,
+    open_paths: Collection[str] | None = None,
+    uncertain_below: float | None = None,
 ) -> CaseReport:
     """Gather the case's current state into a report (default image set: ``case.current_hashes()``).
 
     ``open_paths`` (the files the app has open) limits the files listed as not classified to those;
-    by default every file the case recorded as not classified, and not classified since, is listed."""
+    by default every file the case recorded as not classified, and not classified since, is listed.
+    ``uncertain_below``: the app's uncertainty threshold; model calls under it count as Unidentified
+    in the counts, as the app showed them (each row keeps the model's top class and probabilities)."""
     states = case.current_state()
     hashes = list(dict.fromkeys(image_hashes if image_hashes is not None else case.current_hashes()))
     rows = []
@@ -170,7 +194,7 @@ def build_report(
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         rows=tuple(rows),
         class_ids=tuple(class_ids),
-        counts_predicted=dict(Counter(r.predicted_class or NOT_CLASSIFIED for r in rows)),
+        counts_predicted=dict(Counter(_model_call(r, uncertain_below) for r in rows)),
         counts_reviewed=dict(Counter(r.reviewed_class or NOT_REVIEWED for r in rows)),
         models=tuple(ModelUsed(n or "", v or "", s or "", c) for (n, v, s), c in model_counts.items()),
         signed_by=case.signed_by(),
@@ -181,6 +205,7 @@ def build_report(
             for u in case.unclassified_images()
             if open_paths is None or u.image_path in open_paths
         ),
+        uncertain_below=uncertain_below,
     )
 
 
@@ -247,6 +272,7 @@ def report_dict(report: CaseReport) -> dict[str, Any]:
         "signed": None if report.signed_by is None else {"user": report.signed_by[0], "at": report.signed_by[1]},
         "sign_off_history": [asdict(e) for e in report.events],
         "models": [asdict(m) for m in report.models],
+        "uncertain_below": report.uncertain_below,
         "counts": {"predicted": report.counts_predicted, "reviewed": report.counts_reviewed},
         "images": [asdict(r) for r in report.rows],
         "unclassified": [asdict(u) for u in report.unclassified],

@@ -268,3 +268,24 @@ def test_an_unreadable_file_gets_no_class_is_left_out_of_the_sign_off_and_listed
     assert "zz_broken.png" in text
     doc = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     assert [u["file"] for u in doc["unclassified"]] == ["zz_broken.png"] and doc["unclassified"][0]["reason"]
+
+
+def test_the_report_counts_uncertain_calls_as_the_window_does(qtbot, tmp_path, window) -> None:
+    folder = tmp_path / "smear"
+    _write_images(folder, 6)
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        window.start([str(folder)])
+    top = sorted(float(window.model.item(r).probabilities.max()) for r in range(6))
+    window.prob_panel.set_threshold((top[2] + top[3]) / 2)  # three calls under it, three over
+    window._on_threshold((top[2] + top[3]) / 2)
+    on_screen = [window.model.ai_call_of(window.model.item(r)) for r in range(6)]
+    assert on_screen.count(UNIDENTIFIED_ID) == 3
+    out = tmp_path / "case.pdf"
+    with qtbot.waitSignal(window.reportExported, timeout=60000):
+        assert window.export_report(out)
+    doc = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert doc["uncertain_below"] == pytest.approx((top[2] + top[3]) / 2)
+    assert doc["counts"]["predicted"].get(UNIDENTIFIED_ID) == 3
+    assert sum(doc["counts"]["predicted"].values()) == 6
+    text = _pdf_text(out)
+    assert "Uncertain model calls (3)" in text and "? (uncertain)" not in text  # none flagged or noted

@@ -210,3 +210,19 @@ def test_files_that_could_not_be_classified_are_listed_apart(case_setup, tmp_pat
     # The app passes the files it has open: a file no longer in the folder is not listed.
     only_open = build_report(case, open_paths=[str(broken), *(str(p) for p, _ in images.values())])
     assert [u.file for u in only_open.unclassified] == ["sub/broken.png"]
+
+
+def test_calls_under_the_threshold_count_as_unidentified_as_the_app_shows_them(case_setup) -> None:
+    store, case, images = case_setup
+    plain = build_report(case)
+    assert plain.uncertain_below is None and plain.uncertain_rows == []
+    assert plain.counts_predicted == {"benign": 1, "early_pre_b": 1, "pre_b": 1}
+    # Every top probability here is 0.8: at the threshold it is not under it, just above it all are.
+    assert build_report(case, uncertain_below=0.8).uncertain_rows == []
+    report = build_report(case, uncertain_below=0.81)
+    assert [r.file for r in report.uncertain_rows] == ["a.png", "b.png", "sub/c.png"]
+    assert report.counts_predicted == {"unidentified": 3}
+    assert [r.predicted_class for r in report.rows] == ["benign", "early_pre_b", "pre_b"]  # the top class is kept
+    assert [(name, pre) for name, pre, *_ in differential(report)] == [
+        ("benign", 0), ("early_pre_b", 0), ("pre_b", 0), ("unidentified", 3), (NOT_REVIEWED, 0)
+    ]  # fmt: skip

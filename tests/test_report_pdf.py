@@ -26,6 +26,10 @@ from review.store import ReviewStore, file_sha256
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["Benign", "Pre-B", "Pro-B"]
 
+# pytest-qt's QApplication first: the report writer would otherwise make a bare QGuiApplication, and any
+# widget test run after this module in the same process (e.g. -k or another order) would abort.
+pytestmark = pytest.mark.usefixtures("qapp")
+
 
 def _make_images(folder: Path, n: int) -> list[Path]:
     rng = np.random.default_rng(7)
@@ -252,3 +256,15 @@ def test_cli_lists_cases_with_their_sign_off_state(reviewed_case, capsys) -> Non
     assert line.startswith(f"#{reviewed_case['case_id']}\tsigned by Dr. Signer")
     assert line.endswith(str(reviewed_case["folder"]))
     assert hemalens_main(["report", "--db", str(reviewed_case["db"]), "--pdf", "x.pdf"]) == 2
+
+
+def test_uncertain_calls_are_listed_and_marked_wherever_the_call_is_shown(reviewed_case, tmp_path: Path) -> None:
+    from gui.report_pdf import write_pdf
+
+    with ReviewStore.open(reviewed_case["db"]) as store:
+        report = build_report(store.get_case(reviewed_case["case_id"]), uncertain_below=1.0)  # every call under it
+    pages = [_flat(p) for p in _pages(write_pdf(report, tmp_path / "r.pdf"))]
+    text = " ".join(pages)
+    assert "Uncertain model calls (top under 100%) 5 (listed below)" in pages[0]
+    assert "Uncertain model calls (5)" in text and "Unidentified 5" in text
+    assert text.count("? (uncertain)") == 3  # the noted call and both flagged cells' calls carry the mark
