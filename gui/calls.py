@@ -11,9 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-UNIDENTIFIED_ID = "unidentified"
-UNIDENTIFIED_NAME = "Unidentified"
-DEFAULT_THRESHOLD = 0.60
+from inference.uncertainty import (  # noqa: F401 - re-exported: the window's modules take the rule from here
+    DEFAULT_THRESHOLD,
+    UNIDENTIFIED_ID,
+    UNIDENTIFIED_NAME,
+    is_uncertain,
+)
 
 
 def ai_call(probabilities: np.ndarray | None, class_ids: Sequence[str], threshold: float) -> str | None:
@@ -27,11 +30,6 @@ def ai_call(probabilities: np.ndarray | None, class_ids: Sequence[str], threshol
     if is_uncertain(float(probabilities[top]), threshold):
         return UNIDENTIFIED_ID
     return class_ids[top]
-
-
-def is_uncertain(top_probability: float, threshold: float) -> bool:
-    """Under the threshold; float32 probabilities equal to it (70 % vs 0.7) are not uncertain."""
-    return top_probability < threshold - 1e-6
 
 
 def class_name(class_id: str | None, class_ids: Sequence[str], labels: Sequence[str]) -> str:

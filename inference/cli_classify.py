@@ -23,6 +23,7 @@ from inference.model_fit import suggest_model
 from inference.overlay import render_overlay
 from inference.registry import list_models, resolve_model
 from inference.session import ModelSession
+from inference.uncertainty import DEFAULT_THRESHOLD, UNIDENTIFIED_NAME, is_uncertain
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opacity", type=float, default=0.45, help="heatmap overlay opacity (default 0.45)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per ONNX Runtime call (default 8)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--uncertain-below",
+        type=float,
+        default=round(100 * DEFAULT_THRESHOLD),
+        metavar="PERCENT",
+        help="a call whose top probability is under this is counted as Unidentified and marked with '?', "
+        "as the app shows it (default: %(default)s, the app's default)",
+    )
 
 
 class Progress:
@@ -61,12 +70,13 @@ class Progress:
             self.stream.flush()
 
 
-def _row(result: BatchResult, class_ids: list[str]) -> dict[str, Any]:
+def _row(result: BatchResult, class_ids: list[str], threshold: float) -> dict[str, Any]:
     row: dict[str, Any] = {"path": str(result.path), "status": "ok" if result.ok else "error"}
     pred = result.prediction
     row["top_class_id"] = pred.top_class_id if pred else ""
     row["top_label"] = pred.top_label if pred else ""
     row["top_probability"] = round(pred.top_probability, 6) if pred else ""
+    row["uncertain"] = is_uncertain(pred.top_probability, threshold) if pred else ""
     for i, cid in enumerate(class_ids):
         row[f"p_{cid}"] = round(float(pred.probabilities[i]), 6) if pred else ""
     row["cam_method"] = (pred.cam_method or "") if pred else ""
@@ -117,6 +127,10 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextI
     except HemaLensError as exc:
         err.write(f"hemalens classify: {exc}\n")
         return 2
+    if not 0 <= args.uncertain_below <= 100:
+        err.write("hemalens classify: --uncertain-below is a percentage from 0 to 100\n")
+        return 2
+    threshold = args.uncertain_below / 100
     if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
         err.write("hemalens classify: --out must end in .csv or .json\n")
         return 2
@@ -141,9 +155,9 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextI
     results = classify_paths(session, args.paths, recursive=args.recursive, batch_size=args.batch_size,
                              keep_images=cam_dir is not None)
     for result in results:
-        row = _row(result, class_ids)
+        row = _row(result, class_ids, threshold)
         if result.prediction is not None:
-            counts[result.prediction.top_label] += 1
+            counts[UNIDENTIFIED_NAME if row["uncertain"] else result.prediction.top_label] += 1
             if cam_dir is not None:
                 target = _cam_file(cam_dir, result.path, used_names)
                 problem = _write_cam(result, target, args.opacity)
@@ -158,7 +172,7 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextI
     elapsed = time.monotonic() - started
 
     if args.out:
-        _write_results(Path(args.out), rows, session, counts, failures)
+        _write_results(Path(args.out), rows, session, counts, failures, threshold)
     else:
         _print_table(out_stream, rows)
     classified = sum(counts.values())
@@ -166,6 +180,9 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextI
     for label in session.spec.labels:
         if counts[label]:
             summary.append(f"  {label}: {counts[label]}")
+    if counts[UNIDENTIFIED_NAME]:
+        summary.append(f"  {UNIDENTIFIED_NAME} (top probability under {args.uncertain_below:g} %, marked ?): "
+                       f"{counts[UNIDENTIFIED_NAME]}")
     if failures:
         summary.append(f"Failed: {len(failures)}")
         summary += [f"  {Path(p).name}: {reason}" for p, reason in failures[:20]]
@@ -202,13 +219,14 @@ def _unlike_training_lines(rows: list[dict[str, Any]], session: ModelSession, mo
 def _print_table(stream: TextIO, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         if row["status"] == "ok":
-            stream.write(f"{row['path']}\t{row['top_label']}\t{row['top_probability']:.3f}\n")
+            mark = "?" if row["uncertain"] else ""
+            stream.write(f"{row['path']}\t{row['top_label']}{mark}\t{row['top_probability']:.3f}\n")
         else:
             stream.write(f"{row['path']}\tERROR\t{row['error']}\n")
 
 
 def _write_results(out: Path, rows: list[dict[str, Any]], session: ModelSession, counts: Counter[str],
-                   failures: list[tuple[str, str]]) -> None:
+                   failures: list[tuple[str, str]], threshold: float) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".json":
         doc = {
@@ -219,7 +237,7 @@ def _write_results(out: Path, rows: list[dict[str, Any]], session: ModelSession,
                       "classes": [{"id": c.id, "name": c.name} for c in session.spec.classes],
                       "cam_method": session.cam_method},
             "summary": {"images": len(rows), "classified": sum(counts.values()), "failed": len(failures),
-                        "per_class": dict(counts)},
+                        "per_class": dict(counts), "uncertain_below": threshold},
             "results": rows,
             "disclaimer": RESEARCH_USE_STATEMENT,
         }

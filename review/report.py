@@ -21,6 +21,7 @@ from typing import Any
 
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
+from inference.uncertainty import UNIDENTIFIED_ID, is_uncertain
 from review.records import CaseEvent, Decision
 from review.store import Case
 
@@ -37,7 +38,6 @@ CSV_FIXED_COLUMNS = (
 CSV_TAIL_COLUMNS = ("notes", "reviewed_class", "flagged", "comment", "reviewer", "reviewed_at")
 NOT_REVIEWED = "(not reviewed)"
 NOT_CLASSIFIED = "(not classified)"
-UNIDENTIFIED = "unidentified"  # the app's bin for calls under the uncertainty threshold
 
 
 class ReportError(HemaLensError):
@@ -126,14 +126,16 @@ class CaseReport:
 
 
 def is_uncertain_call(row: ReportRow, threshold: float | None) -> bool:
-    """The app's rule (gui.calls.is_uncertain): float32 probabilities equal to the threshold are not under it."""
-    return threshold is not None and bool(row.probabilities) and max(row.probabilities.values()) < threshold - 1e-6
+    """Whether the app showed this row's call as Unidentified (inference.uncertainty)."""
+    if threshold is None or not row.probabilities:
+        return False
+    return is_uncertain(max(row.probabilities.values()), threshold)
 
 
 def _model_call(row: ReportRow, threshold: float | None) -> str:
     if row.predicted_class is None:
         return NOT_CLASSIFIED
-    return UNIDENTIFIED if is_uncertain_call(row, threshold) else row.predicted_class
+    return UNIDENTIFIED_ID if is_uncertain_call(row, threshold) else row.predicted_class
 
 
 def _relative(path: str, folder: Path) -> str:

@@ -188,3 +188,28 @@ def test_classify_warns_about_images_unlike_the_model_and_names_the_model_they_f
     assert main(["classify", str(tmp_path), "--model", "hemalens-pbc", "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "look unlike" not in err and "try --model" not in err
+
+
+def test_calls_under_the_threshold_are_marked_and_counted_as_unidentified(corpus, tmp_path, capsys):
+    root, model = corpus
+    session = ModelSession.load(model)
+    from inference.images import load_image
+
+    tops = sorted(session.predict(load_image(p).rgb).top_probability for p in sorted(root.glob("cell_*.png")))
+    cut = 100 * (tops[1] + tops[2]) / 2  # two of the four calls under it
+    assert main(["classify", str(root), "--model", str(model), "--uncertain-below", f"{cut:.4f}",
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    marked = [line for line in captured.out.splitlines() if line.split("\t")[1].endswith("?")]
+    assert len(marked) == 2
+    assert f"Unidentified (top probability under {cut:.4f}".rstrip("0") in captured.err
+    assert "marked ?): 2" in captured.err
+
+    out = tmp_path / "r.json"
+    assert main(["classify", str(root), "--model", str(model), "--out", str(out), "--uncertain-below",
+                 f"{cut:.4f}", "--no-progress"]) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["summary"]["per_class"]["Unidentified"] == 2 and sum(doc["summary"]["per_class"].values()) == 4
+    assert doc["summary"]["uncertain_below"] == pytest.approx(cut / 100)
+    assert sorted(r["uncertain"] for r in doc["results"] if r["status"] == "ok") == [False, False, True, True]
+    assert main(["classify", str(root), "--model", str(model), "--uncertain-below", "150"]) == 2
