@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gui.calls import DEFAULT_THRESHOLD
 from inference.errors import HemaLensError
+from inference.uncertainty import add_threshold_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,14 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="model file to take heatmaps and the model card from (repeatable; installed models are searched too)",
     )
     parser.add_argument("--no-heatmaps", action="store_true", help="do not run the model for heatmap thumbnails")
-    parser.add_argument(
-        "--uncertain-below",
-        type=float,
-        default=round(100 * DEFAULT_THRESHOLD),
-        metavar="PERCENT",
-        help="model calls whose top probability is under this count as Unidentified and are listed, "
-        "as the app shows them (default: %(default)s, the app's default)",
-    )
+    add_threshold_option(parser, "model calls (listed in the PDF)")
 
 
 def _find_case(store: Any, case_arg: str) -> Any:
@@ -114,9 +107,6 @@ def run(args: argparse.Namespace) -> int:
     if not (args.pdf or args.csv or args.json):
         print("hemalens report: error: give at least one of --pdf, --csv, --json", file=sys.stderr)
         return 2
-    if not 0 <= args.uncertain_below <= 100:
-        print("hemalens report: error: --uncertain-below is a percentage from 0 to 100", file=sys.stderr)
-        return 2
     from gui.report_export import export_case_report
     from review.report import ReportError
     from review.store import ReviewStore, default_db_path
@@ -136,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
                 json=args.json,
                 sessions=sessions.values(),
                 heatmaps=not args.no_heatmaps,
-                uncertain_below=args.uncertain_below / 100,
+                uncertain_below=args.uncertain_below,
             )
     except HemaLensError as exc:
         print(f"hemalens report: error: {exc}", file=sys.stderr)

@@ -23,7 +23,7 @@ from inference.model_fit import suggest_model
 from inference.overlay import render_overlay
 from inference.registry import list_models, resolve_model
 from inference.session import ModelSession
-from inference.uncertainty import DEFAULT_THRESHOLD, UNIDENTIFIED_NAME, is_uncertain
+from inference.uncertainty import UNIDENTIFIED_NAME, add_threshold_option, is_uncertain
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,14 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opacity", type=float, default=0.45, help="heatmap overlay opacity (default 0.45)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per ONNX Runtime call (default 8)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--uncertain-below",
-        type=float,
-        default=round(100 * DEFAULT_THRESHOLD),
-        metavar="PERCENT",
-        help="a call whose top probability is under this is counted as Unidentified and marked with '?', "
-        "as the app shows it (default: %(default)s, the app's default)",
-    )
+    add_threshold_option(parser, "calls (marked '?')")
 
 
 class Progress:
@@ -127,10 +120,7 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextI
     except HemaLensError as exc:
         err.write(f"hemalens classify: {exc}\n")
         return 2
-    if not 0 <= args.uncertain_below <= 100:
-        err.write("hemalens classify: --uncertain-below is a percentage from 0 to 100\n")
-        return 2
-    threshold = args.uncertain_below / 100
+    threshold = args.uncertain_below
     if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
         err.write("hemalens classify: --out must end in .csv or .json\n")
         return 2
@@ -181,7 +171,7 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextI
         if counts[label]:
             summary.append(f"  {label}: {counts[label]}")
     if counts[UNIDENTIFIED_NAME]:
-        summary.append(f"  {UNIDENTIFIED_NAME} (top probability under {args.uncertain_below:g} %, marked ?): "
+        summary.append(f"  {UNIDENTIFIED_NAME} (top probability under {100 * threshold:g} %, marked ?): "
                        f"{counts[UNIDENTIFIED_NAME]}")
     if failures:
         summary.append(f"Failed: {len(failures)}")

@@ -6,6 +6,8 @@ model's top class kept as the best guess, so a low-confidence call is never pres
 
 from __future__ import annotations
 
+import argparse
+
 UNIDENTIFIED_ID = "unidentified"
 UNIDENTIFIED_NAME = "Unidentified"
 DEFAULT_THRESHOLD = 0.60
@@ -14,3 +16,25 @@ DEFAULT_THRESHOLD = 0.60
 def is_uncertain(top_probability: float, threshold: float) -> bool:
     """Under the threshold; float32 probabilities equal to it (70 % vs 0.7) are not uncertain."""
     return top_probability < threshold - 1e-6
+
+
+def add_threshold_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--uncertain-below PERCENT`` for the command lines, parsed to a fraction (0.6 by default)."""
+    parser.add_argument(
+        "--uncertain-below",
+        type=_percentage,
+        default=DEFAULT_THRESHOLD,
+        metavar="PERCENT",
+        help=f"{what} whose top probability is under this percentage count as Unidentified, as the app shows "
+        f"them (default: {100 * DEFAULT_THRESHOLD:g}, the app's default)",
+    )
+
+
+def _percentage(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage from 0 to 100")
+    return value / 100

@@ -212,4 +212,6 @@ def test_calls_under_the_threshold_are_marked_and_counted_as_unidentified(corpus
     assert doc["summary"]["per_class"]["Unidentified"] == 2 and sum(doc["summary"]["per_class"].values()) == 4
     assert doc["summary"]["uncertain_below"] == pytest.approx(cut / 100)
     assert sorted(r["uncertain"] for r in doc["results"] if r["status"] == "ok") == [False, False, True, True]
-    assert main(["classify", str(root), "--model", str(model), "--uncertain-below", "150"]) == 2
+    with pytest.raises(SystemExit) as refused:
+        main(["classify", str(root), "--model", str(model), "--uncertain-below", "150"])
+    assert refused.value.code == 2 and "not a percentage from 0 to 100" in capsys.readouterr().err
