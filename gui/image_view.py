@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap, QWheelEvent
-from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
+from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsTextItem, QGraphicsView
 
 ZOOM_STEP = 1.25
 MIN_ZOOM, MAX_ZOOM = 0.02, 40.0
@@ -34,8 +34,8 @@ class ImageView(QGraphicsView):
         self._overlay_item = QGraphicsPixmapItem()
         self._overlay_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self._overlay_item.setZValue(1)
-        self._message = QGraphicsSimpleTextItem()
-        self._message.setBrush(QColor("#c9ced6"))
+        self._message = QGraphicsTextItem()
+        self._message.setDefaultTextColor(QColor("#c9ced6"))
         for item in (self._image_item, self._overlay_item, self._message):
             self.scene().addItem(item)
         self._fit = True
@@ -74,8 +74,15 @@ class ImageView(QGraphicsView):
         """A calm placeholder text instead of an image (nothing open, or the image failed)."""
         self._image_item.setPixmap(QPixmap())
         self._overlay_item.setPixmap(QPixmap())
-        self._message.setText(text)
+        self._message.setPlainText(text)
         self._message.setVisible(True)
+        self._layout_message()
+
+    def _layout_message(self) -> None:
+        """Wrap the placeholder to the view's width, so a long error is read whole, not clipped."""
+        self._message.setTextWidth(-1)
+        natural = self._message.boundingRect().width()
+        self._message.setTextWidth(max(120.0, min(natural, self.viewport().width() - 40.0)))
         rect = self._message.boundingRect()
         self.scene().setSceneRect(rect.adjusted(-20, -20, 20, 20))
         self.resetTransform()
@@ -141,5 +148,7 @@ class ImageView(QGraphicsView):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        if self._message.isVisible():
+            self._layout_message()
         if self._fit and self.has_image():
             self.fitInView(self._image_item, Qt.AspectRatioMode.KeepAspectRatio)

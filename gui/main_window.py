@@ -786,7 +786,7 @@ class MainWindow(QMainWindow):
         else:
             self.prob_panel.show_message("Classifying…", item.path.name)
         warnings = [*item.notes]
-        if item.error:
+        if item.error and item.probabilities is not None:  # a failed row says its error once, above
             warnings.insert(0, item.error)
         self.prob_panel.set_warnings(warnings)
         self.prob_panel.set_review_text(self._review_text(item))
@@ -797,6 +797,8 @@ class MainWindow(QMainWindow):
             name = class_name(item.reviewed_id, self.model.class_ids, self.model.labels)
             verb = "Confirmed" if item.reviewed_id == self.model.ai_call_of(item) else "Reviewed as"
             parts.append(f"✓ {verb}: {name}" + (f" (by {item.reviewer})" if item.reviewer else ""))
+        elif item.status == FAILED:
+            parts.append("Nothing to review: no model could read this file. F flags it, C adds a comment.")
         else:
             parts.append("Not reviewed yet: Enter confirms, 1–9 reassigns, 0 Unidentified")
         if item.flagged:
@@ -819,8 +821,9 @@ class MainWindow(QMainWindow):
         self._detail = result
         if result.image is None:
             self.image_view.show_message(f"Cannot show this image.\n{result.error or ''}")
+            self.heatmap_bar.set_caption("No heatmap: the image could not be opened")
             self.prob_panel.show_message("Could not open the image", result.error or "")
-            self.prob_panel.set_warnings([result.error] if result.error else [])
+            self.prob_panel.set_warnings([])  # the error is the panel's text already
             self.detailShown.emit(self._current)
             return
         self.image_view.set_image(result.image)

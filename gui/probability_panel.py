@@ -197,6 +197,7 @@ class ProbabilityPanel(QWidget):
         self.chart.set_threshold(self.threshold_value())
         self.chart.set_data(labels, probabilities, heatmap_class)
         self.chart.setVisible(probabilities is not None)
+        self.hint.setVisible(probabilities is not None)
         self._describe()
 
     def set_heatmap_class(self, index: int | None) -> None:
@@ -207,6 +208,7 @@ class ProbabilityPanel(QWidget):
         self._probs = None
         self.chart.set_data(self._labels, None, None)
         self.chart.setVisible(False)
+        self.hint.setVisible(False)  # no classes to click or keys to press against
         self.call.setText(title)
         self.call.setStyleSheet("")
         self.detail.setText(detail)

@@ -237,6 +237,10 @@ def test_an_unreadable_file_gets_no_class_is_left_out_of_the_sign_off_and_listed
     qtbot.keyClick(table, Qt.Key.Key_Return)
     qtbot.keyClick(table, Qt.Key.Key_Return)
     assert window.current_row() == 2 and window.model.item(2).status == "Failed"
+    qtbot.waitUntil(lambda: window.heatmap_bar.full_caption().startswith("No heatmap: the image could not"))
+    panel = window.prob_panel
+    assert panel.review.text().startswith("Nothing to review") and not panel.hint.isVisible()
+    assert not panel.warnings.isVisible() and "not an image" in panel.detail.text()  # the reason, said once
 
     # No class for a file nobody could see: before, a key press here was recorded as a review.
     qtbot.keyClick(table, Qt.Key.Key_1)
