@@ -22,8 +22,9 @@ import numpy as np
 
 from inference.errors import HemaLensError, ImageLoadError
 from inference.familiarity import UNFAMILIAR_NOTE
-from inference.metrics import Evaluation, evaluate_predictions, format_report
+from inference.metrics import Evaluation, ThresholdFigures, evaluate_predictions, format_report, threshold_figures
 from inference.splits import labelled_folder, split_fingerprint
+from inference.uncertainty import add_threshold_option
 
 
 class EvaluateError(HemaLensError):
@@ -123,7 +124,7 @@ def evaluate_folder(session: Any, folder: Path, split: str, mapping: dict[str, s
             probs.append(np.asarray(pred.probabilities, dtype=np.float64))
             truth.append(label)
             rows.append({"path": str(path), "true": spec.labels[label], "predicted": pred.top_label,
-                         "probability": round(float(pred.top_probability), 5),
+                         "probability": float(pred.top_probability),  # unrounded: the threshold rule compares it
                          "unlike_training": UNFAMILIAR_NOTE in pred.notes})
         if progress:
             sys.stderr.write(f"\r{min(start + batch_size, len(items))}/{len(items)} images")
@@ -133,6 +134,11 @@ def evaluate_folder(session: Any, folder: Path, split: str, mapping: dict[str, s
     if not probs:
         raise EvaluateError("none of the images could be read")
     return evaluate_predictions(np.stack(probs), np.asarray(truth), spec.labels), rows, errors
+
+
+def threshold_of_rows(rows: list[dict[str, Any]], threshold: float) -> ThresholdFigures:
+    """The threshold figures from the per-image rows: each row's top probability and whether it was right."""
+    return threshold_figures([r["probability"] for r in rows], [r["predicted"] == r["true"] for r in rows], threshold)
 
 
 def unlike_training_line(rows: list[dict[str, Any]]) -> str:
@@ -155,6 +161,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-unknown", action="store_true", help="leave out folders that match no class")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures (and per-image rows) as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress counter")
+    add_threshold_option(parser, "calls (counted apart, as the app would show them)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         print(f"model: {session.spec.name} ({session.path.name})\nfolder: {args.folder}  split: {split} ({why})")
         print(format_report(ev))
+        thresholded = threshold_of_rows(rows, args.uncertain_below)
+        print(thresholded.line())
         if session.spec.training_reference is not None:
             print(unlike_training_line(rows))
         sys.stdout.flush()
@@ -181,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped: {err}", file=sys.stderr)
     if args.json:
         doc = {"model": session.spec.name, "model_id": session.spec.id, "model_sha256": session.sha256,
-               "folder": str(args.folder), "split": split, **ev.to_dict(), "unreadable": errors, "images": rows}
+               "folder": str(args.folder), "split": split, **ev.to_dict(), "threshold": thresholded.to_dict(),
+               "unreadable": errors, "images": rows}
         try:
             args.json.write_text(json.dumps(doc, indent=1))
         except OSError as exc:

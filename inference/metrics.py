@@ -147,3 +147,49 @@ def format_report(ev: Evaluation) -> str:
     for lb, row in zip(ev.labels, ev.confusion, strict=True):
         lines.append(f"{lb:<{width}}" + "".join(f"{v:>9}" for v in row))
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ThresholdFigures:
+    """What the app's uncertainty threshold does on a labelled set: how many calls it sends to
+    Unidentified, and how right the calls it keeps are (what a lab tunes the threshold by)."""
+
+    threshold: float
+    uncertain: int
+    kept: int
+    kept_accuracy: float  # NaN when every call is uncertain
+    wrong_uncertain: int  # wrong calls the threshold catches
+    wrong_kept: int  # wrong calls it lets through as confident
+
+    def to_dict(self) -> dict[str, Any]:
+        accuracy = None if np.isnan(self.kept_accuracy) else round(self.kept_accuracy, 5)
+        return {"uncertain_below": self.threshold, "uncertain": self.uncertain, "kept": self.kept,
+                "kept_accuracy": accuracy, "wrong_uncertain": self.wrong_uncertain, "wrong_kept": self.wrong_kept}
+
+    def line(self) -> str:
+        n = self.uncertain + self.kept
+        text = (f"at the app's threshold ({self.threshold:.0%}): {self.uncertain} of {n} calls "
+                f"({self.uncertain / max(n, 1):.1%}) would be Unidentified, catching {self.wrong_uncertain} of "
+                f"{self.wrong_uncertain + self.wrong_kept} wrong calls")
+        if self.kept:
+            text += f"; accuracy of the other calls {self.kept_accuracy:.4f} ({self.wrong_kept} wrong)"
+        return text
+
+
+def threshold_figures(
+    top_probabilities: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray, threshold: float
+) -> ThresholdFigures:
+    """Split calls by the uncertainty rule (inference.uncertainty) and count right and wrong on each side."""
+    from inference.uncertainty import is_uncertain
+
+    uncertain = np.array([is_uncertain(float(p), threshold) for p in top_probabilities], dtype=bool)
+    wrong = ~np.asarray(correct, dtype=bool)
+    kept = int((~uncertain).sum())
+    return ThresholdFigures(
+        threshold=threshold,
+        uncertain=int(uncertain.sum()),
+        kept=kept,
+        kept_accuracy=float((~wrong[~uncertain]).mean()) if kept else float("nan"),
+        wrong_uncertain=int((wrong & uncertain).sum()),
+        wrong_kept=int((wrong & ~uncertain).sum()),
+    )

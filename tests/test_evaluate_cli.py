@@ -55,6 +55,12 @@ def test_evaluate_matches_independent_predictions(model: Path, folder: Path, tmp
     assert doc["accuracy"] == pytest.approx(np.trace(expected) / 20, abs=1e-5)
     assert len(doc["unreadable"]) == 1 and "broken_999.png" in doc["unreadable"][0]
     assert 0.0 <= doc["ece"] <= 1.0
+    # The app's uncertainty threshold on the same calls (default 60 %).
+    tops = [r["probability"] for r in doc["images"]]
+    assert doc["threshold"]["uncertain_below"] == 0.6
+    assert doc["threshold"]["uncertain"] == sum(p < 0.6 - 1e-6 for p in tops)
+    assert doc["threshold"]["uncertain"] + doc["threshold"]["kept"] == 20
+    assert doc["threshold"]["wrong_uncertain"] + doc["threshold"]["wrong_kept"] == 20 - np.trace(expected)
 
 
 def test_evaluate_unknown_folder_is_a_clear_error(model: Path, folder: Path, capsys: pytest.CaptureFixture) -> None:

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.metrics import MetricsError, confusion_matrix, evaluate_predictions, expected_calibration_error
+from inference.metrics import (
+    MetricsError,
+    confusion_matrix,
+    evaluate_predictions,
+    expected_calibration_error,
+    threshold_figures,
+)
 from inference.splits import SplitError, block_bounds, labelled_folder, numeric_key, split_files, split_fingerprint
 
 
@@ -99,3 +105,15 @@ def test_labelled_folder_and_fingerprint(tmp_path: Path) -> None:
     assert split_fingerprint(labelled_folder(tmp_path, "test")) != fp
     with pytest.raises(SplitError):
         labelled_folder(tmp_path / "missing")
+
+
+def test_threshold_figures_count_what_the_threshold_catches_and_lets_through() -> None:
+    top = [0.95, 0.59, 0.60, 0.45, 0.99, 0.55]
+    right = [True, False, False, True, False, True]
+    fig = threshold_figures(top, right, 0.6)
+    # 0.59, 0.45, 0.55 are under 60 %; 0.60 itself is not (the app's rule).
+    assert (fig.uncertain, fig.kept, fig.wrong_uncertain, fig.wrong_kept) == (3, 3, 1, 2)
+    assert fig.kept_accuracy == pytest.approx(1 / 3)
+    assert "3 of 6 calls (50.0%) would be Unidentified, catching 1 of 3 wrong calls" in fig.line()
+    everything = threshold_figures(top, right, 1.0)
+    assert everything.kept == 0 and everything.to_dict()["kept_accuracy"] is None
