@@ -980,6 +980,10 @@ class MainWindow(QMainWindow):
         hashes = self._classified_hashes()
         ok, message = self.review.can_sign(hashes)
         if not ok:
+            if "not reviewed" in message:
+                message += "\nThe filter \u201cTo review\u201d lists them (N jumps to the next one)."
+            if "Unidentified" in message:
+                message += "\nThe class filter \u201cUnidentified\u201d lists the images still there."
             QMessageBox.information(self, "Sign off case", message)
             return
         failed = [i.path.name for i in self.model.items() if i.status == FAILED]

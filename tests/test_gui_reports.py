@@ -232,6 +232,10 @@ def test_an_unreadable_file_gets_no_class_is_left_out_of_the_sign_off_and_listed
     (folder / "zz_broken.png").write_bytes(b"this is not a PNG")
     with qtbot.waitSignal(window.batchFinished, timeout=30000):
         window.start([str(folder)])
+    told: list[str] = []
+    monkeypatch.setattr(gui.main_window.QMessageBox, "information", lambda parent, title, text: told.append(text))
+    window.sign_case()  # nothing reviewed yet: refused, with where to find what is left
+    assert told and told[0].startswith("Cannot sign: 2 of 2 images not reviewed") and "To review" in told[0]
     table = window.batch_panel.table
     table.setFocus()
     qtbot.keyClick(table, Qt.Key.Key_Return)
