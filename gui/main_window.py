@@ -216,6 +216,9 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(False)
         self.cancel_button.setToolTip("Stop classifying after the current image (Esc)")
         self.model_label = QLabel("No model")
+        self.reviewer_label = QLabel("")
+        self.reviewer_label.setToolTip("Recorded with every decision and sign-off (Review → Reviewer name…)")
+        self.reviewer_label.setStyleSheet("padding: 0 10px;")
         self.research_label = QLabel("Research use only · not a diagnosis")
         self.research_label.setToolTip(RESEARCH_USE_STATEMENT)
         self.research_label.setStyleSheet("color: #8a5a00; font-weight: 600; padding: 0 6px;")
@@ -224,6 +227,7 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.eta_label)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
+        sb.addPermanentWidget(self.reviewer_label)
         sb.addPermanentWidget(self.model_label)
         sb.addPermanentWidget(self.research_label)
 
@@ -284,6 +288,9 @@ class MainWindow(QMainWindow):
         self.act_cancel = a("Cancel classification", self.cancel_batch, "Escape")
         self.act_sign = a("Sign off case…", self.sign_case, None, "Sign the case when every image is reviewed")
         self.act_reopen = a("Reopen signed case…", self.reopen_case)
+        self.act_reviewer = a(
+            "Reviewer name…", self.choose_reviewer_name, None, "The name recorded with your decisions and sign-offs"
+        )
         self.act_export_report = a(
             "Export report…", self.choose_report_file, "Ctrl+E", "Write the case report as PDF, CSV and JSON"
         )
@@ -304,7 +311,7 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_heatmap, self.act_table, self.act_gallery, self.act_filter])
         m = mb.addMenu("&Model")
         m.addActions([self.act_load_model, self.act_model_card, self.act_augment])
-        m = mb.addMenu("&Review")
+        m = self.review_menu = mb.addMenu("&Review")
         m.addActions([self.act_next, self.act_prev, self.act_next_todo])
         m.addSeparator()
         m.addActions(
@@ -321,6 +328,8 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_auto, self.act_cancel])
         m.addSeparator()
         m.addActions([self.act_sign, self.act_reopen, self.act_export_report])
+        m.addSeparator()
+        m.addAction(self.act_reviewer)
         m = mb.addMenu("&Help")
         m.addActions([self.act_shortcuts, self.act_about])
 
@@ -391,6 +400,8 @@ class MainWindow(QMainWindow):
         self.model.set_threshold(s.threshold())
         self._set_heatmap_visible(s.heatmap_visible())
         self.act_auto.setChecked(s.auto_advance())
+        self.review.set_reviewer_name(s.reviewer_name())
+        self._show_reviewer()
         self._rebuild_recent_menu()
         try:
             self.heatmap_bar.ensure_legend()
@@ -557,6 +568,10 @@ class MainWindow(QMainWindow):
         labels = self.model.labels
         for k, action in enumerate(self.class_actions):
             action.setText(f"{k + 1}: {labels[k]}" if k < len(labels) else f"Class {k + 1}")
+            # Only the model's classes in the menu; a key past them stays bound and says why it does nothing.
+            self.review_menu.removeAction(action)
+            if k < len(labels):
+                self.review_menu.insertAction(self.act_unidentified, action)
 
     # ------------------------------------------------------------------ opening
     def choose_images(self) -> None:
@@ -1000,6 +1015,23 @@ class MainWindow(QMainWindow):
             except Exception as exc:  # noqa: BLE001
                 QMessageBox.warning(self, "Sign off case", str(exc))
             self._update_sign_state()
+
+    def choose_reviewer_name(self) -> None:
+        name, ok = QInputDialog.getText(
+            self,
+            "Reviewer name",
+            f"Your name or initials, recorded with each decision and sign-off from now on\n"
+            f"(the login {self.review.login} is recorded beside it; empty: the login alone):",
+            text=self.settings.reviewer_name(),
+        )
+        if ok:
+            self.settings.set_reviewer_name(name.strip())
+            self.review.set_reviewer_name(name)
+            self._show_reviewer()
+            self.status(f"Decisions are now recorded as {self.review.user}.")
+
+    def _show_reviewer(self) -> None:
+        self.reviewer_label.setText(f"Reviewer: {self.review.user}")
 
     def reopen_case(self) -> None:
         reason, ok = QInputDialog.getText(self, "Reopen case", "Reason for reopening (recorded):")

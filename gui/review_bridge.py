@@ -28,6 +28,16 @@ def current_user() -> str:
         return os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
 
 
+REVIEWER_NAME_MAX = 80
+
+
+def reviewer_label(name: str, login: str) -> str:
+    """Who a decision is recorded for: the name the reviewer gave, with the login beside it, so a shared
+    workstation account still tells technicians apart and a typed name never hides who was logged in."""
+    name = " ".join(name.split())[:REVIEWER_NAME_MAX]
+    return login if not name or name == login else f"{name} ({login})"
+
+
 def case_folder(sources: Sequence[Path]) -> Path:
     """The folder a set of opened paths belongs to: the folder itself, or the files' common parent."""
     resolved = [Path(p).resolve() for p in sources]
@@ -110,7 +120,12 @@ class ReviewBridge:
         self._store: Any = None
         self._case: Any = None
         self.error: str | None = None
-        self.user = current_user()
+        self.login = current_user()
+        self.user = self.login
+
+    def set_reviewer_name(self, name: str) -> None:
+        """Record later decisions and sign-offs under this name (with the login; empty: the login alone)."""
+        self.user = reviewer_label(name, self.login)
 
     @property
     def active(self) -> bool:

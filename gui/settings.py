@@ -50,6 +50,12 @@ class AppSettings:
     def set_threshold(self, value: float) -> None:
         self.q.setValue("review/threshold", float(value))
 
+    def reviewer_name(self) -> str:
+        return str(self.q.value("review/reviewer_name", "") or "")
+
+    def set_reviewer_name(self, name: str) -> None:
+        self.q.setValue("review/reviewer_name", name)
+
     def auto_advance(self) -> bool:
         return str(self.q.value("review/auto_advance", "true")).lower() in ("true", "1")
 

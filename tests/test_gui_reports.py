@@ -297,3 +297,29 @@ def test_the_report_counts_uncertain_calls_as_the_window_does(qtbot, tmp_path, w
     assert sum(doc["counts"]["predicted"].values()) == 6
     text = _pdf_text(out)
     assert "Uncertain model calls (3)" in text and "? (uncertain)" not in text  # none flagged or noted
+
+
+def test_a_reviewer_name_is_recorded_with_the_login_and_remembered(qtbot, tmp_path, window, monkeypatch) -> None:
+    import gui.main_window
+
+    login = window.review.login
+    monkeypatch.setattr(gui.main_window.QInputDialog, "getText", lambda *a, **k: ("  Ann   Tech ", True))
+    window.choose_reviewer_name()
+    assert window.review.user == f"Ann Tech ({login})" and window.reviewer_label.text().endswith(window.review.user)
+    assert window.settings.reviewer_name() == "Ann   Tech"
+
+    folder = tmp_path / "smear"
+    _write_images(folder, 2)
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        window.start([str(folder)])
+    window.batch_panel.table.setFocus()
+    qtbot.keyClick(window.batch_panel.table, Qt.Key.Key_Return)
+    assert [d.user for d in window.review.case.decisions()] == [f"Ann Tech ({login})"]
+
+    # A new window (the next start) records under the remembered name; an empty name means the login.
+    again = MainWindow(window.settings, ReviewBridge(tmp_path / "other.sqlite3"))
+    qtbot.addWidget(again)
+    assert again.review.user == f"Ann Tech ({login})"
+    monkeypatch.setattr(gui.main_window.QInputDialog, "getText", lambda *a, **k: ("", True))
+    again.choose_reviewer_name()
+    assert again.review.user == login
