@@ -127,7 +127,8 @@ class _Section(QWidget):
     def relayout(self, *args) -> None:
         n = self.proxy.rowCount()
         total = max(1, self.parent().property("totalRows") or 1) if self.parent() else 1
-        self.header.setText(f"{self.name}  ·  {n}  ({100.0 * n / total:.1f} %)" if n else f"{self.name}  ·  0")
+        share = f"  ({100.0 * n / total:.1f} %)" if n and self.class_id != NOT_CLASSIFIED else ""
+        self.header.setText(f"{self.name}  ·  {n}{share}")
         per_row = max(1, (self.view.viewport().width() or self.width()) // GRID.width())
         rows = (n + per_row - 1) // per_row
         self.view.setFixedHeight(max(rows, 1) * GRID.height() + 8 if n else 0)
@@ -263,6 +264,7 @@ class GalleryView(QWidget):
             self.currentRowChanged.emit(row)
 
     def _update_totals(self, *args) -> None:
-        self.page.setProperty("totalRows", self._model.rowCount())
+        # Shares of the classified images, as the differential gives them (failed files have no share).
+        self.page.setProperty("totalRows", self._model.differential().classified if self._sections else 0)
         for section in self._sections:
             section.relayout()

@@ -120,6 +120,11 @@ def test_folder_batch_fills_the_table_with_the_cores_predictions(qtbot, tmp_path
     sections = dict(window.gallery.sections())
     assert sum(sections.values()) == 13
     assert sections["__none__"] == 1  # the unreadable file has no call
+    # Shares are of the 12 classified images, as in the differential; the failed file has none.
+    headers = {sec.class_id: sec.header.text() for sec in window.gallery._sections}
+    biggest = max(window.model.class_ids, key=lambda cid: sections[cid])
+    assert headers[biggest].endswith(f"({100.0 * sections[biggest] / 12:.1f} %)")
+    assert "%" not in headers["__none__"]
     calls = [window.model.ai_call_of(window.model.item(r)) for r in range(12)]
     for cid in window.model.class_ids:
         assert sections[cid] == calls.count(cid)
