@@ -64,6 +64,7 @@ from hemalens import RESEARCH_USE_STATEMENT
 from inference.familiarity import UNFAMILIAR_NOTE, folder_unlike_warning
 
 REPORT_FAILED = "The report was not written"
+NOT_FOUND = "Not found"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
 SIDE_MIN_WIDTH = 340
 IMAGE_MIN_WIDTH = 320
@@ -463,7 +464,8 @@ class MainWindow(QMainWindow):
             )
         else:
             self.model_banner.show_text(None)
-        self.error_banner.show_text(None)
+        if not self.error_banner.text().startswith(NOT_FOUND):  # paths missing from this open stay in view
+            self.error_banner.show_text(None)
         self._update_augment_offer()
         self.model.set_classes(info.class_ids, info.labels)
         self.batch_panel.set_classes(info.class_ids, info.labels)
@@ -589,15 +591,21 @@ class MainWindow(QMainWindow):
     def open_paths(self, paths: list[Path]) -> None:
         """Open images and/or folders (folders recursively) as one case and classify them."""
         paths = [Path(p) for p in paths]
-        missing = [p for p in paths if not p.exists()]
-        paths = [p for p in paths if p.exists()]
-        if missing:
-            self.status("Not found: " + ", ".join(str(p) for p in missing))
-        if not paths:
-            return
         if self._loading_model is not None and self.model_info is None:
             self._pending_open = paths  # opened before the first model finished loading
             self.status("Waiting for the model to load…")
+            return
+        missing = [p for p in paths if not p.exists()]
+        paths = [p for p in paths if p.exists()]
+        if missing:
+            # A banner, not the status line: the batch's own messages would replace it at once.
+            self.error_banner.show_text(
+                f"{NOT_FOUND}: " + ", ".join(str(p) for p in missing)
+                + " (moved, renamed, or on a drive or network share that is not connected?)"
+            )
+        elif self.error_banner.text().startswith(NOT_FOUND):
+            self.error_banner.show_text(None)
+        if not paths:
             return
         self.engine.cancel_batch()
         self._sources = paths
@@ -612,6 +620,8 @@ class MainWindow(QMainWindow):
         self._detail = None
         self.image_view.show_message("Listing images…")
         self.prob_panel.show_message("Listing images…")
+        self.prob_panel.set_review_text("")  # the last folder's image is gone
+        self.prob_panel.set_warnings([])
         self.setWindowTitle(f"HemaLens — {folder.name or folder}")
         recent = folder if len(paths) > 1 or paths[0].is_dir() else paths[0]
         self.settings.add_recent(recent)
@@ -634,7 +644,8 @@ class MainWindow(QMainWindow):
     def _on_listed(self, paths: list[Path]) -> None:
         self.model.set_paths(paths)
         if not paths:
-            self.image_view.show_message("No images found in what was opened.")
+            where = ", ".join(p.name or str(p) for p in self._sources)
+            self.image_view.show_message(f"No images found in {where}.")
             self.prob_panel.show_message("No images", "Supported: PNG, JPEG, TIFF, BMP, WebP.")
             return
         self.status(f"{len(paths)} images; classifying…")
@@ -680,6 +691,8 @@ class MainWindow(QMainWindow):
         if cancelled:
             self.model.mark_status([r for r, i in enumerate(items) if i.status == QUEUED], "Not classified")
             text = f"Cancelled: {done} of {len(items)} classified."
+        elif not items:
+            text = "No images found in what was opened (supported: PNG, JPEG, TIFF, BMP, WebP)."
         else:
             text = f"Classified {done} of {len(items)} images in {_duration(elapsed)}"
             text += f"; {failed} could not be read (see the red rows)." if failed else "."

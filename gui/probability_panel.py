@@ -209,6 +209,7 @@ class ProbabilityPanel(QWidget):
         self.chart.set_data(self._labels, None, None)
         self.chart.setVisible(False)
         self.hint.setVisible(False)  # no classes to click or keys to press against
+        self.review.setVisible(bool(self.review.text()))
         self.call.setText(title)
         self.call.setStyleSheet("")
         self.detail.setText(detail)

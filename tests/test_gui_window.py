@@ -618,3 +618,19 @@ def test_a_folder_that_fits_another_model_gets_the_offer_to_switch_and_not_now_i
         window.load_model(bundled / "hemalens-all4.onnx")  # the same folder and model again
     qtbot.wait(1500)
     assert window.domain_banner.isVisible() and offer.isHidden()
+
+
+def test_a_missing_path_and_an_empty_folder_are_said_plainly(qtbot, tmp_path, models) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [empty, tmp_path / "unplugged share"])
+    # The missing path stays in view (a banner), not in a status line the batch overwrites at once.
+    assert window.error_banner.text().startswith("Not found: ") and "unplugged share" in window.error_banner.text()
+    assert window.status_label.text().startswith("No images found in what was opened")
+    assert not window.prob_panel.review.isVisible() and not window.prob_panel.hint.isVisible()
+    # The next open without missing paths clears it.
+    folder = tmp_path / "smear"
+    _write_images(folder, 2)
+    _open(qtbot, window, [folder])
+    assert window.error_banner.text() == ""
