@@ -35,7 +35,7 @@ CSV_FIXED_COLUMNS = (
     "model_sha256",
     "predicted_class",
 )
-CSV_TAIL_COLUMNS = ("notes", "reviewed_class", "flagged", "comment", "reviewer", "reviewed_at")
+CSV_TAIL_COLUMNS = ("uncertain", "notes", "reviewed_class", "flagged", "comment", "reviewer", "reviewed_at")
 NOT_REVIEWED = "(not reviewed)"
 NOT_CLASSIFIED = "(not classified)"
 
@@ -226,6 +226,15 @@ def differential(report: CaseReport) -> list[tuple[str, int, float, int, float]]
     return out
 
 
+def _uncertain_or_none(row: ReportRow, report: CaseReport) -> bool | None:
+    """None when the report was built without a threshold: unknown, not "certain"."""
+    return None if report.uncertain_below is None else is_uncertain_call(row, report.uncertain_below)
+
+
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
 def _csv_safe(text: str) -> str:
     """Keep spreadsheet programs from running a comment as a formula (CSV injection)."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
@@ -251,9 +260,10 @@ def report_csv(report: CaseReport) -> str:
                 row.model_sha256 or "",
                 row.predicted_class or "",
                 *probs,
+                "" if (uncertain := _uncertain_or_none(row, report)) is None else _yes_no(uncertain),
                 _csv_safe("; ".join(row.notes)),
                 row.reviewed_class or "",
-                "yes" if row.flagged else "no",
+                _yes_no(row.flagged),
                 _csv_safe(row.comment),
                 row.reviewer or "",
                 row.reviewed_at or "",
@@ -276,7 +286,7 @@ def report_dict(report: CaseReport) -> dict[str, Any]:
         "models": [asdict(m) for m in report.models],
         "uncertain_below": report.uncertain_below,
         "counts": {"predicted": report.counts_predicted, "reviewed": report.counts_reviewed},
-        "images": [asdict(r) for r in report.rows],
+        "images": [{**asdict(r), "uncertain": _uncertain_or_none(r, report)} for r in report.rows],
         "unclassified": [asdict(u) for u in report.unclassified],
         "audit_trail": [
             {

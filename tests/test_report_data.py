@@ -72,7 +72,7 @@ def test_csv_rows_field_by_field(case_setup) -> None:
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0].keys()) == [
         "file", "image_sha256", "model_name", "model_version", "model_sha256", "predicted_class",
-        "p_benign", "p_early_pre_b", "p_pre_b", "notes",
+        "p_benign", "p_early_pre_b", "p_pre_b", "uncertain", "notes",
         "reviewed_class", "flagged", "comment", "reviewer", "reviewed_at",
     ]  # fmt: skip
     assert [r["file"] for r in rows] == ["a.png", "b.png", "sub/c.png"]
@@ -88,6 +88,7 @@ def test_csv_rows_field_by_field(case_setup) -> None:
         "p_benign": "0.800000",
         "p_early_pre_b": "0.100000",
         "p_pre_b": "0.100000",
+        "uncertain": "",  # built without the app's threshold: unknown, not "no"
         "notes": "",
         "reviewed_class": "benign",
         "flagged": "no",
@@ -138,6 +139,7 @@ def test_json_document_field_by_field(case_setup, tmp_path: Path) -> None:
         "reviewer": "bob",
         "reviewed_at": case.decisions()[2].decided_at,
         "notes": [UNLIKE],
+        "uncertain": None,
     }
     assert [(t["user"], t["reviewed_class"]) for t in doc["audit_trail"]] == [
         ("ann", "benign"), ("ann", "benign"), ("bob", "pre_b"), ("ann", "pre_b")
@@ -222,6 +224,10 @@ def test_calls_under_the_threshold_count_as_unidentified_as_the_app_shows_them(c
     report = build_report(case, uncertain_below=0.81)
     assert [r.file for r in report.uncertain_rows] == ["a.png", "b.png", "sub/c.png"]
     assert report.counts_predicted == {"unidentified": 3}
+    def column(rep):
+        return {r["uncertain"] for r in csv.DictReader(io.StringIO(report_csv(rep)))}
+
+    assert column(report) == {"yes"} and column(build_report(case, uncertain_below=0.5)) == {"no"}
     assert [r.predicted_class for r in report.rows] == ["benign", "early_pre_b", "pre_b"]  # the top class is kept
     assert [(name, pre) for name, pre, *_ in differential(report)] == [
         ("benign", 0), ("early_pre_b", 0), ("pre_b", 0), ("unidentified", 3), (NOT_REVIEWED, 0)
