@@ -94,6 +94,21 @@ class ImageView(QGraphicsView):
     def has_heatmap(self) -> bool:
         return not self._overlay_item.pixmap().isNull()
 
+    def composed(self) -> QImage | None:
+        """The image at its own resolution with the heatmap as shown (opacity, on or off); None
+        when no image is on screen."""
+        base = self._image_item.pixmap()
+        if base.isNull():
+            return None
+        out = base.toImage().convertToFormat(QImage.Format.Format_RGB32)
+        overlay = self._overlay_item.pixmap()
+        if self._overlay_visible and not overlay.isNull():
+            painter = QPainter(out)
+            painter.setOpacity(self._opacity)
+            painter.drawPixmap(0, 0, overlay)
+            painter.end()
+        return out
+
     # --- overlay -------------------------------------------------------------------------------
     def set_overlay_visible(self, visible: bool) -> None:
         self._overlay_visible = visible

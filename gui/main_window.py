@@ -21,6 +21,7 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
+    QImage,
     QKeyEvent,
     QKeySequence,
 )
@@ -43,7 +44,7 @@ from gui.about import show_about
 from gui.augment_offer import Augmenter, AugmentOfferBar, AugmentOutcome, wants_gradcam_offer
 from gui.batch_model import BatchTableModel
 from gui.batch_panel import BatchPanel
-from gui.calls import UNIDENTIFIED_ID, class_name
+from gui.calls import UNIDENTIFIED_ID, class_name, format_percent
 from gui.differential_panel import DifferentialPanel
 from gui.engine import Engine
 from gui.gallery import GalleryView
@@ -59,8 +60,10 @@ from gui.report_action import ReportExporter, ReportJob, ReportOutcome, ReportTa
 from gui.review_bridge import ReviewBridge, case_folder
 from gui.settings import AppSettings
 from gui.thumbnails import ThumbnailLoader
+from gui.view_export import captioned, save_png
 from gui.workers import DetailResult
-from hemalens import RESEARCH_USE_STATEMENT
+from hemalens import RESEARCH_USE_STATEMENT, __version__
+from inference.errors import HemaLensError
 from inference.familiarity import UNFAMILIAR_NOTE, folder_unlike_warning
 
 REPORT_FAILED = "The report was not written"
@@ -251,6 +254,14 @@ class MainWindow(QMainWindow):
         a = self._action
         self.act_open = a("Open images…", self.choose_images, QKeySequence.StandardKey.Open, "Open image files")
         self.act_open_folder = a("Open folder…", self.choose_folder, "Ctrl+Shift+O", "Open a folder (with subfolders)")
+        self.act_save_view = a(
+            "Save image with heatmap…", self.choose_view_file, QKeySequence.StandardKey.Save,
+            "Save the image on screen with its heatmap and a caption (call, model) as PNG",
+        )
+        self.act_copy_view = a(
+            "Copy image with heatmap", self.copy_view_image, "Ctrl+Shift+C",
+            "Copy the image on screen with its heatmap and a caption to the clipboard",
+        )
         self.act_quit = a("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_load_model = a("Load model…", self.choose_model_file, "Ctrl+M", "Load any ONNX classifier")
         self.act_model_card = a("Model card…", self.show_model_card, "Ctrl+I", "What this model is and how it measured")
@@ -303,6 +314,7 @@ class MainWindow(QMainWindow):
         m.addActions([self.act_open, self.act_open_folder])
         self.recent_menu = m.addMenu("Open recent")
         m.addSeparator()
+        m.addActions([self.act_save_view, self.act_copy_view])
         m.addAction(self.act_export_report)
         m.addSeparator()
         m.addAction(self.act_quit)
@@ -1055,6 +1067,70 @@ class MainWindow(QMainWindow):
             except Exception as exc:  # noqa: BLE001
                 QMessageBox.warning(self, "Reopen case", str(exc))
             self._update_sign_state()
+
+    # ------------------------------------------------------------------ the view as a picture
+    def view_image(self) -> QImage | None:
+        """The image on screen with its heatmap as shown and a caption strip (what, which model, RUO)."""
+        picture = self.image_view.composed()
+        if picture is None or self._current is None:
+            return None
+        item = self.model.item(self._current)
+        lines = [f"{item.path.name} · AI call: {self._call_words(item)}"]
+        if item.reviewed_id is not None:
+            reviewed = class_name(item.reviewed_id, self.model.class_ids, self.model.labels)
+            lines[0] += f" · reviewed as {reviewed} by {item.reviewer or '?'}"
+        if self.image_view.has_heatmap() and self.image_view.overlay_visible():
+            heat = self.heatmap_bar.full_caption()
+            lines.append(f"{heat} (red = most weight) · it explains the call; it is not a segmentation")
+        info = self.model_info
+        model = f"{info.name} {info.version}".strip() if info is not None else "no model"
+        lines.append(f"{model} · HemaLens {__version__} · research use only: a screening aid, not a diagnosis")
+        return captioned(picture, lines)
+
+    def _call_words(self, item) -> str:
+        if item.probabilities is None or len(item.probabilities) != len(self.model.labels):
+            return "none"
+        top = int(np.argmax(item.probabilities))
+        best = f"{self.model.labels[top]} {format_percent(float(item.probabilities[top]))}"
+        if self.model.ai_call_of(item) == UNIDENTIFIED_ID:
+            return f"Unidentified (uncertain; best guess {best})"
+        return best
+
+    def choose_view_file(self) -> None:
+        if self.view_image() is None:
+            self.status("No image on screen to save.")
+            return
+        folder = self.settings.report_dir()
+        if folder is None or not folder.is_dir():
+            docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+            folder = Path(docs) if docs else Path.home()
+        start = folder / f"{self.model.item(self._current).path.stem}_heatmap.png"
+        name, _ = QFileDialog.getSaveFileName(self, "Save image with heatmap", str(start), "PNG (*.png)")
+        if name:
+            self.save_view_image(Path(name))
+
+    def save_view_image(self, path: Path) -> bool:
+        picture = self.view_image()
+        if picture is None:
+            self.status("No image on screen to save.")
+            return False
+        path = path if path.suffix.lower() == ".png" else path.with_name(path.name + ".png")
+        try:
+            save_png(picture, path)
+        except HemaLensError as exc:
+            self.error_banner.show_text(f"The image was not saved. {exc}")
+            return False
+        self.settings.set_report_dir(path.parent)
+        self.status(f"Saved {path} ({picture.width()} x {picture.height()} px, with caption).")
+        return True
+
+    def copy_view_image(self) -> None:
+        picture = self.view_image()
+        if picture is None:
+            self.status("No image on screen to copy.")
+            return
+        QGuiApplication.clipboard().setImage(picture)
+        self.status("Copied the image with its heatmap and caption.")
 
     # ------------------------------------------------------------------ reports
     def choose_report_file(self) -> None:

@@ -310,24 +310,34 @@ def report_json(report: CaseReport) -> str:
     return json.dumps(report_dict(report), indent=2, ensure_ascii=False)
 
 
-def write_atomically(path: str | Path, data: bytes) -> Path:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
+def write_atomically(path: str | Path, data: bytes, what: str = "the report") -> Path:
+    """Write to a temp file in the same folder, fsync, then rename over ``path``.
+
+    The file gets the permissions any new file of the user gets (the umask), not the owner-only mode of
+    the temporary file, so a colleague can open a report or picture left in a shared folder."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise ReportError(f"Cannot write the report {path}: {exc.strerror or exc}") from exc
+        raise ReportError(f"Cannot write {what} {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise ReportError(f"Cannot write the report {path}: {exc.strerror or exc}") from exc
+        raise ReportError(f"Cannot write {what} {path}: {exc.strerror or exc}") from exc
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def write_csv(report: CaseReport, path: str | Path) -> Path:

@@ -22,6 +22,7 @@ from gui.review_bridge import ReviewBridge
 from gui.settings import AppSettings
 from inference.images import load_image
 from inference.session import ModelSession
+from review.report import _umask
 from review.store import ReviewStore
 from tests.model_factory import make_classifier
 
@@ -634,3 +635,35 @@ def test_a_missing_path_and_an_empty_folder_are_said_plainly(qtbot, tmp_path, mo
     _write_images(folder, 2)
     _open(qtbot, window, [folder])
     assert window.error_banner.text() == ""
+
+
+def test_the_image_on_screen_is_saved_and_copied_with_its_heatmap_and_a_caption(qtbot, tmp_path, models) -> None:
+    from PySide6.QtGui import QGuiApplication, QImage
+
+    folder = tmp_path / "smear"
+    _write_images(folder, 2, size=64)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    window.set_current_row(0)
+    qtbot.waitUntil(lambda: window.image_view.has_heatmap(), timeout=10000)
+    raw = window.image_view._image_item.pixmap().toImage()
+
+    out = tmp_path / "export" / "cell"  # no suffix: .png is added
+    out.parent.mkdir()
+    assert window.save_view_image(out)
+    saved = QImage(str(out.with_suffix(".png")))
+    assert saved.width() == raw.width() and saved.height() > raw.height()  # the caption strip below the pixels
+    top = saved.copy(0, 0, raw.width(), raw.height()).convertToFormat(QImage.Format.Format_RGB32)
+    assert top != raw.convertToFormat(QImage.Format.Format_RGB32)  # the heatmap is in the picture
+    window.act_heatmap.trigger()  # heatmap off: the picture is the plain image
+    assert window.view_image().copy(0, 0, raw.width(), raw.height()) == raw.convertToFormat(QImage.Format.Format_RGB32)
+    assert not list(out.parent.glob(".*.tmp"))  # written under a temporary name, then moved
+
+    window.copy_view_image()
+    assert QGuiApplication.clipboard().image().size() == window.view_image().size()
+
+    # An unwritable destination is said, not raised.
+    (tmp_path / "a file").write_text("not a folder")
+    assert not window.save_view_image(tmp_path / "a file" / "x.png")
+    assert window.error_banner.text().startswith("The image was not saved. Cannot write the image")
+    assert oct(out.with_suffix(".png").stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # not owner-only
