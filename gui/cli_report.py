@@ -19,6 +19,14 @@ from inference.errors import HemaLensError
 from inference.uncertainty import add_threshold_option
 
 
+def app_threshold() -> float:
+    """The uncertainty threshold this user set in the app, so the command line reports what the window
+    showed (the app's default when it was never changed)."""
+    from gui.settings import AppSettings
+
+    return AppSettings().threshold()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("case", nargs="?", help="the case folder (as opened in HemaLens), or the case number")
     parser.add_argument("--list", action="store_true", help="list the recorded cases and their sign-off state")
@@ -34,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="model file to take heatmaps and the model card from (repeatable; installed models are searched too)",
     )
     parser.add_argument("--no-heatmaps", action="store_true", help="do not run the model for heatmap thumbnails")
-    add_threshold_option(parser, "model calls (listed in the PDF)")
+    add_threshold_option(parser, "model calls (listed in the PDF)", "the threshold set in the app")
 
 
 def _find_case(store: Any, case_arg: str) -> Any:
@@ -126,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
                 json=args.json,
                 sessions=sessions.values(),
                 heatmaps=not args.no_heatmaps,
-                uncertain_below=args.uncertain_below,
+                uncertain_below=app_threshold() if args.uncertain_below is None else args.uncertain_below,
             )
     except HemaLensError as exc:
         print(f"hemalens report: error: {exc}", file=sys.stderr)

@@ -18,15 +18,16 @@ def is_uncertain(top_probability: float, threshold: float) -> bool:
     return top_probability < threshold - 1e-6
 
 
-def add_threshold_option(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--uncertain-below PERCENT`` for the command lines, parsed to a fraction (0.6 by default)."""
+def add_threshold_option(parser: argparse.ArgumentParser, what: str, default_text: str | None = None) -> None:
+    """``--uncertain-below PERCENT`` for the command lines, parsed to a fraction. With ``default_text`` the
+    option defaults to None and the caller supplies the value that text describes."""
     parser.add_argument(
         "--uncertain-below",
         type=_percentage,
-        default=DEFAULT_THRESHOLD,
+        default=None if default_text else DEFAULT_THRESHOLD,
         metavar="PERCENT",
         help=f"{what} whose top probability is under this percentage count as Unidentified, as the app shows "
-        f"them (default: {100 * DEFAULT_THRESHOLD:g}, the app's default)",
+        f"them (default: {default_text or f'{100 * DEFAULT_THRESHOLD:g}, the app default'})",
     )
 
 

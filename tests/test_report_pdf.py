@@ -7,6 +7,7 @@ inference.session.ModelSession exactly as the app does, so heatmap thumbnails ar
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -268,3 +269,17 @@ def test_uncertain_calls_are_listed_and_marked_wherever_the_call_is_shown(review
     assert "Uncertain model calls (top under 100%) 5 (listed below)" in pages[0]
     assert "Uncertain model calls (5)" in text and "Unidentified 5" in text
     assert text.count("? (uncertain)") == 3  # the noted call and both flagged cells' calls carry the mark
+
+
+def test_cli_report_uses_the_apps_threshold_unless_given_one(reviewed_case, tmp_path: Path, monkeypatch) -> None:
+    import gui.cli_report
+
+    db, folder = str(reviewed_case["db"]), str(reviewed_case["folder"])
+    monkeypatch.setattr(gui.cli_report, "app_threshold", lambda: 1.0)  # as if the user had set 100 % in the app
+    assert hemalens_main(["report", folder, "--db", db, "--json", str(tmp_path / "app.json")]) == 0
+    doc = json.loads((tmp_path / "app.json").read_text(encoding="utf-8"))
+    assert doc["uncertain_below"] == 1.0 and doc["counts"]["predicted"] == {"unidentified": 5}
+    assert hemalens_main(["report", folder, "--db", db, "--json", str(tmp_path / "given.json"),
+                          "--uncertain-below", "0"]) == 0  # fmt: skip
+    doc = json.loads((tmp_path / "given.json").read_text(encoding="utf-8"))
+    assert doc["uncertain_below"] == 0.0 and "unidentified" not in doc["counts"]["predicted"]
