@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QPixmap
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
@@ -72,6 +72,28 @@ class ElidedCaption(QLabel):
             room -= width
             out.append(f"<b>{html.escape(text)}</b>" if bold else html.escape(text))
         super().setText("".join(out))
+
+
+class StatusCaption(ElidedCaption):
+    """An ElidedCaption for the status bar: asks for its whole text, but on a narrow window gives way down
+    to its essential first part, so the labels beside it (research use only) are never pushed out of sight."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self._essential = 0
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.natural_width(), super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(min(self._essential, self.natural_width()), super().minimumSizeHint().height())
+
+    def set_caption(self, text: str, essential: str = "") -> None:
+        """``essential``: the start of the plain text that must stay readable (elided after it)."""
+        super().set_caption(text)
+        self._essential = QFontMetrics(self.font()).horizontalAdvance(essential + " …") + 2 * self.margin() + 8
+        self.updateGeometry()  # a new text asks for a new width
 
 
 class HeatmapBar(QWidget):

@@ -48,7 +48,7 @@ from gui.calls import UNIDENTIFIED_ID, class_name, format_percent
 from gui.differential_panel import DifferentialPanel
 from gui.engine import Engine
 from gui.gallery import GalleryView
-from gui.heatmap_bar import HeatmapBar
+from gui.heatmap_bar import HeatmapBar, StatusCaption
 from gui.image_view import ImageView
 from gui.items import DONE, FAILED, QUEUED, ItemResult, ModelInfo
 from gui.model_card import ModelCardDialog, model_status_text
@@ -219,7 +219,8 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
         self.cancel_button.setToolTip("Stop classifying after the current image (Esc)")
-        self.model_label = QLabel("No model")
+        self.model_label = StatusCaption()
+        self.model_label.set_caption("No model")
         self.reviewer_label = QLabel("")
         self.reviewer_label.setToolTip("Recorded with every decision and sign-off (Review → Reviewer name…)")
         self.reviewer_label.setStyleSheet("padding: 0 10px;")
@@ -463,9 +464,11 @@ class MainWindow(QMainWindow):
         self._loading_model = None
         self.settings.set_model_path(info.path)
         self.picker.select_path(info.path)
-        self.model_label.setText(model_status_text(info.spec))
+        status = model_status_text(info.spec)
+        self.model_label.set_caption(html.escape(status), essential=status.split(" (", 1)[0])  # keeps the accuracy
         self.model_label.setToolTip(
-            f"{info.path}\nSHA-256 {info.sha256}\nHeatmap: {info.cam_method or 'none'}\n"
+            f"{model_status_text(info.spec)}\n{info.path}\nSHA-256 {info.sha256}\n"
+            f"Heatmap: {info.cam_method or 'none'}\n"
             f"Intended use: {info.spec.provenance.intended_use or 'not stated by the model'}"
         )
         if info.assumed:

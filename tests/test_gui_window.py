@@ -334,8 +334,16 @@ def test_a_model_without_metadata_shows_the_assumed_banner(qtbot, tmp_path, mode
     assert window.model_banner.isVisible()
     assert "no HemaLens metadata" in window.model_banner.text()
     assert "assumed" in model_card_html(window.model_info)
-    assert "accuracy not stated" in window.model_label.text()
+    assert "accuracy not stated" in window.model_label.plain_text()
     assert window.research_label.isVisible() and "Research use only" in window.research_label.text()
+    assert window.model_label.toolTip().startswith(window.model_label.plain_text())  # the whole line, on hover
+    # On a narrow window a long model line gives way; "research use only" stays whole.
+    window.model_label.set_caption("A long name " * 30 + "· measured accuracy 99.0 %", essential="A long name")
+    window.resize(window.minimumWidth(), 700)
+    qtbot.wait(100)
+    assert window.research_label.width() >= window.research_label.sizeHint().width()
+    assert window.model_label.width() < window.model_label.sizeHint().width()
+    assert window.model_label.text().endswith("…")
 
 
 def test_status_bar_shows_the_models_measured_accuracy(tmp_path) -> None:
