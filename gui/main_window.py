@@ -1258,13 +1258,17 @@ class MainWindow(QMainWindow):
         self.settings.clear_recent()
         self._rebuild_recent_menu()
 
-    def show_shortcuts(self) -> None:
-        rows = [
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        """(action, key) for every shortcut that does something with this model."""
+        unused = set(self.class_actions[len(self.model.labels):])  # keys past the model's classes
+        return [
             (a.text(), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
             for a in self.actions()
-            if not a.shortcut().isEmpty()
+            if not a.shortcut().isEmpty() and a not in unused
         ]
-        html = "".join(f"<tr><td>{t}</td><td>&nbsp;&nbsp;<b>{k}</b></td></tr>" for t, k in rows)
+
+    def show_shortcuts(self) -> None:
+        html = "".join(f"<tr><td>{t}</td><td>&nbsp;&nbsp;<b>{k}</b></td></tr>" for t, k in self.shortcut_rows())
         box = QMessageBox(self)
         box.setWindowTitle("Keyboard shortcuts")
         box.setText(f"<table>{html}</table><p>Arrow keys move in the table, gallery and image.</p>")

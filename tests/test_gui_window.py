@@ -203,6 +203,8 @@ def test_keyboard_review_is_recorded_in_the_store_and_the_differential(qtbot, tm
     assert window.current_row() == 3
     qtbot.keyClick(table, Qt.Key.Key_9)  # no class 9 in a 3-class model: refused, nothing recorded
     assert window.model.item(3).reviewed_id is None and "3 classes" in window.status_label.text()
+    shortcuts = dict(window.shortcut_rows())  # F1 lists the keys that do something with this model
+    assert shortcuts["3: Neutrophil"] == "3" and "Class 4" not in shortcuts and "Save image with heatmap…" in shortcuts
     menu = [a.text() for a in window.review_menu.actions()]
     assert "1: Lymphocyte" in menu and "3: Neutrophil" in menu and not any(t.startswith("Class ") for t in menu)
     assert menu.index("3: Neutrophil") + 1 == menu.index("Unidentified")
