@@ -32,6 +32,16 @@ def ai_call(probabilities: np.ndarray | None, class_ids: Sequence[str], threshol
     return class_ids[top]
 
 
+_OTHER_MODELS_NAMES: dict[str, str] = {}  # class id -> name over the installed models (see remember_class_names)
+
+
+def remember_class_names(names: dict[str, str]) -> None:
+    """The installed models' class names, so a decision recorded under another model (before a model
+    switch) reads "Immature granulocyte", not its id "ig"."""
+    _OTHER_MODELS_NAMES.clear()
+    _OTHER_MODELS_NAMES.update(names)
+
+
 def class_name(class_id: str | None, class_ids: Sequence[str], labels: Sequence[str]) -> str:
     """Display name of a class id (including the Unidentified bin); empty for None."""
     if class_id is None:
@@ -40,8 +50,8 @@ def class_name(class_id: str | None, class_ids: Sequence[str], labels: Sequence[
         return UNIDENTIFIED_NAME
     try:
         return labels[list(class_ids).index(class_id)]
-    except ValueError:
-        return class_id  # a class from another model, recorded earlier: show its id rather than hide it
+    except ValueError:  # a class from another model, recorded earlier: its name there, else its id, never hidden
+        return _OTHER_MODELS_NAMES.get(class_id, class_id)
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ class DifferentialCounts:
         for cid in self.after:
             if cid not in known:
                 order.append(cid)
-                names.append(cid)
+                names.append(_OTHER_MODELS_NAMES.get(cid, cid))
                 known.add(cid)
         denom = max(self.classified, 1)
         rows = tuple(

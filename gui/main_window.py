@@ -44,7 +44,7 @@ from gui.about import show_about
 from gui.augment_offer import Augmenter, AugmentOfferBar, AugmentOutcome, wants_gradcam_offer
 from gui.batch_model import BatchTableModel
 from gui.batch_panel import BatchPanel
-from gui.calls import UNIDENTIFIED_ID, class_name, format_percent
+from gui.calls import UNIDENTIFIED_ID, class_name, format_percent, remember_class_names
 from gui.differential_panel import DifferentialPanel
 from gui.engine import Engine
 from gui.gallery import GalleryView
@@ -429,6 +429,7 @@ class MainWindow(QMainWindow):
         remembered = self.settings.model_path()
         extra = [remembered] if remembered is not None else []
         problems = self.picker.refresh(extra, remembered)
+        remember_class_names(self.picker.class_names)
         if problems:
             self.status("Some model files could not be read: " + "; ".join(f"{p.name}: {r}" for p, r in problems))
         choice = remembered if remembered is not None and remembered.is_file() else None
@@ -551,6 +552,7 @@ class MainWindow(QMainWindow):
 
     def _on_augmented(self, outcome: AugmentOutcome) -> None:
         self.picker.refresh([outcome.path], self.model_info.path if self.model_info else None)
+        remember_class_names(self.picker.class_names)
         still_current = self.model_info is not None and Path(self.model_info.path) == Path(outcome.source)
         self._augmented = outcome
         self.augment_offer.show_done(outcome, in_use=False)

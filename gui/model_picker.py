@@ -22,6 +22,7 @@ class ModelPicker(QComboBox):
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setToolTip("Model used to classify (switching reclassifies what is open)")
         self._problems: list[tuple[Path, str]] = []
+        self.class_names: dict[str, str] = {}  # class id -> name over the listed models
         self._silent = False
         self.activated.connect(self._on_activated)
 
@@ -31,6 +32,7 @@ class ModelPicker(QComboBox):
 
         self._problems = []
         entries = list_models(self._problems)
+        self.class_names = {c.id: c.name for e in reversed(entries) for c in e.spec.classes}  # bundled win
         self._silent = True
         try:
             self.clear()

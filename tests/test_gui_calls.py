@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gui.calls import UNIDENTIFIED_ID, DifferentialCounts, ai_call, class_name, format_percent
+from gui.calls import (
+    UNIDENTIFIED_ID,
+    DifferentialCounts,
+    ai_call,
+    class_name,
+    format_percent,
+    remember_class_names,
+)
 from gui.review_bridge import case_folder
 
 IDS = ("lym", "mono", "neu")
@@ -51,6 +58,18 @@ def test_differential_keeps_classes_from_other_models() -> None:
     d = DifferentialCounts([("lym", "blast", False, False)]).result(IDS, LABELS)
     assert [r.class_id for r in d.rows][-1] == "blast"
     assert d.rows[-1].reviewed_count == 1
+
+
+def test_classes_from_other_installed_models_keep_their_names() -> None:
+    remember_class_names({"ig": "Immature granulocyte", "neu": "not this one"})
+    try:
+        assert class_name("ig", IDS, LABELS) == "Immature granulocyte"  # was shown as "ig"
+        assert class_name("neu", IDS, LABELS) == "Neutrophil"  # the model in use names its own classes
+        assert class_name("blast", IDS, LABELS) == "blast"  # known to no model: the id, never hidden
+        row = DifferentialCounts([("lym", "ig", False, False)]).result(IDS, LABELS).rows[-1]
+        assert (row.class_id, row.name) == ("ig", "Immature granulocyte")
+    finally:
+        remember_class_names({})
 
 
 def test_running_counts_match_a_fresh_count_after_each_change() -> None:
