@@ -42,6 +42,11 @@ def remember_class_names(names: dict[str, str]) -> None:
     _OTHER_MODELS_NAMES.update(names)
 
 
+def known_class_names() -> dict[str, str]:
+    """A copy of the installed models' class names (remember_class_names), e.g. for the report."""
+    return dict(_OTHER_MODELS_NAMES)
+
+
 def class_name(class_id: str | None, class_ids: Sequence[str], labels: Sequence[str]) -> str:
     """Display name of a class id (including the Unidentified bin); empty for None."""
     if class_id is None:

@@ -63,15 +63,18 @@ def _find_case(store: Any, case_arg: str) -> Any:
     raise ReportError(f"{case_arg} is neither an existing folder nor a case number.")
 
 
-def _model_sessions(wanted: set[str], extra: list[Path]) -> dict[str, Any]:
-    """Load the model files whose SHA-256 is one of ``wanted`` (explicit files first, then installed)."""
+def _model_sessions(wanted: set[str], extra: list[Path], names: dict[str, str]) -> dict[str, Any]:
+    """Load the model files whose SHA-256 is one of ``wanted`` (explicit files first, then installed);
+    ``names`` gets every installed model's class names, for decisions recorded under another model."""
     from inference.registry import list_models
     from inference.session import ModelSession
     from review.store import file_sha256
 
     candidates = list(extra)
     with contextlib.suppress(HemaLensError):  # an unreadable models folder only means fewer candidates
-        candidates += [entry.path for entry in list_models()]
+        entries = list_models()
+        candidates += [entry.path for entry in entries]
+        names.update({c.id: c.name for e in reversed(entries) for c in e.spec.classes})
     sessions: dict[str, Any] = {}
     for path in dict.fromkeys(candidates):
         if len(sessions) == len(wanted):
@@ -126,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         with ReviewStore.open(db) as store:
             case = _find_case(store, args.case)
             wanted = {p.model_sha256 for p in case.predictions()}
-            sessions = _model_sessions(wanted, args.model) if args.pdf else {}  # heatmaps and model card
+            names: dict[str, str] = {}
+            sessions = _model_sessions(wanted, args.model, names) if args.pdf else {}  # heatmaps, model card
             result = export_case_report(
                 case,
                 pdf=args.pdf,
@@ -135,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
                 sessions=sessions.values(),
                 heatmaps=not args.no_heatmaps,
                 uncertain_below=app_threshold() if args.uncertain_below is None else args.uncertain_below,
+                class_names=names,
             )
     except HemaLensError as exc:
         print(f"hemalens report: error: {exc}", file=sys.stderr)

@@ -44,7 +44,7 @@ from gui.about import show_about
 from gui.augment_offer import Augmenter, AugmentOfferBar, AugmentOutcome, wants_gradcam_offer
 from gui.batch_model import BatchTableModel
 from gui.batch_panel import BatchPanel
-from gui.calls import UNIDENTIFIED_ID, class_name, format_percent, remember_class_names
+from gui.calls import UNIDENTIFIED_ID, class_name, format_percent, known_class_names, remember_class_names
 from gui.differential_panel import DifferentialPanel
 from gui.engine import Engine
 from gui.gallery import GalleryView
@@ -1178,6 +1178,7 @@ class MainWindow(QMainWindow):
             image_hashes=tuple(self._hashes()),
             open_paths=tuple(str(i.path) for i in self.model.items()),
             uncertain_below=self.model.threshold,
+            class_names=tuple(known_class_names().items()),
             sessions=(info.session,) if info is not None and info.session is not None else (),
             model_files=tuple(self.picker.model_paths()),
         )

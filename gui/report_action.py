@@ -63,6 +63,7 @@ class ReportJob:
     sessions: tuple[Any, ...] = ()
     open_paths: tuple[str, ...] | None = None  # the files open in the app: limits the "not classified" list
     uncertain_below: float | None = None  # the app's threshold: calls under it are reported as Unidentified
+    class_names: tuple[tuple[str, str], ...] = ()  # (id, name) over the installed models, for foreign classes
     model_files: tuple[Path, ...] = ()
     heatmaps: bool = True
 
@@ -147,6 +148,7 @@ def run_report_job(job: ReportJob) -> ReportOutcome:
         image_hashes=hashes,
         open_paths=job.open_paths,
         uncertain_below=job.uncertain_below,
+        class_names=dict(job.class_names),
         sessions=sessions,
         heatmaps=job.heatmaps,
     )

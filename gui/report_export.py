@@ -8,7 +8,7 @@ atomically. Raises a HemaLensError subclass (ReportError, ReviewStoreError) with
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ def export_case_report(
     image_hashes: list[str] | None = None,
     open_paths: Collection[str] | None = None,
     uncertain_below: float | None = None,
+    class_names: Mapping[str, str] | None = None,
     sessions: Iterable[Any] = (),
     heatmaps: bool = True,
 ) -> ExportResult:
@@ -61,5 +62,5 @@ def export_case_report(
         )
         used = {m.sha256 for m in report.models}
         cards = [ModelCardSummary.from_session(s) for s in by_sha.values() if s.sha256 in used]
-        written.append(write_pdf(report, pdf, thumbnails=thumbnails, model_cards=cards))
+        written.append(write_pdf(report, pdf, thumbnails=thumbnails, model_cards=cards, class_names=class_names))
     return ExportResult(tuple(written), len(report.rows), report.signed_by, missing, len(report.unclassified))

@@ -419,10 +419,12 @@ def report_html(
     report: CaseReport,
     thumbnails: Mapping[str, Thumbnail] | None = None,
     model_cards: list[ModelCardSummary] | None = None,
+    class_names: Mapping[str, str] | None = None,
 ) -> str:
-    """The whole report as the HTML subset QTextDocument understands."""
+    """The whole report as the HTML subset QTextDocument understands. ``class_names``: names of classes
+    from other installed models (a decision recorded before a model switch); the cards' names win."""
     cards = list(model_cards or [])
-    names: dict[str, str] = {}
+    names: dict[str, str] = dict(class_names or {})
     for card in cards:
         names.update(card.class_names)
     return (
@@ -443,6 +445,7 @@ def write_pdf(
     *,
     thumbnails: Mapping[str, Thumbnail] | None = None,
     model_cards: list[ModelCardSummary] | None = None,
+    class_names: Mapping[str, str] | None = None,
 ) -> Path:
     """Render the report to an A4 PDF with a footer (case, sign-off state, page N of M) on every page.
 
@@ -485,7 +488,7 @@ def write_pdf(
     doc.addResource(
         QTextDocument.ResourceType.ImageResource, QUrl("legend:jet"), rgb_to_qimage(colormap_legend(256, 10))
     )
-    doc.setHtml(report_html(report, thumbnails, model_cards))
+    doc.setHtml(report_html(report, thumbnails, model_cards, class_names))
 
     writer = QPdfWriter(str(tmp))
     writer.setTitle(f"HemaLens case report #{report.case_id}")

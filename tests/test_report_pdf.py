@@ -283,3 +283,18 @@ def test_cli_report_uses_the_apps_threshold_unless_given_one(reviewed_case, tmp_
                           "--uncertain-below", "0"]) == 0  # fmt: skip
     doc = json.loads((tmp_path / "given.json").read_text(encoding="utf-8"))
     assert doc["uncertain_below"] == 0.0 and "unidentified" not in doc["counts"]["predicted"]
+
+
+def test_a_class_from_another_installed_model_is_named_in_the_report(reviewed_case) -> None:
+    from dataclasses import replace
+
+    from gui.report_pdf import ModelCardSummary, report_html
+
+    with ReviewStore.open(reviewed_case["db"]) as store:
+        report = build_report(store.get_case(reviewed_case["case_id"]))
+    row = replace(report.flagged_rows[0], reviewed_class="ig")  # reviewed under another model before a switch
+    report = replace(report, rows=(row, *report.rows[1:]), counts_reviewed={"ig": 1})
+    assert "Immature granulocyte" not in report_html(report)
+    card = ModelCardSummary.from_session(reviewed_case["session"])
+    named = report_html(report, model_cards=[card], class_names={"ig": "Immature granulocyte", "c0": "not this"})
+    assert "Immature granulocyte" in named and "not this" not in named  # the model cards' own names win
