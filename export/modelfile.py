@@ -24,6 +24,7 @@ from inference.contract import (
     Provenance,
     spec_from_json,
 )
+from inference.file_mode import new_file_mode
 
 _MAX_SINGLE_FILE = 2 * 1024**3 - 1
 
@@ -112,12 +113,6 @@ def build_spec(
         raise ExportError(f"the model description is invalid: {exc}") from None
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_model(model: onnx.ModelProto, spec: ModelSpec, out_path: str | Path) -> Path:
     """Store the spec in the metadata and write one ONNX file atomically (no external data)."""
     out_path = Path(out_path)
@@ -134,7 +129,7 @@ def write_model(model: onnx.ModelProto, spec: ModelSpec, out_path: str | Path) -
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; a model is meant to be shared
+        os.chmod(tmp, new_file_mode())  # mkstemp makes 0600; a model is meant to be shared
         os.replace(tmp, out_path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

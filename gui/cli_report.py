@@ -66,7 +66,7 @@ def _find_case(store: Any, case_arg: str) -> Any:
 def _model_sessions(wanted: set[str], extra: list[Path], names: dict[str, str]) -> dict[str, Any]:
     """Load the model files whose SHA-256 is one of ``wanted`` (explicit files first, then installed);
     ``names`` gets every installed model's class names, for decisions recorded under another model."""
-    from inference.registry import list_models
+    from inference.registry import class_names, list_models
     from inference.session import ModelSession
     from review.store import file_sha256
 
@@ -74,7 +74,7 @@ def _model_sessions(wanted: set[str], extra: list[Path], names: dict[str, str]) 
     with contextlib.suppress(HemaLensError):  # an unreadable models folder only means fewer candidates
         entries = list_models()
         candidates += [entry.path for entry in entries]
-        names.update({c.id: c.name for e in reversed(entries) for c in e.spec.classes})
+        names.update(class_names(entries))
     sessions: dict[str, Any] = {}
     for path in dict.fromkeys(candidates):
         if len(sessions) == len(wanted):

@@ -28,11 +28,11 @@ class ModelPicker(QComboBox):
 
     def refresh(self, extra: list[Path] | None = None, current: Path | None = None) -> list[tuple[Path, str]]:
         """List the registry's models plus ``extra`` files; returns the files that could not be read."""
-        from inference.registry import list_models
+        from inference.registry import class_names, list_models
 
         self._problems = []
         entries = list_models(self._problems)
-        self.class_names = {c.id: c.name for e in reversed(entries) for c in e.spec.classes}  # bundled win
+        self.class_names = class_names(entries)
         self._silent = True
         try:
             self.clear()

@@ -287,6 +287,14 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
 NOTED_ROWS_SHOWN = 40
 
 
+def _more_line(total: int, what: str) -> str:
+    """The line under a list cut at NOTED_ROWS_SHOWN rows: how many more, and where they all are."""
+    if total <= NOTED_ROWS_SHOWN:
+        return ""
+    return (f'<p class="small">&hellip; and {total - NOTED_ROWS_SHOWN} more: every {what} is in the CSV and '
+            "JSON reports.</p>")
+
+
 def _noted_section(report: CaseReport, names: Mapping[str, str]) -> str:
     """Images whose call came with a note (image quality, unlike the model's training images): the
     reader of the report must see which calls stand on weaker ground, as the technician did."""
@@ -298,8 +306,7 @@ def _noted_section(report: CaseReport, names: Mapping[str, str]) -> str:
          "<br/>".join(_e(n) for n in r.notes)]
         for r in noted[:NOTED_ROWS_SHOWN]
     ]
-    more = (f'<p class="small">&hellip; and {len(noted) - NOTED_ROWS_SHOWN} more: every note is in the CSV and '
-            "JSON reports.</p>" if len(noted) > NOTED_ROWS_SHOWN else "")
+    more = _more_line(len(noted), "note")
     return (
         f"<h2>Model calls with a note ({len(noted)})</h2>"
         '<p class="small">The app showed these notes beside the model\'s call: such calls are less reliable '
@@ -319,8 +326,7 @@ def _uncertain_section(report: CaseReport, names: Mapping[str, str]) -> str:
          _e(_name(r.reviewed_class, names))]
         for r in uncertain[:NOTED_ROWS_SHOWN]
     ]
-    more = (f'<p class="small">&hellip; and {len(uncertain) - NOTED_ROWS_SHOWN} more: every probability is in the '
-            "CSV and JSON reports.</p>" if len(uncertain) > NOTED_ROWS_SHOWN else "")
+    more = _more_line(len(uncertain), "probability")
     return (
         f"<h2>Uncertain model calls ({len(uncertain)})</h2>"
         f'<p class="small">The model\'s top probability was under {report.uncertain_below:.0%}, so the app showed '

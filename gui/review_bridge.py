@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,27 +84,26 @@ class PredictionRecorder:
 
     def record(self, path: Path, image_hash: str, model: ModelInfo, probabilities: np.ndarray,
                notes: Sequence[str] = ()) -> None:
-        if self._failure is not None:
-            return
-        try:
-            self._case.record_prediction(
-                path,
-                image_hash,
-                model_name=model.name,
-                model_version=model.version,
-                model_sha256=model.sha256,
-                predicted_id=model.class_ids[int(np.argmax(probabilities))],
-                probabilities={c: float(p) for c, p in zip(model.class_ids, probabilities, strict=False)},
-                notes=notes,
-            )
-        except Exception as exc:  # noqa: BLE001
-            self._failure = f"Predictions are not being saved: {exc}"
+        self._write(lambda: self._case.record_prediction(
+            path,
+            image_hash,
+            model_name=model.name,
+            model_version=model.version,
+            model_sha256=model.sha256,
+            predicted_id=model.class_ids[int(np.argmax(probabilities))],
+            probabilities={c: float(p) for c, p in zip(model.class_ids, probabilities, strict=False)},
+            notes=notes,
+        ))
 
     def record_unclassified(self, path: Path, image_hash: str | None, reason: str) -> None:
+        self._write(lambda: self._case.record_unclassified(path, image_hash, reason))
+
+    def _write(self, write: Callable[[], Any]) -> None:
+        """Run one store write; after the first failure, stop writing (reported once by close())."""
         if self._failure is not None:
             return
         try:
-            self._case.record_unclassified(path, image_hash, reason)
+            write()
         except Exception as exc:  # noqa: BLE001
             self._failure = f"Predictions are not being saved: {exc}"
 

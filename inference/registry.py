@@ -90,6 +90,11 @@ def list_models(problems: list[tuple[Path, str]] | None = None) -> list[ModelEnt
     return _scan(bundled_models_dir(), True, problems) + _scan(user_models_dir(), False, problems)
 
 
+def class_names(entries: list[ModelEntry]) -> dict[str, str]:
+    """Class id -> name over ``entries``; where two models share an id, the first listed (bundled) wins."""
+    return {c.id: c.name for e in reversed(entries) for c in e.spec.classes}
+
+
 def resolve_model(name_or_path: str) -> Path:
     """A model file from a path, a metadata id or a display name (case-insensitive); ModelNotFoundError if none."""
     candidate = Path(name_or_path).expanduser()

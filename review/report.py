@@ -21,6 +21,7 @@ from typing import Any
 
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
+from inference.file_mode import new_file_mode
 from inference.uncertainty import UNIDENTIFIED_ID, is_uncertain
 from review.records import CaseEvent, Decision
 from review.store import Case
@@ -326,18 +327,12 @@ def write_atomically(path: str | Path, data: bytes, what: str = "the report") ->
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise ReportError(f"Cannot write {what} {path}: {exc.strerror or exc}") from exc
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
-    os.umask(mask)
-    return mask
 
 
 def write_csv(report: CaseReport, path: str | Path) -> Path:

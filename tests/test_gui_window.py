@@ -20,9 +20,9 @@ from gui.model_card import model_card_html, model_status_text
 from gui.probability_panel import ROW_H
 from gui.review_bridge import ReviewBridge
 from gui.settings import AppSettings
+from inference.file_mode import new_file_mode
 from inference.images import load_image
 from inference.session import ModelSession
-from review.report import _umask
 from review.store import ReviewStore
 from tests.model_factory import make_classifier
 
@@ -676,4 +676,4 @@ def test_the_image_on_screen_is_saved_and_copied_with_its_heatmap_and_a_caption(
     (tmp_path / "a file").write_text("not a folder")
     assert not window.save_view_image(tmp_path / "a file" / "x.png")
     assert window.error_banner.text().startswith("The image was not saved. Cannot write the image")
-    assert oct(out.with_suffix(".png").stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # not owner-only
+    assert oct(out.with_suffix(".png").stat().st_mode & 0o777) == oct(new_file_mode())  # not owner-only

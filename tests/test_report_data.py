@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from hemalens import RESEARCH_USE_STATEMENT
+from inference.file_mode import new_file_mode
 from review.report import (
     NOT_REVIEWED,
     ReportError,
-    _umask,
     build_report,
     differential,
     report_csv,
@@ -114,7 +114,7 @@ def test_json_document_field_by_field(case_setup, tmp_path: Path) -> None:
     case.record_decision(c_path, c_hash, reviewed_id="pre_b", flagged=False, user="ann")
     case.sign("carol")
     out = write_json(build_report(case), tmp_path / "out" / "report.json")
-    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()  # the user's usual mode, not the temp file's 0600
+    assert out.stat().st_mode & 0o777 == new_file_mode()  # the user's usual mode, not the temp file's 0600
     doc = json.loads(out.read_text(encoding="utf-8"))
     assert doc["format"] == "hemalens-case-report" and doc["research_use"] == RESEARCH_USE_STATEMENT
     assert doc["case"]["folder"] == str(case.folder) and doc["case"]["id"] == case.id
