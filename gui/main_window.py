@@ -45,6 +45,7 @@ from gui.augment_offer import Augmenter, AugmentOfferBar, AugmentOutcome, wants_
 from gui.batch_model import BatchTableModel
 from gui.batch_panel import BatchPanel
 from gui.calls import UNIDENTIFIED_ID, class_name, format_percent, known_class_names, remember_class_names
+from gui.decision_history import DecisionChange, DecisionHistory, ReviewState
 from gui.differential_panel import DifferentialPanel
 from gui.engine import Engine
 from gui.gallery import GalleryView
@@ -154,9 +155,11 @@ class MainWindow(QMainWindow):
         self._shown_once = False
         self._pending_open: list[Path] | None = None
         self._loading_model: Path | None = None
+        self.history = DecisionHistory()
         self._diff_timer = QTimer(self, singleShot=True, interval=150, timeout=self._update_differential)
         self._build_ui()
         self._build_actions()
+        self._update_undo_actions()
         self._connect()
         self._restore_settings()
 
@@ -292,6 +295,9 @@ class MainWindow(QMainWindow):
         self.act_flag = a("Flag for pathologist", self.toggle_flag, "F", "Flag this image for a pathologist")
         self.act_clear = a("Clear decision", self.clear_decision, "Backspace")
         self.act_comment = a("Comment…", self.edit_comment, "C", "Add a comment to this image's record")
+        self.act_undo = a("Undo decision", self.undo_decision, "Ctrl+Z",
+                          "Put back what the image had before the last decision")
+        self.act_redo = a("Redo decision", self.redo_decision, ["Ctrl+Shift+Z", "Ctrl+Y"])
         self.act_unidentified = a("Unidentified", lambda: self.assign_class(UNIDENTIFIED_ID), "0")
         self.class_actions = [
             a(f"Class {k}", lambda _c=False, k=k: self.assign_index(k - 1), str(k)) for k in range(1, 10)
@@ -338,6 +344,7 @@ class MainWindow(QMainWindow):
                 self.act_clear,
             ]
         )
+        m.addActions([self.act_undo, self.act_redo])
         m.addSeparator()
         m.addActions([self.act_auto, self.act_cancel])
         m.addSeparator()
@@ -626,6 +633,8 @@ class MainWindow(QMainWindow):
             return
         self.engine.cancel_batch()
         self._sources = paths
+        self.history.clear()  # the decisions were made on images that are no longer open
+        self._update_undo_actions()
         folder = case_folder(paths)
         error = self.review.open_case(folder)
         self.review_banner.show_text(error)
@@ -975,28 +984,79 @@ class MainWindow(QMainWindow):
                 "fix or replace the file and open the folder again. F flags it and C adds a comment."
             )
             return
-        comment = item.comment if comment is None else comment
+        before = ReviewState(item.reviewed_id, item.flagged, item.comment)
+        after = ReviewState(reviewed_id, flagged, item.comment if comment is None else comment)
         order = self._nav_rows()  # before the decision: a filter may hide the row once it is decided
-        try:
-            self.review.decide(item.path, item.image_hash, reviewed_id=reviewed_id, flagged=flagged, comment=comment)
-        except Exception as exc:  # noqa: BLE001 - shown, never swallowed; the decision is NOT applied
-            if self.review.error:
-                self.review_banner.show_text(f"{self.review.error} The decision was not recorded.")
-            self.status(f"Not recorded: {exc}")
+        if not self._write_review(row, after):
             return
-        item.comment = comment
-        self.model.set_review(row, reviewed_id, flagged, self.review.user)
-        self._refresh_panel_from_row()
-        self._update_sign_state()
-        self.decisionRecorded.emit(row)
-        what = class_name(reviewed_id, self.model.class_ids, self.model.labels) or "no class"
-        self.status(f"Saved: {item.path.name} → {what}{' · flagged for pathologist' if flagged else ''}")
+        self.history.record(DecisionChange(item.path, item.image_hash, before, after))
+        self._update_undo_actions()
+        self.status(f"Saved: {self._state_words(item.path, after)}")
         if advance and self.act_auto.isChecked():
             following = order[order.index(row) + 1 :] if row in order else []
             if following:
                 self.set_current_row(following[0])
             else:
                 self.status(f"Saved {item.path.name}; that was the last image.")
+
+    def _write_review(self, row: int, state: ReviewState) -> bool:
+        """Record one image's review state (committed before it shows); False, with the reason shown, if not."""
+        item = self.model.item(row)
+        try:
+            self.review.decide(
+                item.path, item.image_hash, reviewed_id=state.reviewed_id, flagged=state.flagged, comment=state.comment
+            )
+        except Exception as exc:  # noqa: BLE001 - shown, never swallowed; the decision is NOT applied
+            if self.review.error:
+                self.review_banner.show_text(f"{self.review.error} The decision was not recorded.")
+            self.status(f"Not recorded: {exc}")
+            return False
+        item.comment = state.comment
+        self.model.set_review(row, state.reviewed_id, state.flagged, self.review.user)
+        if row == self._current:
+            self._refresh_panel_from_row()
+        self._update_sign_state()
+        self.decisionRecorded.emit(row)
+        return True
+
+    def _state_words(self, path: Path, state: ReviewState) -> str:
+        what = class_name(state.reviewed_id, self.model.class_ids, self.model.labels) or "no class"
+        return f"{path.name} → {what}{' · flagged for pathologist' if state.flagged else ''}"
+
+    def undo_decision(self) -> None:
+        """Put back the state the last decision replaced, and show that image."""
+        change = self.history.to_undo()
+        if change is None:
+            self.status("Nothing to undo.")
+        elif self._restore(change, change.before):
+            self.history.undone()
+            self.status(f"Undone, back to: {self._state_words(change.path, change.before)}")
+        self._update_undo_actions()
+
+    def redo_decision(self) -> None:
+        change = self.history.to_redo()
+        if change is None:
+            self.status("Nothing to redo.")
+        elif self._restore(change, change.after):
+            self.history.redone()
+            self.status(f"Redone: {self._state_words(change.path, change.after)}")
+        self._update_undo_actions()
+
+    def _restore(self, change: DecisionChange, state: ReviewState) -> bool:
+        row = self.model.row_of(change.path)
+        if row is None or self.model.item(row).image_hash != change.image_hash:
+            self.history.forget(change)
+            self.status(f"{change.path.name} has changed on disk or is no longer open; its decision stays as it is.")
+            return False
+        self.set_current_row(row)
+        return self._write_review(row, state)
+
+    def _update_undo_actions(self) -> None:
+        undo, redo = self.history.to_undo(), self.history.to_redo()
+        self.act_undo.setEnabled(undo is not None)
+        self.act_redo.setEnabled(redo is not None)
+        self.act_undo.setStatusTip(f"Back to: {self._state_words(undo.path, undo.before)}" if undo else "")
+        self.act_redo.setStatusTip(f"Again: {self._state_words(redo.path, redo.after)}" if redo else "")
 
     def _set_auto_advance(self, checked: bool) -> None:
         self.settings.set_auto_advance(checked)

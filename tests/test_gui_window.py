@@ -677,3 +677,59 @@ def test_the_image_on_screen_is_saved_and_copied_with_its_heatmap_and_a_caption(
     assert not window.save_view_image(tmp_path / "a file" / "x.png")
     assert window.error_banner.text().startswith("The image was not saved. Cannot write the image")
     assert oct(out.with_suffix(".png").stat().st_mode & 0o777) == oct(new_file_mode())  # not owner-only
+
+
+def test_a_slipped_key_is_undone_and_redone_and_the_audit_trail_keeps_all_of_it(qtbot, tmp_path, models) -> None:
+    folder = tmp_path / "smear"
+    _write_images(folder, 4)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    table = window.batch_panel.table
+    table.setFocus()
+    ids = window.model.class_ids
+    assert not window.act_undo.isEnabled() and not window.act_redo.isEnabled()
+
+    qtbot.keyClick(table, Qt.Key.Key_1)  # row 0 -> class 1, advance
+    qtbot.keyClick(table, Qt.Key.Key_3)  # row 1 -> class 3: the slip, advance to row 2
+    assert window.current_row() == 2 and window.model.item(1).reviewed_id == ids[2]
+    qtbot.keyClick(table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.current_row() == 1  # back on the image whose decision was undone
+    assert window.model.item(1).reviewed_id is None
+    assert window.model.item(0).reviewed_id == ids[0]  # the one before is untouched
+    assert "Undone" in window.status_label.text() and window.act_redo.isEnabled()
+    qtbot.keyClick(table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert window.model.item(1).reviewed_id == ids[2]
+    window.batch_panel.filter_text.setFocus()  # in the filter box Ctrl+Z undoes typing, not a decision
+    qtbot.keyClicks(window.batch_panel.filter_text, "cell")
+    qtbot.keyClick(window.batch_panel.filter_text, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.batch_panel.filter_text.text() == "" and window.model.item(1).reviewed_id == ids[2]
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(table, Qt.Key.Key_2)  # the right key; a new decision ends what could be redone
+    assert window.model.item(1).reviewed_id == ids[1] and not window.act_redo.isEnabled()
+
+    window.set_current_row(3)
+    qtbot.keyClick(table, Qt.Key.Key_F)  # flag, then undo the flag: no class comes with it
+    window.undo_decision()
+    assert not window.model.item(3).flagged and window.model.item(3).reviewed_id is None
+
+    store = ReviewStore.open(tmp_path / "reviews.sqlite3")
+    case = store.open_case(folder.resolve())
+    trail = [d.reviewed_id for d in case.decisions() if Path(d.image_path).name == "cell_0001.png"]
+    assert trail == [ids[2], None, ids[2], None, ids[1]]  # every slip and correction, in order
+    assert case.current_state()[window.model.item(1).image_hash].reviewed_id == ids[1]
+    store.close()
+
+    # A signed case refuses the undo like any other change, and the history keeps the step.
+    window.review.sign([window.model.item(r).image_hash for r in (0, 1)])
+    window.undo_decision()
+    assert "signed" in window.status_label.text() and window.model.item(1).reviewed_id == ids[1]
+    assert window.act_undo.isEnabled()
+
+    # Opening another folder starts a new history.
+    other = tmp_path / "other"
+    _write_images(other, 2, seed=5)
+    _open(qtbot, window, [other])
+    assert not window.act_undo.isEnabled()
+    window.undo_decision()
+    assert window.status_label.text() == "Nothing to undo."
