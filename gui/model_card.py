@@ -29,7 +29,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table cellspacing='0'><tr>{head}</tr>{body}</table>"
 
 
-def _summary(metrics: dict[str, Any]) -> tuple[list[str], set[str]]:
+def measured_summary(metrics: dict[str, Any]) -> tuple[list[str], set[str]]:
     """The figures a technician reads first, in sentences, and the metric keys they cover."""
     lines, used = [], set()
     held_out = held_out_result(metrics)
@@ -68,7 +68,7 @@ def metrics_sections(metrics: dict[str, Any], labels: list[str]) -> tuple[str, s
     confusion tables (read first), and the further measurements (simulated other labs, technical figures)."""
     if not metrics:
         return "<i>not stated</i>", ""
-    summary, used = _summary(metrics)
+    summary, used = measured_summary(metrics)
     main, further, lines = [], [], []
     for key, value in metrics.items():
         if key in used:

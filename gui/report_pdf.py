@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from gui.model_card import measured_summary
 from hemalens import RESEARCH_USE_STATEMENT, __version__
+from inference.model_figures import HELD_OUT_KEYS, per_class_recall, percent
 from review.report import (
     NOT_CLASSIFIED,
     NOT_REVIEWED,
@@ -402,9 +404,7 @@ def _model_page(report: CaseReport, cards: list[ModelCardSummary]) -> str:
         if card is None:
             rows.append(["Model card", "The model file was not available when this report was made."])
         else:
-            metrics = ", ".join(
-                f"{_e(k)} {v:.3f}" if isinstance(v, float) else f"{_e(k)} {_e(v)}" for k, v in card.metrics.items()
-            )
+            metrics = _measured_html(card.metrics)
             rows += [
                 ["Description", _e(card.description) or "&mdash;"],
                 ["Intended use", _e(card.intended_use) or "&mdash;"],
@@ -419,6 +419,22 @@ def _model_page(report: CaseReport, cards: list[ModelCardSummary]) -> str:
         parts.append("<p>No model predictions were recorded in this case.</p>")
     parts.append(f'<p class="ruo"><b>Research use only.</b> {_e(RESEARCH_USE_STATEMENT)}</p>')
     return "".join(parts)
+
+
+def _measured_html(metrics: Mapping[str, Any]) -> str:
+    """The figures a reader of the report needs, in sentences (as the app's model card opens), not the raw
+    metrics: those run to pages and stay in the model card."""
+    lines, _ = measured_summary(dict(metrics))
+    recall = per_class_recall(dict(metrics))
+    if recall:
+        lines.append("Share of each class found on the test images (recall): "
+                     + ", ".join(f"{_e(name)} {percent(value)}" for name, value in recall.items()) + ".")
+    if not lines:
+        return ""
+    more = "" if set(metrics) <= HELD_OUT_KEYS else (
+        '<br><span class="small">Every measured figure: Model &rarr; Model card&hellip; in HemaLens, or '
+        "<i>hemalens models --json</i>.</span>")
+    return "<br>".join(lines) + more
 
 
 def report_html(

@@ -61,3 +61,12 @@ def other_lab_result(metrics: dict[str, Any]) -> OtherLabResult | None:
     calls = lab.get("calls") if isinstance(lab.get("calls"), dict) else {}
     wrong = {str(k): n for k, n in calls.items() if n and k not in classes}
     return OtherLabResult(float(lab["accuracy"]), lab["n"], classes, str(lab.get("source", "")), wrong)
+
+
+def per_class_recall(metrics: dict[str, Any]) -> dict[str, float]:
+    """Class name -> recall on the test images (the share of that class the model found), where stated."""
+    per_class = metrics.get("per_class")
+    if not isinstance(per_class, dict):
+        return {}
+    found = {str(name): number(row.get("recall")) for name, row in per_class.items() if isinstance(row, dict)}
+    return {name: recall for name, recall in found.items() if recall is not None}

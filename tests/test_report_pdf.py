@@ -298,3 +298,28 @@ def test_a_class_from_another_installed_model_is_named_in_the_report(reviewed_ca
     card = ModelCardSummary.from_session(reviewed_case["session"])
     named = report_html(report, model_cards=[card], class_names={"ig": "Immature granulocyte", "c0": "not this"})
     assert "Immature granulocyte" in named and "not this" not in named  # the model cards' own names win
+
+
+def test_the_model_page_states_a_shipped_models_figures_in_words_not_its_raw_metrics(tmp_path: Path) -> None:
+    from gui.report_pdf import ModelCardSummary, report_html
+    from inference.images import load_image
+    from inference.session import ModelSession
+
+    session = ModelSession.load(Path(__file__).parents[1] / "assets" / "models" / "hemalens-pbc.onnx")
+    (path,) = _make_images(tmp_path, 1)
+    pred = session.predict(load_image(path).rgb)
+    with ReviewStore.open(tmp_path / "db.sqlite3") as store:
+        case = store.open_case(tmp_path)
+        case.record_prediction(
+            path, file_sha256(path), model_name=session.spec.name, model_version=session.spec.version,
+            model_sha256=session.sha256, predicted_id=pred.top_class_id,
+            probabilities={c.id: float(p) for c, p in zip(session.spec.classes, pred.probabilities, strict=True)},
+        )
+        report = build_report(case)
+    page = report_html(report, model_cards=[ModelCardSummary.from_session(session)]).split("Model card summary", 1)[1]
+    metrics = session.spec.provenance.metrics
+    assert f"accuracy <b>{100 * metrics['accuracy']:.1f} %</b>" in page
+    neutrophil = metrics["per_class"]["Neutrophil"]["recall"]
+    assert f"Neutrophil {100 * neutrophil:.1f} %" in page  # every class's recall, in words
+    assert "confusion_matrix" not in page and "robustness" not in page and "{" not in page  # no raw dump
+    assert len(page) < 8000
