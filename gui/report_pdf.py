@@ -31,6 +31,7 @@ from review.report import (
     ReportRow,
     differential,
     is_uncertain_call,
+    moved_in_review,
 )
 
 THUMB_SIDE = 200  # pixels of the longest thumbnail side stored in the PDF
@@ -244,15 +245,17 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         widths=[36, 64],
     )
     diff_rows = []
+    moved = moved_in_review(report)
     for class_id, pre, pre_pct, post, post_pct in differential(report):
-        delta = post - pre
-        delta_text = f'<span class="changed">{delta:+d}</span>' if delta else "0"
+        delta = moved[class_id]
+        delta_text = ("&mdash;" if class_id == NOT_REVIEWED
+                      else f'<span class="changed">{delta:+d}</span>' if delta else "0")
         diff_rows.append(
             [_e(_name(class_id, names)), str(pre), f"{pre_pct:.1f}%", str(post), f"{post_pct:.1f}%", delta_text]
         )
     diff_rows.append(["<b>Total</b>", f"<b>{total}</b>", "", f"<b>{total}</b>", "", ""])
     diff = _table(
-        ["Class", "Model call", "%", "After review", "%", "Change"],
+        ["Class", "Model call", "%", "After review", "%", "Changed in review"],
         diff_rows,
         widths=[34, 14, 12, 14, 12, 14],
         num_cols=(1, 2, 3, 4, 5),
@@ -277,7 +280,8 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         f"{banner}<h2>Case summary</h2>{summary}"
         f"<h2>Differential count</h2>"
         f'<p class="small">Model call: the class the model gave each image. After review: the class the '
-        f"technician confirmed or chose.</p>{diff}"
+        f"technician confirmed or chose. Changed in review: reviewed images the technician moved into (+) or out "
+        f"of (&minus;) the class; images not reviewed yet change nothing.</p>{diff}"
         f"{_uncertain_section(report, names)}"
         f"{_noted_section(report, names)}"
         f"{_unclassified_section(report)}"

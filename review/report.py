@@ -227,6 +227,18 @@ def differential(report: CaseReport) -> list[tuple[str, int, float, int, float]]
     return out
 
 
+def moved_in_review(report: CaseReport) -> Counter[str]:
+    """Per class, reviewed images the technician moved into it minus those moved out of it (against the
+    model-call column). Images not reviewed yet move nothing: in a draft they are not the reviewer's change."""
+    moved: Counter[str] = Counter()
+    for row in report.rows:
+        call = _model_call(row, report.uncertain_below)
+        if row.reviewed_class is not None and row.reviewed_class != call:
+            moved[row.reviewed_class] += 1
+            moved[call] -= 1
+    return moved
+
+
 def _uncertain_or_none(row: ReportRow, report: CaseReport) -> bool | None:
     """None when the report was built without a threshold: unknown, not "certain"."""
     return None if report.uncertain_below is None else is_uncertain_call(row, report.uncertain_below)

@@ -17,6 +17,7 @@ from review.report import (
     ReportError,
     build_report,
     differential,
+    moved_in_review,
     report_csv,
     write_csv,
     write_json,
@@ -158,6 +159,12 @@ def test_differential_counts_pre_and_post_review(case_setup) -> None:
     assert report.reviewed_count == 2 and report.changed_count == 1
     assert [r.file for r in report.flagged_rows] == ["b.png"]
     assert [r.file for r in report.noted_rows] == ["b.png"]
+    # What the reviewer moved: b.png from early_pre_b to pre_b. sub/c.png, not reviewed, moves nothing, though
+    # pre_b's "after review" count lost it to "(not reviewed)".
+    assert {k: v for k, v in moved_in_review(report).items() if v} == {"early_pre_b": -1, "pre_b": 1}
+    # An uncertain call (shown as Unidentified) given its own top class moved out of Unidentified.
+    moved = moved_in_review(build_report(case, uncertain_below=0.81))
+    assert {k: v for k, v in moved.items() if v} == {"unidentified": -2, "benign": 1, "pre_b": 1}
 
 
 def test_report_follows_a_renamed_image_and_drops_replaced_content(case_setup) -> None:

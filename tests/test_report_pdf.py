@@ -165,6 +165,7 @@ def test_unsigned_case_without_flags_is_a_marked_draft(tmp_path: Path) -> None:
     pages = [_flat(p) for p in _pages(pdf)]
     assert len(pages) == 3
     assert "DRAFT" in pages[0] and "Not signed" in pages[0]
+    assert "Changed in review" in pages[0]
     assert "No cells were flagged" in pages[1]
     assert "No model predictions were recorded" in pages[2] or "not available" in pages[2]
 
