@@ -28,8 +28,37 @@ def configure_application(app: Any) -> None:
     from gui.thread_priority import favour_gui_thread
 
     app.setStyle("Fusion")
+    app.setPalette(light_palette())
     app.setStyleSheet(STYLE)
     favour_gui_thread()
+
+
+def light_palette() -> Any:
+    """The light palette the style sheet's light backgrounds are drawn for.
+
+    Why: with the desktop in dark mode (Windows 11, GNOME) Qt hands Fusion a dark palette, whose light text
+    on the style sheet's light panels, tables and status bar cannot be read. Pinning the colour scheme
+    keeps every colour the review depends on (amber uncertain calls, red failures) as designed.
+    """
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor, QGuiApplication, QPalette
+
+    hints = QGuiApplication.styleHints()
+    if hasattr(hints, "setColorScheme"):  # Qt 6.8+: native dialogs and title bars follow too
+        hints.setColorScheme(Qt.ColorScheme.Light)
+    palette = QPalette(QColor("#efefef"))  # Qt derives the light, dark and disabled shades from the button colour
+    for role, colour in (
+        (QPalette.ColorRole.Base, "#ffffff"),
+        (QPalette.ColorRole.AlternateBase, "#f7f7f7"),
+        (QPalette.ColorRole.ToolTipBase, "#ffffdc"),
+        (QPalette.ColorRole.ToolTipText, "#000000"),
+        (QPalette.ColorRole.Highlight, "#308cc6"),
+        (QPalette.ColorRole.HighlightedText, "#ffffff"),
+        (QPalette.ColorRole.PlaceholderText, "#6b7280"),
+        (QPalette.ColorRole.Link, "#1f4f87"),
+    ):
+        palette.setColor(role, QColor(colour))
+    return palette
 
 
 def run_app(paths: list[str]) -> int:

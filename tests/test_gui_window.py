@@ -458,6 +458,46 @@ def test_stepping_past_the_last_visible_row_repaints_one_row_not_the_whole_table
         app.setStyleSheet("")
 
 
+def _contrast(a, b) -> float:
+    """WCAG contrast ratio of two QColors (1: none, 21: black on white)."""
+    def lum(c):
+        ch = [v / 255 for v in (c.red(), c.green(), c.blue())]
+        ch = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in ch]
+        return 0.2126 * ch[0] + 0.7152 * ch[1] + 0.0722 * ch[2]
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_a_desktop_in_dark_mode_does_not_make_the_text_unreadable(qtbot, tmp_path) -> None:
+    """Dark mode hands Qt a dark palette (light text); the style sheet's panels, tables and status bar are
+    light, so the app pins its light palette: text must stand out from those backgrounds (WCAG AA: 4.5)."""
+    from PySide6.QtGui import QColor, QPalette
+
+    from gui.app import configure_application
+    from gui.table_look import BASE
+
+    app = QApplication.instance()
+    saved = app.palette()
+    app.setPalette(QPalette(QColor("#202124")))  # what a dark desktop gives: light text, dark buttons
+    assert _contrast(app.palette().color(QPalette.ColorRole.WindowText), QColor("#f6f7f9")) < 2
+    try:
+        configure_application(app)
+        palette = app.palette()
+        for role, background in (
+            (QPalette.ColorRole.WindowText, "#f6f7f9"),  # main window and side panel
+            (QPalette.ColorRole.WindowText, "#eef1f5"),  # status bar
+            (QPalette.ColorRole.Text, BASE),  # table rows
+            (QPalette.ColorRole.ButtonText, palette.color(QPalette.ColorRole.Button).name()),
+        ):
+            assert _contrast(palette.color(role), QColor(background)) >= 4.5, role
+        window = _make_window(qtbot, tmp_path)
+        label = window.status_label.palette().color(QPalette.ColorRole.WindowText)
+        assert _contrast(label, QColor("#eef1f5")) >= 4.5
+    finally:
+        app.setStyleSheet("")
+        app.setPalette(saved)
+
+
 def _check_one_row_scroll(qtbot, window: MainWindow) -> None:
     table = window.batch_panel.table
     viewport = table.viewport()
