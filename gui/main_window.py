@@ -503,6 +503,8 @@ class MainWindow(QMainWindow):
             self._start_batch(paths=[item.path for item in self.model.items()])
             if self._current is not None:
                 self._request_detail(self._current)
+        else:
+            self.image_view.show_message(welcome_text(info.name, self.picker.descriptions))
 
     def _on_model_failed(self, path: Path, message: str) -> None:
         self._loading_model = None
@@ -1371,6 +1373,19 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
+def welcome_text(model_name: str, descriptions: dict[str, str]) -> str:
+    """What the empty window says: how to start, and which installed model is for which images, so the first
+    folder is opened with the right one."""
+    def line(name: str) -> str:
+        return f"{name}: {descriptions[name]}" if descriptions.get(name) else name
+
+    others = [line(name) for name in descriptions if name != model_name]
+    text = f"Open an image or a folder (Ctrl+O, Ctrl+Shift+O) or drop files here.\n\nModel in use: {line(model_name)}"
+    if others:
+        text += "\n\nAlso installed (Model list):\n" + "\n".join(f"•  {o}" for o in others)
+    return text + "\n\nA screening aid for research use, not a diagnosis: a qualified person reviews every call."
+
+
 def unlike_training_warning(items: list, model_name: str) -> str | None:
     """The folder-level warning (inference.familiarity.folder_unlike_warning) for the table's items."""
     unlike = sum(UNFAMILIAR_NOTE in item.notes for item in items)
@@ -1388,7 +1403,9 @@ def pane_widths(width: int, table_width: int) -> list[int]:
 
 
 def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
+    if seconds < 9.95:  # "in 0 s" for a quick folder read as if nothing ran
+        return f"{max(0.0, seconds):.1f} s"
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     minutes, seconds = divmod(seconds, 60)

@@ -23,6 +23,7 @@ class ModelPicker(QComboBox):
         self.setToolTip("Model used to classify (switching reclassifies what is open)")
         self._problems: list[tuple[Path, str]] = []
         self.class_names: dict[str, str] = {}  # class id -> name over the listed models
+        self.descriptions: dict[str, str] = {}  # listed model name -> what its card says it is for
         self._silent = False
         self.activated.connect(self._on_activated)
 
@@ -33,6 +34,7 @@ class ModelPicker(QComboBox):
         self._problems = []
         entries = list_models(self._problems)
         self.class_names = class_names(entries)
+        self.descriptions = {e.name: e.spec.description for e in entries}
         self._silent = True
         try:
             self.clear()
@@ -40,7 +42,8 @@ class ModelPicker(QComboBox):
             for e in entries:
                 tag = "" if e.bundled else "  (user)"
                 self.addItem(f"{e.name}{tag}", str(e.path))
-                self.setItemData(self.count() - 1, str(e.path), 3)  # tooltip role
+                tip = f"{e.spec.description}\n{e.path}" if e.spec.description else str(e.path)
+                self.setItemData(self.count() - 1, tip, 3)  # tooltip role
                 seen.add(str(Path(e.path).resolve()))
             for path in extra or []:
                 if str(Path(path).resolve()) not in seen and Path(path).is_file():

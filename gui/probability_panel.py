@@ -178,6 +178,7 @@ class ProbabilityPanel(QWidget):
         self.threshold.valueChanged.connect(self._on_threshold)
         self._labels: tuple[str, ...] = ()
         self._probs: np.ndarray | None = None
+        self.show_message("No image")  # no empty review box or key hint before anything is open
 
     def threshold_value(self) -> float:
         return self.threshold.value() / 100.0

@@ -773,3 +773,26 @@ def test_a_slipped_key_is_undone_and_redone_and_the_audit_trail_keeps_all_of_it(
     assert not window.act_undo.isEnabled()
     window.undo_decision()
     assert window.status_label.text() == "Nothing to undo."
+
+
+def test_durations_read_naturally() -> None:
+    from gui.main_window import _duration
+
+    assert _duration(0.43) == "0.4 s"  # a quick folder: not "0 s"
+    assert _duration(9.97) == "10 s" and _duration(75) == "1 min 15 s" and _duration(3 * 3600 + 125) == "3 h 02 min"
+
+
+def test_the_empty_window_says_how_to_start_and_which_model_is_for_which_images(qtbot, tmp_path, models) -> None:
+    from gui.main_window import welcome_text
+
+    window = _make_window(qtbot, tmp_path)
+    with qtbot.waitSignal(window.modelReady, timeout=30000):
+        window.start([])
+    shown = window.image_view._message.toPlainText()
+    assert shown.startswith("Open an image or a folder") and f"Model in use: {window.model_info.name}" in shown
+    assert not window.prob_panel.review.isVisible() and not window.prob_panel.hint.isVisible()
+
+    text = welcome_text("B", {"A": "whole smear fields", "B": "single cells", "C": ""})
+    assert "Model in use: B: single cells" in text and "•  A: whole smear fields" in text and "•  C" in text
+    assert "not a diagnosis" in text
+    assert "Also installed" not in welcome_text("B", {"B": "single cells"})
