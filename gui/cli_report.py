@@ -94,7 +94,8 @@ def _list_cases(store: Any) -> None:
     for case in store.list_cases():
         signed = case.signed_by()
         state = f"signed by {signed[0]} {signed[1][:10]}" if signed else "open"
-        print(f"#{case.id}\t{state}\t{case.folder}")
+        details = case.details()
+        print(f"#{case.id}\t{state}\t{details.sample_id if details else ''}\t{case.folder}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             raise ReportError(f"There is no review database at {db}; nothing has been reviewed yet.")
         with ReviewStore.open(db) as store:
             case = _find_case(store, args.case)
+            details = case.details()
             wanted = {p.model_sha256 for p in case.predictions()}
             names: dict[str, str] = {}
             sessions = _model_sessions(wanted, args.model, names) if args.pdf else {}  # heatmaps, model card
@@ -145,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"hemalens report: error: {exc}", file=sys.stderr)
         return 1
     status = f"signed by {result.signed_by[0]}" if result.signed_by else "NOT SIGNED (draft)"
-    print(f"Case #{case.id} ({case.folder}): {result.images} images, {status}")
+    sample = f"sample {details.sample_id}, " if details and details.sample_id else ""
+    print(f"Case #{case.id} ({case.folder}): {sample}{result.images} images, {status}")
     if result.unclassified:
         print(f"note: {result.unclassified} file(s) could not be classified; the PDF and JSON list them and why")
     if result.missing_heatmaps:

@@ -26,6 +26,7 @@ from PySide6.QtGui import (
     QKeySequence,
 )
 from PySide6.QtWidgets import (
+    QDialog,
     QFileDialog,
     QFrame,
     QInputDialog,
@@ -45,6 +46,7 @@ from gui.augment_offer import Augmenter, AugmentOfferBar, AugmentOutcome, wants_
 from gui.batch_model import BatchTableModel
 from gui.batch_panel import BatchPanel
 from gui.calls import UNIDENTIFIED_ID, class_name, format_percent, known_class_names, remember_class_names
+from gui.case_details import CaseDetailsDialog
 from gui.decision_history import DecisionChange, DecisionHistory, ReviewState
 from gui.differential_panel import DifferentialPanel
 from gui.engine import Engine
@@ -307,6 +309,9 @@ class MainWindow(QMainWindow):
         self.act_cancel = a("Cancel classification", self.cancel_batch, "Escape")
         self.act_sign = a("Sign off case…", self.sign_case, None, "Sign the case when every image is reviewed")
         self.act_reopen = a("Reopen signed case…", self.reopen_case)
+        self.act_details = a(
+            "Case details…", self.edit_case_details, None, "The sample or slide ID and a note, printed on the report"
+        )
         self.act_reviewer = a(
             "Reviewer name…", self.choose_reviewer_name, None, "The name recorded with your decisions and sign-offs"
         )
@@ -348,7 +353,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addActions([self.act_auto, self.act_cancel])
         m.addSeparator()
-        m.addActions([self.act_sign, self.act_reopen, self.act_export_report])
+        m.addActions([self.act_details, self.act_sign, self.act_reopen, self.act_export_report])
         m.addSeparator()
         m.addAction(self.act_reviewer)
         m = mb.addMenu("&Help")
@@ -650,7 +655,7 @@ class MainWindow(QMainWindow):
         self.prob_panel.show_message("Listing images…")
         self.prob_panel.set_review_text("")  # the last folder's image is gone
         self.prob_panel.set_warnings([])
-        self.setWindowTitle(f"HemaLens — {folder.name or folder}")
+        self._show_case_title()
         recent = folder if len(paths) > 1 or paths[0].is_dir() else paths[0]
         self.settings.add_recent(recent)
         self._rebuild_recent_menu()
@@ -1107,6 +1112,36 @@ class MainWindow(QMainWindow):
             except Exception as exc:  # noqa: BLE001
                 QMessageBox.warning(self, "Sign off case", str(exc))
             self._update_sign_state()
+
+    def _show_case_title(self) -> None:
+        """The window title names the sample (when set) and the folder: which case is on screen."""
+        case = self.review.case
+        if case is None:
+            self.setWindowTitle("HemaLens")
+            return
+        details = self.review.details()
+        folder = case.folder.name or str(case.folder)
+        sample = f"{details.sample_id} · " if details is not None and details.sample_id else ""
+        self.setWindowTitle(f"HemaLens — {sample}{folder}")
+
+    def edit_case_details(self) -> None:
+        if self.review.case is None:
+            self.status("Open a folder first: the details belong to its case.")
+            return
+        details = self.review.details()
+        dialog = CaseDetailsDialog(
+            details.sample_id if details else "", details.note if details else "", str(self.review.case.folder), self
+        )
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        sample_id, note = dialog.values()
+        try:
+            self.review.set_details(sample_id, note)
+        except Exception as exc:  # noqa: BLE001 - shown; the old details stay
+            self.status(f"Case details not saved: {exc}")
+            return
+        self._show_case_title()
+        self.status(f"Saved: sample ID {sample_id}" if sample_id else "Saved: no sample ID")
 
     def choose_reviewer_name(self) -> None:
         name, ok = QInputDialog.getText(

@@ -44,9 +44,11 @@ class ReportTargets:
 
 
 def default_report_name(case: Any, today: date | None = None) -> str:
-    """``hemalens-case12-<folder>-2026-11-23.pdf``: sortable, and says which case it is."""
-    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(case.folder)).name).strip("_") or "case"
-    return f"hemalens-case{case.id}-{folder[:40]}-{(today or date.today()).isoformat()}.pdf"
+    """``hemalens-case12-<sample ID or folder>-2026-11-23.pdf``: sortable, and says which case it is."""
+    details = case.details()
+    name = details.sample_id if details is not None and details.sample_id else Path(str(case.folder)).name
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_.") or "case"
+    return f"hemalens-case{case.id}-{name[:40]}-{(today or date.today()).isoformat()}.pdf"
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,10 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         None,
         [
             ["Case", f"#{report.case_id}"],
+            ["Sample / slide ID", _e(report.details.sample_id) if report.details and report.details.sample_id
+             else '<span class="small">not set (Review &rarr; Case details&hellip; in HemaLens)</span>'],
+            *([["Case note", _e(report.details.note).replace("\n", "<br>")]]
+              if report.details and report.details.note else []),
             ["Folder", _e(report.folder)],
             ["Case opened", _e(_time(report.created_at))],
             ["Images", str(total)],
@@ -462,7 +466,9 @@ def report_html(
 
 def _footer_text(report: CaseReport) -> str:
     state = f"signed by {report.signed_by[0]}" if report.signed_by else "DRAFT - not signed"
-    return f"HemaLens case report - case #{report.case_id} ({Path(report.folder).name}) - {state} - research use only"
+    sample = f"{report.details.sample_id} - " if report.details and report.details.sample_id else ""
+    return (f"HemaLens case report - {sample}case #{report.case_id} ({Path(report.folder).name}) - {state} - "
+            "research use only")
 
 
 def write_pdf(

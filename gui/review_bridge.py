@@ -160,6 +160,21 @@ class ReviewBridge:
             self.error = f"Review records unavailable: {exc}"
         return self.error
 
+    def details(self) -> Any:
+        """The case's sample ID and note (review.records.CaseDetails), or None when not set or unavailable."""
+        if self._case is None:
+            return None
+        try:
+            return self._case.details()
+        except Exception:  # noqa: BLE001 - a read failure shows no details; writes report their own errors
+            return None
+
+    def set_details(self, sample_id: str, note: str) -> None:
+        """Record the case's details, committed before returning; raises the store's error (signed case...)."""
+        if self._case is None:
+            raise RuntimeError(self.error or "No review case is open.")
+        self._case.set_details(sample_id, note, user=self.user)
+
     def states(self) -> dict[str, Any]:
         """Current state per image hash (decisions restored on resume); empty when unavailable."""
         if self._case is None:

@@ -90,3 +90,13 @@ class UnclassifiedImage:
     image_hash: str | None  # None when not even its bytes could be read
     reason: str
     recorded_at: str
+
+
+@dataclass(frozen=True)
+class CaseDetails:
+    """What identifies a case on paper (sample or slide ID, a note), and who set it when."""
+
+    sample_id: str
+    note: str
+    user: str
+    at: str

@@ -23,12 +23,14 @@ from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
 from inference.file_mode import new_file_mode
 from inference.uncertainty import UNIDENTIFIED_ID, is_uncertain
-from review.records import CaseEvent, Decision
+from review.records import CaseDetails, CaseEvent, Decision
 from review.store import Case
 
-REPORT_FORMAT_VERSION = 3  # 2: per-image "notes" (JSON images, CSV column); 3: "unclassified" files and
-# "uncertain_below" (JSON), uncertain model calls counted as Unidentified
+REPORT_FORMAT_VERSION = 4  # 2: per-image "notes" (JSON images, CSV column); 3: "unclassified" files and
+# "uncertain_below" (JSON), uncertain model calls counted as Unidentified; 4: the case's "sample_id" and "note"
+# (JSON "case"; CSV first column "sample_id", so rows pooled from several cases keep their sample)
 CSV_FIXED_COLUMNS = (
+    "sample_id",
     "file",
     "image_sha256",
     "model_name",
@@ -101,6 +103,7 @@ class CaseReport:
     trail: tuple[Decision, ...] = field(default=(), repr=False)
     unclassified: tuple[UnclassifiedRow, ...] = ()
     uncertain_below: float | None = None  # the app's threshold: calls under it count as Unidentified
+    details: CaseDetails | None = None  # sample or slide ID and note, as set by the technician
 
     @property
     def uncertain_rows(self) -> list[ReportRow]:
@@ -209,6 +212,7 @@ def build_report(
             if open_paths is None or u.image_path in open_paths
         ),
         uncertain_below=uncertain_below,
+        details=case.details(),
     )
 
 
@@ -266,6 +270,7 @@ def report_csv(report: CaseReport) -> str:
         probs = [("" if cid not in row.probabilities else f"{row.probabilities[cid]:.6f}") for cid in report.class_ids]
         writer.writerow(
             [
+                _csv_safe(report.details.sample_id if report.details else ""),
                 _csv_safe(row.file),
                 row.image_sha256,
                 row.model_name or "",
@@ -293,7 +298,14 @@ def report_dict(report: CaseReport) -> dict[str, Any]:
         "hemalens_version": __version__,
         "research_use": RESEARCH_USE_STATEMENT,
         "generated_at": report.generated_at,
-        "case": {"id": report.case_id, "folder": report.folder, "created_at": report.created_at},
+        "case": {
+            "id": report.case_id,
+            "folder": report.folder,
+            "created_at": report.created_at,
+            "sample_id": report.details.sample_id if report.details else "",
+            "note": report.details.note if report.details else "",
+            "details_set": None if report.details is None else {"user": report.details.user, "at": report.details.at},
+        },
         "signed": None if report.signed_by is None else {"user": report.signed_by[0], "at": report.signed_by[1]},
         "sign_off_history": [asdict(e) for e in report.events],
         "models": [asdict(m) for m in report.models],

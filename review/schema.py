@@ -88,9 +88,27 @@ CREATE TRIGGER unclassified_no_delete BEFORE DELETE ON unclassified
 BEGIN SELECT RAISE(ABORT, 'review records are append-only: unclassified rows cannot be deleted'); END;
 """
 
+# v4: what identifies the case on paper: the sample or slide ID and a note, set by the technician. The
+# latest row is in force; earlier ones stay as the trail of who changed them.
+SCHEMA_V4 = """
+CREATE TABLE case_details (
+    id INTEGER PRIMARY KEY,
+    case_id INTEGER NOT NULL REFERENCES cases(id),
+    sample_id TEXT NOT NULL,
+    note TEXT NOT NULL,
+    user TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX case_details_by_case ON case_details(case_id);
+CREATE TRIGGER case_details_no_update BEFORE UPDATE ON case_details
+BEGIN SELECT RAISE(ABORT, 'review records are append-only: case_details rows cannot be changed'); END;
+CREATE TRIGGER case_details_no_delete BEFORE DELETE ON case_details
+BEGIN SELECT RAISE(ABORT, 'review records are append-only: case_details rows cannot be deleted'); END;
+"""
+
 # version -> SQL script that upgrades the previous version to it. Add new versions at the end;
 # never edit a released one.
-MIGRATIONS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3}
+MIGRATIONS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4}
 
 
 def latest_version(migrations: dict[int, str] | None = None) -> int:

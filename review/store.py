@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.errors import HemaLensError
-from review.records import CaseEvent, Decision, ImageState, StoredPrediction, UnclassifiedImage
+from review.records import CaseDetails, CaseEvent, Decision, ImageState, StoredPrediction, UnclassifiedImage
 from review.schema import MIGRATIONS, latest_version
 
 DB_FILENAME = "reviews.sqlite3"
@@ -598,6 +598,31 @@ class Case:
             (self.id, self.id),
         )
         return [(r["at"], r["image_path"], r["image_hash"]) for r in rows]
+
+    # -- details --------------------------------------------------------------------------------
+    def set_details(self, sample_id: str, note: str, *, user: str) -> CaseDetails:
+        """Record the case's sample or slide ID and note (both may be empty); refused once signed, as the
+        signed report names them."""
+        details = CaseDetails(
+            _check_text(sample_id, "sample_id", allow_empty=True).strip(),
+            _check_text(note, "note", allow_empty=True).strip(),
+            _check_text(user, "user"),
+            _now(),
+        )
+        with self._store._write("save the case details") as conn:
+            self._refuse_if_signed(conn)
+            conn.execute(
+                "INSERT INTO case_details(case_id, sample_id, note, user, at) VALUES (?, ?, ?, ?, ?)",
+                (self.id, details.sample_id, details.note, details.user, details.at),
+            )
+        return details
+
+    def details(self) -> CaseDetails | None:
+        """The details in force (the latest set), or None when none were ever set."""
+        rows = self._store._read(
+            "SELECT sample_id, note, user, at FROM case_details WHERE case_id = ? ORDER BY id DESC LIMIT 1", (self.id,)
+        )
+        return CaseDetails(*rows[0]) if rows else None
 
     # -- sign-off ---------------------------------------------------------------------------------
     def events(self) -> list[CaseEvent]:

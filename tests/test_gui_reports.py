@@ -212,12 +212,22 @@ def test_destination_check_names_the_problem_before_writing(tmp_path, monkeypatc
 
 
 def test_default_report_name_is_safe_and_names_the_case() -> None:
+    from review.records import CaseDetails
+
     class _Case:
         id = 12
         folder = Path("/data/Smear 2026/ward #4")
+        sample = ""
 
-    name = default_report_name(_Case(), __import__("datetime").date(2026, 11, 23))
+        def details(self):
+            return CaseDetails(self.sample, "", "ann", "t") if self.sample else None
+
+    case = _Case()
+    name = default_report_name(case, __import__("datetime").date(2026, 11, 23))
     assert name == "hemalens-case12-ward_4-2026-11-23.pdf"
+    case.sample = "S/24 1173"  # the sample ID names the file when it is set
+    name = default_report_name(case, __import__("datetime").date(2026, 11, 23))
+    assert name == "hemalens-case12-S_24_1173-2026-11-23.pdf"
     assert ReportTargets.from_pdf("/x/r").pdf == Path("/x/r.pdf")
     assert ReportTargets.from_pdf("/x/r.PDF").json == Path("/x/r.json")
 

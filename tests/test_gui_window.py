@@ -796,3 +796,38 @@ def test_the_empty_window_says_how_to_start_and_which_model_is_for_which_images(
     assert "Model in use: B: single cells" in text and "•  A: whole smear fields" in text and "•  C" in text
     assert "not a diagnosis" in text
     assert "Also installed" not in welcome_text("B", {"B": "single cells"})
+
+
+def test_case_details_name_the_sample_in_the_title_and_are_refused_once_signed(
+    qtbot, tmp_path, models, monkeypatch
+) -> None:
+    import gui.main_window
+    from gui.case_details import CaseDetailsDialog
+
+    folder = tmp_path / "run 3"
+    _write_images(folder, 2)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    assert window.windowTitle() == "HemaLens — run 3"
+    typed = {"sample": " S-24-1173 ", "note": "EDTA"}
+
+    class Typed(CaseDetailsDialog):
+        def exec(self) -> int:
+            assert self.sample.text() == typed.get("before", "")  # opens with the details in force
+            self.sample.setText(typed["sample"])
+            self.note.setPlainText(typed["note"])
+            return self.DialogCode.Accepted
+
+    monkeypatch.setattr(gui.main_window, "CaseDetailsDialog", Typed)
+    window.edit_case_details()
+    assert window.windowTitle() == "HemaLens — S-24-1173 · run 3"
+    assert window.review.details().sample_id == "S-24-1173" and window.review.details().note == "EDTA"
+
+    for row in range(2):
+        window.set_current_row(row)
+        window.confirm_call()
+    window.review.sign([i.image_hash for i in window.model.items()])
+    typed.update(before="S-24-1173", sample="S-other")
+    window.edit_case_details()
+    assert "signed" in window.status_label.text() and window.review.details().sample_id == "S-24-1173"
+    assert window.windowTitle() == "HemaLens — S-24-1173 · run 3"

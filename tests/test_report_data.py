@@ -19,6 +19,7 @@ from review.report import (
     differential,
     moved_in_review,
     report_csv,
+    report_dict,
     write_csv,
     write_json,
 )
@@ -73,7 +74,7 @@ def test_csv_rows_field_by_field(case_setup) -> None:
     text = report_csv(report)
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0].keys()) == [
-        "file", "image_sha256", "model_name", "model_version", "model_sha256", "predicted_class",
+        "sample_id", "file", "image_sha256", "model_name", "model_version", "model_sha256", "predicted_class",
         "p_benign", "p_early_pre_b", "p_pre_b", "uncertain", "notes",
         "reviewed_class", "flagged", "comment", "reviewer", "reviewed_at",
     ]  # fmt: skip
@@ -81,6 +82,7 @@ def test_csv_rows_field_by_field(case_setup) -> None:
     a, b, c = rows
     trail = case.decisions()
     assert a == {
+        "sample_id": "",
         "file": "a.png",
         "image_sha256": images["a.png"][1],
         "model_name": "ALL subtypes",
@@ -241,3 +243,18 @@ def test_calls_under_the_threshold_count_as_unidentified_as_the_app_shows_them(c
     assert [(name, pre) for name, pre, *_ in differential(report)] == [
         ("benign", 0), ("early_pre_b", 0), ("pre_b", 0), ("unidentified", 3), (NOT_REVIEWED, 0)
     ]  # fmt: skip
+
+
+def test_the_sample_id_and_note_go_into_every_format(case_setup) -> None:
+    store, case, images = case_setup
+    assert report_dict(build_report(case))["case"]["sample_id"] == ""
+    case.set_details("S-24-1173", "EDTA, 2 h after draw", user="ann")
+    report = build_report(case)
+    doc = report_dict(report)
+    assert (doc["case"]["sample_id"], doc["case"]["note"]) == ("S-24-1173", "EDTA, 2 h after draw")
+    assert doc["case"]["details_set"]["user"] == "ann"
+    rows = list(csv.DictReader(io.StringIO(report_csv(report))))
+    assert {r["sample_id"] for r in rows} == {"S-24-1173"}  # pooled CSVs keep each row's sample
+    case.set_details("=cmd|x", "", user="ann")
+    rows = list(csv.DictReader(io.StringIO(report_csv(build_report(case)))))
+    assert rows[0]["sample_id"] == "'=cmd|x"  # neutralised for spreadsheets

@@ -161,11 +161,14 @@ def test_unsigned_case_without_flags_is_a_marked_draft(tmp_path: Path) -> None:
     with ReviewStore.open(tmp_path / "db.sqlite3") as store:
         case = store.open_case(folder)
         case.record_decision(path, file_sha256(path), reviewed_id="benign", flagged=False, user="t")
+        case.set_details("S-24-0042", "smear made 2 h after draw", user="t")
         pdf = write_pdf(build_report(case), tmp_path / "draft.pdf")
     pages = [_flat(p) for p in _pages(pdf)]
     assert len(pages) == 3
     assert "DRAFT" in pages[0] and "Not signed" in pages[0]
     assert "Changed in review" in pages[0]
+    assert "Sample / slide ID S-24-0042" in pages[0] and "Case note smear made 2 h after draw" in pages[0]
+    assert all("case report - S-24-0042 - case #" in page for page in pages)  # every page's footer
     assert "No cells were flagged" in pages[1]
     assert "No model predictions were recorded" in pages[2] or "not available" in pages[2]
 

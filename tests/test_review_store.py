@@ -285,3 +285,26 @@ def test_unclassified_files_are_kept_until_classified_at_their_path(tmp_path: Pa
         # Broken again, with the same bytes and reason as before: listed again.
         case.record_unclassified(bad, bad_hash, "not an image file")
         assert [Path(u.image_path).name for u in case.unclassified_images()] == ["bad.png", "gone.png"]
+
+
+def test_case_details_are_kept_with_who_set_them_and_refused_once_signed(tmp_path) -> None:
+    folder = tmp_path / "case"
+    folder.mkdir()
+    with ReviewStore.open(tmp_path / "db.sqlite3") as store:
+        case = store.open_case(folder)
+        assert case.details() is None
+        case.set_details("  S-24-1173 ", "left arm, EDTA", user="ann")
+        set_again = case.set_details("S-24-1174", "", user="bob")
+        assert case.details() == set_again and (set_again.sample_id, set_again.user) == ("S-24-1174", "bob")
+        rows = store._conn.execute("SELECT sample_id, user FROM case_details ORDER BY id").fetchall()
+        assert rows == [("S-24-1173", "ann"), ("S-24-1174", "bob")]  # the earlier value stays in the trail
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            store._conn.execute("UPDATE case_details SET sample_id = 'x'")
+        image = folder / "a.png"
+        image.write_bytes(b"A")
+        h = file_sha256(image)
+        case.record_decision(image, h, reviewed_id="benign", flagged=False, user="ann")
+        case.sign("carol", [h])
+        with pytest.raises(ReviewStoreError, match="signed"):
+            case.set_details("S-other", "", user="ann")
+        assert case.details().sample_id == "S-24-1174"
