@@ -9,6 +9,17 @@ even a buggy caller cannot overwrite a technician's decision.
 
 from __future__ import annotations
 
+
+def _append_only(table: str) -> str:
+    """Triggers that refuse UPDATE and DELETE on ``table``: its rows are records, never edited."""
+    return f"""
+CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, 'review records are append-only: {table} rows cannot be changed'); END;
+CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, 'review records are append-only: {table} rows cannot be deleted'); END;
+"""
+
+
 SCHEMA_V1 = """
 CREATE TABLE cases (
     id INTEGER PRIMARY KEY,
@@ -55,15 +66,7 @@ CREATE TABLE case_events (
     at TEXT NOT NULL
 );
 CREATE INDEX case_events_by_case ON case_events(case_id);
-""" + "".join(
-    f"""
-CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
-BEGIN SELECT RAISE(ABORT, 'review records are append-only: {table} rows cannot be changed'); END;
-CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
-BEGIN SELECT RAISE(ABORT, 'review records are append-only: {table} rows cannot be deleted'); END;
-"""
-    for table in ("cases", "predictions", "decisions", "case_events")
-)
+""" + "".join(_append_only(table) for table in ("cases", "predictions", "decisions", "case_events"))
 
 # v2: what the app noted about the image with the model's call (image quality, unlike the model's
 # training images), a JSON list of sentences. NULL on calls recorded before v2: unknown, so the app
@@ -82,11 +85,7 @@ CREATE TABLE unclassified (
     recorded_at TEXT NOT NULL
 );
 CREATE INDEX unclassified_by_case ON unclassified(case_id);
-CREATE TRIGGER unclassified_no_update BEFORE UPDATE ON unclassified
-BEGIN SELECT RAISE(ABORT, 'review records are append-only: unclassified rows cannot be changed'); END;
-CREATE TRIGGER unclassified_no_delete BEFORE DELETE ON unclassified
-BEGIN SELECT RAISE(ABORT, 'review records are append-only: unclassified rows cannot be deleted'); END;
-"""
+""" + _append_only("unclassified")
 
 # v4: what identifies the case on paper: the sample or slide ID and a note, set by the technician. The
 # latest row is in force; earlier ones stay as the trail of who changed them.
@@ -100,11 +99,7 @@ CREATE TABLE case_details (
     at TEXT NOT NULL
 );
 CREATE INDEX case_details_by_case ON case_details(case_id);
-CREATE TRIGGER case_details_no_update BEFORE UPDATE ON case_details
-BEGIN SELECT RAISE(ABORT, 'review records are append-only: case_details rows cannot be changed'); END;
-CREATE TRIGGER case_details_no_delete BEFORE DELETE ON case_details
-BEGIN SELECT RAISE(ABORT, 'review records are append-only: case_details rows cannot be deleted'); END;
-"""
+""" + _append_only("case_details")
 
 # version -> SQL script that upgrades the previous version to it. Add new versions at the end;
 # never edit a released one.
