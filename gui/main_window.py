@@ -1105,6 +1105,12 @@ class MainWindow(QMainWindow):
                 f"\n{len(failed)} file(s) could not be classified and are not part of what you sign: {shown}. "
                 "The report lists them."
             )
+        details = self.review.details()
+        if details is not None and details.sample_id:
+            message += f"\nSample / slide ID: {details.sample_id}."
+        else:
+            message += ("\nNo sample or slide ID is set, so the report names the case by its folder "
+                        "(Review → Case details… sets one; answer No to set it first).")
         answer = QMessageBox.question(self, "Sign off case", f"{message}\nSign as {self.review.user}?")
         if answer == QMessageBox.StandardButton.Yes:
             try:

@@ -274,6 +274,7 @@ def test_an_unreadable_file_gets_no_class_is_left_out_of_the_sign_off_and_listed
     monkeypatch.setattr(gui.main_window.QMessageBox, "question", answer_yes)
     window.sign_case()
     assert asked and "All 2 images reviewed" in asked[0] and "zz_broken.png" in asked[0]
+    assert "No sample or slide ID is set" in asked[0]  # said before signing, while it can still be set
     assert window.review.signed_by() is not None
     assert window.review.case.events()[-1].detail["images"] == 2
 
