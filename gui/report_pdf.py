@@ -47,6 +47,7 @@ class Thumbnail:
     rgb: np.ndarray | None
     caption: str
     has_heatmap: bool = False
+    plain: np.ndarray | None = None  # the same image without the heatmap, for the reader to judge the cell itself
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,8 @@ def heatmap_thumbnails(rows: list[ReportRow], session: Any | None, *, side: int 
         label = prediction.labels[prediction.top_index if index is None else index]
         overlay = render_overlay(rgb, heat)
         out[row.image_sha256] = Thumbnail(
-            _fit(overlay, side), f"{session.cam_method or 'Heatmap'} for {label}", has_heatmap=True
+            _fit(overlay, side), f"{session.cam_method or 'Heatmap'} for {label}", has_heatmap=True,
+            plain=_fit(rgb, side),
         )
     return out
 
@@ -369,8 +371,10 @@ def _flagged_page(report: CaseReport, thumbs: Mapping[str, Thumbnail], names: Ma
         thumb = thumbs.get(row.image_sha256)
         if thumb is not None and thumb.rgb is not None:
             h, w = thumb.rgb.shape[:2]
-            height = round(THUMB_DISPLAY * h / w)
-            picture = f'<img src="thumb:{row.image_sha256}" width="{THUMB_DISPLAY}" height="{height}"/>'
+            size = f'width="{THUMB_DISPLAY}" height="{round(THUMB_DISPLAY * h / w)}"'
+            picture = f'<img src="thumb:{row.image_sha256}" {size}/>'
+            if thumb.plain is not None:  # the cell as it is, then where the model looked
+                picture = f'<img src="plain:{row.image_sha256}" {size}/>&nbsp;{picture}'
         else:
             picture = '<p class="small">(no picture)</p>'
         caption = f'<br/><span class="small">{_e(thumb.caption)}</span>' if thumb else ""
@@ -389,7 +393,7 @@ def _flagged_page(report: CaseReport, thumbs: Mapping[str, Thumbnail], names: Ma
             + f'<span class="small">SHA-256 {_e(row.image_sha256[:16])}&hellip;</span>'
         )
         rows.append([picture + caption, details])
-    table = _table(["Heatmap", "Cell"], rows, widths=[34, 66])
+    table = _table(["Image and heatmap", "Cell"], rows, widths=[52, 48])
     return (
         f'<h2 style="page-break-before: always">Flagged cells ({len(flagged)})</h2>'
         '<p class="small">Heatmaps show where the model looked for the class it called (red = most weight). '
@@ -511,10 +515,11 @@ def write_pdf(
     doc.setDocumentMargin(0)
     doc.setDefaultFont(QFont("DejaVu Sans", 9))
     for image_hash, thumb in (thumbnails or {}).items():
-        if thumb.rgb is not None:
-            doc.addResource(
-                QTextDocument.ResourceType.ImageResource, QUrl(f"thumb:{image_hash}"), rgb_to_qimage(thumb.rgb)
-            )
+        for scheme, rgb in (("thumb", thumb.rgb), ("plain", thumb.plain)):
+            if rgb is not None:
+                doc.addResource(
+                    QTextDocument.ResourceType.ImageResource, QUrl(f"{scheme}:{image_hash}"), rgb_to_qimage(rgb)
+                )
     from inference.overlay import colormap_legend
 
     doc.addResource(

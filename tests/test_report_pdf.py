@@ -132,13 +132,23 @@ def test_pdf_has_summary_flagged_and_model_card_pages(reviewed_case, tmp_path: P
         assert f"Page {n} of 3" in page and "case #" in page and "signed by Dr. Signer" in page
 
 
-def test_flagged_page_embeds_one_distinct_heatmap_per_flagged_cell(reviewed_case, tmp_path: Path) -> None:
+def test_flagged_page_shows_each_flagged_cell_plain_and_with_its_heatmap(reviewed_case, tmp_path: Path) -> None:
     pdf = _write(reviewed_case, tmp_path / "report.pdf")
     page = pypdf.PdfReader(str(pdf)).pages[1]
     images = [img.data for img in page.images]
     pictures = [d for d in images if Image.open(io.BytesIO(d)).size[1] > 20]  # the 10 px legend excluded
-    assert len(pictures) == 2
-    assert pictures[0] != pictures[1]
+    assert len(pictures) == 4 and len(set(pictures)) == 4  # two cells, each as it is and with its heatmap
+    shown = [Image.open(io.BytesIO(d)).convert("RGB") for d in pictures]
+    sources = [Image.open(reviewed_case["folder"] / f"cell_0{i}.png").convert("RGB") for i in (1, 3)]
+
+    def like_source(picture: Image.Image) -> bool:  # the plain picture is the cell itself, scaled down
+        return any(
+            picture.size[1] == round(picture.size[0] * src.size[1] / src.size[0])
+            and np.abs(np.asarray(picture, float) - np.asarray(src.resize(picture.size), float)).mean() < 30
+            for src in sources
+        )
+
+    assert sorted(like_source(p) for p in shown) == [False, False, True, True]
 
 
 def test_differential_rows_name_the_classes(reviewed_case, tmp_path: Path) -> None:
