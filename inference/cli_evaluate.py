@@ -160,7 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "auto (default): test for the model's own training folder, else all")
     parser.add_argument("--skip-unknown", action="store_true", help="leave out folders that match no class")
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the figures (and per-image rows) as JSON")
-    parser.add_argument("--quiet", action="store_true", help="no progress counter")
+    parser.add_argument("--quiet", action="store_true", help="no progress counter (none is shown off a terminal)")
     add_threshold_option(parser, "calls (counted apart, as the app would show them)")
 
 
@@ -172,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
         session = ModelSession.load(resolve_model(str(args.model)))
         split, why = resolve_split(args.split, args.folder, dict(session.spec.provenance.metrics or {}))
         ev, rows, errors = evaluate_folder(session, args.folder, split, parse_mapping(args.map),
-                                           skip_unknown=args.skip_unknown, progress=not args.quiet)
+                                           skip_unknown=args.skip_unknown,
+                                           progress=not args.quiet and sys.stderr.isatty())  # a log gets no \r run-on
     except HemaLensError as exc:
         print(f"hemalens evaluate: {exc}", file=sys.stderr)
         return 2
