@@ -1144,6 +1144,8 @@ class MainWindow(QMainWindow):
         try:
             self.review.set_details(sample_id, note)
         except Exception as exc:  # noqa: BLE001 - shown; the old details stay
+            if self.review.error:
+                self.review_banner.show_text(f"{self.review.error} The case details were not recorded.")
             self.status(f"Case details not saved: {exc}")
             return
         self._show_case_title()

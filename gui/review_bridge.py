@@ -173,7 +173,7 @@ class ReviewBridge:
         """Record the case's details, committed before returning; raises the store's error (signed case...)."""
         if self._case is None:
             raise RuntimeError(self.error or "No review case is open.")
-        self._case.set_details(sample_id, note, user=self.user)
+        self._guarded(lambda: self._case.set_details(sample_id, note, user=self.user))
 
     def states(self) -> dict[str, Any]:
         """Current state per image hash (decisions restored on resume); empty when unavailable."""
@@ -192,10 +192,14 @@ class ReviewBridge:
         """Record one decision, committed before returning; raises ReviewStoreError-like errors."""
         if not self.active:
             raise RuntimeError(self.error or "No review case is open.")
+        self._guarded(lambda: self._case.record_decision(
+            path, image_hash, reviewed_id=reviewed_id, flagged=flagged, comment=comment, user=self.user
+        ))
+
+    def _guarded(self, write: Callable[[], Any]) -> None:
+        """Run one store write; a failure other than bad input or a signed case stops further decisions."""
         try:
-            self._case.record_decision(
-                path, image_hash, reviewed_id=reviewed_id, flagged=flagged, comment=comment, user=self.user
-            )
+            write()
         except Exception as exc:
             if not isinstance(exc, ReviewInputError) and self.signed_by() is None:
                 self.error = f"Decisions can no longer be saved: {exc}"

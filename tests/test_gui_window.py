@@ -831,3 +831,10 @@ def test_case_details_name_the_sample_in_the_title_and_are_refused_once_signed(
     window.edit_case_details()
     assert "signed" in window.status_label.text() and window.review.details().sample_id == "S-24-1173"
     assert window.windowTitle() == "HemaLens — S-24-1173 · run 3"
+    assert not window.review_banner.isVisible()  # a signed case's refusal is not a broken store
+
+    window.review._store._conn.close()  # the database goes away under the app (disk, lock, ...)
+    typed.update(before="")  # nothing can be read back either
+    window.edit_case_details()
+    assert "not saved" in window.status_label.text()
+    assert window.review_banner.isVisible() and "case details were not recorded" in window.review_banner.text()
