@@ -36,6 +36,8 @@ def _on_white(image: QImage) -> QImage:
 
 def read_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
     """Decode a small version of an image: Qt's scaled decode first, the core loader as fallback."""
+    if not Path(path).is_file():  # a pipe named like an image would block this thread forever
+        return QImage()
     reader = QImageReader(str(path))
     reader.setAutoTransform(True)
     full = reader.size()

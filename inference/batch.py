@@ -68,7 +68,8 @@ def iter_image_paths(paths: Iterable[str | Path], *, recursive: bool = False) ->
                 found = []
                 for root, dirs, files in os.walk(path):
                     dirs[:] = [d for d in dirs if not d.startswith(".")]
-                    found += [Path(root) / f for f in files if not f.startswith(".") and is_image_path(f)]
+                    found += [Path(root) / f for f in files if not f.startswith(".") and is_image_path(f)
+                              and _not_special(Path(root) / f)]
             else:
                 found = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
                          and is_image_path(p)]
@@ -82,6 +83,12 @@ def iter_image_paths(paths: Iterable[str | Path], *, recursive: bool = False) ->
             if key not in seen:
                 seen.add(key)
                 yield p
+
+
+def _not_special(path: Path) -> bool:
+    """False for a pipe, socket or device in a folder: not an image file, and reading one can block forever.
+    A broken link stays listed, so its row says the file is missing."""
+    return path.is_file() or not path.exists()
 
 
 def _load(path: Path) -> LoadedImage | str:

@@ -113,6 +113,8 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
             raise ImageLoadError(path, "the file does not exist")
         if path.is_dir():
             raise ImageLoadError(path, "this is a folder, not an image file")
+        if not path.is_file():  # opening a pipe would wait for a writer forever
+            raise ImageLoadError(path, "not a regular file (a pipe, socket or device), so it is not read")
         if path.stat().st_size == 0:
             raise ImageLoadError(path, "the file is empty (0 bytes)")
     except OSError as exc:

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -62,7 +63,10 @@ def default_db_path() -> Path:
 
 
 def file_sha256(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, streamed so large images never sit in memory twice."""
+    """SHA-256 of a file's bytes, streamed so large images never sit in memory twice. A pipe, socket or
+    device is refused (OSError) before it is opened: reading a pipe would wait for a writer forever."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(f"{Path(path).name} is not a regular file (a pipe, socket or device), so it is not read")
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_size):
