@@ -43,6 +43,11 @@ NOT_REVIEWED = "(not reviewed)"
 NOT_CLASSIFIED = "(not classified)"
 
 
+# A file name that is not valid UTF-8 reaches Python as lone surrogates ("\udce9"); written as that escape, the
+# JSON reads back to the exact name and the CSV stays valid UTF-8 that shows where the odd byte was.
+_NAME_BYTES = "backslashreplace"
+
+
 class ReportError(HemaLensError):
     """A report could not be built or written (unknown case, unwritable destination...)."""
 
@@ -360,8 +365,8 @@ def write_atomically(path: str | Path, data: bytes, what: str = "the report") ->
 
 
 def write_csv(report: CaseReport, path: str | Path) -> Path:
-    return write_atomically(path, report_csv(report).encode("utf-8-sig"))
+    return write_atomically(path, report_csv(report).encode("utf-8-sig", _NAME_BYTES))
 
 
 def write_json(report: CaseReport, path: str | Path) -> Path:
-    return write_atomically(path, report_json(report).encode("utf-8"))
+    return write_atomically(path, report_json(report).encode("utf-8", _NAME_BYTES))

@@ -74,6 +74,23 @@ def file_sha256(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _db_path(path: str | Path) -> str | bytes:
+    """A path as stored: its text, or its raw bytes (kept as a BLOB) when the name is not valid UTF-8, as
+    files from old Windows shares can be. SQLite text must be UTF-8, and one such name used to stop the
+    whole case from saving; the bytes give the exact name back."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def _py_path(value: str | bytes) -> str:
+    """The stored path back as Python text (undecodable bytes as surrogates, as os.listdir gives them)."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -133,6 +150,7 @@ def _check_probabilities(probabilities: dict[str, float]) -> dict[str, float]:
 def _check_text(value: Any, what: str, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str) or (not allow_empty and not value.strip()):
         raise ReviewInputError(f"{what} must be a {'' if allow_empty else 'non-empty '}string, got {value!r}")
+    value = value.encode("utf-8", "backslashreplace").decode("utf-8")  # e.g. an odd file name in a reason
     return value.strip() if not allow_empty else value
 
 
@@ -295,31 +313,31 @@ class ReviewStore:
     # -- cases -------------------------------------------------------------------------------
     def open_case(self, folder: str | Path) -> Case:
         """The case for this folder: resumed when it exists, created otherwise."""
-        key = str(Path(folder).expanduser().resolve())
-        existing = self.find_case(key)
+        resolved = Path(folder).expanduser().resolve()
+        existing = self.find_case(resolved)
         if existing is not None:
             return existing
         with self._write("start a review case") as conn:
-            conn.execute("INSERT OR IGNORE INTO cases(folder, created_at) VALUES (?, ?)", (key, _now()))
-        found = self.find_case(key)
+            conn.execute("INSERT OR IGNORE INTO cases(folder, created_at) VALUES (?, ?)", (_db_path(resolved), _now()))
+        found = self.find_case(resolved)
         assert found is not None
         return found
 
     def find_case(self, folder: str | Path) -> Case | None:
         """The case for this folder without creating one."""
-        key = str(Path(folder).expanduser().resolve())
+        key = _db_path(Path(folder).expanduser().resolve())
         rows = self._read("SELECT id, folder, created_at FROM cases WHERE folder = ?", (key,))
-        return Case(self, rows[0]["id"], Path(rows[0]["folder"]), rows[0]["created_at"]) if rows else None
+        return Case(self, rows[0]["id"], Path(_py_path(rows[0]["folder"])), rows[0]["created_at"]) if rows else None
 
     def get_case(self, case_id: int) -> Case:
         rows = self._read("SELECT id, folder, created_at FROM cases WHERE id = ?", (int(case_id),))
         if not rows:
             raise ReviewInputError(f"There is no review case with id {case_id} in {self.path}")
-        return Case(self, rows[0]["id"], Path(rows[0]["folder"]), rows[0]["created_at"])
+        return Case(self, rows[0]["id"], Path(_py_path(rows[0]["folder"])), rows[0]["created_at"])
 
     def list_cases(self) -> list[Case]:
         rows = self._read("SELECT id, folder, created_at FROM cases ORDER BY id")
-        return [Case(self, r["id"], Path(r["folder"]), r["created_at"]) for r in rows]
+        return [Case(self, r["id"], Path(_py_path(r["folder"])), r["created_at"]) for r in rows]
 
     def image_history(self, image_hash: str) -> list[Decision]:
         """Every decision on this image content in any case (e.g. after moving it to another folder)."""
@@ -331,7 +349,7 @@ class ReviewStore:
         return StoredPrediction(
             id=row["id"],
             image_hash=row["image_hash"],
-            image_path=row["image_path"],
+            image_path=_py_path(row["image_path"]),
             model_name=row["model_name"],
             model_version=row["model_version"],
             model_sha256=row["model_sha256"],
@@ -356,7 +374,7 @@ class ReviewStore:
             id=row["id"],
             case_id=row["case_id"],
             image_hash=row["image_hash"],
-            image_path=row["image_path"],
+            image_path=_py_path(row["image_path"]),
             reviewed_id=row["reviewed_id"],
             flagged=bool(row["flagged"]),
             comment=row["comment"],
@@ -396,7 +414,7 @@ class Case:
         row = (
             self.id,
             _check_hash(image_hash),
-            str(image_path),
+            _db_path(image_path),
             _check_text(model_name, "model_name"),
             _check_text(model_version, "model_version", allow_empty=True),
             _check_text(model_sha256, "model_sha256"),
@@ -428,7 +446,7 @@ class Case:
         row = (
             self.id,
             None if image_hash is None else _check_hash(image_hash),
-            str(image_path),
+            _db_path(image_path),
             _check_text(reason, "reason"),
         )
         with self._store._write("save the unclassified image") as conn:
@@ -455,7 +473,7 @@ class Case:
             classified.add(p.image_hash)
         found: dict[str, UnclassifiedImage] = {}
         for r in rows:
-            path, image_hash = r["image_path"], r["image_hash"]
+            path, image_hash = _py_path(r["image_path"]), r["image_hash"]
             if r["recorded_at"] < latest_at_path.get(path, "") or image_hash in classified:
                 continue
             found[path] = UnclassifiedImage(path, image_hash, r["reason"], r["recorded_at"])
@@ -493,7 +511,7 @@ class Case:
                 (
                     self.id,
                     image_hash,
-                    str(image_path),
+                    _db_path(image_path),
                     prediction_id,
                     reviewed_id,
                     int(bool(flagged)),
@@ -601,7 +619,7 @@ class Case:
             "UNION ALL SELECT decided_at AS at, image_path, image_hash FROM decisions WHERE case_id = ? ORDER BY at",
             (self.id, self.id),
         )
-        return [(r["at"], r["image_path"], r["image_hash"]) for r in rows]
+        return [(r["at"], _py_path(r["image_path"]), r["image_hash"]) for r in rows]
 
     # -- details --------------------------------------------------------------------------------
     def set_details(self, sample_id: str, note: str, *, user: str) -> CaseDetails:

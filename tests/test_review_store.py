@@ -308,3 +308,31 @@ def test_case_details_are_kept_with_who_set_them_and_refused_once_signed(tmp_pat
         with pytest.raises(ReviewStoreError, match="signed"):
             case.set_details("S-other", "", user="ann")
         assert case.details().sample_id == "S-24-1174"
+
+
+def test_a_file_name_that_is_not_utf8_is_kept_exactly_and_does_not_stop_the_case(tmp_path) -> None:
+    """Files from old Windows shares can carry Latin-1 names; Python gives them as lone surrogates, which
+    SQLite text cannot hold. One such name used to stop every later decision of the case."""
+    import json
+
+    from review.report import build_report, write_csv, write_json
+
+    folder = tmp_path / "Probe_\udce9"  # b"Probe_\xe9"
+    odd = str(folder / "Zelle_\udce9.png")
+    h1, h2 = hashlib.sha256(b"1").hexdigest(), hashlib.sha256(b"2").hexdigest()
+    with ReviewStore.open(tmp_path / "db.sqlite3") as store:
+        case = store.open_case(folder)
+        case.record_prediction(odd, h1, model_name="M", model_version="1", model_sha256="f" * 64,
+                               predicted_id="benign", probabilities={"benign": 1.0})
+        case.record_decision(odd, h1, reviewed_id="benign", flagged=True, user="ann")
+        case.record_unclassified(str(folder / "kaputt_\udcfc.png"), None, "kaputt_\udcfc.png: the file is damaged")
+        case.record_decision(folder / "ok.png", h2, reviewed_id="benign", flagged=False, user="ann")  # still saved
+        assert store.find_case(folder).id == case.id and store.list_cases()[0].folder == folder
+        assert case.current_state()[h1].last_path == odd  # the exact name, to open the file again
+        (unclassified,) = case.unclassified_images()
+        assert unclassified.image_path == str(folder / "kaputt_\udcfc.png")
+        assert "\\udcfc" in unclassified.reason  # a message is text: the odd byte shows as an escape
+        report = build_report(case)
+        doc = json.loads(write_json(report, tmp_path / "r.json").read_text(encoding="utf-8"))
+        assert {i["path"] for i in doc["images"]} == {odd, str(folder / "ok.png")}
+        assert "Zelle_\\udce9.png" in write_csv(report, tmp_path / "r.csv").read_text(encoding="utf-8-sig")
