@@ -18,6 +18,7 @@ from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.batch import BatchResult, classify_paths, iter_image_paths
 from inference.errors import HemaLensError
 from inference.familiarity import UNFAMILIAR_NOTE, folder_unlike_warning
+from inference.file_mode import NAME_BYTES
 from inference.images import load_image
 from inference.model_fit import suggest_model
 from inference.overlay import render_overlay
@@ -231,14 +232,15 @@ def _write_results(out: Path, rows: list[dict[str, Any]], session: ModelSession,
             "results": rows,
             "disclaimer": RESEARCH_USE_STATEMENT,
         }
-        out.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8")
+        out.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8",
+                       errors=NAME_BYTES)
         return
     fields: list[str] = []
     for row in rows:
         fields += [k for k in row if k not in fields]
     if not fields:
         fields = ["path", "status", "top_class_id", "top_label", "top_probability", "error"]
-    with out.open("w", newline="", encoding="utf-8") as f:
+    with out.open("w", newline="", encoding="utf-8", errors=NAME_BYTES) as f:
         writer = csv.DictWriter(f, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows({k: _csv_safe(v) for k, v in row.items()} for row in rows)

@@ -21,7 +21,7 @@ from typing import Any
 
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
-from inference.file_mode import new_file_mode
+from inference.file_mode import NAME_BYTES, new_file_mode
 from inference.uncertainty import UNIDENTIFIED_ID, is_uncertain
 from review.records import CaseDetails, CaseEvent, Decision
 from review.store import Case
@@ -43,9 +43,6 @@ NOT_REVIEWED = "(not reviewed)"
 NOT_CLASSIFIED = "(not classified)"
 
 
-# A file name that is not valid UTF-8 reaches Python as lone surrogates ("\udce9"); written as that escape, the
-# JSON reads back to the exact name and the CSV stays valid UTF-8 that shows where the odd byte was.
-_NAME_BYTES = "backslashreplace"
 
 
 class ReportError(HemaLensError):
@@ -365,8 +362,8 @@ def write_atomically(path: str | Path, data: bytes, what: str = "the report") ->
 
 
 def write_csv(report: CaseReport, path: str | Path) -> Path:
-    return write_atomically(path, report_csv(report).encode("utf-8-sig", _NAME_BYTES))
+    return write_atomically(path, report_csv(report).encode("utf-8-sig", NAME_BYTES))
 
 
 def write_json(report: CaseReport, path: str | Path) -> Path:
-    return write_atomically(path, report_json(report).encode("utf-8", _NAME_BYTES))
+    return write_atomically(path, report_json(report).encode("utf-8", NAME_BYTES))

@@ -215,3 +215,19 @@ def test_calls_under_the_threshold_are_marked_and_counted_as_unidentified(corpus
     with pytest.raises(SystemExit) as refused:
         main(["classify", str(root), "--model", str(model), "--uncertain-below", "150"])
     assert refused.value.code == 2 and "not a percentage from 0 to 100" in capsys.readouterr().err
+
+
+def test_a_file_name_that_is_not_utf8_is_written_out_not_a_traceback(corpus, tmp_path):
+    root, model = corpus
+    odd = root / "Zelle_\udce9.png"  # b"Zelle_\xe9.png", a Latin-1 name from an old Windows share
+    try:
+        Image.fromarray(np.full((24, 24, 3), 128, np.uint8)).save(odd)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system accepts only valid UTF-8 names")
+    for suffix in ("csv", "json"):
+        out = tmp_path / f"results.{suffix}"
+        assert main(["classify", str(odd), "--model", str(model), "--out", str(out)]) == 0
+        text = out.read_text(encoding="utf-8")  # valid UTF-8
+        assert "Zelle_\\udce9.png" in text
+    doc = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert doc["results"][0]["path"] == str(odd) and doc["results"][0]["status"] == "ok"  # the exact name back
