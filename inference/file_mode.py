@@ -12,9 +12,22 @@ import os
 
 def new_file_mode() -> int:
     """0666 less the umask in force now (read when called, so a changed umask is followed)."""
-    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask. Linux states it in /proc, which leaves it untouched; elsewhere reading it means
+    setting it for a moment, when a file another thread creates could get the stand-in mask."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
 # How files HemaLens writes (reports, results) encode text: a file name that is not valid UTF-8 reaches Python as

@@ -258,3 +258,15 @@ def test_the_sample_id_and_note_go_into_every_format(case_setup) -> None:
     case.set_details("=cmd|x", "", user="ann")
     rows = list(csv.DictReader(io.StringIO(report_csv(build_report(case)))))
     assert rows[0]["sample_id"] == "'=cmd|x"  # neutralised for spreadsheets
+
+
+def test_the_mode_of_written_files_follows_the_umask_in_force() -> None:
+    import os
+
+    old = os.umask(0o027)
+    try:
+        assert new_file_mode() == 0o640
+        os.umask(0o002)
+        assert new_file_mode() == 0o664
+    finally:
+        os.umask(old)
