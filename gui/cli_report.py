@@ -147,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"hemalens report: error: {exc}", file=sys.stderr)
         return 1
     status = f"signed by {result.signed_by[0]}" if result.signed_by else "NOT SIGNED (draft)"
+    if result.not_signed:
+        status += f", but {result.not_signed} image(s) added or changed since are NOT covered by the sign-off"
     sample = f"sample {details.sample_id}, " if details and details.sample_id else ""
     print(f"Case #{case.id} ({case.folder}): {sample}{result.images} images, {status}")
     if result.unclassified:

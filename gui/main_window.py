@@ -739,6 +739,7 @@ class MainWindow(QMainWindow):
         if warning and not cancelled:
             self._look_for_better_model([item.path for item in items if item.status == DONE])
         self._update_differential()
+        self._update_sign_state()  # now that every image's content is known: new ones in a signed case
         self.batchFinished.emit(cancelled)
 
     def _look_for_better_model(self, classified: list[Path]) -> None:
@@ -1081,7 +1082,12 @@ class MainWindow(QMainWindow):
         self.act_sign.setEnabled(self.review.active and signed is None)
         self.act_reopen.setEnabled(signed is not None)
         if signed is not None:
+            covered = self.review.signed_images()
+            late = [h for h in self._classified_hashes() if h not in covered]
             self.review_banner.show_text(
+                f"This case was signed by {signed[0]} at {signed[1]}, but {len(late)} image(s) were added or "
+                "changed since and are not covered by that sign-off: Review → Reopen signed case… to review them."
+                if late else
                 f"This case was signed by {signed[0]} at {signed[1]}. Review → Reopen signed case… to change it."
             )
 
@@ -1299,6 +1305,8 @@ class MainWindow(QMainWindow):
             self.error_banner.show_text(None)  # an earlier failed attempt is no longer the news
         result = outcome.result
         state = f"signed by {result.signed_by[0]}" if result.signed_by else "not signed: marked as draft"
+        if result.not_signed:
+            state += f"; {result.not_signed} image(s) added or changed since are not covered by the sign-off"
         text = f"Report written ({result.images} images, {state}): {outcome.targets.pdf} + .csv + .json"
         if result.unclassified:
             text += f"; it lists {result.unclassified} file(s) that could not be classified"

@@ -23,6 +23,7 @@ class ExportResult:
     signed_by: tuple[str, str] | None
     missing_heatmaps: int
     unclassified: int = 0  # files listed as never classified (unreadable, corrupt)
+    not_signed: int = 0  # images of a signed case added or changed after the sign-off
 
 
 def export_case_report(
@@ -63,4 +64,5 @@ def export_case_report(
         used = {m.sha256 for m in report.models}
         cards = [ModelCardSummary.from_session(s) for s in by_sha.values() if s.sha256 in used]
         written.append(write_pdf(report, pdf, thumbnails=thumbnails, model_cards=cards, class_names=class_names))
-    return ExportResult(tuple(written), len(report.rows), report.signed_by, missing, len(report.unclassified))
+    return ExportResult(tuple(written), len(report.rows), report.signed_by, missing, len(report.unclassified),
+                        len(report.not_signed_rows))

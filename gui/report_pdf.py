@@ -219,7 +219,13 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         )
         or "none recorded"
     )
-    if report.signed_by:
+    late = report.not_signed_rows
+    if report.signed_by and late:
+        banner = (
+            f'<p class="draft">Signed by {_e(report.signed_by[0])} on {_e(_time(report.signed_by[1]))}, but '
+            f"{len(late)} image(s) were added or changed since and are not covered by that sign-off.</p>"
+        )
+    elif report.signed_by:
         banner = (
             f'<p class="signed">&#10003; Signed by {_e(report.signed_by[0])} on {_e(_time(report.signed_by[1]))}</p>'
         )
@@ -242,6 +248,7 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
                 f"{len(report.uncertain_rows)}{' (listed below)' if report.uncertain_rows else ''}"]]
               if report.uncertain_below is not None else []),
             ["Reviewed", f"{report.reviewed_count} of {total}"],
+            *([["Not covered by the sign-off", f"{len(late)} (listed below; added or changed since)"]] if late else []),
             ["Changed by the reviewer", str(report.changed_count)],
             ["Flagged for a second look", str(len(report.flagged_rows))],
             ["Model calls with a note", f"{len(report.noted_rows)}{' (listed below)' if report.noted_rows else ''}"],
@@ -276,10 +283,18 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         history = f"<h3>Sign-off history</h3><ul>{items}</ul>"
     signature = (
         f"<p>Signed by <b>{_e(report.signed_by[0])}</b> on <b>{_e(_time(report.signed_by[1]))}</b>, after every "
-        "image was reviewed and none was left Unidentified.</p>"
+        f"image then in the case ({len(report.signed_images or ())}) was reviewed and none was left Unidentified.</p>"
         if report.signed_by
         else "<p>Not signed. A case can be signed once every image is reviewed and none is left Unidentified.</p>"
     )
+    if late:
+        listed = "".join(f"<li>{_e(r.file)} &mdash; {_e(_name(r.reviewed_class, names))}</li>"
+                         for r in late[:NOTED_ROWS_SHOWN])
+        signature += (
+            f'<p class="changed">Not covered by this sign-off ({len(late)}): these images were added to the folder, '
+            "or their file changed, after it was signed. Reopen the case (with a reason) to review them and sign "
+            f"again.</p><ul>{listed}</ul>{_more_line(len(late), 'image')}"
+        )
     return (
         f"<h1>HemaLens case report</h1>"
         f'<p class="sub">Generated {_e(_time(report.generated_at))} by HemaLens {_e(__version__)}</p>'
@@ -470,6 +485,8 @@ def report_html(
 
 def _footer_text(report: CaseReport) -> str:
     state = f"signed by {report.signed_by[0]}" if report.signed_by else "DRAFT - not signed"
+    if report.not_signed_rows:
+        state += f" ({len(report.not_signed_rows)} image(s) not covered)"
     sample = f"{report.details.sample_id} - " if report.details and report.details.sample_id else ""
     return (f"HemaLens case report - {sample}case #{report.case_id} ({Path(report.folder).name}) - {state} - "
             "research use only")

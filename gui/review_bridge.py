@@ -213,6 +213,12 @@ class ReviewBridge:
         except Exception:  # noqa: BLE001
             return None
 
+    def signed_images(self) -> frozenset[str]:
+        """The content hashes the sign-off in force covers (empty when not signed)."""
+        if self._case is None or self.signed_by() is None:
+            return frozenset()
+        return frozenset(self._case.events()[-1].detail.get("image_hashes", ()))
+
     def can_sign(self, hashes: list[str]) -> tuple[bool, str]:
         if self._case is None:
             return False, self.error or "No review case is open."

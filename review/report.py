@@ -108,6 +108,19 @@ class CaseReport:
     details: CaseDetails | None = None  # sample or slide ID and note, as set by the technician
 
     @property
+    def signed_images(self) -> frozenset[str] | None:
+        """Content hashes the sign-off in force covers (None when the case is not signed)."""
+        if self.signed_by is None or not self.events or self.events[-1].kind != "sign":
+            return None
+        return frozenset(self.events[-1].detail.get("image_hashes", ()))
+
+    @property
+    def not_signed_rows(self) -> list[ReportRow]:
+        """In a signed case, images added or changed since the sign-off: nobody signed for them."""
+        signed = self.signed_images
+        return [] if signed is None else [r for r in self.rows if r.image_sha256 not in signed]
+
+    @property
     def uncertain_rows(self) -> list[ReportRow]:
         """Images whose model call was under the threshold: the app showed them as Unidentified."""
         return [r for r in self.rows if is_uncertain_call(r, self.uncertain_below)]
@@ -308,7 +321,12 @@ def report_dict(report: CaseReport) -> dict[str, Any]:
             "note": report.details.note if report.details else "",
             "details_set": None if report.details is None else {"user": report.details.user, "at": report.details.at},
         },
-        "signed": None if report.signed_by is None else {"user": report.signed_by[0], "at": report.signed_by[1]},
+        "signed": None if report.signed_by is None else {
+            "user": report.signed_by[0],
+            "at": report.signed_by[1],
+            "images": len(report.signed_images or ()),
+            "not_covered": [r.file for r in report.not_signed_rows],  # added or changed since the sign-off
+        },
         "sign_off_history": [asdict(e) for e in report.events],
         "models": [asdict(m) for m in report.models],
         "uncertain_below": report.uncertain_below,

@@ -838,3 +838,21 @@ def test_case_details_name_the_sample_in_the_title_and_are_refused_once_signed(
     window.edit_case_details()
     assert "not saved" in window.status_label.text()
     assert window.review_banner.isVisible() and "case details were not recorded" in window.review_banner.text()
+
+
+def test_an_image_added_to_a_signed_case_is_said_to_be_outside_the_sign_off(qtbot, tmp_path, models) -> None:
+    folder = tmp_path / "smear"
+    _write_images(folder, 2)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    for row in range(2):
+        window.set_current_row(row)
+        window.confirm_call()
+    window.review.sign([i.image_hash for i in window.model.items()])
+    window._update_sign_state()
+    assert "Reopen signed case… to change it" in window.review_banner.text()
+    _write_images(tmp_path / "more", 3, seed=9)[2].rename(folder / "cell_late.png")
+    _open(qtbot, window, [folder])
+    text = window.review_banner.text()
+    assert "but 1 image(s) were added or changed since and are not covered" in text
+    assert window.act_reopen.isEnabled() and not window.act_sign.isEnabled()

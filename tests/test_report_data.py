@@ -270,3 +270,20 @@ def test_the_mode_of_written_files_follows_the_umask_in_force() -> None:
         assert new_file_mode() == 0o664
     finally:
         os.umask(old)
+
+
+def test_images_added_after_the_sign_off_are_named_as_not_covered(case_setup) -> None:
+    store, case, images = case_setup
+    _decide_all(case, images)
+    c_path, c_hash = images["sub/c.png"]
+    case.record_decision(c_path, c_hash, reviewed_id="pre_b", flagged=False, user="ann")
+    case.sign("carol")
+    assert build_report(case).not_signed_rows == []
+    new = case.folder / "late.png"
+    new.write_bytes(b"L")
+    late_hash = hashlib.sha256(b"L").hexdigest()
+    case.record_prediction(new, late_hash, predicted_id="benign", probabilities=_probs("benign"), **MODEL)
+    report = build_report(case)
+    assert [r.file for r in report.not_signed_rows] == ["late.png"] and len(report.signed_images) == 3
+    signed = report_dict(report)["signed"]
+    assert signed["user"] == "carol" and signed["images"] == 3 and signed["not_covered"] == ["late.png"]

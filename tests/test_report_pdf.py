@@ -337,3 +337,22 @@ def test_the_model_page_states_a_shipped_models_figures_in_words_not_its_raw_met
     assert f"Neutrophil {100 * neutrophil:.1f} %" in page  # every class's recall, in words
     assert "confusion_matrix" not in page and "robustness" not in page and "{" not in page  # no raw dump
     assert len(page) < 8000
+
+
+def test_a_signed_case_with_images_added_since_does_not_claim_they_were_signed(reviewed_case, tmp_path: Path) -> None:
+    import shutil
+
+    from gui.report_pdf import write_pdf
+
+    db = shutil.copy(reviewed_case["db"], tmp_path / "copy.sqlite3")  # the module's case stays as it is
+    with ReviewStore.open(db) as store:
+        case = store.get_case(reviewed_case["case_id"])
+        late = tmp_path / "late_cell.png"
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(late)
+        case.record_prediction(late, file_sha256(late), model_name="Tiny", model_version="1", model_sha256="e" * 64,
+                               predicted_id="benign", probabilities={"benign": 1.0})
+        pdf = write_pdf(build_report(case), tmp_path / "late.pdf")
+    first = _flat(_pages(pdf)[0])
+    assert "Signed by Dr. Signer" in first and "but 1 image(s) were added or changed since" in first
+    assert "Not covered by the sign-off 1" in first and "Not covered by this sign-off (1)" in first
+    assert "late_cell.png" in first and "(1 image(s) not covered)" in first
