@@ -287,6 +287,11 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         if report.signed_by
         else "<p>Not signed. A case can be signed once every image is reviewed and none is left Unidentified.</p>"
     )
+    if report.signed_but_gone:
+        signature += (
+            f'<p class="changed">{report.signed_but_gone} of the signed images are no longer among the case\'s '
+            "files (deleted, or moved out of the folder); their decisions stay in the JSON's audit trail.</p>"
+        )
     if late:
         listed = "".join(f"<li>{_e(r.file)} &mdash; {_e(_name(r.reviewed_class, names))}</li>"
                          for r in late[:NOTED_ROWS_SHOWN])

@@ -121,6 +121,11 @@ class CaseReport:
         return [] if signed is None else [r for r in self.rows if r.image_sha256 not in signed]
 
     @property
+    def signed_but_gone(self) -> int:
+        """Images the sign-off in force covered that are no longer among the report's files (deleted, moved)."""
+        return len((self.signed_images or frozenset()) - {r.image_sha256 for r in self.rows})
+
+    @property
     def uncertain_rows(self) -> list[ReportRow]:
         """Images whose model call was under the threshold: the app showed them as Unidentified."""
         return [r for r in self.rows if is_uncertain_call(r, self.uncertain_below)]
@@ -326,6 +331,7 @@ def report_dict(report: CaseReport) -> dict[str, Any]:
             "at": report.signed_by[1],
             "images": len(report.signed_images or ()),
             "not_covered": [r.file for r in report.not_signed_rows],  # added or changed since the sign-off
+            "no_longer_present": report.signed_but_gone,  # signed then, gone from the files now
         },
         "sign_off_history": [asdict(e) for e in report.events],
         "models": [asdict(m) for m in report.models],

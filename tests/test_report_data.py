@@ -287,3 +287,6 @@ def test_images_added_after_the_sign_off_are_named_as_not_covered(case_setup) ->
     assert [r.file for r in report.not_signed_rows] == ["late.png"] and len(report.signed_images) == 3
     signed = report_dict(report)["signed"]
     assert signed["user"] == "carol" and signed["images"] == 3 and signed["not_covered"] == ["late.png"]
+    assert signed["no_longer_present"] == 0
+    open_now = [h for _, h in images.values() if h != images["a.png"][1]] + [late_hash]  # a.png deleted
+    assert build_report(case, image_hashes=open_now).signed_but_gone == 1

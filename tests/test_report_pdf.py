@@ -352,6 +352,10 @@ def test_a_signed_case_with_images_added_since_does_not_claim_they_were_signed(r
         case.record_prediction(late, file_sha256(late), model_name="Tiny", model_version="1", model_sha256="e" * 64,
                                predicted_id="benign", probabilities={"benign": 1.0})
         pdf = write_pdf(build_report(case), tmp_path / "late.pdf")
+        deleted = sorted(build_report(case).signed_images)[0]  # as if one signed file had been deleted
+        one_gone = [h for h in case.current_hashes() if h != deleted]
+        gone = _flat(_pages(write_pdf(build_report(case, image_hashes=one_gone), tmp_path / "gone.pdf"))[0])
+    assert "1 of the signed images are no longer among the case's files" in gone
     first = _flat(_pages(pdf)[0])
     assert "Signed by Dr. Signer" in first and "but 1 image(s) were added or changed since" in first
     assert "Not covered by the sign-off 1" in first and "Not covered by this sign-off (1)" in first
