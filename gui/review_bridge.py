@@ -17,6 +17,7 @@ import numpy as np
 
 from gui.calls import UNIDENTIFIED_ID
 from gui.items import ModelInfo
+from review.records import signed_hashes
 from review.store import ReviewInputError, ReviewStore, file_sha256
 
 
@@ -215,9 +216,7 @@ class ReviewBridge:
 
     def signed_images(self) -> frozenset[str]:
         """The content hashes the sign-off in force covers (empty when not signed)."""
-        if self._case is None or self.signed_by() is None:
-            return frozenset()
-        return frozenset(self._case.events()[-1].detail.get("image_hashes", ()))
+        return (None if self._case is None else signed_hashes(self._case.events())) or frozenset()
 
     def can_sign(self, hashes: list[str]) -> tuple[bool, str]:
         if self._case is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -100,3 +101,10 @@ class CaseDetails:
     note: str
     user: str
     at: str
+
+
+def signed_hashes(events: Sequence[CaseEvent]) -> frozenset[str] | None:
+    """The image hashes the sign-off in force covers, from a case's events (None when it is not signed)."""
+    if not events or events[-1].kind != "sign":
+        return None
+    return frozenset(events[-1].detail.get("image_hashes", ()))

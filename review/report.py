@@ -23,7 +23,7 @@ from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
 from inference.file_mode import NAME_BYTES, new_file_mode
 from inference.uncertainty import UNIDENTIFIED_ID, is_uncertain
-from review.records import CaseDetails, CaseEvent, Decision
+from review.records import CaseDetails, CaseEvent, Decision, signed_hashes
 from review.store import Case
 
 REPORT_FORMAT_VERSION = 4  # 2: per-image "notes" (JSON images, CSV column); 3: "unclassified" files and
@@ -110,9 +110,7 @@ class CaseReport:
     @property
     def signed_images(self) -> frozenset[str] | None:
         """Content hashes the sign-off in force covers (None when the case is not signed)."""
-        if self.signed_by is None or not self.events or self.events[-1].kind != "sign":
-            return None
-        return frozenset(self.events[-1].detail.get("image_hashes", ()))
+        return None if self.signed_by is None else signed_hashes(self.events)
 
     @property
     def not_signed_rows(self) -> list[ReportRow]:
