@@ -851,7 +851,20 @@ class MainWindow(QMainWindow):
         if item.error and item.probabilities is not None:  # a failed row says its error once, above
             warnings.insert(0, item.error)
         self.prob_panel.set_warnings(warnings)
-        self.prob_panel.set_review_text(self._review_text(item))
+        history = self.review.history(item.image_hash) if item.image_hash else []
+        text = self._review_text(item)
+        if len(history) > 1:
+            text += f"\n{len(history)} decisions on record (hover here for who decided what, when)"
+        self.prob_panel.set_review_text(text, self._history_text(history))
+
+    def _history_text(self, history: list) -> str:
+        """The image's audit trail in this case, newest first, for the review box's tooltip."""
+        lines = []
+        for d in reversed(history):
+            what = class_name(d.reviewed_id, self.model.class_ids, self.model.labels) or "no class"
+            extra = ("; flagged" if d.flagged else "") + (f"; comment: {d.comment}" if d.comment else "")
+            lines.append(f"{d.decided_at[:19].replace('T', ' ')} UTC  {d.user}: {what}{extra}")
+        return "\n".join(lines)
 
     def _review_text(self, item) -> str:
         parts = []

@@ -215,8 +215,9 @@ class ProbabilityPanel(QWidget):
         self.call.setStyleSheet("")
         self.detail.setText(detail)
 
-    def set_review_text(self, text: str) -> None:
+    def set_review_text(self, text: str, history: str = "") -> None:
         self.review.setText(text)
+        self.review.setToolTip(history)
         self.review.setVisible(bool(text))
 
     def set_warnings(self, lines: Sequence[str]) -> None:

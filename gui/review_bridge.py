@@ -170,6 +170,15 @@ class ReviewBridge:
         except Exception:  # noqa: BLE001 - a read failure shows no details; writes report their own errors
             return None
 
+    def history(self, image_hash: str) -> list[Any]:
+        """This image's decisions in the open case, oldest first (empty when unavailable)."""
+        if self._case is None:
+            return []
+        try:
+            return self._case.history(image_hash)
+        except Exception:  # noqa: BLE001 - a read failure shows no history; writes report their own errors
+            return []
+
     def set_details(self, sample_id: str, note: str) -> None:
         """Record the case's details, committed before returning; raises the store's error (signed case...)."""
         if self._case is None:

@@ -552,8 +552,13 @@ class Case:
         return [self._store._decision(r, predictions) for r in rows]
 
     def history(self, image_hash: str) -> list[Decision]:
-        """Every decision on this image content in this case, oldest first."""
-        return [d for d in self.decisions() if d.image_hash == _check_hash(image_hash)]
+        """Every decision on this image content in this case, oldest first (one indexed query: the window
+        asks for it each time an image is shown)."""
+        rows = self._store._read(
+            "SELECT * FROM decisions WHERE case_id = ? AND image_hash = ? ORDER BY id",
+            (self.id, _check_hash(image_hash)),
+        )
+        return [self._store._decision(r) for r in rows]
 
     def predictions(self) -> list[StoredPrediction]:
         rows = self._store._read("SELECT * FROM predictions WHERE case_id = ? ORDER BY id", (self.id,))

@@ -759,6 +759,10 @@ def test_a_slipped_key_is_undone_and_redone_and_the_audit_trail_keeps_all_of_it(
     assert trail == [ids[2], None, ids[2], None, ids[1]]  # every slip and correction, in order
     assert case.current_state()[window.model.item(1).image_hash].reviewed_id == ids[1]
     store.close()
+    window.set_current_row(1)  # the review box counts the decisions; its tooltip is the trail, newest first
+    assert "5 decisions on record" in window.prob_panel.review.text()
+    trail_lines = window.prob_panel.review.toolTip().splitlines()
+    assert len(trail_lines) == 5 and trail_lines[0].endswith(": Monocyte") and trail_lines[1].endswith(": no class")
 
     # A signed case refuses the undo like any other change, and the history keeps the step.
     window.review.sign([window.model.item(r).image_hash for r in (0, 1)])
