@@ -82,6 +82,7 @@ class Banner(QLabel):
     def __init__(self, kind: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName(f"banner_{kind}")
+        self.setTextFormat(Qt.TextFormat.PlainText)  # file names and messages, never markup
         self.setWordWrap(True)
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.setVisible(False)
@@ -217,6 +218,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         # status bar
         self.status_label = QLabel("Ready")
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # "<b>x.png" is a file name, not bold text
         self.progress = SlimProgressBar()
         self.progress.setFixedWidth(220)
         self.progress.setVisible(False)

@@ -170,6 +170,8 @@ class ProbabilityPanel(QWidget):
         self.warnings.setObjectName("warningLabel")
         self.warnings.setWordWrap(True)
         self.warnings.setVisible(False)
+        for label in (self.call, self.detail, self.review, self.warnings):  # class and file names, not markup
+            label.setTextFormat(Qt.TextFormat.PlainText)
         for w in (self.call, self.detail, self.review, self.chart, self.hint):
             layout.addWidget(w)
         layout.addLayout(row)

@@ -860,3 +860,16 @@ def test_an_image_added_to_a_signed_case_is_said_to_be_outside_the_sign_off(qtbo
     text = window.review_banner.text()
     assert "but 1 image(s) were added or changed since and are not covered" in text
     assert window.act_reopen.isEnabled() and not window.act_sign.isEnabled()
+
+
+def test_a_file_name_that_looks_like_markup_is_shown_as_it_is(qtbot, tmp_path, models) -> None:
+    folder = tmp_path / "smear"
+    (path,) = _write_images(folder, 1)
+    odd = path.rename(folder / "<b>bold<i>x.png")
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    window.set_current_row(0)
+    window.confirm_call()
+    assert odd.name in window.status_label.text()
+    for label in (window.status_label, window.review_banner, window.prob_panel.review, window.prob_panel.warnings):
+        assert label.textFormat() == Qt.TextFormat.PlainText  # Qt would otherwise render "<b>" and hide the tags
