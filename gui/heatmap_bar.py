@@ -96,6 +96,17 @@ class StatusCaption(ElidedCaption):
         self.updateGeometry()  # a new text asks for a new width
 
 
+class StatusLine(ElidedCaption):
+    """The status bar's message: plain text (a file named "<b>x.png" is shown as named) that ends in "…" on a
+    narrow window, whole in its tooltip, instead of being cut mid-word."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 - QLabel's name, so callers need not know the difference
+        self.set_caption(html.escape(text or ""))
+
+    def text(self) -> str:
+        return self.plain_text()
+
+
 class HeatmapBar(QWidget):
     """Overlay controls; emits ``visibleChanged(bool)`` and ``opacityChanged(float)``.
 

@@ -51,7 +51,7 @@ from gui.decision_history import DecisionChange, DecisionHistory, ReviewState
 from gui.differential_panel import DifferentialPanel
 from gui.engine import Engine
 from gui.gallery import GalleryView
-from gui.heatmap_bar import HeatmapBar, StatusCaption
+from gui.heatmap_bar import HeatmapBar, StatusCaption, StatusLine
 from gui.image_view import ImageView
 from gui.items import DONE, FAILED, QUEUED, ItemResult, ModelInfo
 from gui.model_card import ModelCardDialog, model_status_text
@@ -217,8 +217,8 @@ class MainWindow(QMainWindow):
         cl.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
         # status bar
-        self.status_label = QLabel("Ready")
-        self.status_label.setTextFormat(Qt.TextFormat.PlainText)  # "<b>x.png" is a file name, not bold text
+        self.status_label = StatusLine()
+        self.status_label.setText("Ready")
         self.progress = SlimProgressBar()
         self.progress.setFixedWidth(220)
         self.progress.setVisible(False)

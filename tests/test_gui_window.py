@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QPoint, QSettings, Qt, QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 
 import inference.images
 from gui.batch_model import COL_AI, COL_CONF, COL_IMAGE, COL_REVIEWED, COL_STATUS
@@ -871,5 +871,21 @@ def test_a_file_name_that_looks_like_markup_is_shown_as_it_is(qtbot, tmp_path, m
     window.set_current_row(0)
     window.confirm_call()
     assert odd.name in window.status_label.text()
-    for label in (window.status_label, window.review_banner, window.prob_panel.review, window.prob_panel.warnings):
+    assert "&lt;b&gt;bold&lt;i&gt;x.png" in QLabel.text(window.status_label)  # what Qt draws: the tags as text
+    for label in (window.review_banner, window.prob_panel.review, window.prob_panel.warnings):
         assert label.textFormat() == Qt.TextFormat.PlainText  # Qt would otherwise render "<b>" and hide the tags
+
+
+def test_a_long_status_message_ends_in_an_ellipsis_with_the_whole_text_in_its_tooltip(qtbot) -> None:
+    from gui.heatmap_bar import StatusLine
+
+    line = StatusLine()
+    qtbot.addWidget(line)
+    message = "Classified 23 of 25 images in 7.1 s; 2 could not be read (see the red rows)."
+    line.setText(message)
+    line.resize(160, 20)
+    line.show()
+    qtbot.waitExposed(line)
+    shown = QLabel.text(line)
+    assert shown.endswith("…") and len(shown) < len(message)  # not cut mid-word by the status bar
+    assert line.toolTip() == message and line.text() == message
