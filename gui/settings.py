@@ -3,6 +3,7 @@ geometry and recent folders. Typed accessors so a corrupt or old value falls bac
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -10,6 +11,29 @@ from PySide6.QtCore import QByteArray, QSettings
 from gui.calls import DEFAULT_THRESHOLD
 
 MAX_RECENT = 10
+_BYTES_PREFIX = "fs-bytes:"  # cannot start an absolute path
+
+
+def _to_setting(path: Path | str) -> str:
+    """A path as QSettings keeps it. Qt strings cannot hold a name that is not valid UTF-8 (Python's lone
+    surrogates): it came back without the odd byte and "Open recent" said the folder was not found. Such a
+    path is kept as the hex of its bytes instead."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _BYTES_PREFIX + os.fsencode(text).hex()
+    return text
+
+
+def _from_setting(value: object) -> str:
+    text = str(value or "")
+    if text.startswith(_BYTES_PREFIX):
+        try:
+            return os.fsdecode(bytes.fromhex(text[len(_BYTES_PREFIX):]))
+        except ValueError:
+            return ""
+    return text
 
 
 class AppSettings:
@@ -25,11 +49,11 @@ class AppSettings:
 
     # model
     def model_path(self) -> Path | None:
-        value = self.q.value("model/path", "")
-        return Path(str(value)) if value else None
+        value = _from_setting(self.q.value("model/path", ""))
+        return Path(value) if value else None
 
     def set_model_path(self, path: Path) -> None:
-        self.q.setValue("model/path", str(path))
+        self.q.setValue("model/path", _to_setting(path))
 
     # overlay and threshold
     def opacity(self) -> float:
@@ -64,11 +88,11 @@ class AppSettings:
 
     # reports
     def report_dir(self) -> Path | None:
-        value = self.q.value("report/dir", "")
-        return Path(str(value)) if value else None
+        value = _from_setting(self.q.value("report/dir", ""))
+        return Path(value) if value else None
 
     def set_report_dir(self, folder: Path) -> None:
-        self.q.setValue("report/dir", str(folder))
+        self.q.setValue("report/dir", _to_setting(folder))
 
     # window
     def geometry(self) -> QByteArray | None:
@@ -88,11 +112,11 @@ class AppSettings:
         value = self.q.value("recent/paths", [])
         if isinstance(value, str):
             value = [value]
-        return [str(v) for v in (value or []) if v][:MAX_RECENT]
+        return [p for p in (_from_setting(v) for v in (value or [])) if p][:MAX_RECENT]
 
     def add_recent(self, path: Path) -> list[str]:
         items = [str(path), *[p for p in self.recent() if p != str(path)]][:MAX_RECENT]
-        self.q.setValue("recent/paths", items)
+        self.q.setValue("recent/paths", [_to_setting(p) for p in items])
         return items
 
     def clear_recent(self) -> None:

@@ -889,3 +889,18 @@ def test_a_long_status_message_ends_in_an_ellipsis_with_the_whole_text_in_its_to
     shown = QLabel.text(line)
     assert shown.endswith("…") and len(shown) < len(message)  # not cut mid-word by the status bar
     assert line.toolTip() == message and line.text() == message
+
+
+def test_remembered_paths_keep_a_name_that_is_not_utf8(qapp, tmp_path) -> None:
+    """Qt strings drop the odd byte of a Latin-1 name; "Open recent" then could not find the folder."""
+    folder = Path(str(tmp_path / "Probe_\udce9"))  # b"Probe_\xe9"
+    ini = str(tmp_path / "settings.ini")
+    settings = AppSettings(QSettings(ini, QSettings.Format.IniFormat))
+    settings.add_recent(folder)
+    settings.add_recent(tmp_path / "plain")
+    settings.set_model_path(folder / "model.onnx")
+    settings.set_report_dir(folder)
+    settings.q.sync()
+    again = AppSettings(QSettings(ini, QSettings.Format.IniFormat))
+    assert again.recent() == [str(tmp_path / "plain"), str(folder)]
+    assert again.model_path() == folder / "model.onnx" and again.report_dir() == folder
