@@ -56,3 +56,8 @@ def stall_runs(folder: Path, env: dict[str, str], runs: int, timeout_s: float, s
 
 def memory_run(folder: Path, env: dict[str, str], timeout_s: float) -> dict[str, Any]:
     return run_probe(["memory", str(folder), str(timeout_s)], env, timeout_s + 120)
+
+
+def review_run(folder: Path, env: dict[str, str], decisions: int) -> dict[str, Any]:
+    """The keyboard review loop: Enter -> saved -> next image with its heatmap on screen, ``decisions`` times."""
+    return run_probe(["review", str(folder), str(decisions)], env, 900)

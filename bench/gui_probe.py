@@ -6,6 +6,9 @@ this process) to the window's first paint and to the model being ready.
 classifies FOLDER, from a 5 ms heartbeat timer; with STEP_MS > 0 a simulated user also steps to the
 next image every STEP_MS (the image view then loads each image with its heatmap).
 ``python -m bench.gui_probe memory FOLDER``: peak resident memory while FOLDER is opened and classified.
+``python -m bench.gui_probe review FOLDER N``: the technician's loop, N times: Enter confirms the call (the
+decision is committed to the review database, fsync included, before the call returns) and the window moves to
+the next image; milliseconds from the key to "saved" and to the next image with its heatmap on screen.
 Each mode prints one JSON line. Settings and review records go to a temporary folder (never the
 user's); the model is the first bundled one, as on a first start.
 """
@@ -251,6 +254,46 @@ def memory(folder: Path, scratch: Path, timeout_s: float) -> dict[str, Any]:
     }
 
 
+def _filesystem(path: Path) -> str:
+    """The file system type holding ``path`` (from /proc/mounts: the fsync cost depends on it)."""
+    best, kind = "", "unknown"
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            mount, fstype = line.split()[1:3]
+            if str(path).startswith(mount) and len(mount) > len(best):
+                best, kind = mount, fstype
+    except (OSError, ValueError):
+        pass
+    return kind
+
+
+def review(folder: Path, scratch: Path, decisions: int) -> dict[str, Any]:
+    app, window = make_window(scratch)
+    window.show()
+    window.start([])
+    if not wait_for(app, window.modelReady, 120):
+        return {"error": "the model did not load"}
+    window.open_paths([folder])
+    if not wait_for(app, window.batchFinished, 600):
+        return {"error": "the folder was not classified in 600 s"}
+    window.act_auto.setChecked(True)
+    window.set_current_row(0)
+    wait_for(app, window.detailShown, 10)
+    saved, shown = [], []
+    for _ in range(min(decisions, window.model.rowCount() - 1)):
+        start = time.perf_counter()
+        window.confirm_call()  # returns once the decision is committed; the next image is then requested
+        saved.append((time.perf_counter() - start) * 1000)
+        if not wait_for(app, window.detailShown, 10):
+            return {"error": "the next image was not shown within 10 s"}
+        shown.append((time.perf_counter() - start) * 1000)
+    reviewed = sum(item.reviewed_id is not None for item in window.model.items())
+    window.close()
+    return {"decisions": len(saved), "reviewed": reviewed, "saved_ms": saved, "next_shown_ms": shown,
+            "images": window.model.rowCount(), "db_filesystem": _filesystem(scratch),
+            "model": window.model_info.name if window.model_info else None}
+
+
 def main(argv: list[str]) -> int:
     mode = argv[0]
     with tempfile.TemporaryDirectory(prefix="hemalens-gui-probe-") as tmp:
@@ -259,6 +302,8 @@ def main(argv: list[str]) -> int:
             result = launch(float(argv[1]), scratch)
         elif mode == "stall":
             result = stall(Path(argv[1]), scratch, float(argv[2]), int(argv[3]))
+        elif mode == "review":
+            result = review(Path(argv[1]), scratch, int(argv[2]))
         elif mode == "memory":
             result = memory(Path(argv[1]), scratch, float(argv[2]) if len(argv) > 2 else 600)
         else:

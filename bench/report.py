@@ -152,6 +152,15 @@ def render_gui(gui: dict[str, Any]) -> list[str]:
             out.append(f"   {stalls[0]['images']}-image batch, {what}: longest stall {with_range(worst)} ms, "
                        f"p99 {with_range(p99)} ms (5 ms heartbeat; idle window before it: longest "
                        f"{with_range(idle)} ms); batch {with_range(rate)} images/s; {len(stalls)} runs")
+    rev = gui.get("review") or {}
+    if "saved_ms" in rev:
+        out.append(f"   keyboard review, {rev['decisions']} x Enter (confirm, then the next image): decision saved "
+                   f"(committed, fsync) median {median(rev['saved_ms']):.1f} ms, p95 "
+                   f"{percentile(rev['saved_ms'], 95):.1f} ms; next image with its heatmap on screen median "
+                   f"{median(rev['next_shown_ms']):.0f} ms, p95 {percentile(rev['next_shown_ms'], 95):.0f} ms "
+                   f"(review database on {rev['db_filesystem']})")
+    elif "error" in rev:
+        errors.append(rev["error"])
     if gui.get("folder_note"):
         out.append(f"   batch folder: {gui['folder_note']}")
     out.append("4. Memory (fresh process, real main window)")
@@ -262,6 +271,12 @@ def markdown_summary(res: dict[str, Any]) -> str:
             p99 = median([percentile(x["stalls_ms"], 99) for x in st])
             lines.append(f"- GUI event loop during a {st[0]['images']}-image batch ({what}): longest stall "
                          f"{worst:.0f} ms, p99 {p99:.0f} ms (target ≤ 50 ms).")
+    rev = gui.get("review") or {}
+    if "saved_ms" in rev:
+        lines.append(f"- Keyboard review ({rev['decisions']} x Enter on the real window): decision saved in "
+                     f"{median(rev['saved_ms']):.1f} ms (median; committed with fsync), next image with its heatmap "
+                     f"on screen {median(rev['next_shown_ms']):.0f} ms (median), "
+                     f"{percentile(rev['next_shown_ms'], 95):.0f} ms (p95).")
     mem = gui.get("memory") or {}
     if "rss_peak_mib" in mem:
         lines.append(f"- Peak RSS with {mem['images']:,} images opened and classified: "

@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from bench.data import folder_of, image_set  # noqa: E402
 from bench.flops import machine_flops  # noqa: E402
-from bench.gui_bench import launch_times, memory_run, probe_env, stall_runs  # noqa: E402
+from bench.gui_bench import launch_times, memory_run, probe_env, review_run, stall_runs  # noqa: E402
 from bench.measure import measure_model  # noqa: E402
 from bench.models import bundled_model_paths, prepare_models  # noqa: E402
 from bench.pipeline import BATCH  # noqa: E402
@@ -34,9 +34,9 @@ from inference.registry import bundled_models_dir  # noqa: E402
 from inference.session import available_cpu_count  # noqa: E402
 
 FULL = {"runs": 5, "images": 500, "latency": 100, "gui_images": 1000, "gui_runs": 2, "launch_runs": 3,
-        "memory_images": 10000, "matmul": 7}
+        "memory_images": 10000, "matmul": 7, "decisions": 200}
 QUICK = {"runs": 2, "images": 48, "latency": 16, "gui_images": 150, "gui_runs": 1, "launch_runs": 1,
-         "memory_images": 600, "matmul": 3}
+         "memory_images": 600, "matmul": 3, "decisions": 20}
 
 
 def log(text: str) -> None:
@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"GUI stall runs on {folder}")
             gui["stall"] = stall_runs(folder, env, cfg["gui_runs"], timeout_s=900, step_ms=0)
             gui["stall_stepping"] = stall_runs(folder, env, cfg["gui_runs"], timeout_s=900, step_ms=300)
+            log(f"GUI keyboard review, {cfg['decisions']} decisions")
+            gui["review"] = review_run(folder, env, cfg["decisions"])
             folder, gui["memory_note"] = folder_of(cfg["memory_images"], scratch / f"mem{cfg['memory_images']}",
                                                    scratch)
             log(f"GUI memory run on {folder}")

@@ -154,6 +154,10 @@ def test_quick_run_prints_all_five_parts(tiny: Path, tmp_path: Path, capsys: pyt
     assert gui["stall_stepping"][0]["classified"] == 6 and gui["stall_stepping"][0]["step_ms"] == 300
     assert gui["memory"]["classified"] == 8 and gui["memory"]["rss_peak_mib"] > 0, gui["memory"]
     assert gui["memory"]["thumbnails_decoded"] <= 8
+    review = gui["review"]  # 6 images: Enter on the first five, each moving on to the next
+    assert review["decisions"] == 5 and review["reviewed"] == 5, review
+    assert all(0 < saved <= shown for saved, shown in zip(review["saved_ms"], review["next_shown_ms"], strict=True))
+    assert "keyboard review, 5 x Enter" in text
 
 
 def test_prepare_models_names_hemalens_ids(tmp_path: Path) -> None:
