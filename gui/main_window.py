@@ -1206,7 +1206,9 @@ class MainWindow(QMainWindow):
         if picture is None or self._current is None:
             return None
         item = self.model.item(self._current)
-        lines = [f"{item.path.name} · AI call: {self._call_words(item)}"]
+        details = self.review.details()
+        sample = f"Sample {details.sample_id} · " if details is not None and details.sample_id else ""
+        lines = [f"{sample}{item.path.name} · AI call: {self._call_words(item)}"]
         if item.reviewed_id is not None:
             reviewed = class_name(item.reviewed_id, self.model.class_ids, self.model.labels)
             lines[0] += f" · reviewed as {reviewed} by {item.reviewer or '?'}"

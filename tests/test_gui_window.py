@@ -826,6 +826,11 @@ def test_case_details_name_the_sample_in_the_title_and_are_refused_once_signed(
     window.edit_case_details()
     assert window.windowTitle() == "HemaLens — S-24-1173 · run 3"
     assert window.review.details().sample_id == "S-24-1173" and window.review.details().note == "EDTA"
+    captions: list = []  # a saved or copied picture names the sample in its caption
+    monkeypatch.setattr(gui.main_window, "captioned", lambda picture, lines: captions.append(lines) or picture)
+    if not window.image_view.has_image():
+        qtbot.waitSignal(window.detailShown, timeout=10000).wait()
+    assert window.view_image() is not None and captions[-1][0].startswith("Sample S-24-1173 · cell_0000.png")
 
     for row in range(2):
         window.set_current_row(row)
