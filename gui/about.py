@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import platform
+from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
@@ -28,17 +30,22 @@ def versions() -> dict[str, str]:
     }
 
 
-def about_html() -> str:
-    rows = "".join(f"<tr><td>{k}</td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in versions().items())
+def about_html(review_db: Path | None = None) -> str:
+    """Versions, and where this workstation keeps what matters (so IT can back it up and a user can find it)."""
+    from inference.registry import user_models_dir
+
+    facts = {**versions(), "Review records": str(review_db) if review_db else "not open",
+             "Your models": str(user_models_dir())}
+    rows = "".join(f"<tr><td>{k}</td><td>&nbsp;&nbsp;{html.escape(v)}</td></tr>" for k, v in facts.items())
     return (
         f"<h3>HemaLens {__version__}</h3><p>Local, explainable AI review of blood-smear images.</p>"
         f"<p><b>{RESEARCH_USE_STATEMENT}</b></p><table>{rows}</table>"
     )
 
 
-def show_about(parent: QWidget | None) -> None:
+def show_about(parent: QWidget | None, review_db: Path | None = None) -> None:
     box = QMessageBox(parent)
     box.setWindowTitle("About HemaLens")
     box.setTextFormat(box.textFormat().RichText)
-    box.setText(about_html())
+    box.setText(about_html(review_db))
     box.exec()

@@ -321,7 +321,7 @@ class MainWindow(QMainWindow):
             "Export report…", self.choose_report_file, "Ctrl+E", "Write the case report as PDF, CSV and JSON"
         )
         self.act_shortcuts = a("Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
-        self.act_about = a("About HemaLens", lambda: show_about(self))
+        self.act_about = a("About HemaLens", lambda: show_about(self, self.review.db_path))
 
         mb = self.menuBar()
         m = mb.addMenu("&File")

@@ -909,3 +909,13 @@ def test_remembered_paths_keep_a_name_that_is_not_utf8(qapp, tmp_path) -> None:
     again = AppSettings(QSettings(ini, QSettings.Format.IniFormat))
     assert again.recent() == [str(tmp_path / "plain"), str(folder)]
     assert again.model_path() == folder / "model.onnx" and again.report_dir() == folder
+
+
+def test_about_says_where_the_review_records_and_user_models_live(tmp_path, monkeypatch) -> None:
+    from gui.about import about_html
+
+    monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(tmp_path / "my models"))
+    text = about_html(tmp_path / "a&b" / "reviews.sqlite3")
+    assert f"{tmp_path}/a&amp;b/reviews.sqlite3" in text and str(tmp_path / "my models") in text
+    assert "ONNX Runtime" in text and "research use only" in text.lower()
+    assert "not open" in about_html(None)
