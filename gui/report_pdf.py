@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import os
 import sys
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,9 +334,14 @@ def _noted_section(report: CaseReport, names: Mapping[str, str]) -> str:
     noted = report.noted_rows
     if not noted:
         return ""
+    # A note many images share (e.g. "unlike this model's training images") is written out once, above the
+    # table, and cited by number in its rows: a folder from another lab would otherwise fill pages with it.
+    counts = Counter(n for r in noted for n in r.notes)
+    shared = {note: i for i, note in enumerate((n for n, c in counts.most_common() if c > 1), start=1)}
+    legend = "".join(f"<p>[{i}] {_e(note)} &mdash; {counts[note]} images</p>" for note, i in shared.items())
     rows = [
         [_e(r.file), _call(r, report, names), _e(_name(r.reviewed_class, names)),
-         "<br/>".join(_e(n) for n in r.notes)]
+         "<br/>".join(f"[{shared[n]}]" if n in shared else _e(n) for n in r.notes)]
         for r in noted[:NOTED_ROWS_SHOWN]
     ]
     more = _more_line(len(noted), "note")
@@ -343,6 +349,7 @@ def _noted_section(report: CaseReport, names: Mapping[str, str]) -> str:
         f"<h2>Model calls with a note ({len(noted)})</h2>"
         '<p class="small">The app showed these notes beside the model\'s call: such calls are less reliable '
         "than the model's measured accuracy suggests.</p>"
+        + legend
         + _table(["Image", "Model call", "After review", "Note"], rows, widths=[24, 15, 15, 46])
         + more
     )

@@ -360,3 +360,19 @@ def test_a_signed_case_with_images_added_since_does_not_claim_they_were_signed(r
     assert "Signed by Dr. Signer" in first and "but 1 image(s) were added or changed since" in first
     assert "Not covered by the sign-off 1" in first and "Not covered by this sign-off (1)" in first
     assert "late_cell.png" in first and "(1 image(s) not covered)" in first
+
+
+def test_a_note_many_images_share_is_written_once_and_cited_by_number(tmp_path: Path) -> None:
+    from gui.report_pdf import report_html
+
+    shared, own = "unlike this model's training images (test note)", "image quality: only 8 x 8 pixels"
+    with ReviewStore.open(tmp_path / "db.sqlite3") as store:
+        case = store.open_case(tmp_path)
+        for i, path in enumerate(_make_images(tmp_path, 3)):
+            case.record_prediction(path, file_sha256(path), model_name="M", model_version="1", model_sha256="f" * 64,
+                                   predicted_id="benign", probabilities={"benign": 1.0},
+                                   notes=[shared, own] if i == 2 else [shared])
+        section = report_html(build_report(case)).split("Model calls with a note (3)", 1)[1].split("<h2>", 1)[0]
+    assert section.count("unlike this model&#x27;s training images (test note)") == 1  # once, above the table
+    assert "[1] unlike this model" in section and "&mdash; 3 images" in section
+    assert section.count('%">[1]') == 3 and own in section  # a note of one image only stays in its row
