@@ -45,6 +45,11 @@ class ProbabilityChart(QWidget):
         self._selected = selected
         self.updateGeometry()
         self.setFixedHeight(max(1, len(self._order)) * ROW_H + 4)
+        self.setAccessibleName("Class probabilities")  # a painted chart: screen readers get the figures in words
+        self.setAccessibleDescription(
+            ", ".join(f"{self._labels[i]} {format_percent(float(self._probs[i]))}" for i in self._order)
+            if self._probs is not None and len(self._labels) == len(self._probs) else "no image classified"
+        )
         self.update()
 
     def set_selected(self, index: int | None) -> None:

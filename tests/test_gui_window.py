@@ -144,6 +144,9 @@ def test_heatmap_follows_the_class_clicked_in_the_probability_panel(qtbot, tmp_p
     first = window.image_view._overlay_item.pixmap().toImage()
 
     chart = window.prob_panel.chart
+    spoken = chart.accessibleDescription()  # the painted chart, in words for a screen reader, highest first
+    assert spoken.startswith(f"{LABELS[top]} {format_percent(float(window.model.item(0).probabilities[top]))}")
+    assert spoken.count("%") == 3
     position = chart.order().index((top + 1) % 3)
     qtbot.mouseClick(chart, Qt.MouseButton.LeftButton, pos=QPoint(40, 2 + position * ROW_H + ROW_H // 2))
     qtbot.waitUntil(lambda: window.heatmap_class() == (top + 1) % 3, timeout=10000)
