@@ -45,7 +45,14 @@ from gui.about import show_about
 from gui.augment_offer import Augmenter, AugmentOfferBar, AugmentOutcome, wants_gradcam_offer
 from gui.batch_model import BatchTableModel
 from gui.batch_panel import BatchPanel
-from gui.calls import UNIDENTIFIED_ID, class_name, format_percent, known_class_names, remember_class_names
+from gui.calls import (
+    UNIDENTIFIED_ID,
+    class_name,
+    format_percent,
+    is_uncertain,
+    known_class_names,
+    remember_class_names,
+)
 from gui.case_details import CaseDetailsDialog
 from gui.decision_history import DecisionChange, DecisionHistory, ReviewState
 from gui.differential_panel import DifferentialPanel
@@ -930,10 +937,16 @@ class MainWindow(QMainWindow):
         elif result.heatmap is None:
             self.heatmap_bar.set_caption("No heatmap available for this model")
         else:
-            label = pred.labels[result.class_index] if result.class_index is not None else pred.top_label
+            index = result.class_index if result.class_index is not None else pred.top_index
+            label = pred.labels[index]
+            # the class's own probability: a heatmap of a 2 % class, or of an uncertain call, must not read as a call
+            share = float(pred.probabilities[index])
+            doubt = ", uncertain" if index == pred.top_index and is_uncertain(share, self.model.threshold) else ""
             method = f" · {'Grad-CAM' if pred.cam_method == 'grad-cam' else pred.cam_method}" if pred.cam_method else ""
             unseen = f" · not seen: {pred.unseen_edges}" if pred.unseen_edges else ""
-            self.heatmap_bar.set_caption(f"Heatmap for <b>{html.escape(label)}</b>{method}{unseen}")
+            self.heatmap_bar.set_caption(
+                f"Heatmap for <b>{html.escape(label)}</b> ({format_percent(share)}{doubt}){method}{unseen}"
+            )
             self.prob_panel.set_heatmap_class(result.class_index)
 
     def show_heatmap_class(self, index: int) -> None:

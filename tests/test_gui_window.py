@@ -150,7 +150,9 @@ def test_heatmap_follows_the_class_clicked_in_the_probability_panel(qtbot, tmp_p
     position = chart.order().index((top + 1) % 3)
     qtbot.mouseClick(chart, Qt.MouseButton.LeftButton, pos=QPoint(40, 2 + position * ROW_H + ROW_H // 2))
     qtbot.waitUntil(lambda: window.heatmap_class() == (top + 1) % 3, timeout=10000)
-    assert LABELS[(top + 1) % 3] in window.heatmap_bar.caption.text()
+    other = (top + 1) % 3  # the caption gives that class's own probability: it is not the call
+    shown = f"{LABELS[other]} ({format_percent(float(window.model.item(0).probabilities[other]))})"
+    assert shown in window.heatmap_bar.caption.plain_text()
     assert window.image_view._overlay_item.pixmap().toImage() != first
 
     window.act_heatmap.trigger()  # the H key's action hides the overlay, and shows it again
@@ -159,6 +161,9 @@ def test_heatmap_follows_the_class_clicked_in_the_probability_panel(qtbot, tmp_p
     assert window.image_view._overlay_item.isVisible()
     window.heatmap_bar.slider.setValue(80)
     assert window.image_view._overlay_item.opacity() == pytest.approx(0.8)
+    window.prob_panel.set_threshold(1.0)  # every call is now under the threshold: the call's heatmap says so
+    window.show_heatmap_class(top)
+    qtbot.waitUntil(lambda: ", uncertain)" in window.heatmap_bar.caption.plain_text(), timeout=10000)
 
 
 def test_heatmap_caption_says_which_edges_a_centre_crop_model_did_not_see(qtbot, tmp_path, monkeypatch) -> None:
