@@ -59,6 +59,11 @@ class _ClassProxy(QSortFilterProxyModel):
 class _BadgeDelegate(QStyledItemDelegate):
     """The default icon cell plus a review mark (✓ confirmed, → changed) and the flag."""
 
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802 - Qt's name
+        # One size for every cell, thumbnail decoded or not: with uniform item sizes the list takes the first
+        # cell's hint for all, and a first thumbnail still loading made every cell a strip without its name.
+        return QSize(GRID.width() - 6, GRID.height() - 6)
+
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         super().paint(painter, option, index)
         item = index.data(ITEM_ROLE)

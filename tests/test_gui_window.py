@@ -927,3 +927,23 @@ def test_about_says_where_the_review_records_and_user_models_live(tmp_path, monk
     assert f"{tmp_path}/a&amp;b/reviews.sqlite3" in text and str(tmp_path / "my models") in text
     assert "ONNX Runtime" in text and "research use only" in text.lower()
     assert "not open" in about_html(None)
+
+
+def test_gallery_cells_keep_their_size_while_thumbnails_are_still_loading(qtbot, tmp_path, models) -> None:
+    """The gallery's lists use one size for all cells, taken from the first; a first cell whose thumbnail was
+    not decoded yet made every cell of its class a thin strip with no name."""
+    from gui.gallery import GRID
+    from gui.thumbnails import THUMB_SIZE
+
+    folder = tmp_path / "smear"
+    _write_images(folder, 6)
+    window = _make_window(qtbot, tmp_path)
+    window.model.set_thumbnail_getter(lambda path: None)  # nothing decoded yet
+    _open(qtbot, window, [folder])
+    window.tabs.setCurrentWidget(window.gallery)
+    QApplication.processEvents()
+    sections = [s for s in window.gallery._sections if s.count()]
+    assert sections
+    for section in sections:
+        cell = section.view.visualRect(section.proxy.index(0, 0))
+        assert cell.height() >= THUMB_SIZE and cell.width() <= GRID.width()
