@@ -14,10 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, QStandardPaths, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
+    QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
     QGuiApplication,
@@ -233,6 +234,9 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
         self.cancel_button.setToolTip("Stop classifying after the current image (Esc)")
+        self.open_report_button = QPushButton("Open report")  # shown once a report is written: where it went
+        self.open_report_button.setVisible(False)
+        self._last_report: Path | None = None
         self.model_label = StatusCaption()
         self.model_label.set_caption("No model")
         self.reviewer_label = QLabel("")
@@ -246,6 +250,7 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.eta_label)
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
+        sb.addPermanentWidget(self.open_report_button)
         sb.addPermanentWidget(self.reviewer_label)
         sb.addPermanentWidget(self.model_label)
         sb.addPermanentWidget(self.research_label)
@@ -402,6 +407,7 @@ class MainWindow(QMainWindow):
         self.heatmap_bar.visibleChanged.connect(self._set_heatmap_visible)
         self.heatmap_bar.opacityChanged.connect(self._on_opacity)
         self.cancel_button.clicked.connect(self.cancel_batch)
+        self.open_report_button.clicked.connect(self.open_last_report)
         self.reports.exported.connect(self._on_report_exported)
         self.augment_offer.accepted.connect(self.make_gradcam_ready)
         self.augment_offer.dismissed.connect(self._decline_augment_offer)
@@ -650,6 +656,7 @@ class MainWindow(QMainWindow):
         self.engine.cancel_batch()
         self._sources = paths
         self.history.clear()  # the decisions were made on images that are no longer open
+        self.open_report_button.setVisible(False)  # that report was about the case before
         self._update_undo_actions()
         folder = case_folder(paths)
         error = self.review.open_case(folder)
@@ -1283,10 +1290,10 @@ class MainWindow(QMainWindow):
         """Ask where to write the report (the CSV and JSON go next to the chosen PDF), then export."""
         if not self._can_export_report():
             return
-        folder = self.settings.report_dir()
-        if folder is None or not folder.is_dir():
-            docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
-            folder = Path(docs) if docs else Path.home()
+        docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+        candidates = [self.settings.report_dir(), Path(docs) if docs else None, Path.home()]
+        # the first that exists: a missing Documents folder left the dialog in the program's working folder
+        folder = next((c for c in candidates if c is not None and c.is_dir()), Path.home())
         start = folder / default_report_name(self.review.case)
         self.reports.warm_up()  # while the dialog is open
         name, _ = QFileDialog.getSaveFileName(
@@ -1343,7 +1350,19 @@ class MainWindow(QMainWindow):
         if result.missing_heatmaps:
             text += f"; {result.missing_heatmaps} flagged cell(s) without a heatmap"
         self.status(text + ".")
+        self._last_report = outcome.targets.pdf
+        self.open_report_button.setToolTip(f"Open {outcome.targets.pdf} in the PDF viewer")
+        self.open_report_button.setVisible(True)
         self.reportExported.emit(outcome)
+
+    def open_last_report(self) -> None:
+        """The report just written, in the system's PDF viewer."""
+        if self._last_report is None or not self._last_report.is_file():
+            self.status("The report file is no longer there.")
+            self.open_report_button.setVisible(False)
+            return
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(self._last_report))):
+            self.status(f"No PDF viewer could be started; the report is {self._last_report}.")
 
     def _on_report_failed(self, message: str) -> None:
         self.act_export_report.setEnabled(True)

@@ -282,6 +282,11 @@ def test_an_unreadable_file_gets_no_class_is_left_out_of_the_sign_off_and_listed
     with qtbot.waitSignal(window.reportExported, timeout=60000):
         assert window.export_report(out)
     assert "lists 1 file(s) that could not be classified" in window.status_label.text()
+    opened: list = []  # "Open report" hands the PDF just written to the system's viewer
+    monkeypatch.setattr(gui.main_window.QDesktopServices, "openUrl", lambda url: opened.append(url) or True)
+    assert window.open_report_button.isVisible()
+    window.open_report_button.click()
+    assert [u.toLocalFile() for u in opened] == [str(out)]
     text = _pdf_text(out)
     assert "Files not classified 1" in text and "Files that could not be classified (1)" in text
     assert "zz_broken.png" in text
@@ -334,3 +339,23 @@ def test_a_reviewer_name_is_recorded_with_the_login_and_remembered(qtbot, tmp_pa
     monkeypatch.setattr(gui.main_window.QInputDialog, "getText", lambda *a, **k: ("", True))
     again.choose_reviewer_name()
     assert again.review.user == login
+
+
+def test_the_report_dialog_starts_in_a_folder_that_exists(qtbot, window, tmp_path, monkeypatch) -> None:
+    """Without a Documents folder the save dialog opened in the program's working folder."""
+    folder = tmp_path / "case"
+    _write_images(folder, 2)
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        window.start([str(folder)])
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setattr(gui.main_window.QStandardPaths, "writableLocation", lambda _kind: str(tmp_path / "Documents"))
+    monkeypatch.setattr(gui.main_window.Path, "home", staticmethod(lambda: home))
+    asked: list[str] = []
+    monkeypatch.setattr(gui.main_window.QFileDialog, "getSaveFileName",
+                        lambda parent, title, start, filters: (asked.append(start), ("", ""))[1])
+    window.choose_report_file()
+    assert Path(asked[0]).parent == home and Path(asked[0]).name.startswith("hemalens-case")
+    (tmp_path / "Documents").mkdir()
+    window.choose_report_file()
+    assert Path(asked[1]).parent == tmp_path / "Documents"
