@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, QStandardPaths, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, QStandardPaths, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -122,6 +122,21 @@ class _ImagePane(QWidget):
             if event.key() in steps and not event.modifiers():
                 self.stepRequested.emit(steps[event.key()])
                 return True
+        return super().eventFilter(obj, event)
+
+
+class _TypingGuard(QObject):
+    """Keeps Enter in a text box (file-name filter, threshold) for the box: as a window shortcut it confirmed
+    the image on screen, a decision nobody meant to record."""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if (
+            event.type() == QEvent.Type.ShortcutOverride
+            and isinstance(event, QKeyEvent)
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        ):
+            event.accept()  # the focused box takes the key; no window shortcut fires
+            return True
         return super().eventFilter(obj, event)
 
 
@@ -388,6 +403,10 @@ class MainWindow(QMainWindow):
         tb.addActions([self.act_sign, self.act_export_report])
 
     def _connect(self) -> None:
+        self._typing_guard = _TypingGuard(self)
+        for box in (self.batch_panel.filter_text, self.prob_panel.threshold):
+            box.installEventFilter(self._typing_guard)
+        self.batch_panel.filter_text.returnPressed.connect(self.batch_panel.table.setFocus)  # filter, then review
         e = self.engine
         e.modelLoaded.connect(self._on_model_loaded)
         e.modelFailed.connect(self._on_model_failed)

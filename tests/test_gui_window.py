@@ -947,3 +947,23 @@ def test_gallery_cells_keep_their_size_while_thumbnails_are_still_loading(qtbot,
     for section in sections:
         cell = section.view.visualRect(section.proxy.index(0, 0))
         assert cell.height() >= THUMB_SIZE and cell.width() <= GRID.width()
+
+
+def test_enter_in_a_text_box_does_not_confirm_the_image_on_screen(qtbot, tmp_path, models) -> None:
+    folder = tmp_path / "smear"
+    _write_images(folder, 3)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    edit = window.batch_panel.filter_text
+    edit.setFocus()
+    qtbot.keyClicks(edit, "cell_0001")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)  # ends the typing: nothing is decided, the table takes over
+    assert [i.reviewed_id for i in window.model.items()] == [None, None, None]
+    assert window.batch_panel.table.hasFocus()
+    spin = window.prob_panel.threshold
+    spin.setFocus()
+    qtbot.keyClick(spin, Qt.Key.Key_Enter)
+    assert [i.reviewed_id for i in window.model.items()] == [None, None, None]
+    window.batch_panel.table.setFocus()
+    qtbot.keyClick(window.batch_panel.table, Qt.Key.Key_Return)  # in the table, Enter still confirms
+    assert sum(i.reviewed_id is not None for i in window.model.items()) == 1
