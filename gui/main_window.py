@@ -126,17 +126,24 @@ class _ImagePane(QWidget):
 
 
 class _TypingGuard(QObject):
-    """Keeps Enter in a text box (file-name filter, threshold) for the box: as a window shortcut it confirmed
-    the image on screen, a decision nobody meant to record."""
+    """Keeps Enter and Esc in a text box (file-name filter, threshold) for the box: as window shortcuts Enter
+    confirmed the image on screen, a decision nobody meant to record, and Esc stopped the running batch.
+    Either key ends the typing: ``leave`` hands the keyboard back to the review."""
+
+    KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Escape)
+
+    def __init__(self, leave: Callable[[], None], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._leave = leave
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
-        if (
-            event.type() == QEvent.Type.ShortcutOverride
-            and isinstance(event, QKeyEvent)
-            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-        ):
-            event.accept()  # the focused box takes the key; no window shortcut fires
-            return True
+        if isinstance(event, QKeyEvent) and event.key() in self.KEYS:
+            if event.type() == QEvent.Type.ShortcutOverride:
+                event.accept()  # the focused box takes the key; no window shortcut fires
+                return True
+            if event.type() == QEvent.Type.KeyPress:
+                self._leave()
+                return event.key() == Qt.Key.Key_Escape  # Enter still commits a typed threshold
         return super().eventFilter(obj, event)
 
 
@@ -403,10 +410,9 @@ class MainWindow(QMainWindow):
         tb.addActions([self.act_sign, self.act_export_report])
 
     def _connect(self) -> None:
-        self._typing_guard = _TypingGuard(self)
+        self._typing_guard = _TypingGuard(self._focus_review, self)
         for box in (self.batch_panel.filter_text, self.prob_panel.threshold):
             box.installEventFilter(self._typing_guard)
-        self.batch_panel.filter_text.returnPressed.connect(self.batch_panel.table.setFocus)  # filter, then review
         e = self.engine
         e.modelLoaded.connect(self._on_model_loaded)
         e.modelFailed.connect(self._on_model_failed)
@@ -1421,6 +1427,10 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ misc
     def status(self, text: str) -> None:
         self.status_label.setText(text)
+
+    def _focus_review(self) -> None:
+        """Give the keyboard back to the images (the gallery or the table, whichever is shown)."""
+        (self.gallery if self.tabs.currentWidget() is self.gallery else self.batch_panel.table).setFocus()
 
     def _focus_filter(self) -> None:
         self.tabs.setCurrentIndex(0)

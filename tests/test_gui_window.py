@@ -962,8 +962,17 @@ def test_enter_in_a_text_box_does_not_confirm_the_image_on_screen(qtbot, tmp_pat
     assert window.batch_panel.table.hasFocus()
     spin = window.prob_panel.threshold
     spin.setFocus()
-    qtbot.keyClick(spin, Qt.Key.Key_Enter)
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin, "70")
+    qtbot.keyClick(spin, Qt.Key.Key_Enter)  # the typed threshold is taken, nothing is decided
     assert [i.reviewed_id for i in window.model.items()] == [None, None, None]
+    assert window.model.threshold == pytest.approx(0.70)
+    window.engine.start_batch(window.model_info, [folder], None)  # a batch running: Esc in a box must not stop it
+    stopped: list = []
+    window.engine.cancel_batch = lambda: stopped.append(1)
+    edit.setFocus()
+    qtbot.keyClick(edit, Qt.Key.Key_Escape)
+    assert not stopped and window.batch_panel.table.hasFocus()
     window.batch_panel.table.setFocus()
     qtbot.keyClick(window.batch_panel.table, Qt.Key.Key_Return)  # in the table, Enter still confirms
     assert sum(i.reviewed_id is not None for i in window.model.items()) == 1
