@@ -340,6 +340,11 @@ class MainWindow(QMainWindow):
         self.class_actions = [
             a(f"Class {k}", lambda _c=False, k=k: self.assign_index(k - 1), str(k)) for k in range(1, 10)
         ]
+        # A held key repeats: held Enter would confirm image after image nobody looked at. Decisions take one
+        # press each; moving through the images still repeats.
+        for act in (self.act_confirm, *self.class_actions, self.act_unidentified, self.act_flag, self.act_clear,
+                    self.act_undo, self.act_redo):
+            act.setAutoRepeat(False)
         self.act_auto = a("Advance after decision", self._set_auto_advance)
         self.act_auto.setCheckable(True)
         self.act_cancel = a("Cancel classification", self.cancel_batch, "Escape")
