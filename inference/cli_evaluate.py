@@ -11,6 +11,7 @@ test-block file names stored in the model's provenance) and uses every image oth
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import re
@@ -46,6 +47,22 @@ def parse_mapping(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _closest_label(folder: str, labels: list[str]) -> str | None:
+    """The class a lab's folder name most likely means ("Neutrophils", "lympho"), for the error's hint only:
+    the mapping itself stays the user's explicit choice."""
+    slugs = {_slug(label): label for label in labels}
+    key = _slug(folder)
+    starts = [label for slug, label in slugs.items() if slug and (slug.startswith(key) or key.startswith(slug))]
+    if len(starts) == 1 and len(key) >= 3:
+        return starts[0]
+    close = difflib.get_close_matches(key, list(slugs), n=1, cutoff=0.75)
+    return slugs[close[0]] if close else None
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"' if " " in text else text
+
+
 def match_folders(folders: list[str], class_ids: list[str], labels: list[str], mapping: dict[str, str],
                   skip_unknown: bool = False) -> dict[str, int]:
     """Folder name -> class index; folders that match no class raise EvaluateError (or are skipped)."""
@@ -66,9 +83,11 @@ def match_folders(folders: list[str], class_ids: list[str], labels: list[str], m
         else:
             result[folder] = index
     if unknown and not skip_unknown:
+        guesses = [f"--map {_quoted(f)}={_quoted(g)}" for f in unknown if (g := _closest_label(f, labels))]
+        hint = f" (perhaps: {' '.join(guesses)})" if guesses else ""
         raise EvaluateError(
             f"folder(s) {', '.join(unknown)} match no class of the model ({', '.join(labels)}); "
-            "use --map Folder=label, or --skip-unknown to leave them out"
+            f"use --map Folder=label{hint}, or --skip-unknown to leave them out"
         )
     stale = set(mapping) - set(folders)
     if stale:

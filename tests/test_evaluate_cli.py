@@ -65,7 +65,8 @@ def test_evaluate_matches_independent_predictions(model: Path, folder: Path, tmp
 
 def test_evaluate_unknown_folder_is_a_clear_error(model: Path, folder: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["evaluate", str(folder), "--model", str(model), "--quiet"]) == 2
-    assert "Neutro" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Neutro" in err and "(perhaps: --map Neutro=Neutrophil)" in err  # a hint; the mapping stays explicit
     assert main(["evaluate", str(folder), "--model", str(model), "--quiet", "--map", "Neutro=Platelet"]) == 2
     assert main(["evaluate", str(folder / "missing"), "--model", str(model), "--quiet"]) == 2
 
@@ -95,6 +96,11 @@ def test_mapping_and_matching_rules() -> None:
     assert got == {"Early_Pre-B": 0, "benign": 1}
     with pytest.raises(EvaluateError):
         match_folders(["x"], ["a"], ["A"], {"y": "A"})
+    labels = ["Basophil", "Immature granulocyte", "Lymphocyte", "Neutrophil"]
+    with pytest.raises(EvaluateError) as caught:
+        match_folders(["Neutrophils", "lympho", "IG cells", "xyz"], ["b", "ig", "l", "n"], labels, {})
+    assert '--map Neutrophils=Neutrophil --map lympho=Lymphocyte)' in str(caught.value)
+    assert "IG cells=" not in str(caught.value) and "xyz=" not in str(caught.value)  # no guess is better than a bad one
 
 
 def test_auto_split_recognises_training_folder(folder: Path) -> None:
