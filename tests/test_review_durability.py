@@ -55,7 +55,10 @@ def _run_and_kill(db: Path, folder: Path, start: int, kill_after: int) -> dict[i
             _, i, decision_id = line.split()
             acks[int(i)] = int(decision_id)
         proc.send_signal(signal.SIGKILL)  # mid-stream: the writer is busy committing the next ones
-        rest, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        # Read what is left through the same text reader: readline() may already hold acknowledgements it
+        # read ahead, which communicate() (reading the raw pipe) would miss, making them look unacknowledged.
+        rest = proc.stdout.read()
     finally:
         if proc.poll() is None:
             proc.kill()
