@@ -161,23 +161,23 @@ class ReviewBridge:
             self.error = f"Review records unavailable: {exc}"
         return self.error
 
+    def _read(self, read: Callable[[Any], Any], default: Any) -> Any:
+        """``read(case)``, or ``default`` when no case is open or the read fails: what the window shows from
+        the records is then missing, never wrong; writes report their own errors."""
+        if self._case is None:
+            return default
+        try:
+            return read(self._case)
+        except Exception:  # noqa: BLE001
+            return default
+
     def details(self) -> Any:
         """The case's sample ID and note (review.records.CaseDetails), or None when not set or unavailable."""
-        if self._case is None:
-            return None
-        try:
-            return self._case.details()
-        except Exception:  # noqa: BLE001 - a read failure shows no details; writes report their own errors
-            return None
+        return self._read(lambda case: case.details(), None)
 
     def history(self, image_hash: str) -> list[Any]:
         """This image's decisions in the open case, oldest first (empty when unavailable)."""
-        if self._case is None:
-            return []
-        try:
-            return self._case.history(image_hash)
-        except Exception:  # noqa: BLE001 - a read failure shows no history; writes report their own errors
-            return []
+        return self._read(lambda case: case.history(image_hash), [])
 
     def set_details(self, sample_id: str, note: str) -> None:
         """Record the case's details, committed before returning; raises the store's error (signed case...)."""
@@ -216,16 +216,11 @@ class ReviewBridge:
             raise
 
     def signed_by(self) -> tuple[str, str] | None:
-        if self._case is None:
-            return None
-        try:
-            return self._case.signed_by()
-        except Exception:  # noqa: BLE001
-            return None
+        return self._read(lambda case: case.signed_by(), None)
 
     def signed_images(self) -> frozenset[str]:
         """The content hashes the sign-off in force covers (empty when not signed)."""
-        return (None if self._case is None else signed_hashes(self._case.events())) or frozenset()
+        return self._read(lambda case: signed_hashes(case.events()), None) or frozenset()
 
     def can_sign(self, hashes: list[str]) -> tuple[bool, str]:
         if self._case is None:
