@@ -91,11 +91,12 @@ def _model_sessions(wanted: set[str], extra: list[Path], names: dict[str, str]) 
 
 
 def _list_cases(store: Any) -> None:
+    from review.records import sample_id_of
+
     for case in store.list_cases():
         signed = case.signed_by()
         state = f"signed by {signed[0]} {signed[1][:10]}" if signed else "open"
-        details = case.details()
-        print(f"#{case.id}\t{state}\t{details.sample_id if details else ''}\t{case.folder}")
+        print(f"#{case.id}\t{state}\t{sample_id_of(case.details())}\t{case.folder}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         print("hemalens report: error: give at least one of --pdf, --csv, --json", file=sys.stderr)
         return 2
     from gui.report_export import export_case_report
+    from review.records import sample_id_of
     from review.report import ReportError
     from review.store import ReviewStore, default_db_path
 
@@ -129,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             raise ReportError(f"There is no review database at {db}; nothing has been reviewed yet.")
         with ReviewStore.open(db) as store:
             case = _find_case(store, args.case)
-            details = case.details()
+            sample = sample_id_of(case.details())
             wanted = {p.model_sha256 for p in case.predictions()}
             names: dict[str, str] = {}
             sessions = _model_sessions(wanted, args.model, names) if args.pdf else {}  # heatmaps, model card
@@ -149,8 +151,7 @@ def run(args: argparse.Namespace) -> int:
     status = f"signed by {result.signed_by[0]}" if result.signed_by else "NOT SIGNED (draft)"
     if result.not_signed:
         status += f", but {result.not_signed} image(s) added or changed since are NOT covered by the sign-off"
-    sample = f"sample {details.sample_id}, " if details and details.sample_id else ""
-    print(f"Case #{case.id} ({case.folder}): {sample}{result.images} images, {status}")
+    print(f"Case #{case.id} ({case.folder}): {f'sample {sample}, ' if sample else ''}{result.images} images, {status}")
     if result.unclassified:
         print(f"note: {result.unclassified} file(s) could not be classified; the PDF and JSON list them and why")
     if result.missing_heatmaps:

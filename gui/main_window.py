@@ -1176,9 +1176,8 @@ class MainWindow(QMainWindow):
                 f"\n{len(failed)} file(s) could not be classified and are not part of what you sign: {shown}. "
                 "The report lists them."
             )
-        details = self.review.details()
-        if details is not None and details.sample_id:
-            message += f"\nSample / slide ID: {details.sample_id}."
+        if sample := self.review.sample_id():
+            message += f"\nSample / slide ID: {sample}."
         else:
             message += ("\nNo sample or slide ID is set, so the report names the case by its folder "
                         "(Review → Case details… sets one; answer No to set it first).")
@@ -1196,10 +1195,9 @@ class MainWindow(QMainWindow):
         if case is None:
             self.setWindowTitle("HemaLens")
             return
-        details = self.review.details()
         folder = case.folder.name or str(case.folder)
-        sample = f"{details.sample_id} · " if details is not None and details.sample_id else ""
-        self.setWindowTitle(f"HemaLens — {sample}{folder}")
+        sample = self.review.sample_id()
+        self.setWindowTitle(f"HemaLens — {sample} · {folder}" if sample else f"HemaLens — {folder}")
 
     def edit_case_details(self) -> None:
         if self.review.case is None:
@@ -1256,9 +1254,8 @@ class MainWindow(QMainWindow):
         if picture is None or self._current is None:
             return None
         item = self.model.item(self._current)
-        details = self.review.details()
-        sample = f"Sample {details.sample_id} · " if details is not None and details.sample_id else ""
-        lines = [f"{sample}{item.path.name} · AI call: {self._call_words(item)}"]
+        sample = self.review.sample_id()
+        lines = [f"{f'Sample {sample} · ' if sample else ''}{item.path.name} · AI call: {self._call_words(item)}"]
         if item.reviewed_id is not None:
             reviewed = class_name(item.reviewed_id, self.model.class_ids, self.model.labels)
             lines[0] += f" · reviewed as {reviewed} by {item.reviewer or '?'}"

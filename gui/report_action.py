@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from gui.job_thread import SingleJobThread
 from inference.errors import HemaLensError
+from review.records import sample_id_of
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,7 @@ class ReportTargets:
 
 def default_report_name(case: Any, today: date | None = None) -> str:
     """``hemalens-case12-<sample ID or folder>-2026-11-23.pdf``: sortable, and says which case it is."""
-    details = case.details()
-    name = details.sample_id if details is not None and details.sample_id else Path(str(case.folder)).name
+    name = sample_id_of(case.details()) or Path(str(case.folder)).name
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_.") or "case"
     return f"hemalens-case{case.id}-{name[:40]}-{(today or date.today()).isoformat()}.pdf"
 

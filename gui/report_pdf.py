@@ -236,10 +236,9 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         None,
         [
             ["Case", f"#{report.case_id}"],
-            ["Sample / slide ID", _e(report.details.sample_id) if report.details and report.details.sample_id
+            ["Sample / slide ID", _e(report.sample_id) if report.sample_id
              else '<span class="small">not set (Review &rarr; Case details&hellip; in HemaLens)</span>'],
-            *([["Case note", _e(report.details.note).replace("\n", "<br>")]]
-              if report.details and report.details.note else []),
+            *([["Case note", _e(report.case_note).replace("\n", "<br>")]] if report.case_note else []),
             ["Folder", _e(report.folder)],
             ["Case opened", _e(_time(report.created_at))],
             ["Images", str(total)],
@@ -499,7 +498,7 @@ def _footer_text(report: CaseReport) -> str:
     state = f"signed by {report.signed_by[0]}" if report.signed_by else "DRAFT - not signed"
     if report.not_signed_rows:
         state += f" ({len(report.not_signed_rows)} image(s) not covered)"
-    sample = f"{report.details.sample_id} - " if report.details and report.details.sample_id else ""
+    sample = f"{report.sample_id} - " if report.sample_id else ""
     return (f"HemaLens case report - {sample}case #{report.case_id} ({Path(report.folder).name}) - {state} - "
             "research use only")
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from gui.calls import UNIDENTIFIED_ID
 from gui.items import ModelInfo
-from review.records import signed_hashes
+from review.records import sample_id_of, signed_hashes
 from review.store import ReviewInputError, ReviewStore, file_sha256
 
 
@@ -174,6 +174,10 @@ class ReviewBridge:
     def details(self) -> Any:
         """The case's sample ID and note (review.records.CaseDetails), or None when not set or unavailable."""
         return self._read(lambda case: case.details(), None)
+
+    def sample_id(self) -> str:
+        """The case's sample or slide ID ("" when none is set or the records cannot be read)."""
+        return sample_id_of(self.details())
 
     def history(self, image_hash: str) -> list[Any]:
         """This image's decisions in the open case, oldest first (empty when unavailable)."""

@@ -108,3 +108,8 @@ def signed_hashes(events: Sequence[CaseEvent]) -> frozenset[str] | None:
     if not events or events[-1].kind != "sign":
         return None
     return frozenset(events[-1].detail.get("image_hashes", ()))
+
+
+def sample_id_of(details: CaseDetails | None) -> str:
+    """The case's sample or slide ID, or "" when none was ever set."""
+    return details.sample_id if details is not None else ""

@@ -23,7 +23,7 @@ from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
 from inference.file_mode import NAME_BYTES, new_file_mode
 from inference.uncertainty import UNIDENTIFIED_ID, is_uncertain
-from review.records import CaseDetails, CaseEvent, Decision, signed_hashes
+from review.records import CaseDetails, CaseEvent, Decision, sample_id_of, signed_hashes
 from review.store import Case
 
 REPORT_FORMAT_VERSION = 4  # 2: per-image "notes" (JSON images, CSV column); 3: "unclassified" files and
@@ -106,6 +106,14 @@ class CaseReport:
     unclassified: tuple[UnclassifiedRow, ...] = ()
     uncertain_below: float | None = None  # the app's threshold: calls under it count as Unidentified
     details: CaseDetails | None = None  # sample or slide ID and note, as set by the technician
+
+    @property
+    def sample_id(self) -> str:
+        return sample_id_of(self.details)
+
+    @property
+    def case_note(self) -> str:
+        return self.details.note if self.details is not None else ""
 
     @property
     def signed_images(self) -> frozenset[str] | None:
@@ -288,7 +296,7 @@ def report_csv(report: CaseReport) -> str:
         probs = [("" if cid not in row.probabilities else f"{row.probabilities[cid]:.6f}") for cid in report.class_ids]
         writer.writerow(
             [
-                _csv_safe(report.details.sample_id if report.details else ""),
+                _csv_safe(report.sample_id),
                 _csv_safe(row.file),
                 row.image_sha256,
                 row.model_name or "",
@@ -320,8 +328,8 @@ def report_dict(report: CaseReport) -> dict[str, Any]:
             "id": report.case_id,
             "folder": report.folder,
             "created_at": report.created_at,
-            "sample_id": report.details.sample_id if report.details else "",
-            "note": report.details.note if report.details else "",
+            "sample_id": report.sample_id,
+            "note": report.case_note,
             "details_set": None if report.details is None else {"user": report.details.user, "at": report.details.at},
         },
         "signed": None if report.signed_by is None else {
