@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings
 
 from gui.calls import DEFAULT_THRESHOLD
+from inference.file_mode import odd_name_bytes
 
 MAX_RECENT = 10
 _BYTES_PREFIX = "fs-bytes:"  # cannot start an absolute path
@@ -18,12 +19,8 @@ def _to_setting(path: Path | str) -> str:
     """A path as QSettings keeps it. Qt strings cannot hold a name that is not valid UTF-8 (Python's lone
     surrogates): it came back without the odd byte and "Open recent" said the folder was not found. Such a
     path is kept as the hex of its bytes instead."""
-    text = str(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _BYTES_PREFIX + os.fsencode(text).hex()
-    return text
+    raw = odd_name_bytes(path)
+    return str(path) if raw is None else _BYTES_PREFIX + raw.hex()
 
 
 def _from_setting(value: object) -> str:

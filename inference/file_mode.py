@@ -1,5 +1,5 @@
 """How files HemaLens writes for people are made: the mode a file the user creates normally gets (0666 less
-the umask), and how odd file names are written into them.
+the umask), how odd file names are written into them, and how to tell such a name (one that is not valid UTF-8).
 
 Files written atomically start as ``tempfile.mkstemp``'s owner-only 0600; exported models, reports and
 saved pictures are meant to be opened by colleagues too, so they are given this mode before the rename.
@@ -8,6 +8,7 @@ saved pictures are meant to be opened by colleagues too, so they are given this 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def new_file_mode() -> int:
@@ -33,3 +34,14 @@ def _umask() -> int:
 # How files HemaLens writes (reports, results) encode text: a file name that is not valid UTF-8 reaches Python as
 # lone surrogates; written as "\udcXX" escapes, a CSV stays valid UTF-8 and a JSON reads back to the exact name.
 NAME_BYTES = "backslashreplace"
+
+
+def odd_name_bytes(path: str | Path) -> bytes | None:
+    """The raw bytes of a path whose name is not valid UTF-8 (Python holds the odd bytes as lone surrogates,
+    which SQLite and Qt text cannot keep), or None for an ordinary path."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return None

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.errors import HemaLensError
+from inference.file_mode import odd_name_bytes
 from review.records import CaseDetails, CaseEvent, Decision, ImageState, StoredPrediction, UnclassifiedImage
 from review.schema import MIGRATIONS, latest_version
 
@@ -78,12 +79,8 @@ def _db_path(path: str | Path) -> str | bytes:
     """A path as stored: its text, or its raw bytes (kept as a BLOB) when the name is not valid UTF-8, as
     files from old Windows shares can be. SQLite text must be UTF-8, and one such name used to stop the
     whole case from saving; the bytes give the exact name back."""
-    text = str(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(text)
-    return text
+    raw = odd_name_bytes(path)
+    return str(path) if raw is None else raw
 
 
 def _py_path(value: str | bytes) -> str:
