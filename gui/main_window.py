@@ -907,7 +907,7 @@ class MainWindow(QMainWindow):
         """The image's audit trail in this case, newest first, for the review box's tooltip."""
         lines = []
         for d in reversed(history):
-            what = class_name(d.reviewed_id, self.model.class_ids, self.model.labels) or "no class"
+            what = self._class_words(d.reviewed_id)
             extra = ("; flagged" if d.flagged else "") + (f"; comment: {d.comment}" if d.comment else "")
             lines.append(f"{d.decided_at[:19].replace('T', ' ')} UTC  {d.user}: {what}{extra}")
         return "\n".join(lines)
@@ -915,7 +915,7 @@ class MainWindow(QMainWindow):
     def _review_text(self, item) -> str:
         parts = []
         if item.reviewed_id is not None:
-            name = class_name(item.reviewed_id, self.model.class_ids, self.model.labels)
+            name = self._class_words(item.reviewed_id)
             verb = "Confirmed" if item.reviewed_id == self.model.ai_call_of(item) else "Reviewed as"
             parts.append(f"✓ {verb}: {name}" + (f" (by {item.reviewer})" if item.reviewer else ""))
         elif item.status == FAILED:
@@ -1092,9 +1092,13 @@ class MainWindow(QMainWindow):
         self.decisionRecorded.emit(row)
         return True
 
+    def _class_words(self, class_id: str | None) -> str:
+        """A reviewed class as people read it (another installed model's name where it came from there)."""
+        return class_name(class_id, self.model.class_ids, self.model.labels) or "no class"
+
     def _state_words(self, path: Path, state: ReviewState) -> str:
-        what = class_name(state.reviewed_id, self.model.class_ids, self.model.labels) or "no class"
-        return f"{path.name} → {what}{' · flagged for pathologist' if state.flagged else ''}"
+        flag = " · flagged for pathologist" if state.flagged else ""
+        return f"{path.name} → {self._class_words(state.reviewed_id)}{flag}"
 
     def undo_decision(self) -> None:
         """Put back the state the last decision replaced, and show that image."""
@@ -1257,7 +1261,7 @@ class MainWindow(QMainWindow):
         sample = self.review.sample_id()
         lines = [f"{f'Sample {sample} · ' if sample else ''}{item.path.name} · AI call: {self._call_words(item)}"]
         if item.reviewed_id is not None:
-            reviewed = class_name(item.reviewed_id, self.model.class_ids, self.model.labels)
+            reviewed = self._class_words(item.reviewed_id)
             lines[0] += f" · reviewed as {reviewed} by {item.reviewer or '?'}"
         if self.image_view.has_heatmap() and self.image_view.overlay_visible():
             heat = self.heatmap_bar.full_caption()
