@@ -66,6 +66,15 @@ def make_window(scratch: Path) -> tuple[Any, Any]:
     return app, window
 
 
+def shown_window(scratch: Path) -> tuple[Any, Any]:
+    """The window on screen with the first bundled model loaded, as on a first start; window None if it did
+    not load within two minutes."""
+    app, window = make_window(scratch)
+    window.show()
+    window.start([])
+    return app, (window if wait_for(app, window.modelReady, 120) else None)
+
+
 def wait_for(app: Any, signal: Any, timeout_s: float) -> bool:
     """Run the event loop until ``signal`` fires (True) or the timeout passes (False)."""
     from PySide6.QtCore import QEventLoop, QTimer
@@ -175,10 +184,8 @@ def _heartbeat(gaps: list[float]) -> Any:
 def stall(folder: Path, scratch: Path, timeout_s: float, step_ms: int) -> dict[str, Any]:
     from PySide6.QtCore import QTimer
 
-    app, window = make_window(scratch)
-    window.show()
-    window.start([])
-    if not wait_for(app, window.modelReady, 120):
+    app, window = shown_window(scratch)
+    if window is None:
         return {"error": "the model did not load"}
     idle: list[float] = []
     beat = _heartbeat(idle)
@@ -221,10 +228,8 @@ def stall(folder: Path, scratch: Path, timeout_s: float, step_ms: int) -> dict[s
 def memory(folder: Path, scratch: Path, timeout_s: float) -> dict[str, Any]:
     from PySide6.QtCore import QTimer
 
-    app, window = make_window(scratch)
-    window.show()
-    window.start([])
-    if not wait_for(app, window.modelReady, 120):
+    app, window = shown_window(scratch)
+    if window is None:
         return {"error": "the model did not load"}
     ready_rss = rss_kib()[0]
     thumbs = []
@@ -268,10 +273,8 @@ def _filesystem(path: Path) -> str:
 
 
 def review(folder: Path, scratch: Path, decisions: int) -> dict[str, Any]:
-    app, window = make_window(scratch)
-    window.show()
-    window.start([])
-    if not wait_for(app, window.modelReady, 120):
+    app, window = shown_window(scratch)
+    if window is None:
         return {"error": "the model did not load"}
     window.open_paths([folder])
     if not wait_for(app, window.batchFinished, 600):
