@@ -1280,15 +1280,18 @@ class MainWindow(QMainWindow):
             return f"Unidentified (uncertain; best guess {best})"
         return best
 
+    def _save_folder(self) -> Path:
+        """Where a save dialog (report, picture) starts: the folder last saved to, Documents or home, the first
+        that exists. A missing Documents folder left the dialog in the program's working folder."""
+        docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+        candidates = [self.settings.report_dir(), Path(docs) if docs else None, Path.home()]
+        return next((c for c in candidates if c is not None and c.is_dir()), Path.home())
+
     def choose_view_file(self) -> None:
         if self.view_image() is None:
             self.status("No image on screen to save.")
             return
-        folder = self.settings.report_dir()
-        if folder is None or not folder.is_dir():
-            docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
-            folder = Path(docs) if docs else Path.home()
-        start = folder / f"{self.model.item(self._current).path.stem}_heatmap.png"
+        start = self._save_folder() / f"{self.model.item(self._current).path.stem}_heatmap.png"
         name, _ = QFileDialog.getSaveFileName(self, "Save image with heatmap", str(start), "PNG (*.png)")
         if name:
             self.save_view_image(Path(name))
@@ -1321,11 +1324,7 @@ class MainWindow(QMainWindow):
         """Ask where to write the report (the CSV and JSON go next to the chosen PDF), then export."""
         if not self._can_export_report():
             return
-        docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
-        candidates = [self.settings.report_dir(), Path(docs) if docs else None, Path.home()]
-        # the first that exists: a missing Documents folder left the dialog in the program's working folder
-        folder = next((c for c in candidates if c is not None and c.is_dir()), Path.home())
-        start = folder / default_report_name(self.review.case)
+        start = self._save_folder() / default_report_name(self.review.case)
         self.reports.warm_up()  # while the dialog is open
         name, _ = QFileDialog.getSaveFileName(
             self, "Export case report (PDF; CSV and JSON are written next to it)", str(start), "PDF (*.pdf)"

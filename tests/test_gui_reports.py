@@ -356,6 +356,10 @@ def test_the_report_dialog_starts_in_a_folder_that_exists(qtbot, window, tmp_pat
                         lambda parent, title, start, filters: (asked.append(start), ("", ""))[1])
     window.choose_report_file()
     assert Path(asked[0]).parent == home and Path(asked[0]).name.startswith("hemalens-case")
+    if not window.image_view.has_image():
+        qtbot.waitSignal(window.detailShown, timeout=10000).wait()
+    window.choose_view_file()  # "Save image with heatmap" starts in the same place
+    assert Path(asked[1]).parent == home and Path(asked[1]).name.endswith("_heatmap.png")
     (tmp_path / "Documents").mkdir()
     window.choose_report_file()
-    assert Path(asked[1]).parent == tmp_path / "Documents"
+    assert Path(asked[2]).parent == tmp_path / "Documents"
