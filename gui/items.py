@@ -32,6 +32,7 @@ class ImageItem:
     flagged: bool = False
     comment: str = ""
     reviewer: str | None = None
+    decision_count: int = 0  # decisions on record for this content when the row was last synced: a version
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ from gui.workers import DetailResult
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
 from inference.familiarity import UNFAMILIAR_NOTE, folder_unlike_warning
+from review.store import ReviewConflictError
 
 REPORT_FAILED = "The report was not written"
 NOT_FOUND = "Not found"
@@ -183,6 +184,7 @@ class MainWindow(QMainWindow):
         self._detail_pending = False
         self._heatmap_class: int | None = None
         self._states: dict = {}
+        self._decisions_seen: int | None = None  # the case's decisions on record when this window last synced
         self._batch_started = 0.0
         self._progress_shown = 0.0
         self._shown_once = False
@@ -692,6 +694,7 @@ class MainWindow(QMainWindow):
         error = self.review.open_case(folder)
         self.review_banner.show_text(error)
         self._states = self.review.states()
+        self._decisions_seen = self.review.decision_total()
         self._update_sign_state()
         self.thumbnails.clear()
         self.model.set_paths([])
@@ -740,9 +743,11 @@ class MainWindow(QMainWindow):
         self.model.apply_results(results)
         for res in results:
             state = self._states.get(res.image_hash) if res.image_hash else None
-            if state is not None:
-                self.model.set_review(res.row, state.reviewed_id, bool(state.flagged), state.reviewer)
-                self.model.item(res.row).comment = state.comment or ""
+            # The records as read at open: older than the row once it was decided here (a model switch
+            # classifies the rows again), and then they must not put back what the row had before.
+            if state is not None and state.decision_count >= self.model.item(res.row).decision_count:
+                self._take_record(res.row, state.reviewed_id, state.flagged, state.comment, state.reviewer,
+                                  state.decision_count)
             if res.row == self._current:
                 self._refresh_panel_from_row()
 
@@ -898,6 +903,9 @@ class MainWindow(QMainWindow):
             warnings.insert(0, item.error)
         self.prob_panel.set_warnings(warnings)
         history = self.review.history(item.image_hash) if item.image_hash else []
+        if len(history) > item.decision_count:  # decided in another window since this one last looked
+            last = history[-1]
+            self._take_record(self._current, last.reviewed_id, last.flagged, last.comment, last.user, len(history))
         text = self._review_text(item)
         if len(history) > 1:
             text += f"\n{len(history)} decisions on record (hover here for who decided what, when)"
@@ -1073,24 +1081,67 @@ class MainWindow(QMainWindow):
                 self.status(f"Saved {item.path.name}; that was the last image.")
 
     def _write_review(self, row: int, state: ReviewState) -> bool:
-        """Record one image's review state (committed before it shows); False, with the reason shown, if not."""
+        """Record one image's review state (committed before it shows); False, with the reason shown, if not.
+
+        The store refuses it when the image was decided in another window since this one last showed it:
+        the row then shows that decision instead, and the technician decides again, knowing it."""
         item = self.model.item(row)
         try:
             self.review.decide(
-                item.path, item.image_hash, reviewed_id=state.reviewed_id, flagged=state.flagged, comment=state.comment
+                item.path, item.image_hash, reviewed_id=state.reviewed_id, flagged=state.flagged,
+                comment=state.comment, expect_count=item.decision_count,
             )
+        except ReviewConflictError as exc:
+            last = exc.latest
+            self._take_record(row, last.reviewed_id, last.flagged, last.comment, last.user, exc.count)
+            if row == self._current:
+                self._refresh_panel_from_row()
+            self._update_sign_state()
+            now = self._state_words(item.path, ReviewState(last.reviewed_id, last.flagged, last.comment))
+            self.status(f"Not recorded: {exc}. It now reads {now}; look at it and decide again.")
+            return False
         except Exception as exc:  # noqa: BLE001 - shown, never swallowed; the decision is NOT applied
             if self.review.error:
                 self.review_banner.show_text(f"{self.review.error} The decision was not recorded.")
             self.status(f"Not recorded: {exc}")
             return False
         item.comment = state.comment
+        item.decision_count += 1
+        if self._decisions_seen is not None:
+            self._decisions_seen += 1
         self.model.set_review(row, state.reviewed_id, state.flagged, self.review.user)
         if row == self._current:
             self._refresh_panel_from_row()
         self._update_sign_state()
         self.decisionRecorded.emit(row)
         return True
+
+    def _take_record(self, row: int, reviewed_id: str | None, flagged: bool, comment: str | None,
+                     reviewer: str | None, count: int) -> None:
+        """Show what the review records say of this row: its latest decision, ``count`` decisions in all."""
+        item = self.model.item(row)
+        item.comment, item.decision_count = comment or "", count
+        self.model.set_review(row, reviewed_id, bool(flagged), reviewer)
+
+    def _sync_with_records(self) -> None:
+        """Take the decisions another window made on this case since this one last looked, so the
+        table, gallery and differential show what is on record (run when the window is activated)."""
+        total = self.review.decision_total()
+        if total is None or self._decisions_seen is None or total == self._decisions_seen:
+            return
+        self._states = self.review.states()
+        self._decisions_seen = total
+        taken = 0
+        for row, item in enumerate(self.model.items()):
+            state = self._states.get(item.image_hash) if item.image_hash else None
+            if state is not None and state.decision_count > item.decision_count:
+                self._take_record(row, state.reviewed_id, state.flagged, state.comment, state.reviewer,
+                                  state.decision_count)
+                taken += 1
+        if taken:
+            self._refresh_panel_from_row()
+            self._update_sign_state()
+            self.status(f"{taken} image(s) were decided in another window on this case; they show those decisions.")
 
     def _class_words(self, class_id: str | None) -> str:
         """A reviewed class as people read it (another installed model's name where it came from there)."""
@@ -1105,7 +1156,7 @@ class MainWindow(QMainWindow):
         change = self.history.to_undo()
         if change is None:
             self.status("Nothing to undo.")
-        elif self._restore(change, change.before):
+        elif self._restore(change, change.before, expected=change.after):
             self.history.undone()
             self.status(f"Undone, back to: {self._state_words(change.path, change.before)}")
         self._update_undo_actions()
@@ -1114,18 +1165,27 @@ class MainWindow(QMainWindow):
         change = self.history.to_redo()
         if change is None:
             self.status("Nothing to redo.")
-        elif self._restore(change, change.after):
+        elif self._restore(change, change.after, expected=change.before):
             self.history.redone()
             self.status(f"Redone: {self._state_words(change.path, change.after)}")
         self._update_undo_actions()
 
-    def _restore(self, change: DecisionChange, state: ReviewState) -> bool:
+    def _restore(self, change: DecisionChange, state: ReviewState, *, expected: ReviewState) -> bool:
+        """Write ``state`` for the change's image if it still has ``expected`` (what this window left it
+        with): a decision made since in another window is not overwritten by an undo or redo."""
         row = self.model.row_of(change.path)
         if row is None or self.model.item(row).image_hash != change.image_hash:
             self.history.forget(change)
             self.status(f"{change.path.name} has changed on disk or is no longer open; its decision stays as it is.")
             return False
         self.set_current_row(row)
+        item = self.model.item(row)
+        now = ReviewState(item.reviewed_id, item.flagged, item.comment)
+        if now != expected:
+            self.history.forget(change)
+            by = f" (by {item.reviewer})" if item.reviewer else ""
+            self.status(f"Left as it is: {self._state_words(item.path, now)}{by} was decided in another window since.")
+            return False
         return self._write_review(row, state)
 
     def _update_undo_actions(self) -> None:
@@ -1495,6 +1555,11 @@ class MainWindow(QMainWindow):
         if images:
             self.open_paths(images)
         event.acceptProposedAction()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.ActivationChange and self.isActiveWindow():
+            self._sync_with_records()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.set_window(self.saveGeometry(), self.saveState())

@@ -18,7 +18,7 @@ import numpy as np
 from gui.calls import UNIDENTIFIED_ID
 from gui.items import ModelInfo
 from review.records import sample_id_of, signed_hashes
-from review.store import ReviewInputError, ReviewStore, file_sha256
+from review.store import ReviewConflictError, ReviewInputError, ReviewStore, file_sha256
 
 
 def current_user() -> str:
@@ -183,6 +183,10 @@ class ReviewBridge:
         """This image's decisions in the open case, oldest first (empty when unavailable)."""
         return self._read(lambda case: case.history(image_hash), [])
 
+    def decision_total(self) -> int | None:
+        """The case's number of decisions on record (None when no case is open or it cannot be read)."""
+        return self._read(lambda case: case.decision_total(), None)
+
     def set_details(self, sample_id: str, note: str) -> None:
         """Record the case's details, committed before returning; raises the store's error (signed case...)."""
         if self._case is None:
@@ -202,12 +206,23 @@ class ReviewBridge:
     def recorder(self) -> PredictionRecorder | None:
         return PredictionRecorder(self._case) if self.active else None
 
-    def decide(self, path: Path, image_hash: str, *, reviewed_id: str | None, flagged: bool, comment: str = "") -> None:
-        """Record one decision, committed before returning; raises ReviewStoreError-like errors."""
+    def decide(
+        self,
+        path: Path,
+        image_hash: str,
+        *,
+        reviewed_id: str | None,
+        flagged: bool,
+        comment: str = "",
+        expect_count: int | None = None,
+    ) -> None:
+        """Record one decision, committed before returning; raises ReviewStoreError-like errors, and
+        ReviewConflictError when the image has more than ``expect_count`` decisions on record."""
         if not self.active:
             raise RuntimeError(self.error or "No review case is open.")
         self._guarded(lambda: self._case.record_decision(
-            path, image_hash, reviewed_id=reviewed_id, flagged=flagged, comment=comment, user=self.user
+            path, image_hash, reviewed_id=reviewed_id, flagged=flagged, comment=comment, user=self.user,
+            expect_count=expect_count,
         ))
 
     def _guarded(self, write: Callable[[], Any]) -> None:
@@ -215,7 +230,7 @@ class ReviewBridge:
         try:
             write()
         except Exception as exc:
-            if not isinstance(exc, ReviewInputError) and self.signed_by() is None:
+            if not isinstance(exc, (ReviewInputError, ReviewConflictError)) and self.signed_by() is None:
                 self.error = f"Decisions can no longer be saved: {exc}"
             raise
 

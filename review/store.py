@@ -53,6 +53,16 @@ class ReviewInputError(HemaLensError, ValueError):
     """A caller passed a value the store will not record (empty user, bad probabilities...)."""
 
 
+class ReviewConflictError(HemaLensError):
+    """The image was decided meanwhile by someone else (another window, another program): the decision
+    was made against a state that is no longer the latest, so it is not recorded. ``latest`` is what is."""
+
+    def __init__(self, message: str, latest: Decision, count: int) -> None:
+        super().__init__(message)
+        self.latest = latest
+        self.count = count
+
+
 def default_db_path() -> Path:
     """``$HEMALENS_REVIEW_DB`` if set, else ``user_data_dir("HemaLens")/reviews.sqlite3``."""
     override = os.environ.get(DB_ENV_VAR)
@@ -486,9 +496,15 @@ class Case:
         flagged: bool,
         comment: str = "",
         user: str,
+        expect_count: int | None = None,
     ) -> Decision:
         """Append a decision (committed before returning); raises ReviewStoreError when the
-        case is signed or the database cannot be written."""
+        case is signed or the database cannot be written.
+
+        ``expect_count`` is how many decisions on this image the caller has seen. When more are on
+        record (another window on the same case decided it since), nothing is written and
+        ReviewConflictError says what the latest one is: a window that was not looking at it must not
+        overwrite it. Decisions are append-only, so the count is a version number."""
         image_hash = _check_hash(image_hash)
         user = _check_text(user, "user")
         comment = _check_text(comment, "comment", allow_empty=True)
@@ -497,6 +513,8 @@ class Case:
         at = _now()
         with self._store._write("save the decision") as conn:
             self._refuse_if_signed(conn)
+            if expect_count is not None:
+                self._refuse_if_changed(image_hash, expect_count)
             found = conn.execute(
                 "SELECT id FROM predictions WHERE case_id = ? AND image_hash = ? ORDER BY id DESC LIMIT 1",
                 (self.id, image_hash),
@@ -531,6 +549,23 @@ class Case:
             prediction=self._store._prediction_by_id(prediction_id),
         )
 
+    def _refuse_if_changed(self, image_hash: str, expect_count: int) -> None:
+        """Inside the write transaction (the same connection, so no other writer can slip in between)."""
+        rows = self._store._read(
+            "SELECT * FROM decisions WHERE case_id = ? AND image_hash = ? ORDER BY id", (self.id, image_hash)
+        )
+        if len(rows) == expect_count:
+            return
+        if not rows:  # fewer on record than the caller saw: the caller's count is wrong, not the record
+            raise ReviewInputError(f"expect_count {expect_count} but no decision on this image is on record")
+        latest = self._store._decision(rows[-1])
+        raise ReviewConflictError(
+            f"{Path(latest.image_path).name} was decided meanwhile by {latest.user} at "
+            f"{latest.decided_at[:19].replace('T', ' ')} UTC (another HemaLens window on this case?)",
+            latest,
+            len(rows),
+        )
+
     def _refuse_if_signed(self, conn: sqlite3.Connection) -> None:
         last = conn.execute(
             "SELECT kind, user, at FROM case_events WHERE case_id = ? ORDER BY id DESC LIMIT 1", (self.id,)
@@ -547,6 +582,11 @@ class Case:
     def _decisions(self, predictions: dict[int, StoredPrediction]) -> list[Decision]:
         rows = self._store._read("SELECT * FROM decisions WHERE case_id = ? ORDER BY id", (self.id,))
         return [self._store._decision(r, predictions) for r in rows]
+
+    def decision_total(self) -> int:
+        """How many decisions the case has on record: one cheap query that tells a window whether
+        another one has decided something since it last looked."""
+        return int(self._store._read("SELECT COUNT(*) FROM decisions WHERE case_id = ?", (self.id,))[0][0])
 
     def history(self, image_hash: str) -> list[Decision]:
         """Every decision on this image content in this case, oldest first (one indexed query: the window

@@ -986,3 +986,67 @@ def test_a_held_key_makes_one_decision_but_still_moves_through_the_images(qtbot,
                 window.act_clear, window.act_undo, window.act_redo]
     assert not any(act.autoRepeat() for act in deciding)
     assert window.act_next.autoRepeat() and window.act_prev.autoRepeat()
+
+
+def test_two_windows_on_one_case_never_overwrite_a_decision_they_have_not_shown(qtbot, tmp_path, models) -> None:
+    """The app started twice on the same folder (a second double-click): each window keeps to what is on
+    record. A decision made against an out-of-date row is refused and the row shows the other window's;
+    showing an image or coming back to a window takes what the other one decided; an undo does not
+    overwrite a decision made elsewhere since."""
+    folder = tmp_path / "smear"
+    _write_images(folder, 3)
+    first = _make_window(qtbot, tmp_path)
+    _open(qtbot, first, [folder])
+    second = _make_window(qtbot, tmp_path)
+    _open(qtbot, second, [folder])
+    ids = first.model.class_ids
+    first.set_current_row(0)
+    second.set_current_row(0)
+
+    first.assign_class(ids[1])
+    second.assign_class(ids[2])  # the second window still shows row 0 undecided: refused
+    assert second.current_row() == 0 and second.model.item(0).reviewed_id == ids[1]
+    assert second.status_label.text().startswith("Not recorded: cell_0000.png was decided meanwhile by")
+    second.assign_class(ids[2])  # now it has been seen: recorded, as a second decision
+    assert second.model.item(0).reviewed_id == ids[2]
+
+    second.set_current_row(2)
+    second.toggle_flag()
+    first.set_current_row(2)  # showing an image takes what is on record for it
+    assert first.model.item(2).flagged and first.model.item(0).reviewed_id == ids[1]
+
+    second.activateWindow()
+    qtbot.waitUntil(second.isActiveWindow)
+    first.activateWindow()  # coming back to the first window takes what the second one decided
+    qtbot.waitUntil(first.isActiveWindow)
+    assert first.model.item(0).reviewed_id == ids[2]
+    assert "decided in another window" in first.status_label.text()
+    assert LABELS[2] in _row_texts(first, 0)[COL_REVIEWED] and first.model.differential().flagged == 1
+
+    first.set_current_row(1)
+    first.undo_decision()  # its decision on row 0 was replaced by the second window's: left as it is
+    assert first.model.item(0).reviewed_id == ids[2] and first.status_label.text().startswith("Left as it is")
+    store = ReviewStore.open(tmp_path / "reviews.sqlite3")
+    trail = [(Path(d.image_path).name, d.reviewed_id) for d in store.open_case(folder.resolve()).decisions()]
+    store.close()
+    assert trail == [("cell_0000.png", ids[1]), ("cell_0000.png", ids[2]), ("cell_0002.png", None)]
+
+
+def test_a_resumed_case_keeps_this_sessions_decisions_when_the_model_is_switched(qtbot, tmp_path, models) -> None:
+    """Switching model classifies the rows again; the records read when the folder was opened must not
+    put back a decision that was changed since."""
+    folder = tmp_path / "smear"
+    _write_images(folder, 3)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    ids = window.model.class_ids
+    window.set_current_row(0)
+    window.assign_class(ids[0])
+    _open(qtbot, window, [folder])  # resumed: its records now say row 0 is ids[0]
+    assert window.model.item(0).reviewed_id == ids[0]
+    window.set_current_row(0)
+    window.assign_class(ids[2])
+    other = make_classifier(tmp_path / "other.onnx", num_classes=3, size=24, labels=LABELS, seed=3)
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        window.load_model(other)
+    assert window.model.item(0).reviewed_id == ids[2] and window.model.item(0).decision_count == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from review.store import ReviewInputError, ReviewStore, ReviewStoreError, file_sha256
+from review.store import ReviewConflictError, ReviewInputError, ReviewStore, ReviewStoreError, file_sha256
 
 MODEL = {"model_name": "Tiny", "model_version": "1.0", "model_sha256": "a" * 64}
 PROBS = {"benign": 0.7, "early_pre_b": 0.2, "unidentified": 0.1}
@@ -336,3 +336,28 @@ def test_a_file_name_that_is_not_utf8_is_kept_exactly_and_does_not_stop_the_case
         doc = json.loads(write_json(report, tmp_path / "r.json").read_text(encoding="utf-8"))
         assert {i["path"] for i in doc["images"]} == {odd, str(folder / "ok.png")}
         assert "Zelle_\\udce9.png" in write_csv(report, tmp_path / "r.csv").read_text(encoding="utf-8-sig")
+
+
+def test_a_decision_made_against_an_out_of_date_state_is_refused_and_names_the_latest(tmp_path: Path) -> None:
+    """Two windows (two connections) on one case: the one that had not seen the other's decision is
+    refused, nothing is written, and it learns what is on record; the store stays writable."""
+    db, folder = tmp_path / "reviews.sqlite3", tmp_path / "case"
+    folder.mkdir()
+    img, h = _image(folder, "a.png", b"cell-a")
+    with ReviewStore.open(db) as first, ReviewStore.open(db) as second:
+        mine, theirs = first.open_case(folder), second.open_case(folder)
+        mine.record_decision(img, h, reviewed_id="benign", flagged=False, user="ann", expect_count=0)
+        assert mine.decision_total() == 1 and theirs.decision_total() == 1
+        with pytest.raises(ReviewConflictError) as refused:
+            theirs.record_decision(img, h, reviewed_id="pre_b", flagged=True, user="bob", expect_count=0)
+        assert refused.value.count == 1 and refused.value.latest.user == "ann"
+        assert refused.value.latest.reviewed_id == "benign"
+        assert "a.png was decided meanwhile by ann" in str(refused.value)
+        assert [d.reviewed_id for d in mine.decisions()] == ["benign"]  # nothing of bob's was written
+        theirs.record_decision(img, h, reviewed_id="pre_b", flagged=True, user="bob", expect_count=1)
+        assert mine.current_state()[h].reviewed_id == "pre_b" and mine.decision_total() == 2
+        mine.record_decision(img, h, reviewed_id="benign", flagged=False, user="ann")  # no count: no check
+        assert first.failure is None and second.failure is None
+        with pytest.raises(ReviewInputError):
+            other, other_hash = _image(folder, "b.png", b"cell-b")
+            mine.record_decision(other, other_hash, reviewed_id="benign", flagged=False, user="ann", expect_count=2)
