@@ -30,6 +30,7 @@ class CaseDetailsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form = QFormLayout(self)
         where = QLabel(folder)
+        where.setTextFormat(Qt.TextFormat.PlainText)  # a folder name, never markup
         where.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("Folder", where)
         form.addRow("Sample / slide ID", self.sample)

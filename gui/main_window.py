@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
     QFrame,
-    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -65,6 +64,7 @@ from gui.items import DONE, FAILED, QUEUED, ItemResult, ModelInfo
 from gui.model_card import ModelCardDialog, model_status_text
 from gui.model_picker import ModelPicker
 from gui.model_suggestion import ModelSuggester, ModelSuggestionBar
+from gui.plain_dialogs import ask, ask_text, tell
 from gui.probability_panel import ProbabilityPanel
 from gui.progress_bar import SlimProgressBar
 from gui.report_action import ReportExporter, ReportJob, ReportOutcome, ReportTargets, default_report_name
@@ -264,6 +264,7 @@ class MainWindow(QMainWindow):
         self.model_label = StatusCaption()
         self.model_label.set_caption("No model")
         self.reviewer_label = QLabel("")
+        self.reviewer_label.setTextFormat(Qt.TextFormat.PlainText)  # a typed name, never markup
         self.reviewer_label.setToolTip("Recorded with every decision and sign-off (Review → Reviewer name…)")
         self.reviewer_label.setStyleSheet("padding: 0 10px;")
         self.research_label = QLabel("Research use only · not a diagnosis")
@@ -1047,7 +1048,7 @@ class MainWindow(QMainWindow):
         if self._current is None:
             return
         item = self.model.item(self._current)
-        text, ok = QInputDialog.getText(self, "Comment", f"Comment on {item.path.name}:", text=item.comment)
+        text, ok = ask_text(self, "Comment", f"Comment on {item.path.name}:", item.comment)
         if ok:
             self._decide(item.reviewed_id, item.flagged, advance=False, comment=text.strip())
 
@@ -1231,7 +1232,7 @@ class MainWindow(QMainWindow):
                 message += "\nThe filter \u201cTo review\u201d lists them (N jumps to the next one)."
             if "Unidentified" in message:
                 message += "\nThe class filter \u201cUnidentified\u201d lists the images still there."
-            QMessageBox.information(self, "Sign off case", message)
+            tell(self, "Sign off case", message)
             return
         failed = [i.path.name for i in self.model.items() if i.status == FAILED]
         if failed:
@@ -1245,12 +1246,11 @@ class MainWindow(QMainWindow):
         else:
             message += ("\nNo sample or slide ID is set, so the report names the case by its folder "
                         "(Review → Case details… sets one; answer No to set it first).")
-        answer = QMessageBox.question(self, "Sign off case", f"{message}\nSign as {self.review.user}?")
-        if answer == QMessageBox.StandardButton.Yes:
+        if ask(self, "Sign off case", f"{message}\nSign as {self.review.user}?"):
             try:
                 self.review.sign(hashes)
             except Exception as exc:  # noqa: BLE001
-                QMessageBox.warning(self, "Sign off case", str(exc))
+                tell(self, "Sign off case", str(exc), warning=True)
             self._update_sign_state()
 
     def _show_case_title(self) -> None:
@@ -1285,12 +1285,12 @@ class MainWindow(QMainWindow):
         self.status(f"Saved: sample ID {sample_id}" if sample_id else "Saved: no sample ID")
 
     def choose_reviewer_name(self) -> None:
-        name, ok = QInputDialog.getText(
+        name, ok = ask_text(
             self,
             "Reviewer name",
             f"Your name or initials, recorded with each decision and sign-off from now on\n"
             f"(the login {self.review.login} is recorded beside it; empty: the login alone):",
-            text=self.settings.reviewer_name(),
+            self.settings.reviewer_name(),
         )
         if ok:
             self.settings.set_reviewer_name(name.strip())
@@ -1302,13 +1302,13 @@ class MainWindow(QMainWindow):
         self.reviewer_label.setText(f"Reviewer: {self.review.user}")
 
     def reopen_case(self) -> None:
-        reason, ok = QInputDialog.getText(self, "Reopen case", "Reason for reopening (recorded):")
+        reason, ok = ask_text(self, "Reopen case", "Reason for reopening (recorded):")
         if ok and reason.strip():
             try:
                 self.review.reopen(reason.strip())
                 self.review_banner.show_text(None)
             except Exception as exc:  # noqa: BLE001
-                QMessageBox.warning(self, "Reopen case", str(exc))
+                tell(self, "Reopen case", str(exc), warning=True)
             self._update_sign_state()
 
     # ------------------------------------------------------------------ the view as a picture

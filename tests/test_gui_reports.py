@@ -243,7 +243,7 @@ def test_an_unreadable_file_gets_no_class_is_left_out_of_the_sign_off_and_listed
     with qtbot.waitSignal(window.batchFinished, timeout=30000):
         window.start([str(folder)])
     told: list[str] = []
-    monkeypatch.setattr(gui.main_window.QMessageBox, "information", lambda parent, title, text: told.append(text))
+    monkeypatch.setattr(gui.main_window, "tell", lambda parent, title, text, **kw: told.append(text))
     window.sign_case()  # nothing reviewed yet: refused, with where to find what is left
     assert told and told[0].startswith("Cannot sign: 2 of 2 images not reviewed") and "To review" in told[0]
     table = window.batch_panel.table
@@ -267,11 +267,11 @@ def test_an_unreadable_file_gets_no_class_is_left_out_of_the_sign_off_and_listed
     # The sign-off covers the two classified images and names the unreadable file.
     asked: list[str] = []
 
-    def answer_yes(parent, title, text, *args, **kwargs):
+    def answer_yes(parent, title, text):
         asked.append(text)
-        return gui.main_window.QMessageBox.StandardButton.Yes
+        return True
 
-    monkeypatch.setattr(gui.main_window.QMessageBox, "question", answer_yes)
+    monkeypatch.setattr(gui.main_window, "ask", answer_yes)
     window.sign_case()
     assert asked and "All 2 images reviewed" in asked[0] and "zz_broken.png" in asked[0]
     assert "No sample or slide ID is set" in asked[0]  # said before signing, while it can still be set
@@ -319,7 +319,7 @@ def test_a_reviewer_name_is_recorded_with_the_login_and_remembered(qtbot, tmp_pa
     import gui.main_window
 
     login = window.review.login
-    monkeypatch.setattr(gui.main_window.QInputDialog, "getText", lambda *a, **k: ("  Ann   Tech ", True))
+    monkeypatch.setattr(gui.main_window, "ask_text", lambda *a, **k: ("  Ann   Tech ", True))
     window.choose_reviewer_name()
     assert window.review.user == f"Ann Tech ({login})" and window.reviewer_label.text().endswith(window.review.user)
     assert window.settings.reviewer_name() == "Ann   Tech"
@@ -336,7 +336,7 @@ def test_a_reviewer_name_is_recorded_with_the_login_and_remembered(qtbot, tmp_pa
     again = MainWindow(window.settings, ReviewBridge(tmp_path / "other.sqlite3"))
     qtbot.addWidget(again)
     assert again.review.user == f"Ann Tech ({login})"
-    monkeypatch.setattr(gui.main_window.QInputDialog, "getText", lambda *a, **k: ("", True))
+    monkeypatch.setattr(gui.main_window, "ask_text", lambda *a, **k: ("", True))
     again.choose_reviewer_name()
     assert again.review.user == login
 

@@ -885,7 +885,7 @@ def test_a_file_name_that_looks_like_markup_is_shown_as_it_is(qtbot, tmp_path, m
     window.confirm_call()
     assert odd.name in window.status_label.text()
     assert "&lt;b&gt;bold&lt;i&gt;x.png" in QLabel.text(window.status_label)  # what Qt draws: the tags as text
-    for label in (window.review_banner, window.prob_panel.review, window.prob_panel.warnings):
+    for label in (window.review_banner, window.prob_panel.review, window.prob_panel.warnings, window.reviewer_label):
         assert label.textFormat() == Qt.TextFormat.PlainText  # Qt would otherwise render "<b>" and hide the tags
 
 
