@@ -1267,7 +1267,11 @@ class MainWindow(QMainWindow):
         if self.review.case is None:
             self.status("Open a folder first: the details belong to its case.")
             return
-        details = self.review.details()
+        try:
+            details = self.review.case.details()
+        except Exception as exc:  # noqa: BLE001 - an empty dialog would invite overwriting details it could not show
+            self.status(f"Case details cannot be read, so they cannot be changed now: {exc}")
+            return
         dialog = CaseDetailsDialog(
             details.sample_id if details else "", details.note if details else "", str(self.review.case.folder), self
         )

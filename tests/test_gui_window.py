@@ -850,11 +850,17 @@ def test_case_details_name_the_sample_in_the_title_and_are_refused_once_signed(
     assert window.windowTitle() == "HemaLens — S-24-1173 · run 3"
     assert not window.review_banner.isVisible()  # a signed case's refusal is not a broken store
 
-    window.review._store._conn.close()  # the database goes away under the app (disk, lock, ...)
-    typed.update(before="")  # nothing can be read back either
+    window.review.reopen("add the tube number")
+    window.review._store._failure = "The disk is full."  # reads still work, the next write fails
+    typed.update(sample="S-24-1173/2")
     window.edit_case_details()
-    assert "not saved" in window.status_label.text()
+    assert "not saved" in window.status_label.text() and window.review.details().sample_id == "S-24-1173"
     assert window.review_banner.isVisible() and "case details were not recorded" in window.review_banner.text()
+
+    window.review._store._conn.close()  # the database goes away under the app (disk, lock, ...)
+    monkeypatch.setattr(gui.main_window, "CaseDetailsDialog", None)  # an empty dialog would invite a blind overwrite
+    window.edit_case_details()
+    assert window.status_label.text().startswith("Case details cannot be read, so they cannot be changed now")
 
 
 def test_an_image_added_to_a_signed_case_is_said_to_be_outside_the_sign_off(qtbot, tmp_path, models) -> None:
