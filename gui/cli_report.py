@@ -91,11 +91,11 @@ def _model_sessions(wanted: set[str], extra: list[Path], names: dict[str, str]) 
 
 
 def _list_cases(store: Any) -> None:
-    from review.records import sample_id_of
+    from review.records import readable_time, sample_id_of
 
     for case in store.list_cases():
         signed = case.signed_by()
-        state = f"signed by {signed[0]} {signed[1][:10]}" if signed else "open"
+        state = f"signed by {signed[0]} {readable_time(signed[1])}" if signed else "open"
         print(f"#{case.id}\t{state}\t{sample_id_of(case.details())}\t{case.folder}")
 
 

@@ -76,6 +76,7 @@ from gui.workers import DetailResult
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
 from inference.familiarity import UNFAMILIAR_NOTE, folder_unlike_warning
+from review.records import readable_time
 from review.store import ReviewConflictError
 
 REPORT_FAILED = "The report was not written"
@@ -918,7 +919,7 @@ class MainWindow(QMainWindow):
         for d in reversed(history):
             what = self._class_words(d.reviewed_id)
             extra = ("; flagged" if d.flagged else "") + (f"; comment: {d.comment}" if d.comment else "")
-            lines.append(f"{d.decided_at[:19].replace('T', ' ')} UTC  {d.user}: {what}{extra}")
+            lines.append(f"{readable_time(d.decided_at)}  {d.user}: {what}{extra}")
         return "\n".join(lines)
 
     def _review_text(self, item) -> str:
@@ -1214,11 +1215,12 @@ class MainWindow(QMainWindow):
         if signed is not None:
             covered = self.review.signed_images()
             late = [h for h in self._classified_hashes() if h not in covered]
+            by = f"{signed[0]} at {readable_time(signed[1])}"
             self.review_banner.show_text(
-                f"This case was signed by {signed[0]} at {signed[1]}, but {len(late)} image(s) were added or "
+                f"This case was signed by {by}, but {len(late)} image(s) were added or "
                 "changed since and are not covered by that sign-off: Review → Reopen signed case… to review them."
                 if late else
-                f"This case was signed by {signed[0]} at {signed[1]}. Review → Reopen signed case… to change it."
+                f"This case was signed by {by}. Review → Reopen signed case… to change it."
             )
 
     def sign_case(self) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from gui.model_card import measured_summary
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.model_figures import HELD_OUT_KEYS, per_class_recall, percent
+from review.records import readable_time
 from review.report import (
     NOT_CLASSIFIED,
     NOT_REVIEWED,
@@ -167,13 +168,6 @@ def _call(row: ReportRow, report: CaseReport, names: Mapping[str, str]) -> str:
     return f"{name}? (uncertain)" if is_uncertain_call(row, report.uncertain_below) else name
 
 
-def _time(iso: str | None) -> str:
-    """ISO UTC time as 'YYYY-MM-DD HH:MM:SS UTC' for people."""
-    if not iso:
-        return ""
-    return iso.replace("T", " ")[:19] + " UTC"
-
-
 _CSS = """
 body { font-family: 'DejaVu Sans', sans-serif; font-size: 9pt; color: #1b1b1b; }
 h1 { font-size: 17pt; margin-bottom: 0px; color: #7a1020; }
@@ -221,14 +215,15 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         or "none recorded"
     )
     late = report.not_signed_rows
+    signed_at = report.signed_by[1] if report.signed_by else None
     if report.signed_by and late:
         banner = (
-            f'<p class="draft">Signed by {_e(report.signed_by[0])} on {_e(_time(report.signed_by[1]))}, but '
+            f'<p class="draft">Signed by {_e(report.signed_by[0])} on {_e(readable_time(signed_at))}, but '
             f"{len(late)} image(s) were added or changed since and are not covered by that sign-off.</p>"
         )
     elif report.signed_by:
         banner = (
-            f'<p class="signed">&#10003; Signed by {_e(report.signed_by[0])} on {_e(_time(report.signed_by[1]))}</p>'
+            f'<p class="signed">&#10003; Signed by {_e(report.signed_by[0])} on {_e(readable_time(signed_at))}</p>'
         )
     else:
         banner = '<p class="draft">DRAFT &mdash; this case has not been signed off.</p>'
@@ -240,7 +235,7 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
              else '<span class="small">not set (Review &rarr; Case details&hellip; in HemaLens)</span>'],
             *([["Case note", _e(report.case_note).replace("\n", "<br>")]] if report.case_note else []),
             ["Folder", _e(report.folder)],
-            ["Case opened", _e(_time(report.created_at))],
+            ["Case opened", _e(readable_time(report.created_at))],
             ["Images", str(total)],
             *([["Files not classified", f"{len(report.unclassified)} (listed below; never assessed)"]]
               if report.unclassified else []),
@@ -276,13 +271,13 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
     history = ""
     if report.events:
         items = "".join(
-            f"<li>{_e(_time(e.at))}: {'signed' if e.kind == 'sign' else 'reopened'} by {_e(e.user)}"
+            f"<li>{_e(readable_time(e.at))}: {'signed' if e.kind == 'sign' else 'reopened'} by {_e(e.user)}"
             f"{' &mdash; reason: ' + _e(e.reason) if e.reason else ''}</li>"
             for e in report.events
         )
         history = f"<h3>Sign-off history</h3><ul>{items}</ul>"
     signature = (
-        f"<p>Signed by <b>{_e(report.signed_by[0])}</b> on <b>{_e(_time(report.signed_by[1]))}</b>, after every "
+        f"<p>Signed by <b>{_e(report.signed_by[0])}</b> on <b>{_e(readable_time(signed_at))}</b>, after every "
         f"image then in the case ({len(report.signed_images or ())}) was reviewed and none was left Unidentified.</p>"
         if report.signed_by
         else "<p>Not signed. A case can be signed once every image is reviewed and none is left Unidentified.</p>"
@@ -302,7 +297,7 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         )
     return (
         f"<h1>HemaLens case report</h1>"
-        f'<p class="sub">Generated {_e(_time(report.generated_at))} by HemaLens {_e(__version__)}</p>'
+        f'<p class="sub">Generated {_e(readable_time(report.generated_at))} by HemaLens {_e(__version__)}</p>'
         f"{banner}<h2>Case summary</h2>{summary}"
         f"<h2>Differential count</h2>"
         f'<p class="small">Model call: the class the model gave each image. After review: the class the '
@@ -413,7 +408,7 @@ def _flagged_page(report: CaseReport, thumbs: Mapping[str, Thumbnail], names: Ma
             f"Model call: {_call(row, report, names)}"
             f"{' (' + probs + ')' if probs else ''}<br/>"
             f"Reviewed as: {'<span class=changed>' + reviewed + '</span>' if changed else reviewed}<br/>"
-            f"By {_e(row.reviewer or '-')} on {_e(_time(row.reviewed_at))}<br/>"
+            f"By {_e(row.reviewer or '-')} on {_e(readable_time(row.reviewed_at))}<br/>"
             f"Comment: {_e(row.comment) or '&mdash;'}<br/>"
             + "".join(f'<span class="changed">Note: {_e(n)}</span><br/>' for n in row.notes)
             + f'<span class="small">SHA-256 {_e(row.image_sha256[:16])}&hellip;</span>'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,24 @@ def signed_hashes(events: Sequence[CaseEvent]) -> frozenset[str] | None:
 def sample_id_of(details: CaseDetails | None) -> str:
     """The case's sample or slide ID, or "" when none was ever set."""
     return details.sample_id if details is not None else ""
+
+
+def readable_time(iso: str | None) -> str:
+    """A recorded time (ISO 8601 UTC, as the store writes it) for people: to the second, in this
+    computer's time zone with its offset, e.g. ``2026-12-07 17:45:00 (UTC+01:00)``, or ``... UTC`` where
+    the offset is zero. With the offset the time stays unambiguous in a report read elsewhere."""
+    if not iso:
+        return ""
+    try:
+        when = datetime.fromisoformat(iso)
+        if when.tzinfo is None:
+            return iso
+        when = when.astimezone()
+    except (ValueError, OverflowError, OSError):
+        return iso  # not a time this code wrote: shown as it is rather than hidden
+    offset = when.utcoffset() or timedelta(0)
+    text = when.strftime("%Y-%m-%d %H:%M:%S")
+    if not offset:
+        return f"{text} UTC"
+    sign, minutes = ("+" if offset >= timedelta(0) else "-"), int(abs(offset).total_seconds()) // 60
+    return f"{text} (UTC{sign}{minutes // 60:02d}:{minutes % 60:02d})"

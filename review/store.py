@@ -32,7 +32,15 @@ from typing import Any
 
 from inference.errors import HemaLensError
 from inference.file_mode import odd_name_bytes
-from review.records import CaseDetails, CaseEvent, Decision, ImageState, StoredPrediction, UnclassifiedImage
+from review.records import (
+    CaseDetails,
+    CaseEvent,
+    Decision,
+    ImageState,
+    StoredPrediction,
+    UnclassifiedImage,
+    readable_time,
+)
 from review.schema import MIGRATIONS, latest_version
 
 DB_FILENAME = "reviews.sqlite3"
@@ -561,7 +569,7 @@ class Case:
         latest = self._store._decision(rows[-1])
         raise ReviewConflictError(
             f"{Path(latest.image_path).name} was decided meanwhile by {latest.user} at "
-            f"{latest.decided_at[:19].replace('T', ' ')} UTC (another HemaLens window on this case?)",
+            f"{readable_time(latest.decided_at)} (another HemaLens window on this case?)",
             latest,
             len(rows),
         )
@@ -572,7 +580,8 @@ class Case:
         ).fetchone()
         if last is not None and last[0] == "sign":
             raise ReviewStoreError(
-                f"This case was signed by {last[1]} at {last[2]}; reopen it (with a reason) before changing it."
+                f"This case was signed by {last[1]} at {readable_time(last[2])}; "
+                "reopen it (with a reason) before changing it."
             )
 
     def decisions(self) -> list[Decision]:
@@ -722,7 +731,7 @@ class Case:
         """
         signed = self.signed_by()
         if signed is not None:
-            return False, f"Already signed by {signed[0]} at {signed[1]}."
+            return False, f"Already signed by {signed[0]} at {readable_time(signed[1])}."
         hashes = list(dict.fromkeys(paths_hashes if paths_hashes is not None else self.current_hashes()))
         if not hashes:
             return False, "There are no images in this case to sign."

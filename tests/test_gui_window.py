@@ -23,6 +23,7 @@ from gui.settings import AppSettings
 from inference.file_mode import new_file_mode
 from inference.images import load_image
 from inference.session import ModelSession
+from review.records import readable_time
 from review.store import ReviewStore
 from tests.model_factory import make_classifier
 
@@ -874,6 +875,9 @@ def test_an_image_added_to_a_signed_case_is_said_to_be_outside_the_sign_off(qtbo
     window.review.sign([i.image_hash for i in window.model.items()])
     window._update_sign_state()
     assert "Reopen signed case… to change it" in window.review_banner.text()
+    signed_at = window.review.signed_by()[1]  # the banner says when in words, not as the stored ISO text
+    assert signed_at not in window.review_banner.text()
+    assert f"at {readable_time(signed_at)}." in window.review_banner.text()
     _write_images(tmp_path / "more", 3, seed=9)[2].rename(folder / "cell_late.png")
     _open(qtbot, window, [folder])
     text = window.review_banner.text()

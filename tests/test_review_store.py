@@ -361,3 +361,26 @@ def test_a_decision_made_against_an_out_of_date_state_is_refused_and_names_the_l
         with pytest.raises(ReviewInputError):
             other, other_hash = _image(folder, "b.png", b"cell-b")
             mine.record_decision(other, other_hash, reviewed_id="benign", flagged=False, user="ann", expect_count=2)
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        ("UTC0", "2026-12-07 16:45:00 UTC"),
+        ("CET-1", "2026-12-07 17:45:00 (UTC+01:00)"),  # POSIX zones: no tz database needed
+        ("NST+3:30", "2026-12-07 13:15:00 (UTC-03:30)"),
+    ],
+)
+def test_recorded_times_read_in_the_local_zone_with_its_offset(monkeypatch, zone: str, expected: str) -> None:
+    import time
+
+    from review.records import readable_time
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        assert readable_time("2026-12-07T16:45:00.145870+00:00") == expected
+        assert readable_time("") == "" and readable_time("not a time") == "not a time"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
