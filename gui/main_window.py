@@ -81,6 +81,7 @@ from review.store import ReviewConflictError
 
 REPORT_FAILED = "The report was not written"
 NOT_FOUND = "Not found"
+SIGNED_BANNER = "This case was signed by"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
 SIDE_MIN_WIDTH = 340
 IMAGE_MIN_WIDTH = 320
@@ -185,7 +186,7 @@ class MainWindow(QMainWindow):
         self._detail_pending = False
         self._heatmap_class: int | None = None
         self._states: dict = {}
-        self._decisions_seen: int | None = None  # the case's decisions on record when this window last synced
+        self._records_seen: tuple[int, int] | None = None  # the case's record counts when this window last synced
         self._batch_started = 0.0
         self._progress_shown = 0.0
         self._shown_once = False
@@ -696,7 +697,7 @@ class MainWindow(QMainWindow):
         error = self.review.open_case(folder)
         self.review_banner.show_text(error)
         self._states = self.review.states()
-        self._decisions_seen = self.review.decision_total()
+        self._records_seen = self.review.record_counts()
         self._update_sign_state()
         self.thumbnails.clear()
         self.model.set_paths([])
@@ -1109,8 +1110,8 @@ class MainWindow(QMainWindow):
             return False
         item.comment = state.comment
         item.decision_count += 1
-        if self._decisions_seen is not None:
-            self._decisions_seen += 1
+        if self._records_seen is not None:
+            self._records_seen = (self._records_seen[0] + 1, self._records_seen[1])
         self.model.set_review(row, state.reviewed_id, state.flagged, self.review.user)
         if row == self._current:
             self._refresh_panel_from_row()
@@ -1126,24 +1127,32 @@ class MainWindow(QMainWindow):
         self.model.set_review(row, reviewed_id, bool(flagged), reviewer)
 
     def _sync_with_records(self) -> None:
-        """Take the decisions another window made on this case since this one last looked, so the
-        table, gallery and differential show what is on record (run when the window is activated)."""
-        total = self.review.decision_total()
-        if total is None or self._decisions_seen is None or total == self._decisions_seen:
+        """Take what another window recorded on this case since this one last looked (decisions, a
+        sign-off or reopening, case details), so every view shows what is on record. Run when the window
+        is activated; costs one query when nothing changed."""
+        counts = self.review.record_counts()
+        if counts is None or self._records_seen is None or counts == self._records_seen:
             return
-        self._states = self.review.states()
-        self._decisions_seen = total
-        taken = 0
-        for row, item in enumerate(self.model.items()):
-            state = self._states.get(item.image_hash) if item.image_hash else None
-            if state is not None and state.decision_count > item.decision_count:
-                self._take_record(row, state.reviewed_id, state.flagged, state.comment, state.reviewer,
-                                  state.decision_count)
-                taken += 1
-        if taken:
-            self._refresh_panel_from_row()
-            self._update_sign_state()
-            self.status(f"{taken} image(s) were decided in another window on this case; they show those decisions.")
+        seen, self._records_seen = self._records_seen, counts
+        said = []
+        if counts[0] != seen[0]:
+            self._states = self.review.states()
+            taken = 0
+            for row, item in enumerate(self.model.items()):
+                state = self._states.get(item.image_hash) if item.image_hash else None
+                if state is not None and state.decision_count > item.decision_count:
+                    self._take_record(row, state.reviewed_id, state.flagged, state.comment, state.reviewer,
+                                      state.decision_count)
+                    taken += 1
+            if taken:
+                self._refresh_panel_from_row()
+                said.append(f"{taken} image(s) were decided")
+        if counts[1] != seen[1]:
+            said.append("the sign-off or case details changed")
+            self._show_case_title()
+        self._update_sign_state()
+        if said:
+            self.status(f"In another window on this case, {' and '.join(said)}; this window now shows the records.")
 
     def _class_words(self, class_id: str | None) -> str:
         """A reviewed class as people read it (another installed model's name where it came from there)."""
@@ -1212,15 +1221,18 @@ class MainWindow(QMainWindow):
         signed = self.review.signed_by()
         self.act_sign.setEnabled(self.review.active and signed is None)
         self.act_reopen.setEnabled(signed is not None)
-        if signed is not None:
+        if signed is None:
+            if self.review_banner.text().startswith(SIGNED_BANNER):  # reopened (maybe in another window)
+                self.review_banner.show_text(None)
+        else:
             covered = self.review.signed_images()
             late = [h for h in self._classified_hashes() if h not in covered]
             by = f"{signed[0]} at {readable_time(signed[1])}"
             self.review_banner.show_text(
-                f"This case was signed by {by}, but {len(late)} image(s) were added or "
+                f"{SIGNED_BANNER} {by}, but {len(late)} image(s) were added or "
                 "changed since and are not covered by that sign-off: Review → Reopen signed case… to review them."
                 if late else
-                f"This case was signed by {by}. Review → Reopen signed case… to change it."
+                f"{SIGNED_BANNER} {by}. Review → Reopen signed case… to change it."
             )
 
     def sign_case(self) -> None:
@@ -1312,7 +1324,6 @@ class MainWindow(QMainWindow):
         if ok and reason.strip():
             try:
                 self.review.reopen(reason.strip())
-                self.review_banner.show_text(None)
             except Exception as exc:  # noqa: BLE001
                 tell(self, "Reopen case", str(exc), warning=True)
             self._update_sign_state()

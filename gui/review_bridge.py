@@ -183,9 +183,9 @@ class ReviewBridge:
         """This image's decisions in the open case, oldest first (empty when unavailable)."""
         return self._read(lambda case: case.history(image_hash), [])
 
-    def decision_total(self) -> int | None:
-        """The case's number of decisions on record (None when no case is open or it cannot be read)."""
-        return self._read(lambda case: case.decision_total(), None)
+    def record_counts(self) -> tuple[int, int] | None:
+        """(decisions, sign-off events + case details) on record; None when no case is open or unreadable."""
+        return self._read(lambda case: case.record_counts(), None)
 
     def set_details(self, sample_id: str, note: str) -> None:
         """Record the case's details, committed before returning; raises the store's error (signed case...)."""

@@ -592,10 +592,16 @@ class Case:
         rows = self._store._read("SELECT * FROM decisions WHERE case_id = ? ORDER BY id", (self.id,))
         return [self._store._decision(r, predictions) for r in rows]
 
-    def decision_total(self) -> int:
-        """How many decisions the case has on record: one cheap query that tells a window whether
-        another one has decided something since it last looked."""
-        return int(self._store._read("SELECT COUNT(*) FROM decisions WHERE case_id = ?", (self.id,))[0][0])
+    def record_counts(self) -> tuple[int, int]:
+        """(decisions, sign-off events + case details) on record: one cheap query that tells a window
+        whether another one has changed the case since it last looked (the records are append-only)."""
+        row = self._store._read(
+            "SELECT (SELECT COUNT(*) FROM decisions WHERE case_id = ?), "
+            "(SELECT COUNT(*) FROM case_events WHERE case_id = ?) "
+            "+ (SELECT COUNT(*) FROM case_details WHERE case_id = ?)",
+            (self.id, self.id, self.id),
+        )[0]
+        return int(row[0]), int(row[1])
 
     def history(self, image_hash: str) -> list[Decision]:
         """Every decision on this image content in this case, oldest first (one indexed query: the window

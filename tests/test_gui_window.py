@@ -1030,7 +1030,7 @@ def test_two_windows_on_one_case_never_overwrite_a_decision_they_have_not_shown(
     first.activateWindow()  # coming back to the first window takes what the second one decided
     qtbot.waitUntil(first.isActiveWindow)
     assert first.model.item(0).reviewed_id == ids[2]
-    assert "decided in another window" in first.status_label.text()
+    assert first.status_label.text().startswith("In another window on this case, 1 image(s) were decided")
     assert LABELS[2] in _row_texts(first, 0)[COL_REVIEWED] and first.model.differential().flagged == 1
 
     first.set_current_row(1)
@@ -1040,6 +1040,27 @@ def test_two_windows_on_one_case_never_overwrite_a_decision_they_have_not_shown(
     trail = [(Path(d.image_path).name, d.reviewed_id) for d in store.open_case(folder.resolve()).decisions()]
     store.close()
     assert trail == [("cell_0000.png", ids[1]), ("cell_0000.png", ids[2]), ("cell_0002.png", None)]
+
+    # A sign-off, a reopening and case details made in one window show in the other when it is activated.
+    def come_back_to_first() -> None:
+        second.activateWindow()
+        qtbot.waitUntil(second.isActiveWindow)
+        first.activateWindow()
+        qtbot.waitUntil(first.isActiveWindow)
+
+    for row in range(3):
+        second.set_current_row(row)
+        second.confirm_call()
+    second.review.set_details("S-77", "")
+    second.review.sign([i.image_hash for i in second.model.items()])
+    come_back_to_first()
+    assert first.review_banner.isVisible() and first.review_banner.text().startswith("This case was signed by")
+    assert not first.act_sign.isEnabled() and first.windowTitle() == "HemaLens — S-77 · smear"
+    assert "the sign-off or case details changed" in first.status_label.text()
+    assert all(first.model.item(r).reviewed_id is not None for r in range(3))
+    second.review.reopen("one more look")
+    come_back_to_first()
+    assert not first.review_banner.isVisible() and first.act_sign.isEnabled()
 
 
 def test_a_resumed_case_keeps_this_sessions_decisions_when_the_model_is_switched(qtbot, tmp_path, models) -> None:
