@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QSize, QStandardPaths, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, QSize, QStandardPaths, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -23,7 +23,6 @@ from PySide6.QtGui import (
     QDropEvent,
     QGuiApplication,
     QImage,
-    QKeyEvent,
     QKeySequence,
 )
 from PySide6.QtWidgets import (
@@ -58,8 +57,7 @@ from gui.decision_history import DecisionChange, DecisionHistory, ReviewState
 from gui.differential_panel import DifferentialPanel
 from gui.engine import Engine
 from gui.gallery import GalleryView
-from gui.heatmap_bar import HeatmapBar, StatusCaption, StatusLine
-from gui.image_view import ImageView
+from gui.heatmap_bar import StatusCaption, StatusLine
 from gui.items import DONE, FAILED, QUEUED, ItemResult, ModelInfo
 from gui.model_card import ModelCardDialog, model_status_text
 from gui.model_picker import ModelPicker
@@ -72,6 +70,15 @@ from gui.review_bridge import ReviewBridge, case_folder
 from gui.settings import AppSettings
 from gui.thumbnails import ThumbnailLoader
 from gui.view_export import captioned, save_png
+from gui.window_parts import (
+    SIDE_MIN_WIDTH,
+    Banner,
+    ImagePane,
+    TypingGuard,
+    duration_text,
+    pane_widths,
+    welcome_text,
+)
 from gui.workers import DetailResult
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
@@ -83,71 +90,6 @@ REPORT_FAILED = "The report was not written"
 NOT_FOUND = "Not found"
 SIGNED_BANNER = "This case was signed by"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
-SIDE_MIN_WIDTH = 340
-IMAGE_MIN_WIDTH = 320
-
-
-class Banner(QLabel):
-    """A visible, non-modal notice at the top of the window (warning or error)."""
-
-    def __init__(self, kind: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName(f"banner_{kind}")
-        self.setTextFormat(Qt.TextFormat.PlainText)  # file names and messages, never markup
-        self.setWordWrap(True)
-        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.setVisible(False)
-
-    def show_text(self, text: str | None) -> None:
-        self.setText(text or "")
-        self.setVisible(bool(text))
-
-
-class _ImagePane(QWidget):
-    """The image view with its heatmap strip; arrow keys step through images."""
-
-    stepRequested = Signal(int)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.view = ImageView()
-        self.bar = HeatmapBar()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addWidget(self.view, 1)
-        layout.addWidget(self.bar)
-        self.view.installEventFilter(self)
-
-    def eventFilter(self, obj, event) -> bool:
-        if obj is self.view and event.type() == event.Type.KeyPress and isinstance(event, QKeyEvent):
-            steps = {Qt.Key.Key_Left: -1, Qt.Key.Key_Up: -1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: 1}
-            if event.key() in steps and not event.modifiers():
-                self.stepRequested.emit(steps[event.key()])
-                return True
-        return super().eventFilter(obj, event)
-
-
-class _TypingGuard(QObject):
-    """Keeps Enter and Esc in a text box (file-name filter, threshold) for the box: as window shortcuts Enter
-    confirmed the image on screen, a decision nobody meant to record, and Esc stopped the running batch.
-    Either key ends the typing: ``leave`` hands the keyboard back to the review."""
-
-    KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Escape)
-
-    def __init__(self, leave: Callable[[], None], parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._leave = leave
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
-        if isinstance(event, QKeyEvent) and event.key() in self.KEYS:
-            if event.type() == QEvent.Type.ShortcutOverride:
-                event.accept()  # the focused box takes the key; no window shortcut fires
-                return True
-            if event.type() == QEvent.Type.KeyPress:
-                self._leave()
-                return event.key() == Qt.Key.Key_Escape  # Enter still commits a typed threshold
-        return super().eventFilter(obj, event)
 
 
 class MainWindow(QMainWindow):
@@ -207,7 +149,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.batch_panel, "Table")
         self.tabs.addTab(self.gallery, "Gallery")
-        self.image_pane = _ImagePane()
+        self.image_pane = ImagePane()
         self.image_view = self.image_pane.view
         self.heatmap_bar = self.image_pane.bar
         self.prob_panel = ProbabilityPanel()
@@ -420,7 +362,7 @@ class MainWindow(QMainWindow):
         tb.addActions([self.act_sign, self.act_export_report])
 
     def _connect(self) -> None:
-        self._typing_guard = _TypingGuard(self._focus_review, self)
+        self._typing_guard = TypingGuard(self._focus_review, self)
         for box in (self.batch_panel.filter_text, self.prob_panel.threshold):
             box.installEventFilter(self._typing_guard)
         e = self.engine
@@ -765,7 +707,7 @@ class MainWindow(QMainWindow):
         if done and total > done:
             rate = done / max(elapsed, 1e-6)
             left = (total - done) / rate
-            self.eta_label.setText(f"{done}/{total} · {rate:.1f}/s · about {_duration(left)} left")
+            self.eta_label.setText(f"{done}/{total} · {rate:.1f}/s · about {duration_text(left)} left")
         else:
             self.eta_label.setText(f"{done}/{total}")
 
@@ -781,7 +723,7 @@ class MainWindow(QMainWindow):
         elif not items:
             text = "No images found in what was opened (supported: PNG, JPEG, TIFF, BMP, WebP)."
         else:
-            text = f"Classified {done} of {len(items)} images in {_duration(elapsed)}"
+            text = f"Classified {done} of {len(items)} images in {duration_text(elapsed)}"
             text += f"; {failed} could not be read (see the red rows)." if failed else "."
         if message:
             text += f" {message}"
@@ -1589,43 +1531,7 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def welcome_text(model_name: str, descriptions: dict[str, str]) -> str:
-    """What the empty window says: how to start, and which installed model is for which images, so the first
-    folder is opened with the right one."""
-    def line(name: str) -> str:
-        return f"{name}: {descriptions[name]}" if descriptions.get(name) else name
-
-    others = [line(name) for name in descriptions if name != model_name]
-    text = f"Open an image or a folder (Ctrl+O, Ctrl+Shift+O) or drop files here.\n\nModel in use: {line(model_name)}"
-    if others:
-        text += "\n\nAlso installed (Model list):\n" + "\n".join(f"•  {o}" for o in others)
-    return text + "\n\nA screening aid for research use, not a diagnosis: a qualified person reviews every call."
-
-
 def unlike_training_warning(items: list, model_name: str) -> str | None:
     """The folder-level warning (inference.familiarity.folder_unlike_warning) for the table's items."""
     unlike = sum(UNFAMILIAR_NOTE in item.notes for item in items)
     return folder_unlike_warning(unlike, sum(item.status == DONE for item in items), model_name)
-
-
-def pane_widths(width: int, table_width: int) -> list[int]:
-    """Table, image and side pane widths for a window ``width`` wide: 38/40/22 % on a wide screen;
-    on a narrow one (1366 px) the table first gets the width its columns need, so the Reviewed and
-    Flag columns show without sideways scrolling, and the image pane gives way (down to 320 px)."""
-    width = max(width, 900)
-    side = max(SIDE_MIN_WIDTH, int(width * 0.22))
-    table = min(max(int(width * 0.38), table_width), width - side - IMAGE_MIN_WIDTH)
-    return [table, width - side - table, side]
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 9.95:  # "in 0 s" for a quick folder read as if nothing ran
-        return f"{max(0.0, seconds):.1f} s"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"

@@ -567,7 +567,7 @@ def test_first_start_window_fits_the_screen(qtbot, tmp_path, models) -> None:
 
 
 def test_pane_widths_give_a_narrow_screen_table_room_for_every_column() -> None:
-    from gui.main_window import IMAGE_MIN_WIDTH, SIDE_MIN_WIDTH, pane_widths
+    from gui.window_parts import IMAGE_MIN_WIDTH, SIDE_MIN_WIDTH, pane_widths
 
     assert pane_widths(1600, 600) == [608, 640, 352]  # wide: the 38/40/22 % split
     table, image, side = pane_widths(1366, 640)
@@ -789,14 +789,15 @@ def test_a_slipped_key_is_undone_and_redone_and_the_audit_trail_keeps_all_of_it(
 
 
 def test_durations_read_naturally() -> None:
-    from gui.main_window import _duration
+    from gui.window_parts import duration_text
 
-    assert _duration(0.43) == "0.4 s"  # a quick folder: not "0 s"
-    assert _duration(9.97) == "10 s" and _duration(75) == "1 min 15 s" and _duration(3 * 3600 + 125) == "3 h 02 min"
+    assert duration_text(0.43) == "0.4 s"  # a quick folder: not "0 s"
+    assert duration_text(9.97) == "10 s" and duration_text(75) == "1 min 15 s"
+    assert duration_text(3 * 3600 + 125) == "3 h 02 min"
 
 
 def test_the_empty_window_says_how_to_start_and_which_model_is_for_which_images(qtbot, tmp_path, models) -> None:
-    from gui.main_window import welcome_text
+    from gui.window_parts import welcome_text
 
     window = _make_window(qtbot, tmp_path)
     with qtbot.waitSignal(window.modelReady, timeout=30000):
