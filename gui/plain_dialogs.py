@@ -8,7 +8,9 @@ sign-off leaves out, whose name it is signed with). Every dialog that carries su
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog, QLabel, QMessageBox, QWidget
+from PySide6.QtWidgets import QInputDialog, QLabel, QLineEdit, QMessageBox, QWidget
+
+TEXT_BOX_MIN_WIDTH = 440
 
 
 def message_box(parent: QWidget | None, title: str, text: str,
@@ -41,6 +43,8 @@ def text_dialog(parent: QWidget | None, title: str, label: str, text: str = "") 
     dialog.setTextValue(text)
     for child in dialog.findChildren(QLabel):  # QInputDialog keeps its label private; it is its only QLabel
         child.setTextFormat(Qt.TextFormat.PlainText)
+    for box in dialog.findChildren(QLineEdit):  # the dialog sizes itself to its parts: widen the text box
+        box.setMinimumWidth(TEXT_BOX_MIN_WIDTH)  # a comment or a reason is a sentence, not a word
     return dialog
 
 

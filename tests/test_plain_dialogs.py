@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
+from PySide6.QtWidgets import QApplication, QLabel, QLineEdit, QMessageBox
 
-from gui.plain_dialogs import ask, message_box, text_dialog
+from gui.plain_dialogs import TEXT_BOX_MIN_WIDTH, ask, message_box, text_dialog
 
 ODD = "<b>S-12</b> <i>cell.png"
 
@@ -24,6 +24,9 @@ def test_a_text_prompt_label_is_plain_and_keeps_its_value(qtbot) -> None:
     labels = [label for label in dialog.findChildren(QLabel) if ODD in label.text()]
     assert labels and labels[0].textFormat() == Qt.TextFormat.PlainText
     assert dialog.textValue() == "earlier note"
+    dialog.show()  # room for a sentence: the box was as narrow as its label before
+    assert dialog.findChild(QLineEdit).width() >= TEXT_BOX_MIN_WIDTH
+    dialog.reject()
 
 
 def test_a_question_is_yes_only_when_yes_is_pressed_and_enter_alone_answers_no(qtbot) -> None:
