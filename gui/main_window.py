@@ -834,7 +834,10 @@ class MainWindow(QMainWindow):
             return
         item = self.model.item(self._current)
         labels = self.model.labels
-        if item.probabilities is not None and len(labels) == len(item.probabilities):
+        unopened = self._shown_unopened(self._current)
+        if unopened:
+            self.prob_panel.show_message("Could not open the image", self._detail.error or "")
+        elif item.probabilities is not None and len(labels) == len(item.probabilities):
             selected = self._heatmap_class if self._heatmap_class is not None else int(np.argmax(item.probabilities))
             self.prob_panel.show_probabilities(labels, item.probabilities, selected)
         elif item.status == FAILED:
@@ -843,15 +846,15 @@ class MainWindow(QMainWindow):
             self.prob_panel.show_message("No model loaded", "Load a model to classify this image.")
         else:
             self.prob_panel.show_message("Classifying…", item.path.name)
-        warnings = [*item.notes]
-        if item.error and item.probabilities is not None:  # a failed row says its error once, above
+        warnings = [] if unopened else [*item.notes]  # an image that cannot be opened says so once, above
+        if item.error and item.probabilities is not None and not unopened:  # a failed row says its error once
             warnings.insert(0, item.error)
         self.prob_panel.set_warnings(warnings)
         history = self.review.history(item.image_hash) if item.image_hash else []
         if len(history) > item.decision_count:  # decided in another window since this one last looked
             last = history[-1]
             self._take_record(self._current, last.reviewed_id, last.flagged, last.comment, last.user, len(history))
-        text = self._review_text(item)
+        text = self._review_text(item, unopened)
         if len(history) > 1:
             text += f"\n{len(history)} decisions on record (hover here for who decided what, when)"
         self.prob_panel.set_review_text(text, self._history_text(history))
@@ -865,7 +868,7 @@ class MainWindow(QMainWindow):
             lines.append(f"{readable_time(d.decided_at)}  {d.user}: {what}{extra}")
         return "\n".join(lines)
 
-    def _review_text(self, item) -> str:
+    def _review_text(self, item, unopened: bool) -> str:
         parts = []
         if item.reviewed_id is not None:
             name = self._class_words(item.reviewed_id)
@@ -873,6 +876,8 @@ class MainWindow(QMainWindow):
             parts.append(f"✓ {verb}: {name}" + (f" (by {item.reviewer})" if item.reviewer else ""))
         elif item.status == FAILED:
             parts.append("Nothing to review: no model could read this file. F flags it, C adds a comment.")
+        elif unopened:
+            parts.append("Nothing to review while the image cannot be shown. F flags it, C adds a comment.")
         else:
             parts.append("Not reviewed yet: Enter confirms, 1–9 reassigns, 0 Unidentified")
         if item.flagged:
@@ -896,8 +901,7 @@ class MainWindow(QMainWindow):
         if result.image is None:
             self.image_view.show_message(f"Cannot show this image.\n{result.error or ''}")
             self.heatmap_bar.set_caption("No heatmap: the image could not be opened")
-            self.prob_panel.show_message("Could not open the image", result.error or "")
-            self.prob_panel.set_warnings([])  # the error is the panel's text already
+            self._refresh_panel_from_row()  # says why, and that it gets no class unseen
             self.detailShown.emit(self._current)
             return
         self.image_view.set_image(result.image)
@@ -1004,12 +1008,16 @@ class MainWindow(QMainWindow):
         if item.image_hash is None:
             self.status("Wait until this image has been read before reviewing it.")
             return
-        if reviewed_id is not None and reviewed_id != item.reviewed_id and item.status == FAILED:
-            self.status(
-                f"{item.path.name} could not be classified, so there is nothing on screen to give a class to: "
-                "fix or replace the file and open the folder again. F flags it and C adds a comment."
-            )
-            return
+        if reviewed_id is not None and reviewed_id != item.reviewed_id:
+            why = ("could not be classified" if item.status == FAILED
+                   else "cannot be shown now (moved, deleted or unreadable since it was classified)"
+                   if self._shown_unopened(row) else None)
+            if why:
+                self.status(
+                    f"{item.path.name} {why}, so there is nothing on screen to give a class to: "
+                    "fix or replace the file and open the folder again. F flags it and C adds a comment."
+                )
+                return
         before = ReviewState(item.reviewed_id, item.flagged, item.comment)
         after = ReviewState(reviewed_id, flagged, item.comment if comment is None else comment)
         order = self._nav_rows()  # before the decision: a filter may hide the row once it is decided
@@ -1024,6 +1032,13 @@ class MainWindow(QMainWindow):
                 self.set_current_row(following[0])
             else:
                 self.status(f"Saved {item.path.name}; that was the last image.")
+
+    def _shown_unopened(self, row: int) -> bool:
+        """The row is on screen and its image could not be opened (the file went away or broke after it was
+        classified): a class given now would be given unseen."""
+        detail = self._detail
+        return (row == self._current and not self._detail_pending and detail is not None
+                and detail.path == self.model.item(row).path and detail.image is None)
 
     def _write_review(self, row: int, state: ReviewState) -> bool:
         """Record one image's review state (committed before it shows); False, with the reason shown, if not.

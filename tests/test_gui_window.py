@@ -1082,3 +1082,33 @@ def test_a_resumed_case_keeps_this_sessions_decisions_when_the_model_is_switched
     with qtbot.waitSignal(window.batchFinished, timeout=30000):
         window.load_model(other)
     assert window.model.item(0).reviewed_id == ids[2] and window.model.item(0).decision_count == 2
+
+
+def test_an_image_that_went_away_after_classification_gets_no_class_unseen(qtbot, tmp_path, models) -> None:
+    """The file was deleted (or moved, or broke) after the batch classified it: the table still has its call,
+    but Enter used to confirm it with "Cannot show this image" on screen."""
+    folder = tmp_path / "smear"
+    paths = _write_images(folder, 3)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    kept = paths[1].read_bytes()
+    paths[1].unlink()
+    with qtbot.waitSignal(window.detailShown, timeout=10000):
+        window.set_current_row(1)
+    assert window.prob_panel.review.text().startswith("Nothing to review while the image cannot be shown")
+    table = window.batch_panel.table
+    table.setFocus()
+    for key in (Qt.Key.Key_Return, Qt.Key.Key_2):
+        qtbot.keyClick(table, key)
+        assert window.model.item(1).reviewed_id is None and window.current_row() == 1
+        assert "cannot be shown now" in window.status_label.text()
+    qtbot.keyClick(table, Qt.Key.Key_F)  # a flag for the pathologist still goes on record
+    assert window.model.item(1).flagged
+
+    paths[1].write_bytes(kept)  # back in place: once it is on screen it can be decided
+    with qtbot.waitSignal(window.detailShown, timeout=10000):
+        window.set_current_row(0)
+    with qtbot.waitSignal(window.detailShown, timeout=10000):
+        window.set_current_row(1)
+    qtbot.keyClick(table, Qt.Key.Key_Return)
+    assert window.model.item(1).reviewed_id == window.model.ai_call_of(window.model.item(1))
