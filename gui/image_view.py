@@ -7,7 +7,7 @@ slider never recomputes anything.
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPixmap, QWheelEvent
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap, QTransform, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsTextItem, QGraphicsView
 
 ZOOM_STEP = 1.25
@@ -58,17 +58,19 @@ class ImageView(QGraphicsView):
             self.fit()
 
     def set_heatmap(self, heatmap: QImage | None) -> None:
-        """The coloured heatmap, at the image's size (None: no overlay for this image)."""
+        """The coloured heatmap (None: no overlay for this image). It may be smaller than the image (a large
+        scan's heatmap is computed at screen size): the item is scaled to cover the image exactly when drawn,
+        instead of resampling a picture of the image's full size on this thread."""
         if heatmap is None or heatmap.isNull():
             self._overlay_item.setPixmap(QPixmap())
             return
         pixmap = QPixmap.fromImage(heatmap)
         base = self._image_item.pixmap()
-        if not base.isNull() and pixmap.size() != base.size():
-            pixmap = pixmap.scaled(
-                base.size(), Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation
-            )
         self._overlay_item.setPixmap(pixmap)
+        self._overlay_item.setTransform(QTransform.fromScale(
+            base.width() / pixmap.width() if not base.isNull() else 1.0,
+            base.height() / pixmap.height() if not base.isNull() else 1.0,
+        ))
         self._apply_overlay()
 
     def show_message(self, text: str) -> None:
@@ -106,7 +108,8 @@ class ImageView(QGraphicsView):
         if self._overlay_visible and not overlay.isNull():
             painter = QPainter(out)
             painter.setOpacity(self._opacity)
-            painter.drawPixmap(0, 0, overlay)
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            painter.drawPixmap(out.rect(), overlay, overlay.rect())  # stretched over the image, as shown
             painter.end()
         return out
 

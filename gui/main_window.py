@@ -89,6 +89,7 @@ from review.store import ReviewConflictError
 REPORT_FAILED = "The report was not written"
 NOT_FOUND = "Not found"
 SIGNED_BANNER = "This case was signed by"
+OPENING_NOTICE_MS = 150  # the image on screen is replaced by "Opening …" when the next one takes longer
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
 
 
@@ -823,6 +824,19 @@ class MainWindow(QMainWindow):
             self.gallery.select_source_row(row)
             self._refresh_panel_from_row()
             self._request_detail(row)
+            QTimer.singleShot(OPENING_NOTICE_MS, lambda: self._say_opening(row))
+
+    def image_shown(self) -> bool:
+        """Whether the image on screen is the current row's (its detail has come back): only then does a
+        key give it a class."""
+        return not self._detail_pending
+
+    def _say_opening(self, row: int) -> None:
+        """A slow image (a large scan, a network share) still loading: say so instead of leaving the
+        previous image on screen beside this one's call, where it could be judged in its place."""
+        if row == self._current and self._detail_pending:
+            self.image_view.show_message(f"Opening {self.model.item(row).path.name}…")
+            self.heatmap_bar.set_caption("")
 
     def _request_detail(self, row: int) -> None:
         self._detail_pending = True
@@ -1009,6 +1023,9 @@ class MainWindow(QMainWindow):
             self.status("Wait until this image has been read before reviewing it.")
             return
         if reviewed_id is not None and reviewed_id != item.reviewed_id:
+            if self._detail_pending and row == self._current:
+                self.status(f"Wait until {item.path.name} is on screen: a class is given to the image you see.")
+                return
             why = ("could not be classified" if item.status == FAILED
                    else "cannot be shown now (moved, deleted or unreadable since it was classified)"
                    if self._shown_unopened(row) else None)

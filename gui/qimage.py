@@ -31,20 +31,21 @@ def colormap_lut(colormap: str = "jet") -> np.ndarray:
     return np.ascontiguousarray(legend[0, :, :3]).astype(np.uint8)
 
 
-def colorize_heatmap(heatmap: np.ndarray, colormap: str = "jet") -> np.ndarray:
-    """A float heatmap in [0, 1] as a colour image (H, W, 3) uint8 through the colour map."""
-    idx = np.clip(np.nan_to_num(heatmap, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return colormap_lut(colormap)[idx]
+@lru_cache(maxsize=8)
+def _rgba_lut(colormap: str) -> np.ndarray:
+    """256 RGBA entries: the colour map, with alpha rising with the heat (sqrt)."""
+    lut = np.empty((256, 4), dtype=np.uint8)
+    lut[:, :3] = colormap_lut(colormap)
+    lut[:, 3] = np.clip(np.sqrt(np.arange(256) / 255.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return lut
 
 
 def heatmap_rgba(heatmap: np.ndarray, colormap: str = "jet") -> np.ndarray:
     """The coloured heatmap with alpha rising with the heat (sqrt), so cold areas leave the cells
-    visible instead of tinting the whole field; the view's opacity slider scales it further."""
-    heat = np.clip(np.nan_to_num(heatmap, nan=0.0), 0.0, 1.0).astype(np.float32)
-    rgba = np.empty((*heat.shape, 4), dtype=np.uint8)
-    rgba[..., :3] = colorize_heatmap(heat, colormap)
-    rgba[..., 3] = np.clip(np.sqrt(heat) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return rgba
+    visible instead of tinting the whole field; the view's opacity slider scales it further.
+    One table lookup per pixel (heat quantised to 256 levels, as the colours always were)."""
+    idx = np.clip(np.nan_to_num(heatmap, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return _rgba_lut(colormap)[idx]
 
 
 def rgba_to_qimage(rgba: np.ndarray) -> QImage:

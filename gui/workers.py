@@ -25,6 +25,11 @@ from gui.thread_priority import lower_current_thread_priority
 EMIT_INTERVAL_S = 0.1
 LIST_SETTLE_S = 0.1  # pause between listing a folder and classifying it
 
+# The longest side of the heatmap computed for the screen: a 9000 px scan's full-size map (81 million values,
+# then coloured) took half a minute on 2 cores, while the image on screen stayed the previous one. The view
+# stretches the map over the image; from an 8x8 Grad-CAM grid the result looks the same.
+HEATMAP_MAX_SIDE = 2048
+
 
 def load_model_info(path: Path) -> ModelInfo:
     """Create the ONNX Runtime session (call only from a worker thread)."""
@@ -222,20 +227,28 @@ class DetailWorker(QObject):
             self.ready.emit(DetailResult(req.token, req.path, image=image, notes=loaded.notes, error=str(exc)))
             return
         index = prediction.top_index if req.class_index is None else req.class_index
-        heat = self._heatmap_image(prediction, index, req.colormap)
         notes = tuple(dict.fromkeys((*loaded.notes, *prediction.notes)))
+        try:
+            heat = self._heatmap_image(prediction, index, req.colormap)
+        except Exception as exc:  # noqa: BLE001 - the image and its call still show; the map's absence is said
+            self.ready.emit(DetailResult(req.token, req.path, image, prediction, None, index, notes,
+                                         error=f"No heatmap: {exc}"))
+            return
         self.ready.emit(DetailResult(req.token, req.path, image, prediction, heat, index, notes))
 
     @Slot(object)
     def heatmap(self, req: HeatmapRequest) -> None:
         if req.token != self.latest_token:
             return
-        heat = self._heatmap_image(req.prediction, req.class_index, req.colormap)
+        try:
+            heat = self._heatmap_image(req.prediction, req.class_index, req.colormap)
+        except Exception:  # noqa: BLE001 - a class switch that fails leaves no overlay rather than a stale one
+            heat = None
         self.ready.emit(DetailResult(req.token, Path(), None, req.prediction, heat, req.class_index, heatmap_only=True))
 
     @staticmethod
     def _heatmap_image(prediction: Any, class_index: int, colormap: str) -> QImage | None:
-        cam = prediction.heatmap(class_index)
+        cam = prediction.heatmap(class_index, max_side=HEATMAP_MAX_SIDE)
         if cam is None:
             return None
         return rgba_to_qimage(heatmap_rgba(np.asarray(cam, dtype=np.float32), colormap))

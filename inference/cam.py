@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from inference.preprocess import ResizeGeometry, map_to_image
+from inference.preprocess import ResizeGeometry, downscaled, map_to_image
 
 GRAD_CAM = "grad-cam"
 GAP_CAM = "gradient-free CAM (class activation map from the GAP → linear head, Zhou et al. 2016)"
@@ -51,7 +51,7 @@ class CamSource:
         self.geometry = geometry
         self._weights = weights  # (C, K) or None when computed per class on request
         self._weights_for_class = weights_for_class
-        self._cache: dict[int, np.ndarray] = {}
+        self._cache: dict[tuple[int, int | None], np.ndarray] = {}
         self._lock = threading.Lock()  # the GUI asks for heatmaps from worker threads
 
     def class_weights(self, class_index: int) -> np.ndarray:
@@ -65,17 +65,20 @@ class CamSource:
         """The normalised map at the activation resolution (h, w)."""
         return weighted_cam(self.activations, self.class_weights(class_index))
 
-    def heatmap(self, class_index: int) -> np.ndarray:
-        """The normalised map at the original image size, values in [0, 1]."""
+    def heatmap(self, class_index: int, max_side: int | None = None) -> np.ndarray:
+        """The normalised map at the original image size, values in [0, 1]; with ``max_side``, at that size
+        shrunk so its longer side is at most ``max_side`` (same aspect ratio, for drawing on screen)."""
+        key = (class_index, max_side)
         with self._lock:
-            cached = self._cache.get(class_index)
+            cached = self._cache.get(key)
             if cached is None:
-                cached = map_to_image(self.low_res(class_index), self.geometry)
+                geometry = self.geometry if max_side is None else downscaled(self.geometry, max_side)
+                cached = map_to_image(self.low_res(class_index), geometry)
                 np.maximum(cached, 0.0, out=cached)  # np.clip(cached, 0, 1), NaN kept alike, in half the time
                 np.minimum(cached, 1.0, out=cached)
                 if len(self._cache) >= 4:
                     self._cache.pop(next(iter(self._cache)))
-                self._cache[class_index] = cached
+                self._cache[key] = cached
             return cached
 
 

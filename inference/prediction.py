@@ -46,14 +46,15 @@ class Prediction:
         order = np.argsort(-self.probabilities, kind="stable")
         return [(int(i), self.labels[i], float(self.probabilities[i])) for i in order]
 
-    def heatmap(self, class_index: int | None = None) -> np.ndarray | None:
-        """Heatmap for ``class_index`` (default: the top class) at the original image size, or None."""
+    def heatmap(self, class_index: int | None = None, max_side: int | None = None) -> np.ndarray | None:
+        """Heatmap for ``class_index`` (default: the top class) at the original image size, or None. With
+        ``max_side`` it is at most that many pixels on its longer side (the image's aspect ratio kept)."""
         if self._cam is None:
             return None
         index = self.top_index if class_index is None else int(class_index)
         if not 0 <= index < len(self.labels):
             raise IndexError(f"class index {index} out of range for {len(self.labels)} classes")
-        return self._cam.heatmap(index)
+        return self._cam.heatmap(index, max_side)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON reports."""

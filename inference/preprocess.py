@@ -7,7 +7,7 @@ back onto the original image through the inverse of letterbox / centre-crop / st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -149,6 +149,23 @@ def preprocess(rgb: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, ResizeGeom
     """One image -> (1, ...) float32 tensor and its geometry."""
     batch, geoms = preprocess_batch([rgb], spec)
     return batch, geoms[0]
+
+
+def downscaled(geom: ResizeGeometry, max_side: int) -> ResizeGeometry:
+    """The same mapping for a copy of the original image shrunk so that its longer side is at most
+    ``max_side`` (unchanged when it already fits): a heatmap drawn over a 9000 px scan on screen needs no
+    81 million values, and computing and colouring them took half a minute."""
+    factor = max_side / max(geom.src_width, geom.src_height)
+    if factor >= 1.0:
+        return geom
+    width, height = max(1, round(geom.src_width * factor)), max(1, round(geom.src_height * factor))
+    return replace(
+        geom,
+        src_width=width,
+        src_height=height,
+        scale_x=geom.scale_x * geom.src_width / width,  # one new pixel spans this many original ones
+        scale_y=geom.scale_y * geom.src_height / height,
+    )
 
 
 def map_to_image(cam: np.ndarray, geom: ResizeGeometry) -> np.ndarray:

@@ -62,12 +62,12 @@ def _open_and_review(qtbot, window: MainWindow, folder: Path) -> dict[str, tuple
     table.setFocus()
     assert window.current_row() == 0
     ai_call_0 = window.model.ai_call_of(window.model.item(0))
-    qtbot.keyClick(table, Qt.Key.Key_Return)  # confirm row 0, advance
-    qtbot.keyClick(table, Qt.Key.Key_2)  # row 1 -> Monocyte, advance
-    qtbot.keyClick(table, Qt.Key.Key_0)  # row 2 -> Unidentified, advance
-    qtbot.keyClick(table, Qt.Key.Key_3)  # row 3 -> Neutrophil, advance to row 4
-    qtbot.keyClick(table, Qt.Key.Key_PageUp)  # back to row 3
-    qtbot.keyClick(table, Qt.Key.Key_F)  # flag row 3 for the pathologist
+    _press(qtbot, window, table, Qt.Key.Key_Return)  # confirm row 0, advance
+    _press(qtbot, window, table, Qt.Key.Key_2)  # row 1 -> Monocyte, advance
+    _press(qtbot, window, table, Qt.Key.Key_0)  # row 2 -> Unidentified, advance
+    _press(qtbot, window, table, Qt.Key.Key_3)  # row 3 -> Neutrophil, advance to row 4
+    _press(qtbot, window, table, Qt.Key.Key_PageUp)  # back to row 3
+    _press(qtbot, window, table, Qt.Key.Key_F)  # flag row 3 for the pathologist
     assert window.model.item(3).flagged
     ids = window.model.class_ids
     return {
@@ -101,6 +101,12 @@ def _pdf_text(path: Path) -> str:
     text = " ".join(page.extract_text() or "" for page in pypdf.PdfReader(str(path)).pages)
     return " ".join(unicodedata.normalize("NFKC", text).split())
 
+
+
+def _press(qtbot, window, widget, key, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    """A key as a technician presses it: once the current image is on screen (a class key is refused before)."""
+    qtbot.waitUntil(window.image_shown, timeout=10000)
+    qtbot.keyClick(widget, key, modifiers)
 
 def test_export_writes_pdf_csv_json_with_the_keyboard_decisions(qtbot, tmp_path, window, monkeypatch) -> None:
     folder = tmp_path / "smear"
@@ -248,8 +254,8 @@ def test_an_unreadable_file_gets_no_class_is_left_out_of_the_sign_off_and_listed
     assert told and told[0].startswith("Cannot sign: 2 of 2 images not reviewed") and "To review" in told[0]
     table = window.batch_panel.table
     table.setFocus()
-    qtbot.keyClick(table, Qt.Key.Key_Return)
-    qtbot.keyClick(table, Qt.Key.Key_Return)
+    _press(qtbot, window, table, Qt.Key.Key_Return)
+    _press(qtbot, window, table, Qt.Key.Key_Return)
     assert window.current_row() == 2 and window.model.item(2).status == "Failed"
     qtbot.waitUntil(lambda: window.heatmap_bar.full_caption().startswith("No heatmap: the image could not"))
     panel = window.prob_panel
@@ -257,11 +263,11 @@ def test_an_unreadable_file_gets_no_class_is_left_out_of_the_sign_off_and_listed
     assert not panel.warnings.isVisible() and "not an image" in panel.detail.text()  # the reason, said once
 
     # No class for a file nobody could see: before, a key press here was recorded as a review.
-    qtbot.keyClick(table, Qt.Key.Key_1)
+    _press(qtbot, window, table, Qt.Key.Key_1)
     assert window.model.item(2).reviewed_id is None and "could not be classified" in window.status_label.text()
-    qtbot.keyClick(table, Qt.Key.Key_Return)
+    _press(qtbot, window, table, Qt.Key.Key_Return)
     assert window.model.item(2).reviewed_id is None and "no AI call to confirm" in window.status_label.text()
-    qtbot.keyClick(table, Qt.Key.Key_F)  # a flag (and a comment) still go on record
+    _press(qtbot, window, table, Qt.Key.Key_F)  # a flag (and a comment) still go on record
     assert window.model.item(2).flagged
 
     # The sign-off covers the two classified images and names the unreadable file.
@@ -329,7 +335,7 @@ def test_a_reviewer_name_is_recorded_with_the_login_and_remembered(qtbot, tmp_pa
     with qtbot.waitSignal(window.batchFinished, timeout=30000):
         window.start([str(folder)])
     window.batch_panel.table.setFocus()
-    qtbot.keyClick(window.batch_panel.table, Qt.Key.Key_Return)
+    _press(qtbot, window, window.batch_panel.table, Qt.Key.Key_Return)
     assert [d.user for d in window.review.case.decisions()] == [f"Ann Tech ({login})"]
 
     # A new window (the next start) records under the remembered name; an empty name means the login.

@@ -78,6 +78,19 @@ def _row_texts(window: MainWindow, row: int) -> list[str]:
     return [window.model.index(row, c).data() for c in range(window.model.columnCount())]
 
 
+
+def _press(qtbot, window, widget, key, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    """A key as a technician presses it: once the current image is on screen (a class key is refused before)."""
+    qtbot.waitUntil(window.image_shown, timeout=10000)
+    qtbot.keyClick(widget, key, modifiers)
+
+
+def _on_screen(qtbot, window, row: int | None = None) -> None:
+    """Show ``row`` (default: stay) and wait until its image is on screen, as a technician looks before deciding."""
+    if row is not None:
+        window.set_current_row(row)
+    qtbot.waitUntil(window.image_shown, timeout=10000)
+
 def test_folder_batch_fills_the_table_with_the_cores_predictions(qtbot, tmp_path, models) -> None:
     folder = tmp_path / "smear"
     paths = _write_images(folder, 12)
@@ -195,22 +208,22 @@ def test_keyboard_review_is_recorded_in_the_store_and_the_differential(qtbot, tm
     table.setFocus()
     assert window.current_row() == 0
 
-    qtbot.keyClick(table, Qt.Key.Key_2)  # reassign to class 2 (Monocyte), then advance
+    _press(qtbot, window, table, Qt.Key.Key_2)  # reassign to class 2 (Monocyte), then advance
     assert window.model.item(0).reviewed_id == window.model.class_ids[1]
     assert window.current_row() == 1
     ai_call = window.model.ai_call_of(window.model.item(1))
-    qtbot.keyClick(table, Qt.Key.Key_Return)  # confirm the AI call
+    _press(qtbot, window, table, Qt.Key.Key_Return)  # confirm the AI call
     assert window.model.item(1).reviewed_id == ai_call
     assert window.current_row() == 2
-    qtbot.keyClick(table, Qt.Key.Key_0)  # Unidentified
+    _press(qtbot, window, table, Qt.Key.Key_0)  # Unidentified
     assert window.model.item(2).reviewed_id == UNIDENTIFIED_ID
-    qtbot.keyClick(table, Qt.Key.Key_F)  # flag row 3, no advance
+    _press(qtbot, window, table, Qt.Key.Key_F)  # flag row 3, no advance
     assert window.model.item(3).flagged and window.current_row() == 3
-    qtbot.keyClick(table, Qt.Key.Key_PageUp)
+    _press(qtbot, window, table, Qt.Key.Key_PageUp)
     assert window.current_row() == 2
-    qtbot.keyClick(table, Qt.Key.Key_Down)
+    _press(qtbot, window, table, Qt.Key.Key_Down)
     assert window.current_row() == 3
-    qtbot.keyClick(table, Qt.Key.Key_9)  # no class 9 in a 3-class model: refused, nothing recorded
+    _press(qtbot, window, table, Qt.Key.Key_9)  # no class 9 in a 3-class model: refused, nothing recorded
     assert window.model.item(3).reviewed_id is None and "3 classes" in window.status_label.text()
     shortcuts = dict(window.shortcut_rows())  # F1 lists the keys that do something with this model
     assert shortcuts["3: Neutrophil"] == "3" and "Class 4" not in shortcuts and "Save image with heatmap…" in shortcuts
@@ -245,7 +258,7 @@ def test_reopening_the_folder_restores_decisions_and_reuses_predictions(qtbot, t
     window = _make_window(qtbot, tmp_path)
     _open(qtbot, window, [folder])
     window.batch_panel.table.setFocus()
-    qtbot.keyClick(window.batch_panel.table, Qt.Key.Key_3)
+    _press(qtbot, window, window.batch_panel.table, Qt.Key.Key_3)
     first_probs = window.model.item(0).probabilities.copy()
     window.close()
 
@@ -317,7 +330,7 @@ def test_switching_model_reclassifies_and_keeps_reviews(qtbot, tmp_path, models)
     window = _make_window(qtbot, tmp_path)
     _open(qtbot, window, [folder])
     window.batch_panel.table.setFocus()
-    qtbot.keyClick(window.batch_panel.table, Qt.Key.Key_1)
+    _press(qtbot, window, window.batch_panel.table, Qt.Key.Key_1)
     reviewed = window.model.item(0).reviewed_id
     assert reviewed == window.model.class_ids[0]
     labels4 = ["Blast", "Promyelocyte", "Myelocyte", "Band"]
@@ -388,7 +401,7 @@ def test_when_the_store_cannot_save_decisions_are_refused_visibly(qtbot, tmp_pat
     _open(qtbot, window, [folder])
     window.review._store._conn.close()  # the database goes away under the app (disk, lock, ...)
     window.batch_panel.table.setFocus()
-    qtbot.keyClick(window.batch_panel.table, Qt.Key.Key_1)
+    _press(qtbot, window, window.batch_panel.table, Qt.Key.Key_1)
     assert window.model.item(0).reviewed_id is None  # not shown as done when it was not saved
     assert window.review_banner.isVisible() and "not recorded" in window.review_banner.text()
     assert window.current_row() == 0
@@ -738,27 +751,27 @@ def test_a_slipped_key_is_undone_and_redone_and_the_audit_trail_keeps_all_of_it(
     ids = window.model.class_ids
     assert not window.act_undo.isEnabled() and not window.act_redo.isEnabled()
 
-    qtbot.keyClick(table, Qt.Key.Key_1)  # row 0 -> class 1, advance
-    qtbot.keyClick(table, Qt.Key.Key_3)  # row 1 -> class 3: the slip, advance to row 2
+    _press(qtbot, window, table, Qt.Key.Key_1)  # row 0 -> class 1, advance
+    _press(qtbot, window, table, Qt.Key.Key_3)  # row 1 -> class 3: the slip, advance to row 2
     assert window.current_row() == 2 and window.model.item(1).reviewed_id == ids[2]
-    qtbot.keyClick(table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    _press(qtbot, window, table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert window.current_row() == 1  # back on the image whose decision was undone
     assert window.model.item(1).reviewed_id is None
     assert window.model.item(0).reviewed_id == ids[0]  # the one before is untouched
     assert "Undone" in window.status_label.text() and window.act_redo.isEnabled()
-    qtbot.keyClick(table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    _press(qtbot, window, table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert window.model.item(1).reviewed_id == ids[2]
     window.batch_panel.filter_text.setFocus()  # in the filter box Ctrl+Z undoes typing, not a decision
     qtbot.keyClicks(window.batch_panel.filter_text, "cell")
     qtbot.keyClick(window.batch_panel.filter_text, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert window.batch_panel.filter_text.text() == "" and window.model.item(1).reviewed_id == ids[2]
     table.setFocus()
-    qtbot.keyClick(table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    qtbot.keyClick(table, Qt.Key.Key_2)  # the right key; a new decision ends what could be redone
+    _press(qtbot, window, table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    _press(qtbot, window, table, Qt.Key.Key_2)  # the right key; a new decision ends what could be redone
     assert window.model.item(1).reviewed_id == ids[1] and not window.act_redo.isEnabled()
 
     window.set_current_row(3)
-    qtbot.keyClick(table, Qt.Key.Key_F)  # flag, then undo the flag: no class comes with it
+    _press(qtbot, window, table, Qt.Key.Key_F)  # flag, then undo the flag: no class comes with it
     window.undo_decision()
     assert not window.model.item(3).flagged and window.model.item(3).reviewed_id is None
 
@@ -843,7 +856,7 @@ def test_case_details_name_the_sample_in_the_title_and_are_refused_once_signed(
     assert window.view_image() is not None and captions[-1][0].startswith("Sample S-24-1173 · cell_0000.png")
 
     for row in range(2):
-        window.set_current_row(row)
+        _on_screen(qtbot, window, row)
         window.confirm_call()
     window.review.sign([i.image_hash for i in window.model.items()])
     typed.update(before="S-24-1173", sample="S-other")
@@ -871,7 +884,7 @@ def test_an_image_added_to_a_signed_case_is_said_to_be_outside_the_sign_off(qtbo
     window = _make_window(qtbot, tmp_path)
     _open(qtbot, window, [folder])
     for row in range(2):
-        window.set_current_row(row)
+        _on_screen(qtbot, window, row)
         window.confirm_call()
     window.review.sign([i.image_hash for i in window.model.items()])
     window._update_sign_state()
@@ -892,7 +905,7 @@ def test_a_file_name_that_looks_like_markup_is_shown_as_it_is(qtbot, tmp_path, m
     odd = path.rename(folder / "<b>bold<i>x.png")
     window = _make_window(qtbot, tmp_path)
     _open(qtbot, window, [folder])
-    window.set_current_row(0)
+    _on_screen(qtbot, window, 0)
     window.confirm_call()
     assert odd.name in window.status_label.text()
     assert "&lt;b&gt;bold&lt;i&gt;x.png" in QLabel.text(window.status_label)  # what Qt draws: the tags as text
@@ -978,15 +991,15 @@ def test_enter_in_a_text_box_does_not_confirm_the_image_on_screen(qtbot, tmp_pat
     qtbot.keyClick(spin, Qt.Key.Key_Enter)  # the typed threshold is taken, nothing is decided
     assert [i.reviewed_id for i in window.model.items()] == [None, None, None]
     assert window.model.threshold == pytest.approx(0.70)
+    window.batch_panel.table.setFocus()
+    _press(qtbot, window, window.batch_panel.table, Qt.Key.Key_Return)  # in the table, Enter still confirms
+    assert sum(i.reviewed_id is not None for i in window.model.items()) == 1, window.status_label.text()
     window.engine.start_batch(window.model_info, [folder], None)  # a batch running: Esc in a box must not stop it
     stopped: list = []
     window.engine.cancel_batch = lambda: stopped.append(1)
     edit.setFocus()
     qtbot.keyClick(edit, Qt.Key.Key_Escape)
     assert not stopped and window.batch_panel.table.hasFocus()
-    window.batch_panel.table.setFocus()
-    qtbot.keyClick(window.batch_panel.table, Qt.Key.Key_Return)  # in the table, Enter still confirms
-    assert sum(i.reviewed_id is not None for i in window.model.items()) == 1
 
 
 def test_a_held_key_makes_one_decision_but_still_moves_through_the_images(qtbot, tmp_path) -> None:
@@ -1014,14 +1027,18 @@ def test_two_windows_on_one_case_never_overwrite_a_decision_they_have_not_shown(
     first.set_current_row(0)
     second.set_current_row(0)
 
+    _on_screen(qtbot, first)
+
     first.assign_class(ids[1])
+    _on_screen(qtbot, second)
     second.assign_class(ids[2])  # the second window still shows row 0 undecided: refused
     assert second.current_row() == 0 and second.model.item(0).reviewed_id == ids[1]
     assert second.status_label.text().startswith("Not recorded: cell_0000.png was decided meanwhile by")
+    _on_screen(qtbot, second)
     second.assign_class(ids[2])  # now it has been seen: recorded, as a second decision
     assert second.model.item(0).reviewed_id == ids[2]
 
-    second.set_current_row(2)
+    _on_screen(qtbot, second, 2)
     second.toggle_flag()
     first.set_current_row(2)  # showing an image takes what is on record for it
     assert first.model.item(2).flagged and first.model.item(0).reviewed_id == ids[1]
@@ -1050,7 +1067,7 @@ def test_two_windows_on_one_case_never_overwrite_a_decision_they_have_not_shown(
         qtbot.waitUntil(first.isActiveWindow)
 
     for row in range(3):
-        second.set_current_row(row)
+        _on_screen(qtbot, second, row)
         second.confirm_call()
     second.review.set_details("S-77", "")
     second.review.sign([i.image_hash for i in second.model.items()])
@@ -1072,11 +1089,11 @@ def test_a_resumed_case_keeps_this_sessions_decisions_when_the_model_is_switched
     window = _make_window(qtbot, tmp_path)
     _open(qtbot, window, [folder])
     ids = window.model.class_ids
-    window.set_current_row(0)
+    _on_screen(qtbot, window, 0)
     window.assign_class(ids[0])
     _open(qtbot, window, [folder])  # resumed: its records now say row 0 is ids[0]
     assert window.model.item(0).reviewed_id == ids[0]
-    window.set_current_row(0)
+    _on_screen(qtbot, window, 0)
     window.assign_class(ids[2])
     other = make_classifier(tmp_path / "other.onnx", num_classes=3, size=24, labels=LABELS, seed=3)
     with qtbot.waitSignal(window.batchFinished, timeout=30000):
@@ -1099,10 +1116,10 @@ def test_an_image_that_went_away_after_classification_gets_no_class_unseen(qtbot
     table = window.batch_panel.table
     table.setFocus()
     for key in (Qt.Key.Key_Return, Qt.Key.Key_2):
-        qtbot.keyClick(table, key)
+        _press(qtbot, window, table, key)
         assert window.model.item(1).reviewed_id is None and window.current_row() == 1
         assert "cannot be shown now" in window.status_label.text()
-    qtbot.keyClick(table, Qt.Key.Key_F)  # a flag for the pathologist still goes on record
+    _press(qtbot, window, table, Qt.Key.Key_F)  # a flag for the pathologist still goes on record
     assert window.model.item(1).flagged
 
     paths[1].write_bytes(kept)  # back in place: once it is on screen it can be decided
@@ -1110,5 +1127,32 @@ def test_an_image_that_went_away_after_classification_gets_no_class_unseen(qtbot
         window.set_current_row(0)
     with qtbot.waitSignal(window.detailShown, timeout=10000):
         window.set_current_row(1)
-    qtbot.keyClick(table, Qt.Key.Key_Return)
+    _press(qtbot, window, table, Qt.Key.Key_Return)
+    assert window.model.item(1).reviewed_id == window.model.ai_call_of(window.model.item(1))
+
+
+def test_a_slow_image_is_not_judged_by_the_one_before_it(qtbot, tmp_path, models, monkeypatch) -> None:
+    """A large scan took half a minute to show: meanwhile the previous image stayed on screen beside the new
+    row's call, and Enter confirmed the image nobody had seen."""
+    import threading
+
+    folder = tmp_path / "smear"
+    _write_images(folder, 3)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    _on_screen(qtbot, window, 0)
+    real, opened = inference.images.load_image, threading.Event()
+    monkeypatch.setattr(inference.images, "load_image", lambda *a, **k: opened.wait(10) and real(*a, **k))
+    window.set_current_row(1)
+    qtbot.waitUntil(lambda: not window.image_view.has_image(), timeout=5000)  # the previous image goes
+    assert window.image_view._message.toPlainText() == "Opening cell_0001.png…"
+    window.confirm_call()
+    assert window.model.item(1).reviewed_id is None
+    assert window.status_label.text().startswith("Wait until cell_0001.png is on screen")
+    window.toggle_flag()  # a flag asks a pathologist to look: that needs no judgement of the image
+    assert window.model.item(1).flagged
+    opened.set()
+    qtbot.waitUntil(window.image_shown, timeout=10000)
+    assert window.image_view.has_image()
+    window.confirm_call()
     assert window.model.item(1).reviewed_id == window.model.ai_call_of(window.model.item(1))
