@@ -137,15 +137,15 @@ def heatmap_thumbnails(rows: list[ReportRow], session: Any | None, *, side: int 
         ids = [c.id for c in session.spec.classes]
         index = ids.index(row.predicted_class) if row.predicted_class in ids else None
         prediction = session.predict(rgb)
-        heat = prediction.heatmap(index)
+        plain = _fit(rgb, side)
+        heat = prediction.heatmap(index, max_side=max(plain.shape[:2]))  # at thumbnail size: a scan stays quick
         if heat is None:
-            out[row.image_sha256] = Thumbnail(_fit(rgb, side), "Image only: this model gives no heatmap.")
+            out[row.image_sha256] = Thumbnail(plain, "Image only: this model gives no heatmap.")
             continue
         label = prediction.labels[prediction.top_index if index is None else index]
-        overlay = render_overlay(rgb, heat)
         out[row.image_sha256] = Thumbnail(
-            _fit(overlay, side), f"{session.cam_method or 'Heatmap'} for {label}", has_heatmap=True,
-            plain=_fit(rgb, side),
+            render_overlay(plain, heat), f"{session.cam_method or 'Heatmap'} for {label}", has_heatmap=True,
+            plain=plain,
         )
     return out
 
