@@ -1314,6 +1314,9 @@ class MainWindow(QMainWindow):
         if item.reviewed_id is not None:
             reviewed = self._class_words(item.reviewed_id)
             lines[0] += f" · reviewed as {reviewed} by {item.reviewer or '?'}"
+        full = self.image_view.image_size()
+        if picture.size() != full:  # a large scan is saved smaller, and says so
+            lines[0] += f" · {picture.width()} x {picture.height()} of {full.width()} x {full.height()} px"
         if self.image_view.has_heatmap() and self.image_view.overlay_visible():
             heat = self.heatmap_bar.full_caption()
             lines.append(f"{heat} (red = most weight) · it explains the call; it is not a segmentation")
@@ -1339,7 +1342,7 @@ class MainWindow(QMainWindow):
         return next((c for c in candidates if c is not None and c.is_dir()), Path.home())
 
     def choose_view_file(self) -> None:
-        if self.view_image() is None:
+        if self._current is None or not self.image_view.has_image():
             self.status("No image on screen to save.")
             return
         start = self._save_folder() / f"{self.model.item(self._current).path.stem}_heatmap.png"
@@ -1353,11 +1356,14 @@ class MainWindow(QMainWindow):
             self.status("No image on screen to save.")
             return False
         path = path if path.suffix.lower() == ".png" else path.with_name(path.name + ".png")
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # a large picture takes a second or two
         try:
             save_png(picture, path)
         except HemaLensError as exc:
             self.error_banner.show_text(f"The image was not saved. {exc}")
             return False
+        finally:
+            QGuiApplication.restoreOverrideCursor()
         self.settings.set_report_dir(path.parent)
         self.status(f"Saved {path} ({picture.width()} x {picture.height()} px, with caption).")
         return True

@@ -12,6 +12,10 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
 
 from review.report import ReportError, write_atomically
 
+# Qt's PNG quality 50 is a middling zlib level: a 4096 px picture encodes in 1.5 s instead of 4.0 s (the default
+# level) for 7 % more bytes, measured here; the GUI waits for it.
+PNG_QUALITY = 50
+
 
 def captioned(image: QImage, lines: Sequence[str]) -> QImage:
     """``image`` with a white strip of text lines below it (the text never covers the pixels)."""
@@ -43,7 +47,7 @@ def save_png(image: QImage, path: Path) -> None:
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not image.save(buffer, "PNG"):
+    if not image.save(buffer, "PNG", PNG_QUALITY):
         raise ReportError(f"Could not encode {Path(path).name} as PNG")
     buffer.close()
     write_atomically(path, bytes(data), "the image")

@@ -1156,3 +1156,24 @@ def test_a_slow_image_is_not_judged_by_the_one_before_it(qtbot, tmp_path, models
     assert window.image_view.has_image()
     window.confirm_call()
     assert window.model.item(1).reviewed_id == window.model.ai_call_of(window.model.item(1))
+
+
+def test_a_large_scan_is_saved_as_a_picture_of_bounded_size_that_says_so(qtbot, tmp_path, models, monkeypatch) -> None:
+    """A 9000 px scan was composed and encoded at full size on the GUI thread (16 s) into a picture too large
+    to e-mail; the picture is now at most PICTURE_MAX_SIDE px and its caption gives both sizes."""
+    import gui.main_window
+    from gui.image_view import PICTURE_MAX_SIDE
+
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    wide = np.full((600, PICTURE_MAX_SIDE + 904, 3), 200, np.uint8)
+    cv2.circle(wide, (2500, 300), 150, (120, 40, 160), -1)
+    cv2.imwrite(str(folder / "scan.png"), wide)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    _on_screen(qtbot, window, 0)
+    captions: list = []
+    monkeypatch.setattr(gui.main_window, "captioned", lambda picture, lines: captions.append(lines) or picture)
+    picture = window.view_image()
+    assert picture.width() == PICTURE_MAX_SIDE and abs(picture.height() - 600 * PICTURE_MAX_SIDE / 5000) < 1
+    assert captions[-1][0].endswith(f" · {picture.width()} x {picture.height()} of 5000 x 600 px")
