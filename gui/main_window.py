@@ -127,6 +127,7 @@ class MainWindow(QMainWindow):
         self._current: int | None = None
         self._detail: DetailResult | None = None
         self._detail_pending = False
+        self._opening_said = False
         self._heatmap_class: int | None = None
         self._states: dict = {}
         self._records_seen: tuple[int, int] | None = None  # the case's record counts when this window last synced
@@ -837,6 +838,8 @@ class MainWindow(QMainWindow):
         if row == self._current and self._detail_pending:
             self.image_view.show_message(f"Opening {self.model.item(row).path.name}…")
             self.heatmap_bar.set_caption("")
+            self.prob_panel.set_review_text("Opening the image: Enter and 1–9 decide once it is on screen.")
+            self._opening_said = True
 
     def _request_detail(self, row: int) -> None:
         self._detail_pending = True
@@ -912,6 +915,9 @@ class MainWindow(QMainWindow):
             return
         self._detail_pending = False
         self._detail = result
+        if self._opening_said:  # the review box said "Opening…": it says what the keys do again
+            self._opening_said = False
+            self._refresh_panel_from_row()
         if result.image is None:
             self.image_view.show_message(f"Cannot show this image.\n{result.error or ''}")
             self.heatmap_bar.set_caption("No heatmap: the image could not be opened")

@@ -1146,6 +1146,7 @@ def test_a_slow_image_is_not_judged_by_the_one_before_it(qtbot, tmp_path, models
     window.set_current_row(1)
     qtbot.waitUntil(lambda: not window.image_view.has_image(), timeout=5000)  # the previous image goes
     assert window.image_view._message.toPlainText() == "Opening cell_0001.png…"
+    assert window.prob_panel.review.text().startswith("Opening the image")  # not "Enter confirms"
     window.confirm_call()
     assert window.model.item(1).reviewed_id is None
     assert window.status_label.text().startswith("Wait until cell_0001.png is on screen")
@@ -1153,7 +1154,7 @@ def test_a_slow_image_is_not_judged_by_the_one_before_it(qtbot, tmp_path, models
     assert window.model.item(1).flagged
     opened.set()
     qtbot.waitUntil(window.image_shown, timeout=10000)
-    assert window.image_view.has_image()
+    assert window.image_view.has_image() and "Opening" not in window.prob_panel.review.text()
     window.confirm_call()
     assert window.model.item(1).reviewed_id == window.model.ai_call_of(window.model.item(1))
 
