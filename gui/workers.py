@@ -217,7 +217,9 @@ class DetailWorker(QObject):
         except Exception as exc:  # noqa: BLE001
             self.ready.emit(DetailResult(req.token, req.path, error=str(exc)))
             return
-        image = rgb_to_qimage(loaded.rgb)
+        # In the format the screen's pixmaps use, converted here: the GUI thread then only copies it (a 20 MP
+        # image: 65 -> 11 ms on the GUI thread, 81 MP: 215 -> 28 ms, measured here).
+        image = rgb_to_qimage(loaded.rgb).convertToFormat(QImage.Format.Format_RGB32)
         if req.model is None or req.model.session is None or req.token != self.latest_token:
             self.ready.emit(DetailResult(req.token, req.path, image=image, notes=loaded.notes))
             return
@@ -251,4 +253,5 @@ class DetailWorker(QObject):
         cam = prediction.heatmap(class_index, max_side=HEATMAP_MAX_SIDE)
         if cam is None:
             return None
-        return rgba_to_qimage(heatmap_rgba(np.asarray(cam, dtype=np.float32), colormap))
+        rgba = rgba_to_qimage(heatmap_rgba(np.asarray(cam, dtype=np.float32), colormap))
+        return rgba.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)  # a pixmap's format, as above
