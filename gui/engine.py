@@ -7,10 +7,11 @@ flag, so results from a cancelled or superseded run are recognised and dropped.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 from gui.items import ModelInfo
 from gui.workers import BatchJob, BatchWorker, DetailRequest, DetailResult, DetailWorker, HeatmapRequest
@@ -60,6 +61,9 @@ class Engine(QObject):
         self._model_seq = 0
         self._model_paths: dict[int, Path] = {}
         self._detail_seq = 0
+        self._ahead_key: tuple[Path, str | None] | None = None  # (path, model hash) loaded ahead of time
+        self._ahead_result: DetailResult | None = None  # its result, once it is here
+        self._ahead_adopted = False  # asked for while still on its way: delivered as the answer on arrival
         self._batch_thread.start()
         self._detail_thread.start()
 
@@ -128,20 +132,53 @@ class Engine(QObject):
 
     # --- the image on screen -------------------------------------------------------------------
     def request_detail(self, path: Path, model: ModelInfo | None, class_index: int | None = None) -> int:
-        self._detail_seq += 1
-        self._detail.latest_token = self._detail_seq  # plain int store: read by the worker between steps
-        self._loadDetail.emit(DetailRequest(self._detail_seq, Path(path), model, class_index))
-        return self._detail_seq
+        """Load ``path`` for the screen; answers with detailReady. The image loaded ahead of time is used
+        when it is this one (delivered at once, or adopted while still on its way)."""
+        if class_index is None and self._ahead_key == _ahead_key(path, model):
+            if self._ahead_result is None:
+                self._ahead_adopted = True
+                return self._detail_seq
+            result = self._ahead_result
+            token = self._next_detail_token()
+            QTimer.singleShot(0, lambda: self._on_detail(replace(result, token=token, ahead=False)))
+            return token
+        token = self._next_detail_token()
+        self._loadDetail.emit(DetailRequest(token, Path(path), model, class_index))
+        return token
+
+    def load_ahead(self, path: Path, model: ModelInfo | None) -> None:
+        """While the technician looks at one image, load the one they will most likely see next, so a large
+        photo shows at once instead of after its decode; dropped the moment anything else is asked for."""
+        key = _ahead_key(path, model)
+        if self._ahead_key == key:
+            return
+        self._ahead_key, self._ahead_result, self._ahead_adopted = key, None, False
+        self._loadDetail.emit(DetailRequest(self._detail_seq, Path(path), model, None, ahead=True))
 
     def request_heatmap(self, prediction: Any, class_index: int) -> int:
+        token = self._next_detail_token()
+        self._loadHeatmap.emit(HeatmapRequest(token, prediction, class_index))
+        return token
+
+    def _next_detail_token(self) -> int:
+        """A new request supersedes every earlier one, the image loaded ahead included."""
         self._detail_seq += 1
-        self._detail.latest_token = self._detail_seq
-        self._loadHeatmap.emit(HeatmapRequest(self._detail_seq, prediction, class_index))
+        self._detail.latest_token = self._detail_seq  # plain int store: read by the worker between steps
+        self._ahead_key, self._ahead_result, self._ahead_adopted = None, None, False
         return self._detail_seq
 
     def _on_detail(self, result: DetailResult) -> None:
-        if result.token == self._detail_seq:
-            self.detailReady.emit(result)
+        if result.token != self._detail_seq:
+            return
+        if result.ahead:
+            if self._ahead_key is None or result.path != self._ahead_key[0]:
+                return
+            if not self._ahead_adopted:
+                self._ahead_result = result
+                return
+            self._ahead_key, self._ahead_adopted = None, False
+            result = replace(result, ahead=False)
+        self.detailReady.emit(result)
 
     # --- shutdown ------------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 10000) -> None:
@@ -151,3 +188,7 @@ class Engine(QObject):
             thread.quit()
         for thread in (self._batch_thread, self._detail_thread):
             thread.wait(timeout_ms)
+
+
+def _ahead_key(path: Path, model: ModelInfo | None) -> tuple[Path, str | None]:
+    return Path(path), None if model is None else model.sha256

@@ -1108,27 +1108,27 @@ def test_an_image_that_went_away_after_classification_gets_no_class_unseen(qtbot
     paths = _write_images(folder, 3)
     window = _make_window(qtbot, tmp_path)
     _open(qtbot, window, [folder])
-    kept = paths[1].read_bytes()
-    paths[1].unlink()
+    kept = paths[2].read_bytes()  # row 2: not the row after the one on screen, which is loaded ahead
+    paths[2].unlink()
     with qtbot.waitSignal(window.detailShown, timeout=10000):
-        window.set_current_row(1)
+        window.set_current_row(2)
     assert window.prob_panel.review.text().startswith("Nothing to review while the image cannot be shown")
     table = window.batch_panel.table
     table.setFocus()
     for key in (Qt.Key.Key_Return, Qt.Key.Key_2):
         _press(qtbot, window, table, key)
-        assert window.model.item(1).reviewed_id is None and window.current_row() == 1
+        assert window.model.item(2).reviewed_id is None and window.current_row() == 2
         assert "cannot be shown now" in window.status_label.text()
     _press(qtbot, window, table, Qt.Key.Key_F)  # a flag for the pathologist still goes on record
-    assert window.model.item(1).flagged
+    assert window.model.item(2).flagged
 
-    paths[1].write_bytes(kept)  # back in place: once it is on screen it can be decided
+    paths[2].write_bytes(kept)  # back in place: once it is on screen it can be decided
     with qtbot.waitSignal(window.detailShown, timeout=10000):
         window.set_current_row(0)
     with qtbot.waitSignal(window.detailShown, timeout=10000):
-        window.set_current_row(1)
+        window.set_current_row(2)
     _press(qtbot, window, table, Qt.Key.Key_Return)
-    assert window.model.item(1).reviewed_id == window.model.ai_call_of(window.model.item(1))
+    assert window.model.item(2).reviewed_id == window.model.ai_call_of(window.model.item(2))
 
 
 def test_a_slow_image_is_not_judged_by_the_one_before_it(qtbot, tmp_path, models, monkeypatch) -> None:
@@ -1143,20 +1143,20 @@ def test_a_slow_image_is_not_judged_by_the_one_before_it(qtbot, tmp_path, models
     _on_screen(qtbot, window, 0)
     real, opened = inference.images.load_image, threading.Event()
     monkeypatch.setattr(inference.images, "load_image", lambda *a, **k: opened.wait(10) and real(*a, **k))
-    window.set_current_row(1)
+    window.set_current_row(2)  # row 1, next after the one on screen, was loaded ahead
     qtbot.waitUntil(lambda: not window.image_view.has_image(), timeout=5000)  # the previous image goes
-    assert window.image_view._message.toPlainText() == "Opening cell_0001.png…"
+    assert window.image_view._message.toPlainText() == "Opening cell_0002.png…"
     assert window.prob_panel.review.text().startswith("Opening the image")  # not "Enter confirms"
     window.confirm_call()
-    assert window.model.item(1).reviewed_id is None
-    assert window.status_label.text().startswith("Wait until cell_0001.png is on screen")
+    assert window.model.item(2).reviewed_id is None
+    assert window.status_label.text().startswith("Wait until cell_0002.png is on screen")
     window.toggle_flag()  # a flag asks a pathologist to look: that needs no judgement of the image
-    assert window.model.item(1).flagged
+    assert window.model.item(2).flagged
     opened.set()
     qtbot.waitUntil(window.image_shown, timeout=10000)
     assert window.image_view.has_image() and "Opening" not in window.prob_panel.review.text()
     window.confirm_call()
-    assert window.model.item(1).reviewed_id == window.model.ai_call_of(window.model.item(1))
+    assert window.model.item(2).reviewed_id == window.model.ai_call_of(window.model.item(2))
 
 
 def test_a_large_scan_is_saved_as_a_picture_of_bounded_size_that_says_so(qtbot, tmp_path, models, monkeypatch) -> None:
@@ -1178,3 +1178,50 @@ def test_a_large_scan_is_saved_as_a_picture_of_bounded_size_that_says_so(qtbot, 
     picture = window.view_image()
     assert picture.width() == PICTURE_MAX_SIDE and abs(picture.height() - 600 * PICTURE_MAX_SIDE / 5000) < 1
     assert captions[-1][0].endswith(f" · {picture.width()} x {picture.height()} of 5000 x 600 px")
+
+
+def test_the_next_image_is_loaded_while_this_one_is_looked_at(qtbot, tmp_path, models, monkeypatch) -> None:
+    """A 20 MP photo took 0.4 s to show after each Enter. The row after the one on screen is loaded ahead, so it
+    shows at once; asked for while still on its way it is used, not loaded twice; anything else drops it."""
+    import threading
+
+    folder = tmp_path / "smear"
+    paths = _write_images(folder, 4)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    real, loads, gates = inference.images.load_image, [], {}
+
+    def counted(path, *args, **kwargs):
+        loads.append(Path(path).name)
+        if (gate := gates.get(Path(path).name)) is not None:
+            gate.wait(10)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(inference.images, "load_image", counted)
+    import gui.main_window
+
+    monkeypatch.setattr(gui.main_window, "LOAD_AHEAD_PIXELS", 48 * 48)  # these test images count as large
+    _on_screen(qtbot, window, 1)
+    _on_screen(qtbot, window, 0)
+    qtbot.waitUntil(lambda: window.engine._ahead_result is not None, timeout=10000)  # row 1, loaded ahead
+    assert window.engine._ahead_result.path == paths[1]
+    loads.clear()
+    with qtbot.waitSignal(window.detailShown, timeout=10000):
+        window.set_current_row(1)
+    assert window.image_view.has_image() and "cell_0001.png" not in loads  # shown from what was loaded ahead
+
+    gates["cell_0002.png"] = threading.Event()  # row 2 is on its way (held) when it is asked for
+    qtbot.waitUntil(lambda: "cell_0002.png" in loads, timeout=10000)
+    with qtbot.waitSignal(window.detailShown, timeout=10000):
+        window.set_current_row(2)
+        gates["cell_0002.png"].set()
+    assert loads.count("cell_0002.png") == 1 and window.current_row() == 2
+
+    gates["cell_0003.png"] = threading.Event()  # row 3 on its way, but the technician goes back to row 0
+    qtbot.waitUntil(lambda: "cell_0003.png" in loads, timeout=10000)
+    shown: list[int] = []
+    window.detailShown.connect(shown.append)
+    window.set_current_row(0)
+    gates["cell_0003.png"].set()
+    qtbot.waitUntil(lambda: 0 in shown, timeout=10000)
+    assert shown == [0] and window.engine._ahead_key is not None and window.engine._ahead_key[0] == paths[1]
