@@ -693,12 +693,9 @@ class MainWindow(QMainWindow):
     def _on_results(self, results: list[ItemResult]) -> None:
         self.model.apply_results(results)
         for res in results:
-            state = self._states.get(res.image_hash) if res.image_hash else None
-            # The records as read at open: older than the row once it was decided here (a model switch
-            # classifies the rows again), and then they must not put back what the row had before.
-            if state is not None and state.decision_count >= self.model.item(res.row).decision_count:
-                self._take_record(res.row, state.reviewed_id, state.flagged, state.comment, state.reviewer,
-                                  state.decision_count)
+            # The records as read at open are older than the row once it was decided here (a model switch
+            # classifies the rows again): they must not put back what the row had before.
+            self._take_newer_state(res.row)
             if res.row == self._current:
                 self._refresh_panel_from_row()
 
@@ -1119,6 +1116,16 @@ class MainWindow(QMainWindow):
         item.comment, item.decision_count = comment or "", count
         self.model.set_review(row, reviewed_id, bool(flagged), reviewer)
 
+    def _take_newer_state(self, row: int) -> bool:
+        """Show the row's state as last read from the records (``_states``) if it has more decisions than the
+        row has seen; False when the row is as new or newer (decided here since) or its content is unknown."""
+        item = self.model.item(row)
+        state = self._states.get(item.image_hash) if item.image_hash else None
+        if state is None or state.decision_count <= item.decision_count:
+            return False
+        self._take_record(row, state.reviewed_id, state.flagged, state.comment, state.reviewer, state.decision_count)
+        return True
+
     def _sync_with_records(self) -> None:
         """Take what another window recorded on this case since this one last looked (decisions, a
         sign-off or reopening, case details), so every view shows what is on record. Run when the window
@@ -1130,13 +1137,7 @@ class MainWindow(QMainWindow):
         said = []
         if counts[0] != seen[0]:
             self._states = self.review.states()
-            taken = 0
-            for row, item in enumerate(self.model.items()):
-                state = self._states.get(item.image_hash) if item.image_hash else None
-                if state is not None and state.decision_count > item.decision_count:
-                    self._take_record(row, state.reviewed_id, state.flagged, state.comment, state.reviewer,
-                                      state.decision_count)
-                    taken += 1
+            taken = sum(self._take_newer_state(row) for row in range(self.model.rowCount()))
             if taken:
                 self._refresh_panel_from_row()
                 said.append(f"{taken} image(s) were decided")

@@ -43,8 +43,6 @@ NOT_REVIEWED = "(not reviewed)"
 NOT_CLASSIFIED = "(not classified)"
 
 
-
-
 class ReportError(HemaLensError):
     """A report could not be built or written (unknown case, unwritable destination...)."""
 

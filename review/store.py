@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.errors import HemaLensError
-from inference.file_mode import odd_name_bytes
+from inference.file_mode import NAME_BYTES, odd_name_bytes
 from review.records import (
     CaseDetails,
     CaseEvent,
@@ -165,7 +165,7 @@ def _check_probabilities(probabilities: dict[str, float]) -> dict[str, float]:
 def _check_text(value: Any, what: str, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str) or (not allow_empty and not value.strip()):
         raise ReviewInputError(f"{what} must be a {'' if allow_empty else 'non-empty '}string, got {value!r}")
-    value = value.encode("utf-8", "backslashreplace").decode("utf-8")  # e.g. an odd file name in a reason
+    value = value.encode("utf-8", NAME_BYTES).decode("utf-8")  # e.g. an odd file name in a reason
     return value.strip() if not allow_empty else value
 
 
@@ -559,19 +559,19 @@ class Case:
 
     def _refuse_if_changed(self, image_hash: str, expect_count: int) -> None:
         """Inside the write transaction (the same connection, so no other writer can slip in between)."""
-        rows = self._store._read(
-            "SELECT * FROM decisions WHERE case_id = ? AND image_hash = ? ORDER BY id", (self.id, image_hash)
-        )
-        if len(rows) == expect_count:
+        count = int(self._store._read(
+            "SELECT COUNT(*) FROM decisions WHERE case_id = ? AND image_hash = ?", (self.id, image_hash)
+        )[0][0])
+        if count == expect_count:
             return
-        if not rows:  # fewer on record than the caller saw: the caller's count is wrong, not the record
+        if not count:  # fewer on record than the caller saw: the caller's count is wrong, not the record
             raise ReviewInputError(f"expect_count {expect_count} but no decision on this image is on record")
-        latest = self._store._decision(rows[-1])
+        latest = self.history(image_hash)[-1]
         raise ReviewConflictError(
             f"{Path(latest.image_path).name} was decided meanwhile by {latest.user} at "
             f"{readable_time(latest.decided_at)} (another HemaLens window on this case?)",
             latest,
-            len(rows),
+            count,
         )
 
     def _refuse_if_signed(self, conn: sqlite3.Connection) -> None:
