@@ -32,47 +32,52 @@ class DecisionChange:
     after: ReviewState
 
 
+DecisionStep = tuple[DecisionChange, ...]
+
+
 class DecisionHistory:
-    """A linear undo/redo list; the caller moves the cursor only after the store accepted the write."""
+    """A linear undo/redo list of steps (one key press each: one image, or a group decided at once); the
+    caller moves the cursor only after the store accepted the write."""
 
     def __init__(self, limit: int = HISTORY_LIMIT) -> None:
-        self._changes: list[DecisionChange] = []
-        self._done = 0  # changes[:done] are in effect; changes[done:] were undone and can be redone
+        self._steps: list[DecisionStep] = []
+        self._done = 0  # steps[:done] are in effect; steps[done:] were undone and can be redone
         self._limit = limit
 
-    def record(self, change: DecisionChange) -> None:
-        """A new decision: it ends whatever could have been redone."""
-        if change.before == change.after:
+    def record(self, *changes: DecisionChange) -> None:
+        """A new step (the changes that changed something): it ends whatever could have been redone."""
+        step = tuple(c for c in changes if c.before != c.after)
+        if not step:
             return
-        del self._changes[self._done :]
-        self._changes.append(change)
-        if len(self._changes) > self._limit:
-            del self._changes[0]
-        self._done = len(self._changes)
+        del self._steps[self._done :]
+        self._steps.append(step)
+        if len(self._steps) > self._limit:
+            del self._steps[0]
+        self._done = len(self._steps)
 
-    def to_undo(self) -> DecisionChange | None:
-        return self._changes[self._done - 1] if self._done else None
+    def to_undo(self) -> DecisionStep | None:
+        return self._steps[self._done - 1] if self._done else None
 
-    def to_redo(self) -> DecisionChange | None:
-        return self._changes[self._done] if self._done < len(self._changes) else None
+    def to_redo(self) -> DecisionStep | None:
+        return self._steps[self._done] if self._done < len(self._steps) else None
 
     def undone(self) -> None:
-        """The change from :meth:`to_undo` has been reverted in the store."""
+        """The step from :meth:`to_undo` has been reverted in the store."""
         if self._done:
             self._done -= 1
 
     def redone(self) -> None:
-        """The change from :meth:`to_redo` has been recorded again."""
-        if self._done < len(self._changes):
+        """The step from :meth:`to_redo` has been recorded again."""
+        if self._done < len(self._steps):
             self._done += 1
 
-    def forget(self, change: DecisionChange) -> None:
-        """Drop a change that can no longer be applied (its image is gone) and everything after it."""
-        if change in self._changes:
-            index = self._changes.index(change)
-            del self._changes[index:]
+    def forget(self, step: DecisionStep) -> None:
+        """Drop a step that can no longer be applied (an image is gone) and everything after it."""
+        if step in self._steps:
+            index = self._steps.index(step)
+            del self._steps[index:]
             self._done = min(self._done, index)
 
     def clear(self) -> None:
-        self._changes.clear()
+        self._steps.clear()
         self._done = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import (
+    QItemSelectionModel,
     QModelIndex,
     QModelRoleDataSpan,
     QPersistentModelIndex,
@@ -93,6 +94,7 @@ class _Section(QWidget):
     """A class header and its wrapping icon list, sized to show every thumbnail (the page scrolls)."""
 
     activated = Signal(int)  # source row
+    selectionGrew = Signal()  # this section's selection gained thumbnails
 
     def __init__(self, class_id: str, name: str, role: int, model: BatchTableModel, parent=None) -> None:
         super().__init__(parent)
@@ -112,7 +114,9 @@ class _Section(QWidget):
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # Several thumbnails of one class can be selected (Shift/Ctrl+click, Shift+arrows, Ctrl+A) and decided
+        # at once: the "accept this class" of a morphology analyser's cell overview.
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setItemDelegate(_BadgeDelegate(self.view))
         self.view.setModel(self.proxy)
         layout = QVBoxLayout(self)
@@ -120,6 +124,9 @@ class _Section(QWidget):
         layout.addWidget(self.header)
         layout.addWidget(self.view)
         self.view.selectionModel().currentChanged.connect(self._on_current)
+        self.view.selectionModel().selectionChanged.connect(
+            lambda selected, _deselected: self.selectionGrew.emit() if not selected.isEmpty() else None
+        )
         for sig in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset, self.proxy.layoutChanged):
             sig.connect(self.relayout)
 
@@ -139,12 +146,19 @@ class _Section(QWidget):
         self.view.setFixedHeight(max(rows, 1) * GRID.height() + 8 if n else 0)
         self.setVisible(n > 0)
 
+    def selected_source_rows(self) -> list[int]:
+        """The selected thumbnails' source rows, in display order."""
+        indexes = sorted(self.view.selectionModel().selectedIndexes(), key=lambda i: i.row())
+        return [self.proxy.mapToSource(i).row() for i in indexes]
+
     def select_source_row(self, row: int) -> bool:
         index = self.proxy.mapFromSource(self.proxy.sourceModel().index(row, 0))
         if not index.isValid():
-            self.view.clearSelection()
+            # No current either: a click on the thumbnail that was current here before must still be a move.
+            self.view.selectionModel().clear()
             return False
-        self.view.setCurrentIndex(index)
+        if index != self.view.currentIndex():  # a row the user just made current keeps the selection made with it
+            self.view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
         return True
 
     def resizeEvent(self, event) -> None:
@@ -162,6 +176,7 @@ class GalleryView(QWidget):
     """All sections in one scrolling page, grouped by the AI call or by the current (reviewed) class."""
 
     currentRowChanged = Signal(int)  # source row
+    groupChanged = Signal()  # the thumbnails selected together changed
 
     def __init__(self, model: BatchTableModel, parent=None) -> None:
         super().__init__(parent)
@@ -223,6 +238,8 @@ class GalleryView(QWidget):
         for cid, name in self._groups:
             section = _Section(cid, name, role, self._model, self.page)
             section.activated.connect(self._on_activated)
+            section.selectionGrew.connect(lambda s=section: self._keep_selection_in(s))
+            section.view.selectionModel().selectionChanged.connect(lambda *_: self.groupChanged.emit())
             self.page_layout.insertWidget(self.page_layout.count() - 1, section)
             self._sections.append(section)
         self._update_totals()
@@ -250,6 +267,21 @@ class GalleryView(QWidget):
     def ordered_rows(self) -> list[int]:
         """Source rows in gallery order (section by section)."""
         return [r for s in self._sections for r in s.source_rows()]
+
+    def selected_rows(self) -> list[int]:
+        """Source rows of the selected thumbnails (all in one class section), in display order."""
+        return [r for s in self._sections for r in s.selected_source_rows()]
+
+    def selected_section(self) -> str | None:
+        """The name of the class section whose thumbnails are selected, or None."""
+        return next((s.name for s in self._sections if s.view.selectionModel().hasSelection()), None)
+
+    def _keep_selection_in(self, section: _Section) -> None:
+        """A selection spans one class: selecting in one section clears the others, so a group never mixes
+        a class on screen with one scrolled out of sight."""
+        for other in self._sections:
+            if other is not section and other.view.selectionModel().hasSelection():
+                other.view.clearSelection()
 
     def select_source_row(self, row: int) -> None:
         self._pending_row = row

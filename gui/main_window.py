@@ -46,14 +46,13 @@ from gui.batch_model import BatchTableModel
 from gui.batch_panel import BatchPanel
 from gui.calls import (
     UNIDENTIFIED_ID,
-    class_name,
     format_percent,
     is_uncertain,
     known_class_names,
     remember_class_names,
 )
 from gui.case_details import CaseDetailsDialog
-from gui.decision_history import DecisionChange, DecisionHistory, ReviewState
+from gui.decision_history import DecisionHistory
 from gui.differential_panel import DifferentialPanel
 from gui.engine import Engine
 from gui.gallery import GalleryView
@@ -66,6 +65,7 @@ from gui.plain_dialogs import ask, ask_text, tell
 from gui.probability_panel import ProbabilityPanel
 from gui.progress_bar import SlimProgressBar
 from gui.report_action import ReportExporter, ReportJob, ReportOutcome, ReportTargets, default_report_name
+from gui.review_actions import ReviewActions
 from gui.review_bridge import ReviewBridge, case_folder
 from gui.settings import AppSettings
 from gui.thumbnails import ThumbnailLoader
@@ -84,7 +84,6 @@ from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
 from inference.familiarity import UNFAMILIAR_NOTE, folder_unlike_warning
 from review.records import readable_time
-from review.store import ReviewConflictError
 
 REPORT_FAILED = "The report was not written"
 NOT_FOUND = "Not found"
@@ -97,7 +96,7 @@ OPENING_NOTICE_MS = 150  # the image on screen is replaced by "Opening …" when
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ReviewActions, QMainWindow):
     """The HemaLens window. ``open_paths`` and ``load_model`` are the programmatic entry points."""
 
     batchFinished = Signal(bool)  # cancelled
@@ -384,6 +383,8 @@ class MainWindow(QMainWindow):
         self.batch_panel.currentRowChanged.connect(self.set_current_row)
         self.batch_panel.table.stepRequested.connect(self.step)
         self.gallery.currentRowChanged.connect(self.set_current_row)
+        self.gallery.groupChanged.connect(self.say_group)
+        self.tabs.currentChanged.connect(lambda _i: self.say_group())  # a group is a gallery's, not the table's
         self.image_pane.stepRequested.connect(self.step)
         self.prob_panel.classClicked.connect(self.show_heatmap_class)
         self.prob_panel.thresholdChanged.connect(self._on_threshold)
@@ -872,9 +873,12 @@ class MainWindow(QMainWindow):
         if len(history) > item.decision_count:  # decided in another window since this one last looked
             last = history[-1]
             self._take_record(self._current, last.reviewed_id, last.flagged, last.comment, last.user, len(history))
-        text = self._review_text(item, unopened)
+        group = self.selected_group()
+        text = self._review_text(item, unopened, keys=group is None)
         if len(history) > 1:
             text += f"\n{len(history)} decisions on record (hover here for who decided what, when)"
+        if group is not None:
+            text += "\n" + self.group_text(group)
         self.prob_panel.set_review_text(text, self._history_text(history))
 
     def _history_text(self, history: list) -> str:
@@ -886,7 +890,7 @@ class MainWindow(QMainWindow):
             lines.append(f"{readable_time(d.decided_at)}  {d.user}: {what}{extra}")
         return "\n".join(lines)
 
-    def _review_text(self, item, unopened: bool) -> str:
+    def _review_text(self, item, unopened: bool, *, keys: bool = True) -> str:
         parts = []
         if item.reviewed_id is not None:
             name = self._class_words(item.reviewed_id)
@@ -897,7 +901,7 @@ class MainWindow(QMainWindow):
         elif unopened:
             parts.append("Nothing to review while the image cannot be shown. F flags it, C adds a comment.")
         else:
-            parts.append("Not reviewed yet: Enter confirms, 1–9 reassigns, 0 Unidentified")
+            parts.append("Not reviewed yet" + (": Enter confirms, 1–9 reassigns, 0 Unidentified" if keys else ""))
         if item.flagged:
             parts.append("⚑ Flagged for pathologist review")
         if item.comment:
@@ -987,218 +991,6 @@ class MainWindow(QMainWindow):
     def heatmap_class(self) -> int | None:
         """The class whose heatmap is on screen (None when none is)."""
         return self._detail.class_index if self._detail is not None and self.image_view.has_heatmap() else None
-
-    # ------------------------------------------------------------------ review
-    def confirm_call(self) -> None:
-        if self._current is None:
-            return
-        call = self.model.ai_call_of(self.model.item(self._current))
-        if call is None:
-            failed = self.model.item(self._current).status == FAILED
-            self.status("This file could not be classified: there is no AI call to confirm." if failed
-                        else "This image has no AI call to confirm yet.")
-            return
-        self._decide(call, self.model.item(self._current).flagged, advance=True)
-
-    def assign_index(self, index: int) -> None:
-        if index >= len(self.model.class_ids):
-            self.status(f"This model has {len(self.model.class_ids)} classes; key {index + 1} is not one of them.")
-            return
-        self.assign_class(self.model.class_ids[index])
-
-    def assign_class(self, class_id: str) -> None:
-        if self._current is None:
-            return
-        self._decide(class_id, self.model.item(self._current).flagged, advance=True)
-
-    def toggle_flag(self) -> None:
-        if self._current is None:
-            return
-        item = self.model.item(self._current)
-        self._decide(item.reviewed_id, not item.flagged, advance=False)
-
-    def clear_decision(self) -> None:
-        if self._current is None:
-            return
-        self._decide(None, False, advance=False)
-
-    def edit_comment(self) -> None:
-        if self._current is None:
-            return
-        item = self.model.item(self._current)
-        text, ok = ask_text(self, "Comment", f"Comment on {item.path.name}:", item.comment)
-        if ok:
-            self._decide(item.reviewed_id, item.flagged, advance=False, comment=text.strip())
-
-    def _decide(self, reviewed_id: str | None, flagged: bool, *, advance: bool, comment: str | None = None) -> None:
-        row = self._current
-        if row is None:
-            return
-        item = self.model.item(row)
-        if item.image_hash is None:
-            self.status("Wait until this image has been read before reviewing it.")
-            return
-        if reviewed_id is not None and reviewed_id != item.reviewed_id:
-            if self._detail_pending and row == self._current:
-                self.status(f"Wait until {item.path.name} is on screen: a class is given to the image you see.")
-                return
-            why = ("could not be classified" if item.status == FAILED
-                   else "cannot be shown now (moved, deleted or unreadable since it was classified)"
-                   if self._shown_unopened(row) else None)
-            if why:
-                self.status(
-                    f"{item.path.name} {why}, so there is nothing on screen to give a class to: "
-                    "fix or replace the file and open the folder again. F flags it and C adds a comment."
-                )
-                return
-        before = ReviewState(item.reviewed_id, item.flagged, item.comment)
-        after = ReviewState(reviewed_id, flagged, item.comment if comment is None else comment)
-        order = self._nav_rows()  # before the decision: a filter may hide the row once it is decided
-        if not self._write_review(row, after):
-            return
-        self.history.record(DecisionChange(item.path, item.image_hash, before, after))
-        self._update_undo_actions()
-        self.status(f"Saved: {self._state_words(item.path, after)}")
-        if advance and self.act_auto.isChecked():
-            following = order[order.index(row) + 1 :] if row in order else []
-            if following:
-                self.set_current_row(following[0])
-            else:
-                self.status(f"Saved {item.path.name}; that was the last image.")
-
-    def _shown_unopened(self, row: int) -> bool:
-        """The row is on screen and its image could not be opened (the file went away or broke after it was
-        classified): a class given now would be given unseen."""
-        detail = self._detail
-        return (row == self._current and not self._detail_pending and detail is not None
-                and detail.path == self.model.item(row).path and detail.image is None)
-
-    def _write_review(self, row: int, state: ReviewState) -> bool:
-        """Record one image's review state (committed before it shows); False, with the reason shown, if not.
-
-        The store refuses it when the image was decided in another window since this one last showed it:
-        the row then shows that decision instead, and the technician decides again, knowing it."""
-        item = self.model.item(row)
-        try:
-            self.review.decide(
-                item.path, item.image_hash, reviewed_id=state.reviewed_id, flagged=state.flagged,
-                comment=state.comment, expect_count=item.decision_count,
-            )
-        except ReviewConflictError as exc:
-            last = exc.latest
-            self._take_record(row, last.reviewed_id, last.flagged, last.comment, last.user, exc.count)
-            if row == self._current:
-                self._refresh_panel_from_row()
-            self._update_sign_state()
-            now = self._state_words(item.path, ReviewState(last.reviewed_id, last.flagged, last.comment))
-            self.status(f"Not recorded: {exc}. It now reads {now}; look at it and decide again.")
-            return False
-        except Exception as exc:  # noqa: BLE001 - shown, never swallowed; the decision is NOT applied
-            if self.review.error:
-                self.review_banner.show_text(f"{self.review.error} The decision was not recorded.")
-            self.status(f"Not recorded: {exc}")
-            return False
-        item.comment = state.comment
-        item.decision_count += 1
-        if self._records_seen is not None:
-            self._records_seen = (self._records_seen[0] + 1, self._records_seen[1])
-        self.model.set_review(row, state.reviewed_id, state.flagged, self.review.user)
-        if row == self._current:
-            self._refresh_panel_from_row()
-        self._update_sign_state()
-        self.decisionRecorded.emit(row)
-        return True
-
-    def _take_record(self, row: int, reviewed_id: str | None, flagged: bool, comment: str | None,
-                     reviewer: str | None, count: int) -> None:
-        """Show what the review records say of this row: its latest decision, ``count`` decisions in all."""
-        item = self.model.item(row)
-        item.comment, item.decision_count = comment or "", count
-        self.model.set_review(row, reviewed_id, bool(flagged), reviewer)
-
-    def _take_newer_state(self, row: int) -> bool:
-        """Show the row's state as last read from the records (``_states``) if it has more decisions than the
-        row has seen; False when the row is as new or newer (decided here since) or its content is unknown."""
-        item = self.model.item(row)
-        state = self._states.get(item.image_hash) if item.image_hash else None
-        if state is None or state.decision_count <= item.decision_count:
-            return False
-        self._take_record(row, state.reviewed_id, state.flagged, state.comment, state.reviewer, state.decision_count)
-        return True
-
-    def _sync_with_records(self) -> None:
-        """Take what another window recorded on this case since this one last looked (decisions, a
-        sign-off or reopening, case details), so every view shows what is on record. Run when the window
-        is activated; costs one query when nothing changed."""
-        counts = self.review.record_counts()
-        if counts is None or self._records_seen is None or counts == self._records_seen:
-            return
-        seen, self._records_seen = self._records_seen, counts
-        said = []
-        if counts[0] != seen[0]:
-            self._states = self.review.states()
-            taken = sum(self._take_newer_state(row) for row in range(self.model.rowCount()))
-            if taken:
-                self._refresh_panel_from_row()
-                said.append(f"{taken} image(s) were decided")
-        if counts[1] != seen[1]:
-            said.append("the sign-off or case details changed")
-            self._show_case_title()
-        self._update_sign_state()
-        if said:
-            self.status(f"In another window on this case, {' and '.join(said)}; this window now shows the records.")
-
-    def _class_words(self, class_id: str | None) -> str:
-        """A reviewed class as people read it (another installed model's name where it came from there)."""
-        return class_name(class_id, self.model.class_ids, self.model.labels) or "no class"
-
-    def _state_words(self, path: Path, state: ReviewState) -> str:
-        flag = " · flagged for pathologist" if state.flagged else ""
-        return f"{path.name} → {self._class_words(state.reviewed_id)}{flag}"
-
-    def undo_decision(self) -> None:
-        """Put back the state the last decision replaced, and show that image."""
-        change = self.history.to_undo()
-        if change is None:
-            self.status("Nothing to undo.")
-        elif self._restore(change, change.before, expected=change.after):
-            self.history.undone()
-            self.status(f"Undone, back to: {self._state_words(change.path, change.before)}")
-        self._update_undo_actions()
-
-    def redo_decision(self) -> None:
-        change = self.history.to_redo()
-        if change is None:
-            self.status("Nothing to redo.")
-        elif self._restore(change, change.after, expected=change.before):
-            self.history.redone()
-            self.status(f"Redone: {self._state_words(change.path, change.after)}")
-        self._update_undo_actions()
-
-    def _restore(self, change: DecisionChange, state: ReviewState, *, expected: ReviewState) -> bool:
-        """Write ``state`` for the change's image if it still has ``expected`` (what this window left it
-        with): a decision made since in another window is not overwritten by an undo or redo."""
-        row = self.model.row_of(change.path)
-        if row is None or self.model.item(row).image_hash != change.image_hash:
-            self.history.forget(change)
-            self.status(f"{change.path.name} has changed on disk or is no longer open; its decision stays as it is.")
-            return False
-        self.set_current_row(row)
-        item = self.model.item(row)
-        now = ReviewState(item.reviewed_id, item.flagged, item.comment)
-        if now != expected:
-            self.history.forget(change)
-            by = f" (by {item.reviewer})" if item.reviewer else ""
-            self.status(f"Left as it is: {self._state_words(item.path, now)}{by} was decided in another window since.")
-            return False
-        return self._write_review(row, state)
-
-    def _update_undo_actions(self) -> None:
-        undo, redo = self.history.to_undo(), self.history.to_redo()
-        self.act_undo.setEnabled(undo is not None)
-        self.act_redo.setEnabled(redo is not None)
-        self.act_undo.setStatusTip(f"Back to: {self._state_words(undo.path, undo.before)}" if undo else "")
-        self.act_redo.setStatusTip(f"Again: {self._state_words(redo.path, redo.after)}" if redo else "")
 
     def _set_auto_advance(self, checked: bool) -> None:
         self.settings.set_auto_advance(checked)

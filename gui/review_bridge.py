@@ -18,7 +18,7 @@ import numpy as np
 from gui.calls import UNIDENTIFIED_ID
 from gui.items import ModelInfo
 from review.records import sample_id_of, signed_hashes
-from review.store import ReviewConflictError, ReviewInputError, ReviewStore, file_sha256
+from review.store import DecisionRequest, ReviewConflictError, ReviewInputError, ReviewStore, file_sha256
 
 
 def current_user() -> str:
@@ -206,24 +206,13 @@ class ReviewBridge:
     def recorder(self) -> PredictionRecorder | None:
         return PredictionRecorder(self._case) if self.active else None
 
-    def decide(
-        self,
-        path: Path,
-        image_hash: str,
-        *,
-        reviewed_id: str | None,
-        flagged: bool,
-        comment: str = "",
-        expect_count: int | None = None,
-    ) -> None:
-        """Record one decision, committed before returning; raises ReviewStoreError-like errors, and
-        ReviewConflictError when the image has more than ``expect_count`` decisions on record."""
+    def decide(self, requests: Sequence[DecisionRequest]) -> None:
+        """Record decisions on one or more images in one transaction, committed before returning (all or
+        none); raises ReviewStoreError-like errors, and ReviewConflictError when an image has more decisions
+        on record than its request's ``expect_count``."""
         if not self.active:
             raise RuntimeError(self.error or "No review case is open.")
-        self._guarded(lambda: self._case.record_decision(
-            path, image_hash, reviewed_id=reviewed_id, flagged=flagged, comment=comment, user=self.user,
-            expect_count=expect_count,
-        ))
+        self._guarded(lambda: self._case.record_decisions(requests, user=self.user))
 
     def _guarded(self, write: Callable[[], Any]) -> None:
         """Run one store write; a failure other than bad input or a signed case stops further decisions."""

@@ -106,6 +106,10 @@ class ThumbnailLoader(QObject):
                 self._cond.notify()
         return None
 
+    def shown(self, path: Path) -> bool:
+        """Whether the thumbnail has been decoded (a view has it to paint); False while waiting or unreadable."""
+        return self._cache.get(path) is not None
+
     def clear(self) -> None:
         with self._cond:
             self._pending.clear()

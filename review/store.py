@@ -26,6 +26,7 @@ import stat
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -399,6 +400,18 @@ class ReviewStore:
         )
 
 
+@dataclass(frozen=True)
+class DecisionRequest:
+    """One decision as a caller asks for it; ``expect_count`` as in :meth:`Case.record_decision`."""
+
+    image_path: str | Path
+    image_hash: str
+    reviewed_id: str | None
+    flagged: bool
+    comment: str = ""
+    expect_count: int | None = None
+
+
 class Case:
     """One reviewed folder. All methods write through to the store immediately."""
 
@@ -513,49 +526,58 @@ class Case:
         record (another window on the same case decided it since), nothing is written and
         ReviewConflictError says what the latest one is: a window that was not looking at it must not
         overwrite it. Decisions are append-only, so the count is a version number."""
-        image_hash = _check_hash(image_hash)
+        request = DecisionRequest(image_path, image_hash, reviewed_id, flagged, comment, expect_count)
+        return self.record_decisions([request], user=user)[0]
+
+    def record_decisions(self, requests: Sequence[DecisionRequest], *, user: str) -> list[Decision]:
+        """Append several decisions in one transaction: all are recorded or none is (a group confirmed at
+        once is one act; a conflict or a full disk halfway must not leave half of it on record)."""
         user = _check_text(user, "user")
-        comment = _check_text(comment, "comment", allow_empty=True)
-        if reviewed_id is not None:
-            reviewed_id = _check_text(reviewed_id, "reviewed_id")
-        at = _now()
-        with self._store._write("save the decision") as conn:
-            self._refuse_if_signed(conn)
-            if expect_count is not None:
-                self._refuse_if_changed(image_hash, expect_count)
-            found = conn.execute(
-                "SELECT id FROM predictions WHERE case_id = ? AND image_hash = ? ORDER BY id DESC LIMIT 1",
-                (self.id, image_hash),
-            ).fetchone()
-            prediction_id = found[0] if found else None
-            cursor = conn.execute(
-                "INSERT INTO decisions(case_id, image_hash, image_path, prediction_id, reviewed_id, flagged, "
-                "comment, user, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    self.id,
-                    image_hash,
-                    _db_path(image_path),
-                    prediction_id,
-                    reviewed_id,
-                    int(bool(flagged)),
-                    comment,
-                    user,
-                    at,
-                ),
+        checked = [
+            DecisionRequest(
+                r.image_path,
+                _check_hash(r.image_hash),
+                None if r.reviewed_id is None else _check_text(r.reviewed_id, "reviewed_id"),
+                bool(r.flagged),
+                _check_text(r.comment, "comment", allow_empty=True),
+                r.expect_count,
             )
-            decision_id = cursor.lastrowid
-        return Decision(
-            id=int(decision_id or 0),
-            case_id=self.id,
-            image_hash=image_hash,
-            image_path=str(image_path),
-            reviewed_id=reviewed_id,
-            flagged=bool(flagged),
-            comment=comment,
-            user=user,
-            decided_at=at,
-            prediction=self._store._prediction_by_id(prediction_id),
-        )
+            for r in requests
+        ]
+        at = _now()
+        written: list[tuple[DecisionRequest, int, int | None]] = []
+        with self._store._write("save the decision" if len(checked) == 1 else "save the decisions") as conn:
+            self._refuse_if_signed(conn)
+            for r in checked:
+                if r.expect_count is not None:
+                    self._refuse_if_changed(r.image_hash, r.expect_count)
+                found = conn.execute(
+                    "SELECT id FROM predictions WHERE case_id = ? AND image_hash = ? ORDER BY id DESC LIMIT 1",
+                    (self.id, r.image_hash),
+                ).fetchone()
+                prediction_id = found[0] if found else None
+                cursor = conn.execute(
+                    "INSERT INTO decisions(case_id, image_hash, image_path, prediction_id, reviewed_id, flagged, "
+                    "comment, user, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (self.id, r.image_hash, _db_path(r.image_path), prediction_id, r.reviewed_id,
+                     int(r.flagged), r.comment, user, at),
+                )
+                written.append((r, int(cursor.lastrowid or 0), prediction_id))
+        return [
+            Decision(
+                id=decision_id,
+                case_id=self.id,
+                image_hash=r.image_hash,
+                image_path=str(r.image_path),
+                reviewed_id=r.reviewed_id,
+                flagged=r.flagged,
+                comment=r.comment,
+                user=user,
+                decided_at=at,
+                prediction=self._store._prediction_by_id(prediction_id),
+            )
+            for r, decision_id, prediction_id in written
+        ]
 
     def _refuse_if_changed(self, image_hash: str, expect_count: int) -> None:
         """Inside the write transaction (the same connection, so no other writer can slip in between)."""

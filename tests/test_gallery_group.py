@@ -1,0 +1,185 @@
+"""Thumbnails selected together in the gallery are decided at once: one key, one transaction, one undo step,
+never on a thumbnail that is not on screen, never over a decision made in another window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from gui.calls import format_percent
+from review.store import ReviewStore
+from tests.model_factory import make_classifier
+from tests.test_gui_window import LABELS, _bundle, _make_window, _open, _write_images
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    make_classifier(models / "tiny.onnx", num_classes=3, size=32, labels=LABELS)
+    _bundle(monkeypatch, tmp_path, models)
+    folder = tmp_path / "smear"
+    _write_images(folder, 16)
+    win = _make_window(qtbot, tmp_path)
+    _open(qtbot, win, [folder])
+    win.tabs.setCurrentWidget(win.gallery)
+    QApplication.processEvents()
+    return win
+
+
+def _biggest_section(window):
+    section = max(window.gallery._sections, key=lambda s: s.count())
+    assert section.count() >= 3, "the tiny model put fewer than 3 of 16 images in one class"
+    return section
+
+
+def _click(qtbot, section, row: int, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    """Click the thumbnail of source row ``row`` as a technician does (Shift or Ctrl held to select more)."""
+    index = section.proxy.mapFromSource(section.proxy.sourceModel().index(row, 0))
+    section.view.scrollTo(index)
+    qtbot.mouseClick(section.view.viewport(), Qt.MouseButton.LeftButton, modifiers,
+                     section.view.visualRect(index).center())
+
+
+def _select(qtbot, window, section, rows: list[int]) -> None:
+    """Click the first thumbnail, Shift+click the last, and wait until every thumbnail is on screen."""
+    _click(qtbot, section, rows[0])
+    _click(qtbot, section, rows[-1], Qt.KeyboardModifier.ShiftModifier)
+    assert window.selected_group() == rows
+    paths = [window.model.item(r).path for r in rows]
+    qtbot.waitUntil(lambda: all(window.thumbnails.shown(p) for p in paths), timeout=10000)
+
+
+def _recorded(window, row: int):
+    """What the review records hold for a row's image: (class, flagged), or None when never decided."""
+    state = window.review.states().get(window.model.item(row).image_hash)
+    return None if state is None or not state.decision_count else (state.reviewed_id, state.flagged)
+
+
+def test_enter_confirms_the_group_undecided_images_and_ctrl_z_undoes_them_at_once(qtbot, window) -> None:
+    section = _biggest_section(window)
+    rows = section.source_rows()[:3]
+    calls = {r: window.model.ai_call_of(window.model.item(r)) for r in rows}
+    other = next(cid for cid in window.model.class_ids if cid != calls[rows[1]])
+    window.set_current_row(rows[1])  # one of them was corrected before, one by one
+    qtbot.waitUntil(window.image_shown, timeout=10000)
+    window.assign_class(other)
+    assert _recorded(window, rows[1]) == (other, False)
+
+    _select(qtbot, window, section, rows)
+    assert "3 selected in" in window.status_label.text()
+    box = window.prob_panel.review.text()
+    assert "Selected together: 3 in" in box and "(2 not reviewed yet)" in box and "Enter confirms" in box
+    least = min(rows, key=lambda r: window.model.item(r).probabilities.max())
+    assert (f"Least sure AI call: {format_percent(window.model.item(least).probabilities.max())} "
+            f"({window.model.item(least).path.name})") in box  # a group hides no doubt one image would show
+    qtbot.keyClick(section.view, Qt.Key.Key_Return)
+    assert _recorded(window, rows[0]) == (calls[rows[0]], False)
+    assert _recorded(window, rows[2]) == (calls[rows[2]], False)
+    assert _recorded(window, rows[1]) == (other, False)  # the correction is not confirmed over
+    assert "2 images confirmed; 1 left as they were" in window.status_label.text()
+    assert [window.model.item(r).reviewer for r in (rows[0], rows[2])] == [window.review.user] * 2
+
+    qtbot.keyClick(section.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert _recorded(window, rows[0]) == (None, False) and _recorded(window, rows[2]) == (None, False)
+    assert _recorded(window, rows[1]) == (other, False)  # the earlier single decision is the next step back
+    assert "Undone, back to: the group of 2 images" in window.status_label.text()
+    assert [window.model.item(r).reviewed_id for r in rows] == [None, other, None]
+    window.redo_decision()
+    assert [window.model.item(r).reviewed_id for r in rows] == [calls[rows[0]], other, calls[rows[2]]]
+    # Every step is in the audit trail: decided, undone, redone.
+    assert len(window.review.history(window.model.item(rows[0]).image_hash)) == 3
+
+
+def test_class_keys_flag_and_backspace_apply_to_every_selected_thumbnail(qtbot, window) -> None:
+    section = _biggest_section(window)
+    rows = section.source_rows()[:3]
+    _select(qtbot, window, section, rows)
+    qtbot.keyClick(section.view, Qt.Key.Key_2)
+    second = window.model.class_ids[1]
+    assert [_recorded(window, r) for r in rows] == [(second, False)] * 3
+    qtbot.keyClick(section.view, Qt.Key.Key_F)
+    assert [_recorded(window, r) for r in rows] == [(second, True)] * 3
+    assert "3 images flagged for pathologist" in window.status_label.text()
+    qtbot.keyClick(section.view, Qt.Key.Key_F)  # all flagged: F takes the flag off all
+    assert [_recorded(window, r) for r in rows] == [(second, False)] * 3
+    qtbot.keyClick(section.view, Qt.Key.Key_Backspace)
+    assert [_recorded(window, r) for r in rows] == [(None, False)] * 3
+    qtbot.keyClick(section.view, Qt.Key.Key_Backspace)
+    assert "Nothing to change" in window.status_label.text()
+
+
+def test_a_group_is_not_decided_while_one_of_its_thumbnails_is_not_on_screen(qtbot, window, monkeypatch) -> None:
+    section = _biggest_section(window)
+    rows = section.source_rows()[:3]
+    window.model.item(rows[1]).notes = ("unlike this model's training images",)
+    _select(qtbot, window, section, rows)
+    assert "1 of them with a ⚠ note" in window.prob_panel.review.text()
+    missing = window.model.item(rows[2]).path
+    shown = window.thumbnails.shown
+    monkeypatch.setattr(window.thumbnails, "shown", lambda path: path != missing and shown(path))
+    qtbot.keyClick(section.view, Qt.Key.Key_Return)
+    assert [_recorded(window, r) for r in rows] == [None] * 3
+    assert f"Not recorded: {missing.name} is not on screen as a thumbnail" in window.status_label.text()
+
+
+def test_a_group_with_an_image_decided_in_another_window_is_recorded_not_at_all(qtbot, window) -> None:
+    section = _biggest_section(window)
+    rows = section.source_rows()[:3]
+    _select(qtbot, window, section, rows)
+    item = window.model.item(rows[1])
+    with ReviewStore.open(window.review.db_path) as other:  # the same case open in a second window
+        other.open_case(window.review.case.folder).record_decision(
+            item.path, item.image_hash, reviewed_id=window.model.class_ids[0], flagged=True, user="colleague")
+    qtbot.keyClick(section.view, Qt.Key.Key_Return)
+    assert _recorded(window, rows[0]) is None and _recorded(window, rows[2]) is None
+    assert _recorded(window, rows[1]) == (window.model.class_ids[0], True)
+    assert window.model.item(rows[1]).reviewer == "colleague" and window.model.item(rows[1]).flagged
+    assert "Not recorded, none of the 3" in window.status_label.text()
+    window.undo_decision()
+    assert "Nothing to undo" in window.status_label.text()
+
+
+def test_a_selection_stays_in_one_class_section(qtbot, window) -> None:
+    window.set_current_row(0)
+    qtbot.waitUntil(window.image_shown, timeout=10000)
+    window.assign_class(next(c for c in window.model.class_ids if c != window.model.ai_call_of(window.model.item(0))))
+    window.gallery.group_by.setCurrentIndex(1)  # by the class after review: image 0 now has a section of its own
+    QApplication.processEvents()
+    filled = [s for s in window.gallery._sections if s.count()]
+    assert len(filled) >= 2
+    first, second = filled[:2]
+    _click(qtbot, first, first.source_rows()[0])
+    _click(qtbot, second, second.source_rows()[0], Qt.KeyboardModifier.ControlModifier)
+    assert window.gallery.selected_rows() == [second.source_rows()[0]]
+    assert window.selected_group() is None  # one thumbnail: the keys decide the image on screen, as ever
+    assert window.current_row() == second.source_rows()[0]
+
+
+def test_a_group_in_the_table_tab_is_not_a_group(qtbot, window) -> None:
+    section = _biggest_section(window)
+    rows = section.source_rows()[:3]
+    _select(qtbot, window, section, rows)
+    window.act_table.trigger()
+    assert window.selected_group() is None
+    assert "Selected together" not in window.prob_panel.review.text()  # the box is the image's own again
+
+
+def test_the_group_store_write_is_all_or_nothing(tmp_path: Path) -> None:
+    from review.store import DecisionRequest, ReviewConflictError
+
+    with ReviewStore.open(tmp_path / "r.sqlite3") as store:
+        case = store.open_case(tmp_path)
+        a, b = "a" * 64, "b" * 64
+        case.record_decision(tmp_path / "b.png", b, reviewed_id="x", flagged=False, user="u")
+        with pytest.raises(ReviewConflictError):
+            case.record_decisions([DecisionRequest(tmp_path / "a.png", a, "y", False, "", 0),
+                                   DecisionRequest(tmp_path / "b.png", b, "y", False, "", 0)], user="u")
+        assert case.history(a) == [] and len(case.history(b)) == 1
+        done = case.record_decisions([DecisionRequest(tmp_path / "a.png", a, "y", True, "", 0),
+                                      DecisionRequest(tmp_path / "b.png", b, "y", False, "", 1)], user="u")
+        assert [(d.reviewed_id, d.flagged) for d in done] == [("y", True), ("y", False)]
+        assert done[0].decided_at == done[1].decided_at
+        assert [d.reviewed_id for d in case.history(b)] == ["x", "y"]
