@@ -58,7 +58,7 @@ class _ClassProxy(QSortFilterProxyModel):
 
 
 class _BadgeDelegate(QStyledItemDelegate):
-    """The default icon cell plus a review mark (✓ confirmed, → changed) and the flag."""
+    """The default icon cell plus a review mark (✓ confirmed, → changed), the flag and a note mark (!)."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802 - Qt's name
         # One size for every cell, thumbnail decoded or not: with uniform item sizes the list takes the first
@@ -87,6 +87,13 @@ class _BadgeDelegate(QStyledItemDelegate):
             painter.drawEllipse(r.left() + 6, r.top() + 4, 16, 16)
             painter.setPen(QColor("white"))
             painter.drawText(QRect(r.left() + 6, r.top() + 4, 16, 16), Qt.AlignmentFlag.AlignCenter, "⚑")
+        if item.notes:  # unlike the training images: seen on the thumbnail before a group is decided
+            badge = QRect(r.left() + 6, r.top() + 24, 16, 16)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor("#b26a00"))
+            painter.drawEllipse(badge)
+            painter.setPen(QColor("white"))
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, "!")
         painter.restore()
 
 
@@ -148,8 +155,8 @@ class _Section(QWidget):
 
     def selected_source_rows(self) -> list[int]:
         """The selected thumbnails' source rows, in display order."""
-        indexes = sorted(self.view.selectionModel().selectedIndexes(), key=lambda i: i.row())
-        return [self.proxy.mapToSource(i).row() for i in indexes]
+        rows = sorted({i.row() for i in self.view.selectionModel().selectedIndexes()})  # Ctrl+A takes every column
+        return [self.proxy.mapToSource(self.proxy.index(r, 0)).row() for r in rows]
 
     def select_source_row(self, row: int) -> bool:
         index = self.proxy.mapFromSource(self.proxy.sourceModel().index(row, 0))

@@ -1339,7 +1339,11 @@ class MainWindow(ReviewActions, QMainWindow):
         html = "".join(f"<tr><td>{t}</td><td>&nbsp;&nbsp;<b>{k}</b></td></tr>" for t, k in self.shortcut_rows())
         box = QMessageBox(self)
         box.setWindowTitle("Keyboard shortcuts")
-        box.setText(f"<table>{html}</table><p>Arrow keys move in the table, gallery and image.</p>")
+        box.setText(
+            f"<table>{html}</table><p>Arrow keys move in the table, gallery and image.</p>"
+            "<p>In the gallery, Shift+click, Ctrl+click, Shift+arrows or Ctrl+A select several thumbnails of one "
+            "class: Enter, 1–9, 0, F and Backspace then decide them all at once, and Ctrl+Z undoes the group.</p>"
+        )
         box.exec()
 
     def showEvent(self, event) -> None:

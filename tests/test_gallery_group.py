@@ -183,3 +183,29 @@ def test_the_group_store_write_is_all_or_nothing(tmp_path: Path) -> None:
         assert [(d.reviewed_id, d.flagged) for d in done] == [("y", True), ("y", False)]
         assert done[0].decided_at == done[1].decided_at
         assert [d.reviewed_id for d in case.history(b)] == ["x", "y"]
+
+
+def test_ctrl_a_selects_the_whole_class_section_as_one_group(qtbot, window) -> None:
+    section = _biggest_section(window)
+    rows = section.source_rows()
+    _click(qtbot, section, rows[0])
+    qtbot.keyClick(section.view, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    assert window.selected_group() == rows
+    assert f"{len(rows)} selected in" in window.status_label.text()
+
+
+def test_a_thumbnail_with_a_note_carries_a_mark_in_the_gallery(qtbot, window) -> None:
+    section = _biggest_section(window)
+    noted, plain = section.source_rows()[:2]
+    window.model.item(noted).notes = ("unlike this model's training images",)
+    qtbot.waitUntil(lambda: all(window.thumbnails.shown(window.model.item(r).path) for r in (noted, plain)),
+                    timeout=10000)
+    section.view.viewport().update()
+    image = section.view.viewport().grab().toImage()
+
+    def badge_colour(row: int):
+        rect = section.view.visualRect(section.proxy.mapFromSource(window.model.index(row, 0)))
+        return image.pixelColor(rect.left() + 9, rect.top() + 32)  # inside the mark, beside its "!"
+
+    assert badge_colour(noted).name() == "#b26a00"
+    assert badge_colour(plain).name() != "#b26a00"
