@@ -19,7 +19,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListView,
     QScrollArea,
+    QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QVBoxLayout,
@@ -39,6 +40,8 @@ from gui.thumbnails import THUMB_SIZE
 
 GRID = QSize(THUMB_SIZE + 18, THUMB_SIZE + 30)
 NOT_CLASSIFIED = "__none__"
+SELECTION_FRAME = 3  # px: the frame of a selected thumbnail
+SELECTION_COLOUR = "#1f6fd0"  # strong enough to see at a glance on light and dark palettes
 
 
 class _ClassProxy(QSortFilterProxyModel):
@@ -66,12 +69,23 @@ class _BadgeDelegate(QStyledItemDelegate):
         return QSize(GRID.width() - 6, GRID.height() - 6)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
-        super().paint(painter, option, index)
-        item = index.data(ITEM_ROLE)
-        if item is None:
-            return
+        # A selected cell gets a frame, not the style's tint: the tint greys the stain, and stain colour is
+        # what the technician judges when deciding a selected group.
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        plain = QStyleOptionViewItem(option)
+        plain.state &= ~QStyle.StateFlag.State_Selected
+        super().paint(painter, plain, index)
         painter.save()
         r: QRect = option.rect
+        if selected:
+            painter.setPen(QPen(QColor(SELECTION_COLOUR), SELECTION_FRAME))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            half = SELECTION_FRAME // 2
+            painter.drawRoundedRect(r.adjusted(half, half, -half - 1, -half - 1), 4, 4)
+        item = index.data(ITEM_ROLE)
+        if item is None:
+            painter.restore()
+            return
         if item.reviewed_id is not None:
             confirmed = item.reviewed_id == index.data(AI_CALL_ROLE)
             painter.setPen(Qt.PenStyle.NoPen)

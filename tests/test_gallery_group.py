@@ -209,3 +209,25 @@ def test_a_thumbnail_with_a_note_carries_a_mark_in_the_gallery(qtbot, window) ->
 
     assert badge_colour(noted).name() == "#b26a00"
     assert badge_colour(plain).name() != "#b26a00"
+
+
+def test_selected_thumbnails_keep_their_colours_and_get_a_frame(qtbot, window) -> None:
+    """The style's selection tint greyed the stain of every selected cell, the colours a group is judged on."""
+    from gui.gallery import SELECTION_COLOUR
+
+    section = _biggest_section(window)
+    rows = section.source_rows()[:2]
+    qtbot.waitUntil(lambda: all(window.thumbnails.shown(window.model.item(r).path) for r in rows), timeout=10000)
+    rect = section.view.visualRect(section.proxy.mapFromSource(window.model.index(rows[1], 0)))
+    before = section.view.viewport().grab().toImage()
+    icon = rect.adjusted(5, 5, -5, 0)
+    icon.setHeight(55)  # the test images are 48 px: the icon's rows, above the file name
+    cell = [(x, y) for x in range(icon.left(), icon.right(), 2) for y in range(icon.top(), icon.bottom(), 2)
+            if before.pixelColor(x, y).lightness() < 200]  # the thumbnail's pixels, not the background
+    assert len(cell) > 100
+    _select(qtbot, window, section, rows)
+    after = section.view.viewport().grab().toImage()
+    changed = sum(after.pixelColor(x, y) != before.pixelColor(x, y) for x, y in cell)
+    assert changed == 0
+    frame = after.pixelColor(rect.left() + 1, rect.center().y())
+    assert frame.name() == SELECTION_COLOUR

@@ -107,6 +107,21 @@ def main() -> int:
     _settle(app)
     window.grab().save(str(args.out / "gallery.png"))
 
+    # A class group selected at once (the biggest section not reviewed yet), as Ctrl+A selects it.
+    sections = [s for s in window.gallery._sections if s.count() > 1]
+    section = max(sections, key=lambda s: sum(model.item(r).reviewed_id is None for r in s.source_rows()))
+    first = section.source_rows()[0]
+    shown.clear()
+    window.set_current_row(first)  # a click on its first thumbnail, then Ctrl+A
+    _wait(app, lambda: first in shown)
+    section.view.setFocus()
+    section.view.selectAll()
+    section_top = section.mapTo(window.gallery.page, QPoint(0, 0)).y()
+    window.gallery.scroll.verticalScrollBar().setValue(section_top)  # thumbnails are decoded when painted
+    _wait(app, lambda: all(window.thumbnails.shown(model.item(r).path) for r in section.source_rows()))
+    _settle(app)
+    window.grab().save(str(args.out / "gallery-group.png"))
+
     card = ModelCardDialog(window.model_info, window)
     card.show()
     _settle(app)
