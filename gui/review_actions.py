@@ -210,9 +210,10 @@ class ReviewActions:
         items = [self.model.item(r) for r in rows]
         unseen = [i.path.name for i in items if i.image_hash is None or not self.thumbnails.shown(i.path)]
         if unseen:
-            self.status(f"Not recorded: {_names(unseen)} {'is' if len(unseen) == 1 else 'are'} not on screen as a "
-                        "thumbnail yet (or cannot be read). A group is decided on the thumbnails you see: wait, "
-                        "or select without them.")
+            one = len(unseen) == 1
+            self.status(f"Not recorded: {_names(unseen)} {'has' if one else 'have'} not been shown as "
+                        f"{'a thumbnail' if one else 'thumbnails'} yet (out of sight, still loading, or unreadable). "
+                        "A group is decided on the thumbnails you have seen: scroll to them, or select without them.")
             return
         changes: list[tuple[int, DecisionChange]] = []
         hashes: set[str] = set()

@@ -122,7 +122,7 @@ def test_a_group_is_not_decided_while_one_of_its_thumbnails_is_not_on_screen(qtb
     monkeypatch.setattr(window.thumbnails, "shown", lambda path: path != missing and shown(path))
     qtbot.keyClick(section.view, Qt.Key.Key_Return)
     assert [_recorded(window, r) for r in rows] == [None] * 3
-    assert f"Not recorded: {missing.name} is not on screen as a thumbnail" in window.status_label.text()
+    assert f"Not recorded: {missing.name} has not been shown as a thumbnail yet" in window.status_label.text()
 
 
 def test_a_group_with_an_image_decided_in_another_window_is_recorded_not_at_all(qtbot, window) -> None:
