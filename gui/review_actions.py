@@ -274,9 +274,10 @@ class ReviewActions:
                 self.review_banner.show_text(f"{self.review.error} The {what} not recorded.")
             self.status(f"Not recorded: {exc}")
             return False
-        for row, item, state in zip(rows, items, states, strict=True):
-            item.comment = state.comment
+        for item, state in zip(items, states, strict=True):  # every row first: showing one reads the records,
+            item.comment = state.comment                     # which already hold the whole group
             item.decision_count += 1
+        for row, state in zip(rows, states, strict=True):
             self.model.set_review(row, state.reviewed_id, state.flagged, self.review.user)
         if self._records_seen is not None:
             self._records_seen = (self._records_seen[0] + len(rows), self._records_seen[1])

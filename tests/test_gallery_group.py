@@ -231,3 +231,25 @@ def test_selected_thumbnails_keep_their_colours_and_get_a_frame(qtbot, window) -
     assert changed == 0
     frame = after.pixelColor(rect.left() + 1, rect.center().y())
     assert frame.name() == SELECTION_COLOUR
+
+
+def test_a_group_moved_to_another_class_section_can_be_undone(qtbot, window) -> None:
+    """Grouped by the class after review, the decided thumbnails leave their section while the group is being
+    applied; showing the current image on the way read the records before its row was counted, so it was
+    counted twice and the undo was refused as a conflict with a decision "made meanwhile"."""
+    window.gallery.group_by.setCurrentIndex(1)
+    QApplication.processEvents()
+    section = _biggest_section(window)
+    rows = section.source_rows()
+    _click(qtbot, section, rows[0])
+    qtbot.keyClick(section.view, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    for r in rows:
+        window.thumbnails.get(window.model.item(r).path)
+    qtbot.waitUntil(lambda: all(window.thumbnails.shown(window.model.item(r).path) for r in rows), timeout=10000)
+    other = next(c for c in window.model.class_ids if c != section.class_id)
+    window.assign_class(other)
+    assert [window.model.item(r).decision_count for r in rows] == [1] * len(rows)
+    assert section.count() == 0  # they all moved to the other class's section
+    window.undo_decision()
+    assert "Undone" in window.status_label.text()
+    assert [_recorded(window, r) for r in rows] == [(None, False)] * len(rows)
