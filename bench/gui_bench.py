@@ -61,3 +61,8 @@ def memory_run(folder: Path, env: dict[str, str], timeout_s: float) -> dict[str,
 def review_run(folder: Path, env: dict[str, str], decisions: int) -> dict[str, Any]:
     """The keyboard review loop: Enter -> saved -> next image with its heatmap on screen, ``decisions`` times."""
     return run_probe(["review", str(folder), str(decisions)], env, 900)
+
+
+def group_run(folder: Path, env: dict[str, str]) -> dict[str, Any]:
+    """A class group at once in the gallery: Enter, Ctrl+Z and a class key on the biggest section."""
+    return run_probe(["group", str(folder)], env, 900)

@@ -9,6 +9,9 @@ next image every STEP_MS (the image view then loads each image with its heatmap)
 ``python -m bench.gui_probe review FOLDER N``: the technician's loop, N times: Enter confirms the call (the
 decision is committed to the review database, fsync included, before the call returns) and the window moves to
 the next image; milliseconds from the key to "saved" and to the next image with its heatmap on screen.
+``python -m bench.gui_probe group FOLDER``: a class group at once: the gallery's biggest section selected (its
+thumbnails shown), then Enter, Ctrl+Z and a class key on the whole group, each committed in one transaction;
+milliseconds each, from the key to its return.
 Each mode prints one JSON line. Settings and review records go to a temporary folder (never the
 user's); the model is the first bundled one, as on a first start.
 """
@@ -297,6 +300,40 @@ def review(folder: Path, scratch: Path, decisions: int) -> dict[str, Any]:
             "model": window.model_info.name if window.model_info else None}
 
 
+def group(folder: Path, scratch: Path) -> dict[str, Any]:
+    app, window = shown_window(scratch)
+    if window is None:
+        return {"error": "the model did not load"}
+    window.open_paths([folder])
+    if not wait_for(app, window.batchFinished, 600):
+        return {"error": "the folder was not classified in 600 s"}
+    window.tabs.setCurrentWidget(window.gallery)
+    app.processEvents()
+    section = max(window.gallery._sections, key=lambda s: s.count())
+    rows = section.source_rows()
+    window.set_current_row(rows[0])
+    section.view.setFocus()
+    section.view.selectAll()  # Ctrl+A
+    paths = [window.model.item(r).path for r in rows]
+    for path in paths:  # as if scrolled through: a group is decided only on thumbnails that were shown
+        window.thumbnails.get(path)
+    deadline = time.time() + 120
+    while not all(window.thumbnails.shown(p) for p in paths) and time.time() < deadline:
+        app.processEvents()
+    times = {}
+    for name, key in (("enter_ms", window.confirm_call), ("undo_ms", window.undo_decision),
+                      ("class_key_ms", lambda: window.assign_index(0))):
+        start = time.perf_counter()
+        key()
+        times[name] = (time.perf_counter() - start) * 1000
+        app.processEvents()
+    reviewed = sum(window.model.item(r).reviewed_id is not None for r in rows)
+    window.close()
+    return {"group": len(rows), "section": section.name, "reviewed_after": reviewed, **times,
+            "images": window.model.rowCount(), "db_filesystem": _filesystem(scratch),
+            "model": window.model_info.name if window.model_info else None}
+
+
 def main(argv: list[str]) -> int:
     mode = argv[0]
     with tempfile.TemporaryDirectory(prefix="hemalens-gui-probe-") as tmp:
@@ -307,6 +344,8 @@ def main(argv: list[str]) -> int:
             result = stall(Path(argv[1]), scratch, float(argv[2]), int(argv[3]))
         elif mode == "review":
             result = review(Path(argv[1]), scratch, int(argv[2]))
+        elif mode == "group":
+            result = group(Path(argv[1]), scratch)
         elif mode == "memory":
             result = memory(Path(argv[1]), scratch, float(argv[2]) if len(argv) > 2 else 600)
         else:

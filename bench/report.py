@@ -161,6 +161,13 @@ def render_gui(gui: dict[str, Any]) -> list[str]:
                    f"(review database on {rev['db_filesystem']})")
     elif "error" in rev:
         errors.append(rev["error"])
+    grp = gui.get("group") or {}
+    if "enter_ms" in grp:
+        out.append(f"   class group at once, {grp['group']} thumbnails of {grp['section']} (one transaction, fsync): "
+                   f"Enter {grp['enter_ms']:.0f} ms, Ctrl+Z {grp['undo_ms']:.0f} ms, class key "
+                   f"{grp['class_key_ms']:.0f} ms")
+    elif "error" in grp:
+        errors.append(grp["error"])
     if gui.get("folder_note"):
         out.append(f"   batch folder: {gui['folder_note']}")
     out.append("4. Memory (fresh process, real main window)")
@@ -277,6 +284,11 @@ def markdown_summary(res: dict[str, Any]) -> str:
                      f"{median(rev['saved_ms']):.1f} ms (median; committed with fsync), next image with its heatmap "
                      f"on screen {median(rev['next_shown_ms']):.0f} ms (median), "
                      f"{percentile(rev['next_shown_ms'], 95):.0f} ms (p95).")
+    grp = gui.get("group") or {}
+    if "enter_ms" in grp:
+        lines.append(f"- A class group at once ({grp['group']} thumbnails selected in the gallery): Enter "
+                     f"{grp['enter_ms']:.0f} ms, Ctrl+Z {grp['undo_ms']:.0f} ms, a class key "
+                     f"{grp['class_key_ms']:.0f} ms (each one transaction, committed with fsync).")
     mem = gui.get("memory") or {}
     if "rss_peak_mib" in mem:
         lines.append(f"- Peak RSS with {mem['images']:,} images opened and classified: "

@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from bench.data import folder_of, image_set  # noqa: E402
 from bench.flops import machine_flops  # noqa: E402
-from bench.gui_bench import launch_times, memory_run, probe_env, review_run, stall_runs  # noqa: E402
+from bench.gui_bench import group_run, launch_times, memory_run, probe_env, review_run, stall_runs  # noqa: E402
 from bench.measure import measure_model  # noqa: E402
 from bench.models import bundled_model_paths, prepare_models  # noqa: E402
 from bench.pipeline import BATCH  # noqa: E402
@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             gui["stall_stepping"] = stall_runs(folder, env, cfg["gui_runs"], timeout_s=900, step_ms=300)
             log(f"GUI keyboard review, {cfg['decisions']} decisions")
             gui["review"] = review_run(folder, env, cfg["decisions"])
+            log("GUI class group at once")
+            gui["group"] = group_run(folder, env)
             folder, gui["memory_note"] = folder_of(cfg["memory_images"], scratch / f"mem{cfg['memory_images']}",
                                                    scratch)
             log(f"GUI memory run on {folder}")

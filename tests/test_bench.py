@@ -158,6 +158,10 @@ def test_quick_run_prints_all_five_parts(tiny: Path, tmp_path: Path, capsys: pyt
     assert review["decisions"] == 5 and review["reviewed"] == 5, review
     assert all(0 < saved <= shown for saved, shown in zip(review["saved_ms"], review["next_shown_ms"], strict=True))
     assert "keyboard review, 5 x Enter" in text
+    group = gui["group"]  # the biggest class section of the 6, decided at once
+    assert group["group"] >= 2 and group["reviewed_after"] == group["group"], group
+    assert all(group[k] > 0 for k in ("enter_ms", "undo_ms", "class_key_ms"))
+    assert f"class group at once, {group['group']} thumbnails" in text
 
 
 def test_prepare_models_names_hemalens_ids(tmp_path: Path) -> None:
