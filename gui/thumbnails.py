@@ -64,6 +64,14 @@ def read_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
     return rgb_to_qimage(np.ascontiguousarray(small))
 
 
+def untinted_icon(pixmap: QPixmap) -> QIcon:
+    """An icon that looks the same selected: the style's selected look tints it with the highlight colour,
+    which greys the stain in the table and gallery row the technician is looking at."""
+    icon = QIcon(pixmap)
+    icon.addPixmap(pixmap, QIcon.Mode.Selected)
+    return icon
+
+
 class _ThumbnailThread(QThread):
     def __init__(self, loader: ThumbnailLoader) -> None:
         super().__init__()
@@ -140,7 +148,7 @@ class ThumbnailLoader(QObject):
     def _store(self, path: Path, image: QImage | None) -> None:
         with self._cond:
             self._queued.discard(path)
-        self._cache[path] = None if image is None else QIcon(QPixmap.fromImage(image))
+        self._cache[path] = None if image is None else untinted_icon(QPixmap.fromImage(image))
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         self.ready.emit(path)

@@ -253,3 +253,21 @@ def test_a_group_moved_to_another_class_section_can_be_undone(qtbot, window) -> 
     window.undo_decision()
     assert "Undone" in window.status_label.text()
     assert [_recorded(window, r) for r in rows] == [(None, False)] * len(rows)
+
+
+def test_a_thumbnail_looks_the_same_selected_in_the_table_too(qtbot) -> None:
+    """The table's selected row showed its thumbnail tinted by the style (QIcon's generated Selected look)."""
+    import numpy as np
+    from PySide6.QtCore import QSize
+    from PySide6.QtGui import QIcon, QPixmap
+
+    from gui.qimage import rgb_to_qimage
+    from gui.thumbnails import untinted_icon
+
+    rgb = np.zeros((40, 40, 3), np.uint8)
+    rgb[..., 0], rgb[..., 2] = 200, 120  # a stain-like pink
+    pixmap = QPixmap.fromImage(rgb_to_qimage(rgb))
+    icon = untinted_icon(pixmap)
+    normal = icon.pixmap(QSize(40, 40), QIcon.Mode.Normal).toImage()
+    assert icon.pixmap(QSize(40, 40), QIcon.Mode.Selected).toImage() == normal
+    assert QIcon(pixmap).pixmap(QSize(40, 40), QIcon.Mode.Selected).toImage() != normal  # what the style does
