@@ -382,12 +382,26 @@ def proxy_multi_data(proxy: QSortFilterProxyModel, index: _Index, span: QModelRo
 
 
 # --- filtering ---------------------------------------------------------------------------------
+def refilter(proxy: QSortFilterProxyModel, change: Callable[[], object] = lambda: None) -> None:
+    """Apply a filter change to a proxy (Qt >= 6.10 wants begin/endFilterChange; older Qt invalidateFilter)."""
+    if hasattr(proxy, "beginFilterChange"):
+        proxy.beginFilterChange()
+        change()
+        proxy.endFilterChange()
+    else:
+        change()
+        proxy.invalidateFilter()
+
+
 SHOW_ALL, SHOW_TO_REVIEW, SHOW_REVIEWED, SHOW_FLAGGED, SHOW_UNCERTAIN, SHOW_NOTES, SHOW_FAILED = range(7)
 SHOW_LABELS = ("All images", "To review", "Reviewed", "Flagged", "Uncertain", "With notes", "Failed")
 
 
 class BatchFilterProxy(QSortFilterProxyModel):
-    """Filters rows by file-name text, review state and class (the current call)."""
+    """Filters rows by file-name text, review state and class (the current call); the table shows it, and the
+    gallery applies the same filter (``accepts``) to its class sections."""
+
+    filterChanged = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -397,15 +411,17 @@ class BatchFilterProxy(QSortFilterProxyModel):
         self.setSortRole(SORT_ROLE)
         self.setDynamicSortFilter(True)
 
-    def _refilter(self, change) -> None:
-        """Apply a filter change (Qt >= 6.10 wants begin/endFilterChange; older Qt invalidateFilter)."""
-        if hasattr(self, "beginFilterChange"):
-            self.beginFilterChange()
-            change()
-            self.endFilterChange()
-        else:
-            change()
-            self.invalidateFilter()
+    def _refilter(self, change: Callable[[], object]) -> None:
+        refilter(self, change)
+        self.filterChanged.emit()
+
+    def active(self) -> bool:
+        """Whether any filter hides rows now."""
+        return bool(self._text) or self._show != SHOW_ALL or self._class_id is not None
+
+    def accepts(self, source_row: int) -> bool:
+        """The filter's verdict on a row of the batch model."""
+        return self.filterAcceptsRow(source_row, QModelIndex())
 
     def set_text(self, text: str) -> None:
         self._refilter(lambda: setattr(self, "_text", text.strip().lower()))

@@ -1,4 +1,5 @@
-"""The batch table page: filter bar (text, review state, class) over a sortable table of images."""
+"""The batch table page: a sortable table of images, and the filter bar (text, review state, class) that the
+window shows above both the table and the gallery."""
 
 from __future__ import annotations
 
@@ -66,7 +67,9 @@ class BatchPanel(QWidget):
         self.show_combo.addItems(SHOW_LABELS)
         self.class_combo = QComboBox()
         self.class_combo.addItem("All classes", None)
-        bar = QHBoxLayout()
+        # The window puts the bar above the Table and Gallery tabs: it filters both.
+        self.filter_bar = QWidget()
+        bar = QHBoxLayout(self.filter_bar)
         bar.setContentsMargins(8, 6, 8, 0)
         bar.addWidget(self.filter_text, 2)
         bar.addWidget(self.show_combo, 1)
@@ -94,7 +97,6 @@ class BatchPanel(QWidget):
             self.table.setColumnWidth(col, width)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(bar)
         layout.addWidget(self.table)
         self.filter_text.textChanged.connect(self.proxy.set_text)
         self.show_combo.currentIndexChanged.connect(self.proxy.set_show)

@@ -34,7 +34,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.batch_model import AI_CALL_ROLE, CURRENT_CALL_ROLE, ITEM_ROLE, BatchTableModel, proxy_multi_data
+from gui.batch_model import (
+    AI_CALL_ROLE,
+    CURRENT_CALL_ROLE,
+    ITEM_ROLE,
+    BatchFilterProxy,
+    BatchTableModel,
+    proxy_multi_data,
+    refilter,
+)
 from gui.calls import UNIDENTIFIED_ID, UNIDENTIFIED_NAME
 from gui.thumbnails import THUMB_SIZE
 
@@ -45,16 +53,18 @@ SELECTION_COLOUR = "#1f6fd0"  # strong enough to see at a glance on light and da
 
 
 class _ClassProxy(QSortFilterProxyModel):
-    """Rows whose call (AI or current, by role) is one class."""
+    """Rows whose call (AI or current, by role) is one class, and that the shared filter lets through."""
 
-    def __init__(self, class_id: str, role: int, parent=None) -> None:
+    def __init__(self, class_id: str, role: int, row_filter: BatchFilterProxy | None, parent=None) -> None:
         super().__init__(parent)
-        self.class_id, self.role = class_id, role
+        self.class_id, self.role, self.row_filter = class_id, role, row_filter
         self.setDynamicSortFilter(True)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         value = self.sourceModel().index(source_row, 0).data(self.role)
-        return (value or NOT_CLASSIFIED) == self.class_id
+        if (value or NOT_CLASSIFIED) != self.class_id:
+            return False
+        return self.row_filter is None or self.row_filter.accepts(source_row)
 
     def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: QModelRoleDataSpan) -> None:  # noqa: N803
         proxy_multi_data(self, index, roleDataSpan)
@@ -117,10 +127,11 @@ class _Section(QWidget):
     activated = Signal(int)  # source row
     selectionGrew = Signal()  # this section's selection gained thumbnails
 
-    def __init__(self, class_id: str, name: str, role: int, model: BatchTableModel, parent=None) -> None:
+    def __init__(self, class_id: str, name: str, role: int, model: BatchTableModel,
+                 row_filter: BatchFilterProxy | None, parent=None) -> None:
         super().__init__(parent)
         self.class_id, self.name = class_id, name
-        self.proxy = _ClassProxy(class_id, role, self)
+        self.proxy = _ClassProxy(class_id, role, row_filter, self)
         self.proxy.setSourceModel(model)
         self.header = QLabel(name)
         self.header.setObjectName("sectionTitle")
@@ -159,9 +170,11 @@ class _Section(QWidget):
 
     def relayout(self, *args) -> None:
         n = self.proxy.rowCount()
+        filtered = self.proxy.row_filter is not None and self.proxy.row_filter.active()
         total = max(1, self.parent().property("totalRows") or 1) if self.parent() else 1
         share = f"  ({100.0 * n / total:.1f} %)" if n and self.class_id != NOT_CLASSIFIED else ""
-        self.header.setText(f"{self.name}  ·  {n}{share}")
+        # Filtered, the count is of what is shown; a share of the folder would read as the class's share.
+        self.header.setText(f"{self.name}  ·  {n} shown (filtered)" if filtered else f"{self.name}  ·  {n}{share}")
         per_row = max(1, (self.view.viewport().width() or self.width()) // GRID.width())
         rows = (n + per_row - 1) // per_row
         self.view.setFixedHeight(max(rows, 1) * GRID.height() + 8 if n else 0)
@@ -194,14 +207,16 @@ class _Section(QWidget):
 
 
 class GalleryView(QWidget):
-    """All sections in one scrolling page, grouped by the AI call or by the current (reviewed) class."""
+    """All sections in one scrolling page, grouped by the AI call or by the current (reviewed) class; the
+    table's filter (file name, review state, class), when given, applies here too."""
 
     currentRowChanged = Signal(int)  # source row
     groupChanged = Signal()  # the thumbnails selected together changed
 
-    def __init__(self, model: BatchTableModel, parent=None) -> None:
+    def __init__(self, model: BatchTableModel, row_filter: BatchFilterProxy | None = None, parent=None) -> None:
         super().__init__(parent)
         self._model = model
+        self._row_filter = row_filter
         self._sections: list[_Section] = []
         self._groups: list[tuple[str, str]] = []
         self._pending_row: int | None = None
@@ -229,6 +244,8 @@ class GalleryView(QWidget):
         self.group_by.currentIndexChanged.connect(lambda _i: self._regroup())
         model.modelReset.connect(self._update_totals)
         model.dataChanged.connect(self._update_totals)
+        if row_filter is not None:
+            row_filter.filterChanged.connect(self._refilter)
 
     def rebuild(self, class_ids: Sequence[str] | None = None, labels: Sequence[str] | None = None) -> None:
         """One section per class of the model, then Unidentified, then images without a call.
@@ -257,7 +274,7 @@ class GalleryView(QWidget):
     def _build(self) -> None:
         role = self.group_by.currentData()
         for cid, name in self._groups:
-            section = _Section(cid, name, role, self._model, self.page)
+            section = _Section(cid, name, role, self._model, self._row_filter, self.page)
             section.activated.connect(self._on_activated)
             section.selectionGrew.connect(lambda s=section: self._keep_selection_in(s))
             section.view.selectionModel().selectionChanged.connect(lambda *_: self.groupChanged.emit())
@@ -275,6 +292,12 @@ class GalleryView(QWidget):
     def hideEvent(self, event) -> None:
         super().hideEvent(event)
         self._teardown()
+
+    def _refilter(self) -> None:
+        """The shared filter changed: every section shows what it lets through now."""
+        for section in self._sections:
+            refilter(section.proxy)
+        self._update_totals()
 
     def _regroup(self) -> None:
         self._teardown()

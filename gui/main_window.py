@@ -150,10 +150,15 @@ class MainWindow(ReviewActions, QMainWindow):
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
         self.batch_panel = BatchPanel(self.model)
-        self.gallery = GalleryView(self.model)
+        self.gallery = GalleryView(self.model, self.batch_panel.proxy)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.batch_panel, "Table")
         self.tabs.addTab(self.gallery, "Gallery")
+        images = QWidget()  # the filter bar over both views of the images
+        il = QVBoxLayout(images)
+        il.setContentsMargins(0, 0, 0, 0)
+        il.addWidget(self.batch_panel.filter_bar)
+        il.addWidget(self.tabs, 1)
         self.image_pane = ImagePane()
         self.image_view = self.image_pane.view
         self.heatmap_bar = self.image_pane.bar
@@ -175,7 +180,7 @@ class MainWindow(ReviewActions, QMainWindow):
         right.setMinimumWidth(SIDE_MIN_WIDTH)
         self.side_scroll = right
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(self.tabs)
+        self.splitter.addWidget(images)
         self.splitter.addWidget(self.image_pane)
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 4)
@@ -1307,7 +1312,6 @@ class MainWindow(ReviewActions, QMainWindow):
         (self.gallery if self.tabs.currentWidget() is self.gallery else self.batch_panel.table).setFocus()
 
     def _focus_filter(self) -> None:
-        self.tabs.setCurrentIndex(0)
         self.batch_panel.filter_text.setFocus()
         self.batch_panel.filter_text.selectAll()
 

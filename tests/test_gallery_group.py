@@ -271,3 +271,22 @@ def test_a_thumbnail_looks_the_same_selected_in_the_table_too(qtbot) -> None:
     normal = icon.pixmap(QSize(40, 40), QIcon.Mode.Normal).toImage()
     assert icon.pixmap(QSize(40, 40), QIcon.Mode.Selected).toImage() == normal
     assert QIcon(pixmap).pixmap(QSize(40, 40), QIcon.Mode.Selected).toImage() != normal  # what the style does
+
+
+def test_the_filter_above_the_tabs_filters_the_gallery_too(qtbot, window) -> None:
+    """"To review" in the gallery: a group confirmed leaves the page, what is left is what still needs a look."""
+    section = _biggest_section(window)
+    rows = section.source_rows()[:3]
+    _select(qtbot, window, section, rows)
+    qtbot.keyClick(section.view, Qt.Key.Key_Return)
+    assert all(_recorded(window, r) is not None for r in rows)
+    window.act_filter.trigger()  # Ctrl+F: the filter bar, without leaving the gallery
+    assert window.tabs.currentWidget() is window.gallery and window.batch_panel.filter_text.hasFocus()
+    window.batch_panel.show_combo.setCurrentText("To review")
+    assert not set(rows) & set(window.gallery.ordered_rows())
+    assert len(window.gallery.ordered_rows()) == 16 - 3
+    assert "shown (filtered)" in section.header.text()
+    window.undo_decision()  # back to review: they come back
+    assert set(rows) <= set(window.gallery.ordered_rows())
+    window.batch_panel.show_combo.setCurrentText("All images")
+    assert len(window.gallery.ordered_rows()) == 16 and "(filtered)" not in section.header.text()

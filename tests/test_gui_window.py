@@ -130,8 +130,11 @@ def test_folder_batch_fills_the_table_with_the_cores_predictions(qtbot, tmp_path
     # Filtering by file name.
     window.batch_panel.filter_text.setText("broken")
     assert window.batch_panel.proxy.rowCount() == 1
-    # The gallery groups the same rows by class.
+    # The gallery groups the same rows by class, under the same filter.
     window.act_gallery.trigger()
+    assert dict(window.gallery.sections())["__none__"] == 1 and sum(dict(window.gallery.sections()).values()) == 1
+    assert window.gallery.ordered_rows() == [12]
+    window.batch_panel.filter_text.setText("")
     sections = dict(window.gallery.sections())
     assert sum(sections.values()) == 13
     assert sections["__none__"] == 1  # the unreadable file has no call
