@@ -73,9 +73,11 @@ def main() -> int:
     model = window.model
     rows = [r for r in range(model.rowCount()) if model.item(r).probabilities is not None]
 
-    # Review a few with the same calls the keys make, so the table shows decisions and a flag.
+    # Review a few with the same calls the keys make, so the table shows decisions and a flag; as a technician
+    # does, once each image is on screen (a class key is refused before).
     for n, row in enumerate(rows[: args.review]):
         window.set_current_row(row)
+        _wait(app, window.image_shown)
         if n % 3 == 1:
             window.toggle_flag()
         if n % 4 == 2:
@@ -111,9 +113,10 @@ def main() -> int:
     sections = [s for s in window.gallery._sections if s.count() > 1]
     section = max(sections, key=lambda s: sum(model.item(r).reviewed_id is None for r in s.source_rows()))
     first = section.source_rows()[0]
-    shown.clear()
-    window.set_current_row(first)  # a click on its first thumbnail, then Ctrl+A
-    _wait(app, lambda: first in shown)
+    if first != window.current_row():  # a click on its first thumbnail, then Ctrl+A
+        shown.clear()
+        window.set_current_row(first)
+        _wait(app, lambda: first in shown)
     section.view.setFocus()
     section.view.selectAll()
     section_top = section.mapTo(window.gallery.page, QPoint(0, 0)).y()
