@@ -304,6 +304,10 @@ class BatchTableModel(QAbstractTableModel):
             return self._tooltip(item)
         return None
 
+    def call_value(self, row: int, role: int) -> str | None:
+        """A row's AI call (AI_CALL_ROLE) or current call (CURRENT_CALL_ROLE), as data() gives it, without an index."""
+        return self._value(row, 0, role)
+
     def _row_view(self, row: int) -> _RowView:
         """A row's texts, colours and AI call, computed once per change of the row (not per paint)."""
         view = self._views[row]

@@ -55,14 +55,16 @@ SELECTION_COLOUR = "#1f6fd0"  # strong enough to see at a glance on light and da
 class _ClassProxy(QSortFilterProxyModel):
     """Rows whose call (AI or current, by role) is one class, and that the shared filter lets through."""
 
-    def __init__(self, class_id: str, role: int, row_filter: BatchFilterProxy | None, parent=None) -> None:
+    def __init__(self, class_id: str, role: int, model: BatchTableModel, row_filter: BatchFilterProxy | None,
+                 parent=None) -> None:
         super().__init__(parent)
-        self.class_id, self.role, self.row_filter = class_id, role, row_filter
+        self.class_id, self.role, self.row_filter, self._model = class_id, role, row_filter, model
         self.setDynamicSortFilter(True)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
-        value = self.sourceModel().index(source_row, 0).data(self.role)
-        if (value or NOT_CLASSIFIED) != self.class_id:
+        # Called for every row by every section on each filter change: straight to the model's cached call,
+        # not through a QModelIndex (5,000 images: 0.4 s a keystroke that way).
+        if (self._model.call_value(source_row, self.role) or NOT_CLASSIFIED) != self.class_id:
             return False
         return self.row_filter is None or self.row_filter.accepts(source_row)
 
@@ -131,7 +133,7 @@ class _Section(QWidget):
                  row_filter: BatchFilterProxy | None, parent=None) -> None:
         super().__init__(parent)
         self.class_id, self.name = class_id, name
-        self.proxy = _ClassProxy(class_id, role, row_filter, self)
+        self.proxy = _ClassProxy(class_id, role, model, row_filter, self)
         self.proxy.setSourceModel(model)
         self.header = QLabel(name)
         self.header.setObjectName("sectionTitle")
