@@ -1346,7 +1346,7 @@ class MainWindow(ReviewActions, QMainWindow):
         box.setText(
             f"<table>{html}</table><p>Arrow keys move in the table, gallery and image.</p>"
             "<p>In the gallery, Shift+click, Ctrl+click, Shift+arrows or Ctrl+A select several thumbnails of one "
-            "class: Enter, 1–9, 0, F and Backspace then decide them all at once, and Ctrl+Z undoes the group.</p>"
+            "class: Enter, 1–9, 0, F, C and Backspace then decide them all at once, and Ctrl+Z undoes the group.</p>"
         )
         box.exec()
 

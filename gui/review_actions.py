@@ -120,6 +120,16 @@ class ReviewActions:
     def edit_comment(self) -> None:
         if self._current is None:
             return
+        if (group := self.selected_group()) is not None:
+            comments = {self.model.item(r).comment for r in group}
+            own = sum(bool(self.model.item(r).comment) for r in group) if len(comments) > 1 else 0
+            replaces = f" {own} of them have a comment of their own; this replaces it." if own else ""
+            text, ok = ask_text(self, "Comment", f"Comment on the {len(group)} selected images.{replaces}",
+                                comments.pop() if len(comments) == 1 else "")
+            if ok:
+                self._decide_group(group, "commented on",
+                                   lambda item, now: ReviewState(now.reviewed_id, now.flagged, text.strip()))
+            return
         item = self.model.item(self._current)
         text, ok = ask_text(self, "Comment", f"Comment on {item.path.name}:", item.comment)
         if ok:
@@ -200,7 +210,8 @@ class ReviewActions:
         notes = f" {noted} of them with a ⚠ note." if noted else ""
         return (f"Selected together: {len(group)} in {self.gallery.selected_section()} ({to_review} not reviewed "
                 f"yet).{least}{notes} Enter confirms the AI call of those not reviewed yet; 1–9 or 0 gives all "
-                f"{len(group)} that class; F flags them, Backspace clears them; Ctrl+Z undoes the group.")
+                f"{len(group)} that class; F flags them, C comments on them, Backspace clears them; Ctrl+Z undoes "
+                "the group.")
 
     def _decide_group(self, rows: list[int], done: str,
                       new_state: Callable[[ImageItem, ReviewState], ReviewState | None]) -> None:

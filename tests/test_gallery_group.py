@@ -290,3 +290,27 @@ def test_the_filter_above_the_tabs_filters_the_gallery_too(qtbot, window) -> Non
     assert set(rows) <= set(window.gallery.ordered_rows())
     window.batch_panel.show_combo.setCurrentText("All images")
     assert len(window.gallery.ordered_rows()) == 16 and "(filtered)" not in section.header.text()
+
+
+def test_c_comments_on_every_selected_thumbnail_and_says_what_it_replaces(qtbot, window, monkeypatch) -> None:
+    import gui.review_actions
+
+    section = _biggest_section(window)
+    rows = section.source_rows()[:3]
+    window.set_current_row(rows[1])
+    qtbot.waitUntil(window.image_shown, timeout=10000)
+    monkeypatch.setattr(gui.review_actions, "ask_text", lambda *a, **k: ("own words", True))
+    window.edit_comment()  # one image's comment first
+    asked = []
+    monkeypatch.setattr(gui.review_actions, "ask_text",
+                        lambda parent, title, prompt, text: asked.append((prompt, text)) or ("  poor stain ", True))
+    _select(qtbot, window, section, rows)
+    qtbot.keyClick(section.view, Qt.Key.Key_C)
+    assert asked == [("Comment on the 3 selected images. 1 of them have a comment of their own; this replaces it.",
+                      "")]
+    states = window.review.states()
+    assert [states[window.model.item(r).image_hash].comment for r in rows] == ["poor stain"] * 3
+    assert [_recorded(window, r) for r in rows] == [(None, False)] * 3  # no class given by a comment
+    window.undo_decision()
+    states = window.review.states()
+    assert [states[window.model.item(r).image_hash].comment for r in rows] == ["", "own words", ""]
