@@ -17,6 +17,7 @@ from PySide6.QtCore import (
     QSize,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QColor, QPainter, QPen
@@ -290,6 +291,22 @@ class GalleryView(QWidget):
         super().showEvent(event)
         if not self._sections:
             self._build()
+            # Scrolled to the current image once the new sections have their places (known after layout).
+            QTimer.singleShot(0, self._show_current)
+
+    def _show_current(self) -> None:
+        if self._pending_row is not None and self._sections:
+            self.select_source_row(self._pending_row)
+
+    def focus_current(self) -> None:
+        """Give the keyboard to the thumbnail list holding the current image (else the first list shown), so
+        arrows move between thumbnails and Shift+arrows select; the page itself takes no keys."""
+        model = self._model
+        holding = [s for s in self._sections if self._pending_row is not None
+                   and s.proxy.mapFromSource(model.index(self._pending_row, 0)).isValid()]
+        shown = holding or [s for s in self._sections if s.count()]
+        if shown:
+            shown[0].view.setFocus()
 
     def hideEvent(self, event) -> None:
         super().hideEvent(event)

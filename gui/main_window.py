@@ -390,6 +390,8 @@ class MainWindow(ReviewActions, QMainWindow):
         self.gallery.currentRowChanged.connect(self.set_current_row)
         self.gallery.groupChanged.connect(self.say_group)
         self.tabs.currentChanged.connect(lambda _i: self.say_group())  # a group is a gallery's, not the table's
+        # The keyboard follows into the page shown (on the tab bar, arrows would switch tabs back).
+        self.tabs.currentChanged.connect(lambda _i: QTimer.singleShot(0, self._focus_review))
         self.image_pane.stepRequested.connect(self.step)
         self.prob_panel.classClicked.connect(self.show_heatmap_class)
         self.prob_panel.thresholdChanged.connect(self._on_threshold)
@@ -1309,7 +1311,10 @@ class MainWindow(ReviewActions, QMainWindow):
 
     def _focus_review(self) -> None:
         """Give the keyboard back to the images (the gallery or the table, whichever is shown)."""
-        (self.gallery if self.tabs.currentWidget() is self.gallery else self.batch_panel.table).setFocus()
+        if self.tabs.currentWidget() is self.gallery:
+            self.gallery.focus_current()
+        else:
+            self.batch_panel.table.setFocus()
 
     def _focus_filter(self) -> None:
         self.batch_panel.filter_text.setFocus()

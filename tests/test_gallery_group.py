@@ -314,3 +314,29 @@ def test_c_comments_on_every_selected_thumbnail_and_says_what_it_replaces(qtbot,
     window.undo_decision()
     states = window.review.states()
     assert [states[window.model.item(r).image_hash].comment for r in rows] == ["", "own words", ""]
+
+
+def test_the_gallery_opens_on_the_current_image_with_the_keyboard_in_its_list(qtbot, tmp_path, monkeypatch) -> None:
+    """Ctrl+G showed the top of the page and left the keyboard behind: Shift+arrows selected nothing."""
+    models = tmp_path / "models"
+    make_classifier(models / "tiny.onnx", num_classes=3, size=32, labels=LABELS)
+    _bundle(monkeypatch, tmp_path, models)
+    _write_images(tmp_path / "smear", 40)
+    window = _make_window(qtbot, tmp_path, size=(1400, 520))
+    _open(qtbot, window, [tmp_path / "smear"])
+    window.tabs.setCurrentWidget(window.gallery)
+    QApplication.processEvents()
+    last = [s for s in window.gallery._sections if s.count() > 1][-1]
+    target = last.source_rows()[-2]
+    window.act_table.trigger()
+    window.set_current_row(target)
+    qtbot.waitUntil(window.image_shown, timeout=10000)
+    window.act_gallery.trigger()
+    section = next(s for s in window.gallery._sections if target in s.source_rows())
+    qtbot.waitUntil(lambda: section.view.hasFocus(), timeout=5000)
+    index = section.proxy.mapFromSource(window.model.index(target, 0))
+    centre = section.view.mapTo(window.gallery.scroll.viewport(), section.view.visualRect(index).center())
+    assert window.gallery.scroll.viewport().rect().contains(centre)  # scrolled to it
+    qtbot.keyClick(section.view, Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)
+    assert window.selected_group() == section.source_rows()[-2:]
+    assert window.current_row() == section.source_rows()[-1]
