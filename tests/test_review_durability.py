@@ -96,3 +96,51 @@ def test_sigkill_mid_stream_loses_no_acknowledged_decision(tmp_path: Path) -> No
                 assert states[h].reviewed_id == d.reviewed_id
             # Beyond the acknowledged ones, at most the decision in flight at each kill may be present.
             assert len(stored) - len(all_acks) <= round_no + 1
+
+
+_GROUP_WRITER = r"""
+import hashlib, sys
+sys.path.insert(0, sys.argv[1])
+from review.store import DecisionRequest, ReviewStore
+db, folder = sys.argv[2], sys.argv[3]
+store = ReviewStore.open(db)
+case = store.open_case(folder)
+print("READY", flush=True)
+for g in range(100000):
+    group = [DecisionRequest(f"g{g}_{k}.png", hashlib.sha256(f"{g}/{k}".encode()).hexdigest(), "benign", False,
+                             f"group {g}", 0) for k in range(25)]
+    case.record_decisions(group, user="tech")
+    print(f"ACK {g} 0", flush=True)
+"""
+
+
+def test_sigkill_while_groups_are_written_leaves_every_group_whole_or_absent(tmp_path: Path) -> None:
+    """A class group decided at once is one transaction: a kill never leaves part of a group on record."""
+    db = tmp_path / "reviews.sqlite3"
+    folder = tmp_path / "case"
+    folder.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", _GROUP_WRITER, str(ROOT), str(db), str(folder)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    acked = set()
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "READY", proc.stderr.read() if proc.stderr else ""
+        while len(acked) < 9:
+            line = proc.stdout.readline()
+            assert line.startswith("ACK"), f"writer stopped early: {line!r} {proc.stderr.read()}"
+            acked.add(int(line.split()[1]))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        acked |= {int(line.split()[1]) for line in proc.stdout.read().splitlines() if line.startswith("ACK")}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with ReviewStore.open(db) as store:
+        assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        sizes: dict[int, int] = {}
+        for d in store.open_case(folder).decisions():
+            g = int(d.comment.removeprefix("group "))
+            sizes[g] = sizes.get(g, 0) + 1
+    assert set(sizes.values()) == {25}, sizes  # whole groups only
+    assert acked <= set(sizes) and len(sizes) - len(acked) <= 1  # at most the group in flight besides
