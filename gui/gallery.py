@@ -20,9 +20,10 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -44,7 +45,7 @@ from gui.batch_model import (
     proxy_multi_data,
     refilter,
 )
-from gui.calls import UNIDENTIFIED_ID, UNIDENTIFIED_NAME
+from gui.calls import UNIDENTIFIED_ID, UNIDENTIFIED_NAME, format_percent
 from gui.thumbnails import THUMB_SIZE
 
 GRID = QSize(THUMB_SIZE + 18, THUMB_SIZE + 30)
@@ -69,12 +70,22 @@ class _ClassProxy(QSortFilterProxyModel):
             return False
         return self.row_filter is None or self.row_filter.accepts(source_row)
 
+    def lessThan(self, left: QModelIndex | QPersistentModelIndex, right: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
+        """Least sure first: by the top probability (the sort is stable, so ties keep the file order)."""
+        return _top(self._model.item(left.row())) < _top(self._model.item(right.row()))
+
     def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: QModelRoleDataSpan) -> None:  # noqa: N803
         proxy_multi_data(self, index, roleDataSpan)
 
 
+def _top(item) -> float:
+    """An image's top probability; one without a call sorts last."""
+    return float(item.probabilities.max()) if item.probabilities is not None else 2.0
+
+
 class _BadgeDelegate(QStyledItemDelegate):
-    """The default icon cell plus a review mark (✓ confirmed, → changed), the flag and a note mark (!)."""
+    """The default icon cell plus a review mark (✓ confirmed, → changed), the flag, a note mark (!) and the call's
+    probability."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802 - Qt's name
         # One size for every cell, thumbnail decoded or not: with uniform item sizes the list takes the first
@@ -121,7 +132,40 @@ class _BadgeDelegate(QStyledItemDelegate):
             painter.drawEllipse(badge)
             painter.setPen(QColor("white"))
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, "!")
+        if item.probabilities is not None:  # the call's probability on the thumbnail, as the table gives it
+            self._draw_probability(painter, option, index, float(item.probabilities.max()))
         painter.restore()
+
+    def _draw_probability(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex,
+                          top: float) -> None:
+        """The top probability in the thumbnail's lower right corner (a corner of background, not the cell)."""
+        text = format_percent(top)
+        font = QFont(option.font)
+        font.setPointSizeF(max(6.0, option.font.pointSizeF() * 0.8))
+        box = self.probability_box(option, index, QFontMetrics(font).size(0, text))
+        if box is None:
+            return
+        painter.setClipRect(option.rect)
+        painter.setFont(font)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 150))
+        painter.drawRoundedRect(box, 3, 3)
+        painter.setPen(QColor("white"))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+
+    def probability_box(self, option: QStyleOptionViewItem, index: QModelIndex, text: QSize) -> QRect | None:
+        """Where the probability goes: inside the thumbnail's lower right corner; None while there is no
+        thumbnail (a box placed by an empty icon landed on the cell above and stayed there)."""
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        widget = option.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        icon = style.subElementRect(QStyle.SubElement.SE_ItemViewItemDecoration, opt, widget)
+        if opt.icon.isNull() or icon.isEmpty() or not option.rect.contains(icon):
+            return None
+        box = QRect(0, 0, text.width() + 6, text.height() + 2)
+        box.moveBottomRight(icon.bottomRight())
+        return box
 
 
 class _Section(QWidget):
@@ -232,6 +276,13 @@ class GalleryView(QWidget):
         self.group_by.addItem("Current class (after review)", CURRENT_CALL_ROLE)
         self.group_by.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         top.addWidget(self.group_by)
+        top.addSpacing(12)
+        top.addWidget(QLabel("Order"))
+        self.order = QComboBox()
+        self.order.addItem("File order", False)
+        self.order.addItem("Least sure first", True)  # the calls to look at hardest lead each class
+        self.order.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        top.addWidget(self.order)
         top.addStretch(1)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
@@ -245,6 +296,7 @@ class GalleryView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.scroll)
         self.group_by.currentIndexChanged.connect(lambda _i: self._regroup())
+        self.order.currentIndexChanged.connect(lambda _i: self._reorder())
         model.modelReset.connect(self._update_totals)
         model.dataChanged.connect(self._update_totals)
         if row_filter is not None:
@@ -284,8 +336,7 @@ class GalleryView(QWidget):
             self.page_layout.insertWidget(self.page_layout.count() - 1, section)
             self._sections.append(section)
         self._update_totals()
-        if self._pending_row is not None:
-            self.select_source_row(self._pending_row)
+        self._reorder()  # also shows the current image's thumbnail as current
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -317,6 +368,14 @@ class GalleryView(QWidget):
         for section in self._sections:
             refilter(section.proxy)
         self._update_totals()
+
+    def _reorder(self) -> None:
+        """Each section in file order, or least sure first (and kept so as calls change)."""
+        least_sure = bool(self.order.currentData())
+        for section in self._sections:
+            section.proxy.sort(0 if least_sure else -1, Qt.SortOrder.AscendingOrder)
+        if self._pending_row is not None:
+            self.select_source_row(self._pending_row)
 
     def _regroup(self) -> None:
         self._teardown()

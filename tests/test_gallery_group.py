@@ -340,3 +340,40 @@ def test_the_gallery_opens_on_the_current_image_with_the_keyboard_in_its_list(qt
     qtbot.keyClick(section.view, Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)
     assert window.selected_group() == section.source_rows()[-2:]
     assert window.current_row() == section.source_rows()[-1]
+
+
+def test_least_sure_first_leads_each_class_with_its_weakest_calls(qtbot, window) -> None:
+    section = _biggest_section(window)
+    file_order = section.source_rows()
+    assert file_order == sorted(file_order)
+    window.gallery.order.setCurrentText("Least sure first")
+    section = _biggest_section(window)
+    tops = [float(window.model.item(r).probabilities.max()) for r in section.source_rows()]
+    assert tops == sorted(tops) and sorted(section.source_rows()) == file_order
+    window.set_current_row(section.source_rows()[0])
+    window.step(1)  # Space and PageDown go through them in that order
+    assert window.current_row() == section.source_rows()[1]
+    # A Shift+click range is of the thumbnails as shown, so the least sure ones can be taken as a group.
+    _select(qtbot, window, section, section.source_rows()[:3])
+    window.gallery.order.setCurrentText("File order")
+    assert _biggest_section(window).source_rows() == file_order
+
+
+def test_the_probability_sits_inside_its_thumbnail_and_waits_for_it(qtbot, window) -> None:
+    """Each thumbnail carries its call's probability (the gallery hid it); before the thumbnail was decoded the
+    label was placed by an empty icon, on the cell above, and stayed there."""
+    from PySide6.QtCore import QSize
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    section = _biggest_section(window)
+    row = section.source_rows()[0]
+    qtbot.waitUntil(lambda: window.thumbnails.shown(window.model.item(row).path), timeout=10000)
+    index = section.proxy.mapFromSource(window.model.index(row, 0))
+    option = QStyleOptionViewItem()
+    section.view.initViewItemOption(option)
+    option.rect = section.view.visualRect(index)
+    delegate = section.view.itemDelegate()
+    box = delegate.probability_box(option, index, QSize(40, 12))
+    assert box is not None and option.rect.contains(box)
+    window.model.set_thumbnail_getter(lambda path: None)  # nothing decoded
+    assert delegate.probability_box(option, index, QSize(40, 12)) is None
