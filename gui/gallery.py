@@ -46,9 +46,18 @@ from gui.batch_model import (
     refilter,
 )
 from gui.calls import UNIDENTIFIED_ID, UNIDENTIFIED_NAME, format_percent
-from gui.thumbnails import THUMB_SIZE
+from gui.thumbnails import THUMB_SIZE, ThumbnailLoader
 
-GRID = QSize(THUMB_SIZE + 18, THUMB_SIZE + 30)
+LARGE_THUMB = 160  # px: "Large" thumbnails, for granules and chromatin (three to a row in a 540 px pane)
+LARGE_CACHE = 800  # large thumbnails kept decoded (about 100 KB each)
+
+
+def grid_for(size: int) -> QSize:
+    """A gallery cell for thumbnails of ``size`` px: the picture, its name below, a margin."""
+    return QSize(size + 18, size + 30)
+
+
+GRID = grid_for(THUMB_SIZE)
 NOT_CLASSIFIED = "__none__"
 SELECTION_FRAME = 3  # px: the frame of a selected thumbnail
 SELECTION_COLOUR = "#1f6fd0"  # strong enough to see at a glance on light and dark palettes
@@ -87,18 +96,33 @@ class _BadgeDelegate(QStyledItemDelegate):
     """The default icon cell plus a review mark (✓ confirmed, → changed), the flag, a note mark (!) and the call's
     probability."""
 
+    def __init__(self, grid: QSize, large: ThumbnailLoader | None, parent=None) -> None:
+        super().__init__(parent)
+        self._grid, self._large = grid, large
+
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802 - Qt's name
         # One size for every cell, thumbnail decoded or not: with uniform item sizes the list takes the first
         # cell's hint for all, and a first thumbnail still loading made every cell a strip without its name.
-        return QSize(GRID.width() - 6, GRID.height() - 6)
+        return QSize(self._grid.width() - 6, self._grid.height() - 6)
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:  # noqa: N802 - Qt's name
+        """Large thumbnails come from their own loader; until one is decoded the small one stands in."""
+        super().initStyleOption(option, index)
+        item = index.data(ITEM_ROLE) if self._large is not None else None
+        if item is not None and (icon := self._large.get(item.path)) is not None:
+            option.icon = icon
+            option.decorationSize = icon.actualSize(QSize(self._large.size, self._large.size))  # was the small one's
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         # A selected cell gets a frame, not the style's tint: the tint greys the stain, and stain colour is
         # what the technician judges when deciding a selected group.
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         plain = QStyleOptionViewItem(option)
+        self.initStyleOption(plain, index)  # from Python, so the large thumbnail is put in (Qt's paint copies it)
         plain.state &= ~QStyle.StateFlag.State_Selected
-        super().paint(painter, plain, index)
+        widget = option.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, plain, painter, widget)
         painter.save()
         r: QRect = option.rect
         if selected:
@@ -175,9 +199,11 @@ class _Section(QWidget):
     selectionGrew = Signal()  # this section's selection gained thumbnails
 
     def __init__(self, class_id: str, name: str, role: int, model: BatchTableModel,
-                 row_filter: BatchFilterProxy | None, parent=None) -> None:
+                 row_filter: BatchFilterProxy | None, large: ThumbnailLoader | None, parent=None) -> None:
         super().__init__(parent)
         self.class_id, self.name = class_id, name
+        size = large.size if large is not None else THUMB_SIZE
+        self.grid = grid_for(size)
         self.proxy = _ClassProxy(class_id, role, model, row_filter, self)
         self.proxy.setSourceModel(model)
         self.header = QLabel(name)
@@ -188,15 +214,15 @@ class _Section(QWidget):
         self.view.setMovement(QListView.Movement.Static)
         self.view.setWrapping(True)
         self.view.setUniformItemSizes(True)
-        self.view.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
-        self.view.setGridSize(GRID)
+        self.view.setIconSize(QSize(size, size))
+        self.view.setGridSize(self.grid)
         self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         # Several thumbnails of one class can be selected (Shift/Ctrl+click, Shift+arrows, Ctrl+A) and decided
         # at once: the "accept this class" of a morphology analyser's cell overview.
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.view.setItemDelegate(_BadgeDelegate(self.view))
+        self.view.setItemDelegate(_BadgeDelegate(self.grid, large, self.view))
         self.view.setModel(self.proxy)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 6, 0, 2)
@@ -222,9 +248,9 @@ class _Section(QWidget):
         share = f"  ({100.0 * n / total:.1f} %)" if n and self.class_id != NOT_CLASSIFIED else ""
         # Filtered, the count is of what is shown; a share of the folder would read as the class's share.
         self.header.setText(f"{self.name}  ·  {n} shown (filtered)" if filtered else f"{self.name}  ·  {n}{share}")
-        per_row = max(1, (self.view.viewport().width() or self.width()) // GRID.width())
+        per_row = max(1, (self.view.viewport().width() or self.width()) // self.grid.width())
         rows = (n + per_row - 1) // per_row
-        self.view.setFixedHeight(max(rows, 1) * GRID.height() + 8 if n else 0)
+        self.view.setFixedHeight(max(rows, 1) * self.grid.height() + 8 if n else 0)
         self.setVisible(n > 0)
 
     def selected_source_rows(self) -> list[int]:
@@ -283,6 +309,14 @@ class GalleryView(QWidget):
         self.order.addItem("Least sure first", True)  # the calls to look at hardest lead each class
         self.order.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         top.addWidget(self.order)
+        top.addSpacing(12)
+        top.addWidget(QLabel("Size"))
+        self.size_choice = QComboBox()
+        self.size_choice.addItem("Small", THUMB_SIZE)
+        self.size_choice.addItem("Large", LARGE_THUMB)
+        self.size_choice.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        top.addWidget(self.size_choice)
+        self._large: ThumbnailLoader | None = None  # started the first time Large is chosen
         top.addStretch(1)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
@@ -297,6 +331,7 @@ class GalleryView(QWidget):
         layout.addWidget(self.scroll)
         self.group_by.currentIndexChanged.connect(lambda _i: self._regroup())
         self.order.currentIndexChanged.connect(lambda _i: self._reorder())
+        self.size_choice.currentIndexChanged.connect(lambda _i: self._regroup())
         model.modelReset.connect(self._update_totals)
         model.dataChanged.connect(self._update_totals)
         if row_filter is not None:
@@ -326,10 +361,25 @@ class GalleryView(QWidget):
             section.deleteLater()
         self._sections = []
 
+    def _large_loader(self) -> ThumbnailLoader | None:
+        """The large thumbnails' loader when Large is chosen (its own cache; the table keeps the small ones)."""
+        if self.size_choice.currentData() != LARGE_THUMB:
+            return None
+        if self._large is None:
+            self._large = ThumbnailLoader(LARGE_THUMB, self, cache_size=LARGE_CACHE)
+            self._large.ready.connect(lambda _path: [s.view.viewport().update() for s in self._sections])
+        return self._large
+
+    def stop(self) -> None:
+        """Stop the large thumbnails' decoder thread (the window does so on closing)."""
+        if self._large is not None:
+            self._large.stop()
+
     def _build(self) -> None:
         role = self.group_by.currentData()
+        large = self._large_loader()
         for cid, name in self._groups:
-            section = _Section(cid, name, role, self._model, self._row_filter, self.page)
+            section = _Section(cid, name, role, self._model, self._row_filter, large, self.page)
             section.activated.connect(self._on_activated)
             section.selectionGrew.connect(lambda s=section: self._keep_selection_in(s))
             section.view.selectionModel().selectionChanged.connect(lambda *_: self.groupChanged.emit())
@@ -414,7 +464,7 @@ class GalleryView(QWidget):
                     index = section.view.currentIndex()
                     rect = section.view.visualRect(index)
                     pos = section.view.mapTo(self.page, rect.center())
-                    self.scroll.ensureVisible(pos.x(), pos.y(), GRID.width(), GRID.height())
+                    self.scroll.ensureVisible(pos.x(), pos.y(), section.grid.width(), section.grid.height())
         finally:
             self._syncing = False
 

@@ -389,6 +389,9 @@ class MainWindow(ReviewActions, QMainWindow):
         self.batch_panel.table.stepRequested.connect(self.step)
         self.gallery.currentRowChanged.connect(self.set_current_row)
         self.gallery.groupChanged.connect(self.say_group)
+        self.gallery.size_choice.currentIndexChanged.connect(
+            lambda _i: self.settings.set_gallery_thumb(int(self.gallery.size_choice.currentData()))
+        )
         self.tabs.currentChanged.connect(lambda _i: self.say_group())  # a group is a gallery's, not the table's
         # The keyboard follows into the page shown (on the tab bar, arrows would switch tabs back).
         self.tabs.currentChanged.connect(lambda _i: QTimer.singleShot(0, self._focus_review))
@@ -432,6 +435,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.model.set_threshold(s.threshold())
         self._set_heatmap_visible(s.heatmap_visible())
         self.act_auto.setChecked(s.auto_advance())
+        self.gallery.size_choice.setCurrentIndex(max(0, self.gallery.size_choice.findData(s.gallery_thumb())))
         self.review.set_reviewer_name(s.reviewer_name())
         self._show_reviewer()
         self._rebuild_recent_menu()
@@ -1390,6 +1394,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.augmenter.shutdown()
         self.suggester.shutdown()
         self.thumbnails.stop()
+        self.gallery.stop()
         self.review.close()
         super().closeEvent(event)
 

@@ -83,6 +83,16 @@ class AppSettings:
     def set_auto_advance(self, value: bool) -> None:
         self.q.setValue("review/auto_advance", bool(value))
 
+    def gallery_thumb(self) -> int:
+        """The gallery's thumbnail size in px (Small or Large)."""
+        try:
+            return int(self.q.value("review/gallery_thumb", 0) or 0)
+        except (TypeError, ValueError):
+            return 0
+
+    def set_gallery_thumb(self, size: int) -> None:
+        self.q.setValue("review/gallery_thumb", int(size))
+
     # reports
     def report_dir(self) -> Path | None:
         value = _from_setting(self.q.value("report/dir", ""))

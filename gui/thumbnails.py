@@ -87,9 +87,10 @@ class ThumbnailLoader(QObject):
     ready = Signal(object)  # Path
     _delivered = Signal(object, object)  # Path, QImage | None (from the decoder thread)
 
-    def __init__(self, size: int = THUMB_SIZE, parent: QObject | None = None) -> None:
+    def __init__(self, size: int = THUMB_SIZE, parent: QObject | None = None, cache_size: int = CACHE_SIZE) -> None:
         super().__init__(parent)
         self.size = size
+        self._cache_size = cache_size
         self._cache: OrderedDict[Path, QIcon | None] = OrderedDict()
         self._pending: deque[Path] = deque()
         self._queued: set[Path] = set()
@@ -149,6 +150,6 @@ class ThumbnailLoader(QObject):
         with self._cond:
             self._queued.discard(path)
         self._cache[path] = None if image is None else untinted_icon(QPixmap.fromImage(image))
-        while len(self._cache) > CACHE_SIZE:
+        while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         self.ready.emit(path)

@@ -377,3 +377,35 @@ def test_the_probability_sits_inside_its_thumbnail_and_waits_for_it(qtbot, windo
     assert box is not None and option.rect.contains(box)
     window.model.set_thumbnail_getter(lambda path: None)  # nothing decoded
     assert delegate.probability_box(option, index, QSize(40, 12)) is None
+
+
+def test_large_thumbnails_come_from_their_own_loader_and_are_remembered(qtbot, tmp_path, monkeypatch) -> None:
+    """Granules and chromatin need more than 96 px: Large decodes 160 px thumbnails for the gallery only."""
+    from PySide6.QtCore import QSize
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    from gui.gallery import LARGE_THUMB
+
+    models = tmp_path / "models"
+    make_classifier(models / "tiny.onnx", num_classes=3, size=32, labels=LABELS)
+    _bundle(monkeypatch, tmp_path, models)
+    _write_images(tmp_path / "smear", 6, size=240)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [tmp_path / "smear"])
+    window.tabs.setCurrentWidget(window.gallery)
+    window.gallery.size_choice.setCurrentText("Large")
+    QApplication.processEvents()
+    section = next(s for s in window.gallery._sections if s.count())
+    row = section.source_rows()[0]
+    path = window.model.item(row).path
+    qtbot.waitUntil(lambda: window.gallery._large.shown(path), timeout=10000)
+    index = section.proxy.mapFromSource(window.model.index(row, 0))
+    assert section.view.visualRect(index).height() >= LARGE_THUMB
+    option = QStyleOptionViewItem()
+    section.view.itemDelegate().initStyleOption(option, index)
+    assert option.icon.actualSize(QSize(400, 400)).width() == LARGE_THUMB
+    assert option.decorationSize.width() == LARGE_THUMB  # drawn at that size, not at the small icon's
+    assert window.thumbnails.get(path).actualSize(QSize(400, 400)).width() == 96  # the table's stay small
+    window.close()
+    again = _make_window(qtbot, tmp_path)  # same settings file
+    assert again.gallery.size_choice.currentData() == LARGE_THUMB
