@@ -275,13 +275,21 @@ def _filesystem(path: Path) -> str:
     return kind
 
 
-def review(folder: Path, scratch: Path, decisions: int) -> dict[str, Any]:
+def classified_window(folder: Path, scratch: Path) -> tuple[Any, Any, str | None]:
+    """The window with FOLDER opened and classified; the error instead when it could not get there."""
     app, window = shown_window(scratch)
     if window is None:
-        return {"error": "the model did not load"}
+        return app, None, "the model did not load"
     window.open_paths([folder])
     if not wait_for(app, window.batchFinished, 600):
-        return {"error": "the folder was not classified in 600 s"}
+        return app, None, "the folder was not classified in 600 s"
+    return app, window, None
+
+
+def review(folder: Path, scratch: Path, decisions: int) -> dict[str, Any]:
+    app, window, error = classified_window(folder, scratch)
+    if error:
+        return {"error": error}
     window.act_auto.setChecked(True)
     window.set_current_row(0)
     wait_for(app, window.detailShown, 10)
@@ -301,12 +309,9 @@ def review(folder: Path, scratch: Path, decisions: int) -> dict[str, Any]:
 
 
 def group(folder: Path, scratch: Path) -> dict[str, Any]:
-    app, window = shown_window(scratch)
-    if window is None:
-        return {"error": "the model did not load"}
-    window.open_paths([folder])
-    if not wait_for(app, window.batchFinished, 600):
-        return {"error": "the folder was not classified in 600 s"}
+    app, window, error = classified_window(folder, scratch)
+    if error:
+        return {"error": error}
     window.tabs.setCurrentWidget(window.gallery)
     app.processEvents()
     section = max(window.gallery._sections, key=lambda s: s.count())

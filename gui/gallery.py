@@ -279,6 +279,19 @@ class _Section(QWidget):
             self.activated.emit(self.proxy.mapToSource(current).row())
 
 
+def _choice(bar: QHBoxLayout, label: str, items: list[tuple[str, object]]) -> QComboBox:
+    """A labelled choice in the gallery's top bar; it never takes the keyboard from the thumbnails."""
+    if bar.count():
+        bar.addSpacing(12)
+    bar.addWidget(QLabel(label))
+    combo = QComboBox()
+    for text, data in items:
+        combo.addItem(text, data)
+    combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    bar.addWidget(combo)
+    return combo
+
+
 class GalleryView(QWidget):
     """All sections in one scrolling page, grouped by the AI call or by the current (reviewed) class; the
     table's filter (file name, review state, class), when given, applies here too."""
@@ -296,26 +309,11 @@ class GalleryView(QWidget):
         self._syncing = False
         top = QHBoxLayout()
         top.setContentsMargins(8, 6, 8, 0)
-        top.addWidget(QLabel("Group by"))
-        self.group_by = QComboBox()
-        self.group_by.addItem("AI call", AI_CALL_ROLE)
-        self.group_by.addItem("Current class (after review)", CURRENT_CALL_ROLE)
-        self.group_by.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        top.addWidget(self.group_by)
-        top.addSpacing(12)
-        top.addWidget(QLabel("Order"))
-        self.order = QComboBox()
-        self.order.addItem("File order", False)
-        self.order.addItem("Least sure first", True)  # the calls to look at hardest lead each class
-        self.order.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        top.addWidget(self.order)
-        top.addSpacing(12)
-        top.addWidget(QLabel("Size"))
-        self.size_choice = QComboBox()
-        self.size_choice.addItem("Small", THUMB_SIZE)
-        self.size_choice.addItem("Large", LARGE_THUMB)
-        self.size_choice.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        top.addWidget(self.size_choice)
+        self.group_by = _choice(top, "Group by", [("AI call", AI_CALL_ROLE),
+                                                  ("Current class (after review)", CURRENT_CALL_ROLE)])
+        # Least sure first: the calls to look at hardest lead each class.
+        self.order = _choice(top, "Order", [("File order", False), ("Least sure first", True)])
+        self.size_choice = _choice(top, "Size", [("Small", THUMB_SIZE), ("Large", LARGE_THUMB)])
         self._large: ThumbnailLoader | None = None  # started the first time Large is chosen
         top.addStretch(1)
         self.scroll = QScrollArea()
