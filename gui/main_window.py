@@ -898,6 +898,8 @@ class MainWindow(ReviewActions, QMainWindow):
         for d in reversed(history):
             what = self._class_words(d.reviewed_id)
             extra = ("; flagged" if d.flagged else "") + (f"; comment: {d.comment}" if d.comment else "")
+            if d.decided_together:
+                extra += f" (one of {d.decided_together} decided together in the gallery)"
             lines.append(f"{readable_time(d.decided_at)}  {d.user}: {what}{extra}")
         return "\n".join(lines)
 

@@ -41,6 +41,7 @@ class Decision:
     user: str
     decided_at: str
     prediction: StoredPrediction | None = None
+    decided_together: int | None = None  # images decided in the same act (a gallery group); None: this one alone
 
 
 @dataclass(frozen=True)

@@ -353,6 +353,7 @@ def report_dict(report: CaseReport) -> dict[str, Any]:
                 "comment": d.comment,
                 "user": d.user,
                 "at": d.decided_at,
+                "decided_together": d.decided_together,  # null: one image; N: one of N decided at once
                 "predicted_class": d.prediction.predicted_id if d.prediction else None,
                 "model_sha256": d.prediction.model_sha256 if d.prediction else None,
             }

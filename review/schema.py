@@ -101,9 +101,14 @@ CREATE TABLE case_details (
 CREATE INDEX case_details_by_case ON case_details(case_id);
 """ + _append_only("case_details")
 
+# v5: how many images were decided together in one act (a class group accepted at once in the gallery, or the
+# undo of one), so the audit trail tells a decision made on one image on screen from one of a group made on
+# thumbnails. NULL: one image (and every decision recorded before v5).
+SCHEMA_V5 = "ALTER TABLE decisions ADD COLUMN decided_together INTEGER;"
+
 # version -> SQL script that upgrades the previous version to it. Add new versions at the end;
 # never edit a released one.
-MIGRATIONS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4}
+MIGRATIONS: dict[int, str] = {1: SCHEMA_V1, 2: SCHEMA_V2, 3: SCHEMA_V3, 4: SCHEMA_V4, 5: SCHEMA_V5}
 
 
 def latest_version(migrations: dict[int, str] | None = None) -> int:

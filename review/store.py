@@ -397,6 +397,7 @@ class ReviewStore:
             user=row["user"],
             decided_at=row["decided_at"],
             prediction=prediction,
+            decided_together=row["decided_together"],
         )
 
 
@@ -531,7 +532,8 @@ class Case:
 
     def record_decisions(self, requests: Sequence[DecisionRequest], *, user: str) -> list[Decision]:
         """Append several decisions in one transaction: all are recorded or none is (a group confirmed at
-        once is one act; a conflict or a full disk halfway must not leave half of it on record)."""
+        once is one act; a conflict or a full disk halfway must not leave half of it on record). Each records how
+        many were decided together, so the audit trail tells them from decisions made one image at a time."""
         user = _check_text(user, "user")
         checked = [
             DecisionRequest(
@@ -545,6 +547,7 @@ class Case:
             for r in requests
         ]
         at = _now()
+        together = len(checked) if len(checked) > 1 else None  # recorded with each, for the audit trail
         written: list[tuple[DecisionRequest, int, int | None]] = []
         with self._store._write("save the decision" if len(checked) == 1 else "save the decisions") as conn:
             self._refuse_if_signed(conn)
@@ -558,9 +561,9 @@ class Case:
                 prediction_id = found[0] if found else None
                 cursor = conn.execute(
                     "INSERT INTO decisions(case_id, image_hash, image_path, prediction_id, reviewed_id, flagged, "
-                    "comment, user, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "comment, user, decided_at, decided_together) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (self.id, r.image_hash, _db_path(r.image_path), prediction_id, r.reviewed_id,
-                     int(r.flagged), r.comment, user, at),
+                     int(r.flagged), r.comment, user, at, together),
                 )
                 written.append((r, int(cursor.lastrowid or 0), prediction_id))
         return [
@@ -575,6 +578,7 @@ class Case:
                 user=user,
                 decided_at=at,
                 prediction=self._store._prediction_by_id(prediction_id),
+                decided_together=together,
             )
             for r, decision_id, prediction_id in written
         ]

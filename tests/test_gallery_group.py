@@ -89,6 +89,8 @@ def test_enter_confirms_the_group_undecided_images_and_ctrl_z_undoes_them_at_onc
     assert [window.model.item(r).reviewed_id for r in rows] == [None, other, None]
     window.redo_decision()
     assert [window.model.item(r).reviewed_id for r in rows] == [calls[rows[0]], other, calls[rows[2]]]
+    assert window.current_row() == rows[0]  # undo and redo show the group's first image, with its trail
+    assert "one of 2 decided together in the gallery" in window.prob_panel.review.toolTip()
     # Every step is in the audit trail: decided, undone, redone.
     assert len(window.review.history(window.model.item(rows[0]).image_hash)) == 3
 
@@ -183,6 +185,12 @@ def test_the_group_store_write_is_all_or_nothing(tmp_path: Path) -> None:
         assert [(d.reviewed_id, d.flagged) for d in done] == [("y", True), ("y", False)]
         assert done[0].decided_at == done[1].decided_at
         assert [d.reviewed_id for d in case.history(b)] == ["x", "y"]
+        # The audit trail tells decisions made together from those made one image at a time.
+        assert [d.decided_together for d in case.history(b)] == [None, 2]
+        from review.report import build_report, report_dict
+
+        trail = report_dict(build_report(case))["audit_trail"]
+        assert [t["decided_together"] for t in trail] == [None, 2, 2]
 
 
 def test_ctrl_a_selects_the_whole_class_section_as_one_group(qtbot, window) -> None:

@@ -184,12 +184,13 @@ def test_migration_upgrades_keeps_records_and_writes_a_backup(tmp_path: Path, mo
     db = tmp_path / "reviews.sqlite3"
     _v1_database(db, tmp_path)
     with ReviewStore.open(db) as store:
-        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == 5
         assert "notes" in [r[1] for r in store._conn.execute("PRAGMA table_info(predictions)")]
         assert [r[1] for r in store._conn.execute("PRAGMA table_info(unclassified)")][1:4] == [
             "case_id", "image_hash", "image_path"]
         case = store.open_case(tmp_path)
         assert [d.image_hash for d in case.decisions()] == [HASHES[1]]
+        assert case.decisions()[0].decided_together is None  # v5: an older decision was one image's
         assert case.details() is None  # v4: no sample ID set on a case from before it existed
         old = case.cached_prediction(HASHES[1], "f" * 64)
         assert old is not None and old.predicted_id == "benign" and old.notes is None  # unknown, not "none"
