@@ -242,7 +242,9 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
             *([[f"Uncertain model calls (top under {report.uncertain_below:.0%})",
                 f"{len(report.uncertain_rows)}{' (listed below)' if report.uncertain_rows else ''}"]]
               if report.uncertain_below is not None else []),
-            ["Reviewed", f"{report.reviewed_count} of {total}"],
+            ["Reviewed", f"{report.reviewed_count} of {total}" + (
+                f" ({report.reviewed_in_groups} of them accepted on their thumbnails, in gallery groups)"
+                if report.reviewed_in_groups else "")],
             *([["Not covered by the sign-off", f"{len(late)} (listed below; added or changed since)"]] if late else []),
             ["Changed by the reviewer", str(report.changed_count)],
             ["Flagged for a second look", str(len(report.flagged_rows))],

@@ -148,6 +148,14 @@ class CaseReport:
         return sum(1 for r in self.rows if r.reviewed_class is not None)
 
     @property
+    def reviewed_in_groups(self) -> int:
+        """Reviewed images whose decision in force was made together with others (a gallery group, on its
+        thumbnails), so the reader knows how much of the review was done image by image."""
+        latest = {d.image_hash: d for d in self.trail}  # the trail is in the order recorded
+        return sum(1 for r in self.rows if r.reviewed_class is not None
+                   and (d := latest.get(r.image_sha256)) is not None and d.decided_together)
+
+    @property
     def changed_count(self) -> int:
         """Images where the technician's class differs from the model's call."""
         return sum(1 for r in self.rows if r.reviewed_class is not None and r.reviewed_class != r.predicted_class)
@@ -340,7 +348,8 @@ def report_dict(report: CaseReport) -> dict[str, Any]:
         "sign_off_history": [asdict(e) for e in report.events],
         "models": [asdict(m) for m in report.models],
         "uncertain_below": report.uncertain_below,
-        "counts": {"predicted": report.counts_predicted, "reviewed": report.counts_reviewed},
+        "counts": {"predicted": report.counts_predicted, "reviewed": report.counts_reviewed,
+                   "reviewed_in_groups": report.reviewed_in_groups},
         "images": [{**asdict(r), "uncertain": _uncertain_or_none(r, report)} for r in report.rows],
         "unclassified": [asdict(u) for u in report.unclassified],
         "audit_trail": [

@@ -127,6 +127,7 @@ def test_json_document_field_by_field(case_setup, tmp_path: Path) -> None:
     assert doc["counts"] == {
         "predicted": {"benign": 1, "early_pre_b": 1, "pre_b": 1},
         "reviewed": {"benign": 1, "pre_b": 2},
+        "reviewed_in_groups": 0,
     }
     b = next(i for i in doc["images"] if i["file"] == "b.png")
     assert b == {

@@ -376,3 +376,24 @@ def test_a_note_many_images_share_is_written_once_and_cited_by_number(tmp_path: 
     assert section.count("unlike this model&#x27;s training images (test note)") == 1  # once, above the table
     assert "[1] unlike this model" in section and "&mdash; 3 images" in section
     assert section.count('%">[1]') == 3 and own in section  # a note of one image only stays in its row
+
+
+def test_the_summary_says_how_many_were_accepted_in_gallery_groups(tmp_path: Path) -> None:
+    """A reader of the report knows how much of the review was done on thumbnails, a group at a time."""
+    from gui.report_pdf import write_pdf
+    from review.report import report_dict
+    from review.store import DecisionRequest
+
+    folder = tmp_path / "case"
+    folder.mkdir()
+    paths = _make_images(folder, 3)
+    hashes = [file_sha256(p) for p in paths]
+    with ReviewStore.open(tmp_path / "db.sqlite3") as store:
+        case = store.open_case(folder)
+        case.record_decisions([DecisionRequest(p, h, "benign", False, "", 0) for p, h in zip(paths, hashes,
+                                                                                          strict=True)], user="t")
+        case.record_decision(paths[2], hashes[2], reviewed_id="pre_b", flagged=False, user="t")  # looked at alone
+        report = build_report(case)
+        pdf = write_pdf(report, tmp_path / "groups.pdf")
+    assert report.reviewed_in_groups == 2 and report_dict(report)["counts"]["reviewed_in_groups"] == 2
+    assert "Reviewed 3 of 3 (2 of them accepted on their thumbnails, in gallery groups)" in _flat(_pages(pdf)[0])
