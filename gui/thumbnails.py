@@ -91,6 +91,7 @@ class ThumbnailLoader(QObject):
         super().__init__(parent)
         self.size = size
         self._cache_size = cache_size
+        self._decoded: set[Path] = set()  # every path decoded since the folder opened (paths only: small)
         self._cache: OrderedDict[Path, QIcon | None] = OrderedDict()
         self._pending: deque[Path] = deque()
         self._queued: set[Path] = set()
@@ -116,14 +117,16 @@ class ThumbnailLoader(QObject):
         return None
 
     def shown(self, path: Path) -> bool:
-        """Whether the thumbnail has been decoded (a view has it to paint); False while waiting or unreadable."""
-        return self._cache.get(path) is not None
+        """Whether the thumbnail has been decoded for a view to paint, even if the cache has dropped it since
+        (a group scrolled through in a 10,000-image folder was seen); False while waiting or unreadable."""
+        return path in self._decoded
 
     def clear(self) -> None:
         with self._cond:
             self._pending.clear()
             self._queued.clear()
         self._cache.clear()
+        self._decoded.clear()
 
     def stop(self) -> None:
         with self._cond:
@@ -150,6 +153,8 @@ class ThumbnailLoader(QObject):
         with self._cond:
             self._queued.discard(path)
         self._cache[path] = None if image is None else untinted_icon(QPixmap.fromImage(image))
+        if image is not None:
+            self._decoded.add(path)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         self.ready.emit(path)

@@ -417,3 +417,20 @@ def test_large_thumbnails_come_from_their_own_loader_and_are_remembered(qtbot, t
     window.close()
     again = _make_window(qtbot, tmp_path)  # same settings file
     assert again.gallery.size_choice.currentData() == LARGE_THUMB
+
+
+def test_a_thumbnail_seen_then_dropped_from_the_cache_still_counts_as_shown(qtbot, tmp_path) -> None:
+    """In a folder larger than the thumbnail cache, a group scrolled through was refused as "never shown"."""
+    from gui.thumbnails import ThumbnailLoader
+
+    paths = _write_images(tmp_path / "few", 3, size=64)
+    loader = ThumbnailLoader(cache_size=1)
+    try:
+        for path in paths:
+            loader.get(path)
+        qtbot.waitUntil(lambda: all(loader.shown(p) for p in paths), timeout=10000)
+        assert sum(loader.get(p) is not None for p in paths) == 1  # the cache keeps one, the others were seen
+        loader.clear()  # a new folder: nothing of it was seen yet
+        assert not any(loader.shown(p) for p in paths)
+    finally:
+        loader.stop()
