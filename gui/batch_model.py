@@ -176,9 +176,16 @@ class BatchTableModel(QAbstractTableModel):
         self._rows_changed(rows)
 
     def set_review(self, row: int, reviewed_id: str | None, flagged: bool, reviewer: str | None = None) -> None:
-        item = self._items[row]
-        item.reviewed_id, item.flagged, item.reviewer = reviewed_id, flagged, reviewer
-        self._rows_changed([row])
+        self.set_reviews([row], [(reviewed_id, flagged)], reviewer)
+
+    def set_reviews(self, rows: Sequence[int], reviews: Sequence[tuple[str | None, bool]],
+                    reviewer: str | None = None) -> None:
+        """Several rows' (reviewed class, flag) at once: one change signal per contiguous run, so a group decided
+        together updates the views once instead of once per image."""
+        for row, (reviewed_id, flagged) in zip(rows, reviews, strict=True):
+            item = self._items[row]
+            item.reviewed_id, item.flagged, item.reviewer = reviewed_id, flagged, reviewer
+        self._rows_changed(rows)
 
     # --- the differential's running counts --------------------------------------------------------
     def _entry(self, item: ImageItem) -> Entry:

@@ -288,8 +288,7 @@ class ReviewActions:
         for item, state in zip(items, states, strict=True):  # every row first: showing one reads the records,
             item.comment = state.comment                     # which already hold the whole group
             item.decision_count += 1
-        for row, state in zip(rows, states, strict=True):
-            self.model.set_review(row, state.reviewed_id, state.flagged, self.review.user)
+        self.model.set_reviews(rows, [(state.reviewed_id, state.flagged) for state in states], self.review.user)
         if self._records_seen is not None:
             self._records_seen = (self._records_seen[0] + len(rows), self._records_seen[1])
         if self._current in rows:
