@@ -157,16 +157,16 @@ class _BadgeDelegate(QStyledItemDelegate):
             painter.setPen(QColor("white"))
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, "!")
         if item.probabilities is not None:  # the call's probability on the thumbnail, as the table gives it
-            self._draw_probability(painter, option, index, float(item.probabilities.max()))
+            self._draw_probability(painter, plain, float(item.probabilities.max()))
         painter.restore()
 
-    def _draw_probability(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex,
-                          top: float) -> None:
-        """The top probability in the thumbnail's lower right corner (a corner of background, not the cell)."""
+    def _draw_probability(self, painter: QPainter, option: QStyleOptionViewItem, top: float) -> None:
+        """The top probability in the thumbnail's lower right corner (a corner of background, not the cell);
+        ``option`` is the cell's, already filled in by ``initStyleOption``."""
         text = format_percent(top)
         font = QFont(option.font)
         font.setPointSizeF(max(6.0, option.font.pointSizeF() * 0.8))
-        box = self.probability_box(option, index, QFontMetrics(font).size(0, text))
+        box = self.probability_box(option, QFontMetrics(font).size(0, text))
         if box is None:
             return
         painter.setClipRect(option.rect)
@@ -177,15 +177,14 @@ class _BadgeDelegate(QStyledItemDelegate):
         painter.setPen(QColor("white"))
         painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
 
-    def probability_box(self, option: QStyleOptionViewItem, index: QModelIndex, text: QSize) -> QRect | None:
-        """Where the probability goes: inside the thumbnail's lower right corner; None while there is no
-        thumbnail (a box placed by an empty icon landed on the cell above and stayed there)."""
-        opt = QStyleOptionViewItem(option)
-        self.initStyleOption(opt, index)
-        widget = option.widget
+    def probability_box(self, opt: QStyleOptionViewItem, text: QSize) -> QRect | None:
+        """Where the probability goes in a cell whose ``opt`` ``initStyleOption`` filled in: inside the thumbnail's
+        lower right corner; None while there is no thumbnail (a box placed by an empty icon landed on the cell
+        above and stayed there)."""
+        widget = opt.widget
         style = widget.style() if widget is not None else QApplication.style()
         icon = style.subElementRect(QStyle.SubElement.SE_ItemViewItemDecoration, opt, widget)
-        if opt.icon.isNull() or icon.isEmpty() or not option.rect.contains(icon):
+        if opt.icon.isNull() or icon.isEmpty() or not opt.rect.contains(icon):
             return None
         box = QRect(0, 0, text.width() + 6, text.height() + 2)
         box.moveBottomRight(icon.bottomRight())

@@ -381,10 +381,16 @@ def test_the_probability_sits_inside_its_thumbnail_and_waits_for_it(qtbot, windo
     section.view.initViewItemOption(option)
     option.rect = section.view.visualRect(index)
     delegate = section.view.itemDelegate()
-    box = delegate.probability_box(option, index, QSize(40, 12))
+
+    def box_in_cell():  # as paint asks: the cell's option filled in from the model, then the box
+        filled = QStyleOptionViewItem(option)
+        delegate.initStyleOption(filled, index)
+        return delegate.probability_box(filled, QSize(40, 12))
+
+    box = box_in_cell()
     assert box is not None and option.rect.contains(box)
     window.model.set_thumbnail_getter(lambda path: None)  # nothing decoded
-    assert delegate.probability_box(option, index, QSize(40, 12)) is None
+    assert box_in_cell() is None
 
 
 def test_large_thumbnails_come_from_their_own_loader_and_are_remembered(qtbot, tmp_path, monkeypatch) -> None:
