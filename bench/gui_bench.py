@@ -63,6 +63,11 @@ def review_run(folder: Path, env: dict[str, str], decisions: int) -> dict[str, A
     return run_probe(["review", str(folder), str(decisions)], env, 900)
 
 
+def filter_run(folder: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Typing into the filter bar, a key at a time, with the table and then the gallery shown."""
+    return run_probe(["filter", str(folder)], env, 1800)
+
+
 def group_run(folder: Path, env: dict[str, str]) -> dict[str, Any]:
     """A class group at once in the gallery: Enter, Ctrl+Z and a class key on the biggest section."""
     return run_probe(["group", str(folder)], env, 900)

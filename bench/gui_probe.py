@@ -12,6 +12,10 @@ the next image; milliseconds from the key to "saved" and to the next image with 
 ``python -m bench.gui_probe group FOLDER``: a class group at once: the gallery's biggest section selected (its
 thumbnails shown), then Enter, Ctrl+Z and a class key on the whole group, each committed in one transaction;
 milliseconds each, from the key to its return.
+``python -m bench.gui_probe filter FOLDER [TEXT]``: TEXT (default ``_00``) typed into the filter bar a key at a
+time, with the table shown and then the gallery; milliseconds per keystroke until the views have taken it (a
+keystroke held for a pause in typing costs next to nothing), the last figure of each list the box cleared, and
+``*_pause_ms`` the filter that a pause then applies (null when no keystroke was held).
 Each mode prints one JSON line. Settings and review records go to a temporary folder (never the
 user's); the model is the first bundled one, as on a first start.
 """
@@ -339,6 +343,44 @@ def group(folder: Path, scratch: Path) -> dict[str, Any]:
             "model": window.model_info.name if window.model_info else None}
 
 
+def filter_typing(folder: Path, scratch: Path, text: str) -> dict[str, Any]:
+    """Type TEXT into the filter bar, one key at a time, with the table and then the gallery shown; each
+    keystroke is timed until its events are done (the filter applied and the views laid out)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    app, window, error = classified_window(folder, scratch)
+    if error:
+        return {"error": error}
+    edit = window.batch_panel.filter_text
+    times: dict[str, list[float]] = {}
+    for view in ("table", "gallery"):
+        window.tabs.setCurrentWidget(window.batch_panel.table if view == "table" else window.gallery)
+        app.processEvents()
+        edit.setFocus()
+        keys = []
+        for char in text:
+            start = time.perf_counter()
+            QTest.keyClick(edit, char)
+            app.processEvents()
+            keys.append((time.perf_counter() - start) * 1000)
+        held = not window.batch_panel.proxy.has_text(edit.text())  # keystrokes held for a pause in typing
+        start = time.perf_counter()
+        window.batch_panel.apply_filter_text()  # what that pause applies
+        times[f"{view}_pause_ms"] = (time.perf_counter() - start) * 1000 if held else None
+        shown = window.batch_panel.proxy.rowCount()
+        start = time.perf_counter()
+        QTest.keyClick(edit, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+        QTest.keyClick(edit, Qt.Key.Key_Backspace)
+        window.batch_panel.apply_filter_text()
+        app.processEvents()
+        keys.append((time.perf_counter() - start) * 1000)  # the last figure: clearing the box
+        times[f"{view}_key_ms"] = keys
+    window.close()
+    return {**times, "text": text, "shown_at_end": shown, "images": window.model.rowCount(),
+            "model": window.model_info.name if window.model_info else None}
+
+
 def main(argv: list[str]) -> int:
     mode = argv[0]
     with tempfile.TemporaryDirectory(prefix="hemalens-gui-probe-") as tmp:
@@ -351,6 +393,8 @@ def main(argv: list[str]) -> int:
             result = review(Path(argv[1]), scratch, int(argv[2]))
         elif mode == "group":
             result = group(Path(argv[1]), scratch)
+        elif mode == "filter":
+            result = filter_typing(Path(argv[1]), scratch, argv[2] if len(argv) > 2 else "_00")
         elif mode == "memory":
             result = memory(Path(argv[1]), scratch, float(argv[2]) if len(argv) > 2 else 600)
         else:

@@ -61,6 +61,18 @@ def model_ratios(m: dict[str, Any]) -> dict[str, list[float]]:
     return out
 
 
+def _ms_list(values: list[float]) -> str:
+    return ", ".join(f"{v:.0f}" for v in values) + " ms"
+
+
+def _held(flt: dict[str, Any]) -> str:
+    """What the filter probe says about keystrokes held for a pause in typing."""
+    held = [f"{v} {flt[f'{v}_pause_ms']:.0f} ms" for v in ("table", "gallery") if flt.get(f"{v}_pause_ms") is not None]
+    if not held:
+        return " (every keystroke filtered at once)"
+    return f" (a slow pass held the next keys; the pause in typing then filtered in {', '.join(held)})"
+
+
 def render(res: dict[str, Any]) -> str:
     meta = res["meta"]
     out = [
@@ -170,6 +182,13 @@ def render_gui(gui: dict[str, Any]) -> list[str]:
         errors.append(grp["error"])
     if gui.get("folder_note"):
         out.append(f"   batch folder: {gui['folder_note']}")
+    flt = gui.get("filter") or {}
+    if "gallery_key_ms" in flt:
+        out.append(f"   filter bar on {flt['images']:,} images, per keystroke of {flt['text']!r}: table "
+                   f"{_ms_list(flt['table_key_ms'][:-1])}, gallery {_ms_list(flt['gallery_key_ms'][:-1])}"
+                   + _held(flt))
+    elif "error" in flt:
+        errors.append(flt["error"])
     out.append("4. Memory (fresh process, real main window)")
     mem = gui.get("memory") or {}
     if "rss_peak_mib" in mem:
@@ -289,6 +308,11 @@ def markdown_summary(res: dict[str, Any]) -> str:
         lines.append(f"- A class group at once ({grp['group']} thumbnails selected in the gallery): Enter "
                      f"{grp['enter_ms']:.0f} ms, Ctrl+Z {grp['undo_ms']:.0f} ms, a class key "
                      f"{grp['class_key_ms']:.0f} ms (each one transaction, committed with fsync).")
+    flt = gui.get("filter") or {}
+    if "gallery_key_ms" in flt:
+        lines.append(f"- Typing {flt['text']!r} into the filter bar on {flt['images']:,} images: "
+                     f"{_ms_list(flt['table_key_ms'][:-1])} per key with the table shown, "
+                     f"{_ms_list(flt['gallery_key_ms'][:-1])} with the gallery{_held(flt)}.")
     mem = gui.get("memory") or {}
     if "rss_peak_mib" in mem:
         lines.append(f"- Peak RSS with {mem['images']:,} images opened and classified: "

@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from bench.data import folder_of, image_set  # noqa: E402
 from bench.flops import machine_flops  # noqa: E402
-from bench.gui_bench import group_run, launch_times, memory_run, probe_env, review_run, stall_runs  # noqa: E402
+from bench.gui_bench import filter_run, group_run, launch_times, memory_run, probe_env, review_run, stall_runs  # noqa: E402
 from bench.measure import measure_model  # noqa: E402
 from bench.models import bundled_model_paths, prepare_models  # noqa: E402
 from bench.pipeline import BATCH  # noqa: E402
@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    scratch)
             log(f"GUI memory run on {folder}")
             gui["memory"] = memory_run(folder, env, timeout_s=1800)
+            log(f"GUI filter typing on {folder}")
+            gui["filter"] = filter_run(folder, env)
             results["gui"] = gui
         meta["load_end"] = os.getloadavg()[0]
         meta["busy_note_end"] = busy_note()

@@ -437,6 +437,10 @@ class BatchFilterProxy(QSortFilterProxyModel):
     def set_text(self, text: str) -> None:
         self._refilter(lambda: setattr(self, "_text", text.strip().lower()))
 
+    def has_text(self, text: str) -> bool:
+        """Whether the name filter is ``text`` already."""
+        return self._text == text.strip().lower()
+
     def set_show(self, show: int) -> None:
         self._refilter(lambda: setattr(self, "_show", show))
 

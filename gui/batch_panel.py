@@ -3,9 +3,10 @@ window shows above both the table and the gallery."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import QItemSelectionModel, QSize, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -34,6 +35,8 @@ from gui.table_look import apply_table_look
 
 FIXED_COLUMNS = ((COL_IMAGE, 190), (COL_STATUS, 58), (COL_CONF, 84), (COL_REVIEWED, 116), (COL_FLAG, 44))
 AI_COLUMN_MIN = 120  # "Immature granulocyte" elides below this; the AI call column takes the rest
+SLOW_FILTER_S = 0.05  # a name filter slower than this holds the next keystrokes...
+TYPING_PAUSE_MS = 250  # ...until typing pauses this long (Enter or leaving the box applies it at once)
 
 
 class BatchTable(QTableView):
@@ -98,11 +101,33 @@ class BatchPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.table)
-        self.filter_text.textChanged.connect(self.proxy.set_text)
+        # A filter over thousands of images with the gallery shown takes 100+ ms: applied on every keystroke, it
+        # makes the letters lag behind the typing. Once one pass is that slow, the next waits for a pause.
+        self._filter_cost_s = 0.0
+        self._typing = QTimer(self, singleShot=True, interval=TYPING_PAUSE_MS)
+        self._typing.timeout.connect(self.apply_filter_text)
+        self.filter_text.textChanged.connect(self._on_filter_typed)
+        self.filter_text.editingFinished.connect(self.apply_filter_text)
         self.show_combo.currentIndexChanged.connect(self.proxy.set_show)
         self.class_combo.currentIndexChanged.connect(lambda _i: self.proxy.set_class(self.class_combo.currentData()))
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self._syncing = False
+
+    def _on_filter_typed(self, _text: str) -> None:
+        if self._filter_cost_s > SLOW_FILTER_S:
+            self._typing.start()
+        else:
+            self.apply_filter_text()
+
+    def apply_filter_text(self) -> None:
+        """Filter by the name typed so far, now (a no-op when the filter already has it)."""
+        self._typing.stop()
+        text = self.filter_text.text()
+        if self.proxy.has_text(text):
+            return
+        start = time.perf_counter()
+        self.proxy.set_text(text)  # the gallery's sections follow within this call
+        self._filter_cost_s = time.perf_counter() - start
 
     def full_width(self) -> int:
         """Width at which every column shows without sideways scrolling (Reviewed and Flag included)."""

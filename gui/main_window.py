@@ -1317,6 +1317,7 @@ class MainWindow(ReviewActions, QMainWindow):
 
     def _focus_review(self) -> None:
         """Give the keyboard back to the images (the gallery or the table, whichever is shown)."""
+        self.batch_panel.apply_filter_text()  # a name held for a pause in typing filters before the views take over
         if self.tabs.currentWidget() is self.gallery:
             self.gallery.focus_current()
         else:

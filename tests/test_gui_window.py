@@ -1005,6 +1005,40 @@ def test_enter_in_a_text_box_does_not_confirm_the_image_on_screen(qtbot, tmp_pat
     assert not stopped and window.batch_panel.table.hasFocus()
 
 
+def test_a_slow_name_filter_waits_for_a_pause_in_typing(qtbot, tmp_path, models, monkeypatch) -> None:
+    """On 5,000 images with the gallery shown one filter pass took 100-180 ms, and on every keystroke the letters
+    lagged behind the typing. Once a pass is that slow, keystrokes wait for a pause; Enter applies at once."""
+    folder = tmp_path / "smear"
+    _write_images(folder, 4)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    panel = window.batch_panel
+    set_text = type(panel.proxy).set_text
+    passes: list[str] = []
+
+    def slow_set_text(proxy, text: str) -> None:  # as slow as a large folder's
+        passes.append(text)
+        time.sleep(0.08)
+        set_text(proxy, text)
+
+    monkeypatch.setattr(type(panel.proxy), "set_text", slow_set_text)
+    panel.filter_text.setFocus()
+    qtbot.keyClicks(panel.filter_text, "cell_000")
+    assert passes == ["c"]  # the first pass showed it is slow; the rest wait
+    qtbot.waitUntil(lambda: passes == ["c", "cell_000"], timeout=3000)
+    assert panel.proxy.rowCount() == 4
+    qtbot.keyClicks(panel.filter_text, "2")
+    qtbot.keyClick(panel.filter_text, Qt.Key.Key_Return)  # Enter: no wait, and the table shows the filtered rows
+    assert passes[-1] == "cell_0002" and panel.proxy.rowCount() == 1 and panel.table.hasFocus()
+    monkeypatch.setattr(type(panel.proxy), "set_text", set_text)  # fast again: the next keystroke waits once...
+    panel.filter_text.setFocus()
+    qtbot.keyClick(panel.filter_text, Qt.Key.Key_Backspace)
+    assert panel.proxy.rowCount() == 1
+    qtbot.waitUntil(lambda: panel.proxy.rowCount() == 4, timeout=3000)
+    qtbot.keyClicks(panel.filter_text, "1")  # ...and then each applies at once
+    assert panel.proxy.rowCount() == 1
+
+
 def test_a_held_key_makes_one_decision_but_still_moves_through_the_images(qtbot, tmp_path) -> None:
     """Under Xvfb, holding Enter for 1.5 s confirmed 23 images nobody looked at; now it confirms one. Qt
     repeats an action's shortcut while its key is held unless the action says otherwise."""
