@@ -70,6 +70,8 @@ class BatchPanel(QWidget):
         self.show_combo.addItems(SHOW_LABELS)
         self.class_combo = QComboBox()
         self.class_combo.addItem("All classes", None)
+        for combo in (self.show_combo, self.class_combo):  # chosen with the mouse, they leave the keys to the images
+            combo.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         # The window puts the bar above the Table and Gallery tabs: it filters both.
         self.filter_bar = QWidget()
         bar = QHBoxLayout(self.filter_bar)

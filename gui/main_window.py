@@ -146,6 +146,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self._update_undo_actions()
         self._connect()
         self._restore_settings()
+        self.batch_panel.table.setFocus()  # the review keys reach the images from the start, not the filter box
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
@@ -384,6 +385,7 @@ class MainWindow(ReviewActions, QMainWindow):
         e.batchFinished.connect(self._on_batch_finished)
         e.detailReady.connect(self._on_detail)
         self.picker.modelChosen.connect(self.load_model)
+        self.picker.modelChosen.connect(lambda _p: self._focus_review())  # Down after a choice: the next image
         self.picker.loadRequested.connect(self.choose_model_file)
         self.batch_panel.currentRowChanged.connect(self.set_current_row)
         self.batch_panel.table.stepRequested.connect(self.step)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QWidget
 
 LOAD_MORE = "__load__"
@@ -21,6 +21,8 @@ class ModelPicker(QComboBox):
         self.setMinimumContentsLength(22)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setToolTip("Model used to classify (switching reclassifies what is open)")
+        # A click must not take the keyboard: Down, meant for the next image, moved the picker to the next model.
+        self.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self._problems: list[tuple[Path, str]] = []
         self.class_names: dict[str, str] = {}  # class id -> name over the listed models
         self.descriptions: dict[str, str] = {}  # listed model name -> what its card says it is for

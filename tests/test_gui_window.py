@@ -1005,6 +1005,35 @@ def test_enter_in_a_text_box_does_not_confirm_the_image_on_screen(qtbot, tmp_pat
     assert not stopped and window.batch_panel.table.hasFocus()
 
 
+def test_the_review_keys_reach_the_images_from_the_start_and_after_choosing_a_model(qtbot, tmp_path, models) -> None:
+    """Under Xvfb the window opened with the keyboard in the filter box, so the first "2" filtered the table instead
+    of setting class 2; and after choosing a model in the picker, Down (next image) moved the picker to the next
+    entry, which opened "Load model…" (or would have reclassified the folder with another model)."""
+    folder = tmp_path / "smear"
+    _write_images(folder, 3)
+    make_classifier(models / "zz_second.onnx", num_classes=3, size=32, labels=LABELS, seed=5)  # listed after tiny
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=3000)
+    assert QApplication.focusWidget() is window.batch_panel.table
+    _press(qtbot, window, QApplication.focusWidget(), Qt.Key.Key_2)
+    assert window.batch_panel.filter_text.text() == ""
+    assert window.model.item(0).reviewed_id == window.model.class_ids[1]
+    picker = window.picker
+    chosen: list = []
+    picker.modelChosen.connect(chosen.append)
+    qtbot.mouseClick(picker, Qt.MouseButton.LeftButton)  # opens the list; a click must not take the keyboard
+    picker.hidePopup()
+    for combo in (picker, window.batch_panel.show_combo, window.batch_panel.class_combo):
+        qtbot.mouseClick(combo, Qt.MouseButton.LeftButton)
+        combo.hidePopup()
+        assert QApplication.focusWidget() is window.batch_panel.table, combo
+    assert picker.currentIndex() == 0 and picker.itemData(1) == str(models / "zz_second.onnx")
+    picker.setFocus(Qt.FocusReason.TabFocusReason)  # still reachable with Tab; a choice there hands the keys back
+    qtbot.keyClick(picker, Qt.Key.Key_Down)
+    assert chosen == [models / "zz_second.onnx"] and QApplication.focusWidget() is window.batch_panel.table
+
+
 def test_a_slow_name_filter_waits_for_a_pause_in_typing(qtbot, tmp_path, models, monkeypatch) -> None:
     """On 5,000 images with the gallery shown one filter pass took 100-180 ms, and on every keystroke the letters
     lagged behind the typing. Once a pass is that slow, keystrokes wait for a pause; Enter applies at once."""
