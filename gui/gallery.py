@@ -317,6 +317,7 @@ class GalleryView(QWidget):
         top.addStretch(1)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
+        self.scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # a click between sections: arrows stay with the thumbnails
         self.page = QWidget()
         self.page_layout = QVBoxLayout(self.page)
         self.page_layout.setContentsMargins(8, 0, 8, 8)

@@ -179,6 +179,7 @@ class MainWindow(ReviewActions, QMainWindow):
         right.setFrameShape(QFrame.Shape.NoFrame)
         right.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         right.setMinimumWidth(SIDE_MIN_WIDTH)
+        right.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # a click on the panel took the arrows, which then scrolled it
         self.side_scroll = right
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(images)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractSpinBox, QLabel, QVBoxLayout, QWidget
 
 from gui.heatmap_bar import HeatmapBar
 from gui.image_view import ImageView
@@ -61,7 +61,9 @@ class ImagePane(QWidget):
 class TypingGuard(QObject):
     """Keeps Enter and Esc in a text box (file-name filter, threshold) for the box: as window shortcuts Enter
     confirmed the image on screen, a decision nobody meant to record, and Esc stopped the running batch.
-    Either key ends the typing: ``leave`` hands the keyboard back to the review."""
+    Either key ends the typing: ``leave`` hands the keyboard back to the review. So does a click on a spin box's
+    arrows (a click into its number is for typing): after one, Down lowered the threshold instead of going on to
+    the next image."""
 
     KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Escape)
 
@@ -77,6 +79,8 @@ class TypingGuard(QObject):
             if event.type() == QEvent.Type.KeyPress:
                 self._leave()
                 return event.key() == Qt.Key.Key_Escape  # Enter still commits a typed threshold
+        if event.type() == QEvent.Type.MouseButtonRelease and isinstance(obj, QAbstractSpinBox):
+            QTimer.singleShot(0, self._leave)  # the arrows are the box itself; its number is a child line edit
         return super().eventFilter(obj, event)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
 from gui.calls import format_percent
@@ -343,8 +343,12 @@ def test_the_gallery_opens_on_the_current_image_with_the_keyboard_in_its_list(qt
     section = next(s for s in window.gallery._sections if target in s.source_rows())
     qtbot.waitUntil(lambda: section.view.hasFocus(), timeout=5000)
     index = section.proxy.mapFromSource(window.model.index(target, 0))
-    centre = section.view.mapTo(window.gallery.scroll.viewport(), section.view.visualRect(index).center())
-    assert window.gallery.scroll.viewport().rect().contains(centre)  # scrolled to it
+
+    def on_screen() -> bool:
+        centre = section.view.mapTo(window.gallery.scroll.viewport(), section.view.visualRect(index).center())
+        return window.gallery.scroll.viewport().rect().contains(centre)
+
+    qtbot.waitUntil(on_screen, timeout=3000)  # scrolled to it once the sections are laid out
     qtbot.keyClick(section.view, Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)
     assert window.selected_group() == section.source_rows()[-2:]
     assert window.current_row() == section.source_rows()[-1]
@@ -440,3 +444,16 @@ def test_a_thumbnail_seen_then_dropped_from_the_cache_still_counts_as_shown(qtbo
         assert not any(loader.shown(p) for p in paths)
     finally:
         loader.stop()
+
+
+def test_a_click_between_the_sections_leaves_the_arrows_to_the_thumbnails(qtbot, window) -> None:
+    """The page behind the sections took the keyboard on a click, and the arrows then scrolled the page."""
+    section = _biggest_section(window)
+    rows = section.source_rows()
+    _click(qtbot, section, rows[0])
+    assert QApplication.focusWidget() is section.view
+    page = window.gallery.page
+    qtbot.mouseClick(page, Qt.MouseButton.LeftButton, pos=page.rect().bottomLeft() + QPoint(2, -2))  # below them all
+    assert QApplication.focusWidget() is section.view
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Right)
+    assert window.current_row() == rows[1]

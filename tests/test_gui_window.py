@@ -1005,33 +1005,45 @@ def test_enter_in_a_text_box_does_not_confirm_the_image_on_screen(qtbot, tmp_pat
     assert not stopped and window.batch_panel.table.hasFocus()
 
 
-def test_the_review_keys_reach_the_images_from_the_start_and_after_choosing_a_model(qtbot, tmp_path, models) -> None:
+def test_the_review_keys_reach_the_images_from_the_start_and_after_clicks_elsewhere(qtbot, tmp_path, models) -> None:
     """Under Xvfb the window opened with the keyboard in the filter box, so the first "2" filtered the table instead
-    of setting class 2; and after choosing a model in the picker, Down (next image) moved the picker to the next
-    entry, which opened "Load model…" (or would have reclassified the folder with another model)."""
+    of setting class 2; after choosing a model in the picker, Down (next image) moved the picker to the next entry,
+    which opened "Load model…" (or would have reclassified the folder with another model); after a click on the
+    threshold's arrows Down lowered the threshold, and after a click on the side panel it scrolled the panel."""
     folder = tmp_path / "smear"
     _write_images(folder, 3)
     make_classifier(models / "zz_second.onnx", num_classes=3, size=32, labels=LABELS, seed=5)  # listed after tiny
     window = _make_window(qtbot, tmp_path)
     _open(qtbot, window, [folder])
+    table = window.batch_panel.table
     qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=3000)
-    assert QApplication.focusWidget() is window.batch_panel.table
+    assert QApplication.focusWidget() is table
     _press(qtbot, window, QApplication.focusWidget(), Qt.Key.Key_2)
     assert window.batch_panel.filter_text.text() == ""
     assert window.model.item(0).reviewed_id == window.model.class_ids[1]
+    spin = window.prob_panel.threshold
+    qtbot.mouseClick(spin, Qt.MouseButton.LeftButton, pos=QPoint(spin.width() - 6, 4))  # its up arrow
+    assert spin.value() == 65
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is table, timeout=3000)
+    qtbot.mouseClick(window.prob_panel.call, Qt.MouseButton.LeftButton)  # the side panel
+    assert QApplication.focusWidget() is table
+    row = window.current_row()
+    _press(qtbot, window, QApplication.focusWidget(), Qt.Key.Key_Down)
+    assert window.current_row() == row + 1 and spin.value() == 65
+    qtbot.mouseClick(spin.lineEdit(), Qt.MouseButton.LeftButton)  # into the number: typing one takes the keyboard
+    assert spin.hasFocus()
+    table.setFocus()
     picker = window.picker
     chosen: list = []
     picker.modelChosen.connect(chosen.append)
-    qtbot.mouseClick(picker, Qt.MouseButton.LeftButton)  # opens the list; a click must not take the keyboard
-    picker.hidePopup()
     for combo in (picker, window.batch_panel.show_combo, window.batch_panel.class_combo):
-        qtbot.mouseClick(combo, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(combo, Qt.MouseButton.LeftButton)  # opens its list; the click must not take the keyboard
         combo.hidePopup()
-        assert QApplication.focusWidget() is window.batch_panel.table, combo
+        assert QApplication.focusWidget() is table, combo
     assert picker.currentIndex() == 0 and picker.itemData(1) == str(models / "zz_second.onnx")
     picker.setFocus(Qt.FocusReason.TabFocusReason)  # still reachable with Tab; a choice there hands the keys back
     qtbot.keyClick(picker, Qt.Key.Key_Down)
-    assert chosen == [models / "zz_second.onnx"] and QApplication.focusWidget() is window.batch_panel.table
+    assert chosen == [models / "zz_second.onnx"] and QApplication.focusWidget() is table
 
 
 def test_a_slow_name_filter_waits_for_a_pause_in_typing(qtbot, tmp_path, models, monkeypatch) -> None:
