@@ -38,6 +38,7 @@ from gui.calls import (
 from gui.items import DONE, FAILED, QUEUED, ImageItem, ItemResult
 
 COL_IMAGE, COL_STATUS, COL_AI, COL_CONF, COL_REVIEWED, COL_FLAG = range(6)
+COMMENT_MARK = "✎"  # the flag column's mark of an image with a technician's comment (beside ⚑)
 HEADERS = ("Image", "Status", "AI call", "Confidence", "Reviewed", "Flag")
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -356,15 +357,15 @@ class BatchTableModel(QAbstractTableModel):
                 return ""
             name = class_name(item.reviewed_id, self._class_ids, self._labels)
             return f"✓ {name}" if item.reviewed_id == call else f"→ {name}"
-        if col == COL_FLAG:
-            return "⚑" if item.flagged else ""
+        if col == COL_FLAG:  # a comment is marked too: otherwise only the side panel showed it, one image at a time
+            return ("⚑" if item.flagged else "") + (COMMENT_MARK if item.comment else "")
         return ""
 
     def _sort_key(self, item: ImageItem, row: int, col: int):
         if col == COL_CONF:
             return -1.0 if item.probabilities is None else float(np.max(item.probabilities))
         if col == COL_FLAG:
-            return int(item.flagged)
+            return 2 * item.flagged + bool(item.comment)
         if col == COL_IMAGE:
             return row  # the worker's stable path order
         return self._row_view(row)[0][col].lower()
@@ -376,6 +377,8 @@ class BatchTableModel(QAbstractTableModel):
         if item.error:
             lines.append(f"Error: {item.error}")
         lines += [f"Note: {n}" for n in item.notes]
+        if item.comment:
+            lines.append(f"Comment: {item.comment}")
         if item.reviewer:
             lines.append(f"Reviewed by {item.reviewer}")
         return "\n".join(lines)
@@ -404,8 +407,9 @@ def refilter(proxy: QSortFilterProxyModel, change: Callable[[], object] = lambda
         proxy.invalidateFilter()
 
 
-SHOW_ALL, SHOW_TO_REVIEW, SHOW_REVIEWED, SHOW_FLAGGED, SHOW_UNCERTAIN, SHOW_NOTES, SHOW_FAILED = range(7)
-SHOW_LABELS = ("All images", "To review", "Reviewed", "Flagged", "Uncertain", "With notes", "Failed")
+(SHOW_ALL, SHOW_TO_REVIEW, SHOW_REVIEWED, SHOW_FLAGGED, SHOW_COMMENTED, SHOW_UNCERTAIN, SHOW_NOTES,
+ SHOW_FAILED) = range(8)
+SHOW_LABELS = ("All images", "To review", "Reviewed", "Flagged", "With comments", "Uncertain", "With notes", "Failed")
 
 
 class BatchFilterProxy(QSortFilterProxyModel):
@@ -466,6 +470,8 @@ class BatchFilterProxy(QSortFilterProxyModel):
             return item.reviewed_id is not None
         if show == SHOW_FLAGGED:
             return item.flagged
+        if show == SHOW_COMMENTED:
+            return bool(item.comment)
         if show == SHOW_UNCERTAIN:
             return model.ai_call_of(item) == UNIDENTIFIED_ID
         if show == SHOW_NOTES:  # image-quality notes, or unlike the model's training images

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from gui.batch_model import (
     AI_CALL_ROLE,
+    COMMENT_MARK,
     CURRENT_CALL_ROLE,
     ITEM_ROLE,
     BatchFilterProxy,
@@ -93,8 +94,8 @@ def _top(item) -> float:
 
 
 class _BadgeDelegate(QStyledItemDelegate):
-    """The default icon cell plus a review mark (✓ confirmed, → changed), the flag, a note mark (!) and the call's
-    probability."""
+    """The default icon cell plus a review mark (✓ confirmed, → changed), the flag, a note mark (!), a comment mark
+    (✎) and the call's probability."""
 
     def __init__(self, grid: QSize, large: ThumbnailLoader | None, parent=None) -> None:
         super().__init__(parent)
@@ -156,6 +157,13 @@ class _BadgeDelegate(QStyledItemDelegate):
             painter.drawEllipse(badge)
             painter.setPen(QColor("white"))
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, "!")
+        if item.comment:  # the technician's own note, as the table's flag column marks it
+            badge = QRect(r.right() - 22, r.top() + 24, 16, 16)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor("#5f6368"))
+            painter.drawEllipse(badge)
+            painter.setPen(QColor("white"))
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, COMMENT_MARK)
         if item.probabilities is not None:  # the call's probability on the thumbnail, as the table gives it
             self._draw_probability(painter, plain, float(item.probabilities.max()))
         painter.restore()

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from gui.calls import format_percent
 from gui.model_card import measured_summary
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.model_figures import HELD_OUT_KEYS, per_class_recall, percent
@@ -307,6 +308,7 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         f"of (&minus;) the class; images not reviewed yet change nothing.</p>{diff}"
         f"{_uncertain_section(report, names)}"
         f"{_noted_section(report, names)}"
+        f"{_comment_section(report, names)}"
         f"{_unclassified_section(report)}"
         f"<h2>Sign-off</h2>{signature}{history}"
         f'<p class="ruo"><b>Research use only.</b> {_e(RESEARCH_USE_STATEMENT)}</p>'
@@ -357,7 +359,7 @@ def _uncertain_section(report: CaseReport, names: Mapping[str, str]) -> str:
     if not uncertain:
         return ""
     rows = [
-        [_e(r.file), f"{_e(_name(r.predicted_class, names))} {max(r.probabilities.values()):.0%}",
+        [_e(r.file), f"{_e(_name(r.predicted_class, names))} {_e(format_percent(max(r.probabilities.values())))}",
          _e(_name(r.reviewed_class, names))]
         for r in uncertain[:NOTED_ROWS_SHOWN]
     ]
@@ -369,6 +371,23 @@ def _uncertain_section(report: CaseReport, names: Mapping[str, str]) -> str:
         "as Unidentified.</p>"
         + _table(["Image", "Best guess", "After review"], rows, widths=[40, 30, 30])
         + more
+    )
+
+
+def _comment_section(report: CaseReport, names: Mapping[str, str]) -> str:
+    """What the reviewers wrote on images they did not flag: before, only the CSV and JSON carried it."""
+    commented = report.commented_unflagged_rows
+    if not commented:
+        return ""
+    rows = [
+        [_e(r.file), _e(_name(r.reviewed_class, names)), _e(r.reviewer or "-"), _e(r.comment)]
+        for r in commented[:NOTED_ROWS_SHOWN]
+    ]
+    return (
+        f"<h2>Comments on images not flagged ({len(commented)})</h2>"
+        '<p class="small">The comments on flagged cells are with their pictures below.</p>'
+        + _table(["Image", "After review", "By", "Comment"], rows, widths=[26, 17, 17, 40])
+        + _more_line(len(commented), "comment")
     )
 
 
@@ -402,7 +421,7 @@ def _flagged_page(report: CaseReport, thumbs: Mapping[str, Thumbnail], names: Ma
             picture = '<p class="small">(no picture)</p>'
         caption = f'<br/><span class="small">{_e(thumb.caption)}</span>' if thumb else ""
         top = sorted(row.probabilities.items(), key=lambda kv: -kv[1])[:3]
-        probs = ", ".join(f"{_e(_name(c, names))} {p:.0%}" for c, p in top)
+        probs = ", ".join(f"{_e(_name(c, names))} {_e(format_percent(p))}" for c, p in top)  # as the app writes them
         changed = row.reviewed_class is not None and row.reviewed_class != row.predicted_class
         reviewed = _e(_name(row.reviewed_class, names))
         details = (

@@ -139,6 +139,11 @@ class CaseReport:
         return [r for r in self.rows if r.flagged]
 
     @property
+    def commented_unflagged_rows(self) -> list[ReportRow]:
+        """Images with a reviewer's comment but no flag (a flagged cell's comment is with its picture)."""
+        return [r for r in self.rows if r.comment and not r.flagged]
+
+    @property
     def noted_rows(self) -> list[ReportRow]:
         """Images whose model call came with a note (quality, unlike the training images)."""
         return [r for r in self.rows if r.notes]

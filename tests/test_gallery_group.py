@@ -457,3 +457,34 @@ def test_a_click_between_the_sections_leaves_the_arrows_to_the_thumbnails(qtbot,
     assert QApplication.focusWidget() is section.view
     qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Right)
     assert window.current_row() == rows[1]
+
+
+def test_a_comment_is_marked_in_the_table_and_on_its_thumbnail_and_can_be_filtered(qtbot, window, monkeypatch) -> None:
+    """A comment showed only in the side panel, one image at a time: nothing told which images had one."""
+    import gui.review_actions
+    from gui.batch_model import COL_FLAG, COMMENT_MARK
+
+    section = _biggest_section(window)
+    row = section.source_rows()[1]
+
+    def grey_in_badge() -> int:  # pixels of the comment badge's colour in its corner of the thumbnail
+        index = section.proxy.mapFromSource(window.model.index(row, 0))
+        cell = section.view.visualRect(index)
+        image = section.view.viewport().grab().toImage()
+        xs, ys = range(cell.right() - 22, cell.right() - 6), range(cell.top() + 24, cell.top() + 40)
+        return sum(1 for x in xs for y in ys if image.pixelColor(x, y).name() == "#5f6368")
+
+    assert grey_in_badge() == 0
+    window.set_current_row(row)
+    qtbot.waitUntil(window.image_shown, timeout=10000)
+    monkeypatch.setattr(gui.review_actions, "ask_text", lambda *a, **k: ("smudge cell?", True))
+    window.edit_comment()
+    assert window.model.index(row, COL_FLAG).data() == COMMENT_MARK
+    assert "Comment: smudge cell?" in window.model.index(row, 0).data(Qt.ItemDataRole.ToolTipRole)
+    section.view.viewport().update()
+    qtbot.waitUntil(lambda: grey_in_badge() > 40, timeout=3000)
+    window.batch_panel.show_combo.setCurrentText("With comments")
+    assert window.batch_panel.ordered_rows() == [row] and window.gallery.ordered_rows() == [row]
+    window.batch_panel.show_combo.setCurrentText("All images")
+    window.model.set_review(row, None, True)  # flagged too: both marks, flagged ones sort first
+    assert window.model.index(row, COL_FLAG).data() == "⚑" + COMMENT_MARK

@@ -92,6 +92,15 @@ def _pages(pdf: Path) -> list[str]:
     return [page.extract_text() or "" for page in reader.pages]
 
 
+def _parts(pdf: Path) -> tuple[str, str, str]:
+    """The summary, the flagged cells and the model card, each flattened, whatever number of pages each takes."""
+    pages = [_flat(p) for p in _pages(pdf)]
+    flagged = next(i for i, p in enumerate(pages) if p.startswith("Flagged cells"))
+    card = next(i for i, p in enumerate(pages) if p.startswith("Model card summary"))
+    assert 0 < flagged < card
+    return " ".join(pages[:flagged]), " ".join(pages[flagged:card]), " ".join(pages[card:])
+
+
 def _flat(text: str) -> str:
     """Whitespace collapsed and ligatures (Qt sets "fl", "fi" as one glyph) spelled out."""
     return " ".join(unicodedata.normalize("NFKC", text).split())
@@ -111,8 +120,7 @@ def test_pdf_has_summary_flagged_and_model_card_pages(reviewed_case, tmp_path: P
     pdf = _write(reviewed_case, tmp_path / "report.pdf")
     assert pdf.read_bytes().startswith(b"%PDF-")
     pages = [_flat(p) for p in _pages(pdf)]
-    assert len(pages) == 3
-    summary, flagged, card = pages
+    summary, flagged, card = _parts(pdf)
     assert "HemaLens case report" in summary
     assert "Signed by Dr. Signer" in summary
     assert "Differential count" in summary and "Total" in summary
@@ -125,16 +133,20 @@ def test_pdf_has_summary_flagged_and_model_card_pages(reviewed_case, tmp_path: P
     assert "Flagged cells (2)" in flagged
     assert "cell_01.png" in flagged and "cell_03.png" in flagged and "cell_00.png" not in flagged
     assert "comment for cell 1" in flagged and "comment for cell 3" in flagged
+    # What reviewers wrote on the cells they did not flag is on the summary (before, only in the CSV and JSON).
+    assert "Comments on images not flagged (3)" in summary
+    assert all(f"comment for cell {i}" in summary for i in (0, 2, 4))
+    assert "comment for cell 1" not in summary and "comment for cell 3" not in summary
     assert "grad-cam for" in flagged.lower()
     assert "Model card summary" in card and "Tiny" in card and reviewed_case["session"].sha256 in card
     assert "Benign, Pre-B, Pro-B" in card
     for n, page in enumerate(pages, start=1):
-        assert f"Page {n} of 3" in page and "case #" in page and "signed by Dr. Signer" in page
+        assert f"Page {n} of {len(pages)}" in page and "case #" in page and "signed by Dr. Signer" in page
 
 
 def test_flagged_page_shows_each_flagged_cell_plain_and_with_its_heatmap(reviewed_case, tmp_path: Path) -> None:
     pdf = _write(reviewed_case, tmp_path / "report.pdf")
-    page = pypdf.PdfReader(str(pdf)).pages[1]
+    page = next(p for p in pypdf.PdfReader(str(pdf)).pages if _flat(p.extract_text()).startswith("Flagged cells"))
     images = [img.data for img in page.images]
     pictures = [d for d in images if Image.open(io.BytesIO(d)).size[1] > 20]  # the 10 px legend excluded
     assert len(pictures) == 4 and len(set(pictures)) == 4  # two cells, each as it is and with its heatmap
@@ -152,7 +164,7 @@ def test_flagged_page_shows_each_flagged_cell_plain_and_with_its_heatmap(reviewe
 
 
 def test_differential_rows_name_the_classes(reviewed_case, tmp_path: Path) -> None:
-    summary = _flat(_pages(_write(reviewed_case, tmp_path / "r.pdf", thumbs=False))[0])
+    summary = _parts(_write(reviewed_case, tmp_path / "r.pdf", thumbs=False))[0]
     with ReviewStore.open(reviewed_case["db"]) as store:
         report = build_report(store.get_case(reviewed_case["case_id"]))
     names = {c.id: c.name for c in reviewed_case["session"].spec.classes}
@@ -174,13 +186,13 @@ def test_unsigned_case_without_flags_is_a_marked_draft(tmp_path: Path) -> None:
         case.set_details("S-24-0042", "smear made 2 h after draw", user="t")
         pdf = write_pdf(build_report(case), tmp_path / "draft.pdf")
     pages = [_flat(p) for p in _pages(pdf)]
-    assert len(pages) == 3
-    assert "DRAFT" in pages[0] and "Not signed" in pages[0]
-    assert "Changed in review" in pages[0]
-    assert "Sample / slide ID S-24-0042" in pages[0] and "Case note smear made 2 h after draw" in pages[0]
+    summary, flagged, card = _parts(pdf)
+    assert "DRAFT" in summary and "Not signed" in summary
+    assert "Changed in review" in summary
+    assert "Sample / slide ID S-24-0042" in summary and "Case note smear made 2 h after draw" in summary
     assert all("case report - S-24-0042 - case #" in page for page in pages)  # every page's footer
-    assert "No cells were flagged" in pages[1]
-    assert "No model predictions were recorded" in pages[2] or "not available" in pages[2]
+    assert "No cells were flagged" in flagged
+    assert "No model predictions were recorded" in card or "not available" in card
 
 
 def test_thumbnails_refuse_changed_or_missing_images_and_other_models(reviewed_case, tmp_path: Path) -> None:
@@ -212,8 +224,7 @@ def test_cli_writes_all_three_by_folder_and_by_case_number(reviewed_case, tmp_pa
     )  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     assert "signed by Dr. Signer" in capsys.readouterr().out
-    assert len(_pages(out / "r.pdf")) == 3
-    assert "grad-cam for" in _flat(_pages(out / "r.pdf")[1]).lower()
+    assert "grad-cam for" in _parts(out / "r.pdf")[1].lower()
     assert (out / "r.csv").read_text(encoding="utf-8-sig").count("\n") == 6
     assert hemalens_main(["report", str(reviewed_case["case_id"]), "--db", db, "--json", str(out / "n.json")]) == 0
 
@@ -238,7 +249,8 @@ def test_cli_runs_headless_without_qt_platform_set(reviewed_case, tmp_path: Path
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert len(_pages(tmp_path / "h.pdf")) == 3
+    summary, flagged, card = _parts(tmp_path / "h.pdf")
+    assert "Case summary" in summary and "Flagged cells (2)" in flagged and "Model card summary" in card
 
 
 def test_export_case_report_one_call_for_the_app(reviewed_case, tmp_path: Path) -> None:
@@ -256,7 +268,7 @@ def test_export_case_report_one_call_for_the_app(reviewed_case, tmp_path: Path) 
         bare = export_case_report(case, pdf=tmp_path / "b.pdf", image_hashes=hashes[:4])  # no model session given
     assert bare.images == 4 and bare.missing_heatmaps >= 1
     assert bare.missing_heatmaps == sum(1 for h in hashes[:4] if h in _flagged(reviewed_case))
-    card = _flat(_pages(tmp_path / "b.pdf")[2])
+    card = _parts(tmp_path / "b.pdf")[2]
     assert "model file was not available" in card
 
 
@@ -278,9 +290,9 @@ def test_uncertain_calls_are_listed_and_marked_wherever_the_call_is_shown(review
 
     with ReviewStore.open(reviewed_case["db"]) as store:
         report = build_report(store.get_case(reviewed_case["case_id"]), uncertain_below=1.0)  # every call under it
-    pages = [_flat(p) for p in _pages(write_pdf(report, tmp_path / "r.pdf"))]
-    text = " ".join(pages)
-    assert "Uncertain model calls (top under 100%) 5 (listed below)" in pages[0]
+    parts = _parts(write_pdf(report, tmp_path / "r.pdf"))
+    text = " ".join(parts)
+    assert "Uncertain model calls (top under 100%) 5 (listed below)" in parts[0]
     assert "Uncertain model calls (5)" in text and "Unidentified 5" in text
     assert text.count("? (uncertain)") == 3  # the noted call and both flagged cells' calls carry the mark
 
@@ -354,9 +366,9 @@ def test_a_signed_case_with_images_added_since_does_not_claim_they_were_signed(r
         pdf = write_pdf(build_report(case), tmp_path / "late.pdf")
         deleted = sorted(build_report(case).signed_images)[0]  # as if one signed file had been deleted
         one_gone = [h for h in case.current_hashes() if h != deleted]
-        gone = _flat(_pages(write_pdf(build_report(case, image_hashes=one_gone), tmp_path / "gone.pdf"))[0])
+        gone = _parts(write_pdf(build_report(case, image_hashes=one_gone), tmp_path / "gone.pdf"))[0]
     assert "1 of the signed images are no longer among the case's files" in gone
-    first = _flat(_pages(pdf)[0])
+    first = _parts(pdf)[0]
     assert "Signed by Dr. Signer" in first and "but 1 image(s) were added or changed since" in first
     assert "Not covered by the sign-off 1" in first and "Not covered by this sign-off (1)" in first
     assert "late_cell.png" in first and "(1 image(s) not covered)" in first
@@ -396,4 +408,22 @@ def test_the_summary_says_how_many_were_accepted_in_gallery_groups(tmp_path: Pat
         report = build_report(case)
         pdf = write_pdf(report, tmp_path / "groups.pdf")
     assert report.reviewed_in_groups == 2 and report_dict(report)["counts"]["reviewed_in_groups"] == 2
-    assert "Reviewed 3 of 3 (2 of them accepted on their thumbnails, in gallery groups)" in _flat(_pages(pdf)[0])
+    assert "Reviewed 3 of 3 (2 of them accepted on their thumbnails, in gallery groups)" in _parts(pdf)[0]
+
+
+def test_probabilities_read_as_the_app_writes_them_never_a_rounded_100_or_0(tmp_path: Path) -> None:
+    """The flagged page said "Basophil 100%, Neutrophil 0%" for a call the app showed as >99.9 % and <0.1 %."""
+    from gui.report_pdf import report_html
+
+    with ReviewStore.open(tmp_path / "db.sqlite3") as store:
+        case = store.open_case(tmp_path)
+        (path,) = _make_images(tmp_path, 1)
+        h = file_sha256(path)
+        probabilities = {"benign": 0.9996, "pre_b": 0.0003, "pro_b": 0.0001}
+        case.record_prediction(path, h, model_name="M", model_version="1", model_sha256="f" * 64,
+                               predicted_id="benign", probabilities=probabilities)
+        case.record_decision(path, h, reviewed_id=None, flagged=True, comment="", user="t")
+        html = report_html(build_report(case))
+    flagged = html.split("Flagged cells (1)", 1)[1]
+    assert "(benign &gt;99.9 %, pre_b &lt;0.1 %, pro_b &lt;0.1 %)" in flagged
+    assert " 100%" not in flagged and " 0%" not in flagged
