@@ -317,7 +317,7 @@ class GalleryView(QWidget):
         top = QHBoxLayout()
         top.setContentsMargins(8, 6, 8, 0)
         self.group_by = _choice(top, "Group by", [("AI call", AI_CALL_ROLE),
-                                                  ("Current class (after review)", CURRENT_CALL_ROLE)])
+                                                  ("Class after review", CURRENT_CALL_ROLE)])
         # Least sure first: the calls to look at hardest lead each class.
         self.order = _choice(top, "Order", [("File order", False), ("Least sure first", True)])
         self.size_choice = _choice(top, "Size", [("Small", THUMB_SIZE), ("Large", LARGE_THUMB)])

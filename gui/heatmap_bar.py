@@ -156,6 +156,9 @@ class HeatmapBar(QWidget):
         self.slider.valueChanged.connect(self._on_slider)
         self._legend_ready = False
         self._mode = (False, False)  # (compact, two rows)
+        # Its minimum (the compact row) from the start: the full row's, taken until the first resize, made the
+        # window open 1391 px wide, past the edge of a 1366 px laptop screen.
+        self._arrange()
 
     def arrangement(self) -> tuple[bool, bool]:
         """(compact, two_rows) as laid out now (for tests and screenshots)."""

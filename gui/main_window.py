@@ -92,6 +92,7 @@ SIGNED_BANNER = "This case was signed by"
 # then shows 10-20 ms after Enter instead of 0.5 s. Smaller images show in about 20 ms anyway, and loading
 # ahead made each Enter 1-3 ms slower (the worker and the window share Python's lock), measured here.
 LOAD_AHEAD_PIXELS = 5_000_000
+FRAME_ALLOWANCE = 16  # px a window manager's frame may add around the window
 OPENING_NOTICE_MS = 150  # the image on screen is replaced by "Opening …" when the next one takes longer
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp *.webp);;All files (*)"
 
@@ -417,12 +418,13 @@ class MainWindow(ReviewActions, QMainWindow):
         self.model.differentialChanged.connect(self._schedule_differential)
 
     def _first_start_size(self) -> QSize:
-        """1500x920, or 90 % of a smaller screen (a 1366x768 laptop must still show the status bar)."""
+        """1500x920, or on a smaller screen its width (less a frame) and 90 % of its height: a 1366x768 laptop
+        must still show the status bar, and the table needs the width for its Reviewed and Flag columns."""
         screen = self.screen() or QGuiApplication.primaryScreen()
         if screen is None:
             return QSize(1500, 920)
         room = screen.availableGeometry().size()
-        return QSize(min(1500, int(room.width() * 0.9)), min(920, int(room.height() * 0.9)))
+        return QSize(min(1500, room.width() - FRAME_ALLOWANCE), min(920, int(room.height() * 0.9)))
 
     def _restore_settings(self) -> None:
         s = self.settings
