@@ -7,8 +7,10 @@ sign-off leaves out, whose name it is signed with). Every dialog that carries su
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QInputDialog, QLabel, QLineEdit, QMessageBox, QWidget
+from PySide6.QtWidgets import QCompleter, QInputDialog, QLabel, QLineEdit, QMessageBox, QWidget
 
 TEXT_BOX_MIN_WIDTH = 440
 
@@ -35,8 +37,10 @@ def ask(parent: QWidget | None, title: str, text: str) -> bool:
     return box.exec() == QMessageBox.StandardButton.Yes
 
 
-def text_dialog(parent: QWidget | None, title: str, label: str, text: str = "") -> QInputDialog:
-    """A one-line text prompt whose label is plain text (not shown yet)."""
+def text_dialog(parent: QWidget | None, title: str, label: str, text: str = "",
+                suggestions: Sequence[str] = ()) -> QInputDialog:
+    """A one-line text prompt whose label is plain text (not shown yet); typing offers the ``suggestions`` that
+    contain the words typed so far."""
     dialog = QInputDialog(parent)
     dialog.setWindowTitle(title)
     dialog.setLabelText(label)
@@ -45,11 +49,17 @@ def text_dialog(parent: QWidget | None, title: str, label: str, text: str = "") 
         child.setTextFormat(Qt.TextFormat.PlainText)
     for box in dialog.findChildren(QLineEdit):  # the dialog sizes itself to its parts: widen the text box
         box.setMinimumWidth(TEXT_BOX_MIN_WIDTH)  # a comment or a reason is a sentence, not a word
+        if suggestions:
+            completer = QCompleter(list(suggestions), box)
+            completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+            completer.setFilterMode(Qt.MatchFlag.MatchContains)
+            box.setCompleter(completer)
     return dialog
 
 
-def ask_text(parent: QWidget | None, title: str, label: str, text: str = "") -> tuple[str, bool]:
+def ask_text(parent: QWidget | None, title: str, label: str, text: str = "",
+             suggestions: Sequence[str] = ()) -> tuple[str, bool]:
     """The text typed and whether OK was pressed, as QInputDialog.getText gives them."""
-    dialog = text_dialog(parent, title, label, text)
+    dialog = text_dialog(parent, title, label, text, suggestions)
     accepted = dialog.exec() == QInputDialog.DialogCode.Accepted
     return (dialog.textValue() if accepted else text), accepted

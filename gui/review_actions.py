@@ -125,13 +125,14 @@ class ReviewActions:
             own = sum(bool(self.model.item(r).comment) for r in group) if len(comments) > 1 else 0
             replaces = f" {own} of them have a comment of their own; this replaces it." if own else ""
             text, ok = ask_text(self, "Comment", f"Comment on the {len(group)} selected images.{replaces}",
-                                comments.pop() if len(comments) == 1 else "")
+                                comments.pop() if len(comments) == 1 else "", self.review.recent_comments())
             if ok:
                 self._decide_group(group, "commented on",
                                    lambda item, now: ReviewState(now.reviewed_id, now.flagged, text.strip()))
             return
         item = self.model.item(self._current)
-        text, ok = ask_text(self, "Comment", f"Comment on {item.path.name}:", item.comment)
+        text, ok = ask_text(self, "Comment", f"Comment on {item.path.name}:", item.comment,
+                            self.review.recent_comments())  # typing offers the lab's recent comments
         if ok:
             self._decide(item.reviewed_id, item.flagged, advance=False, comment=text.strip())
 

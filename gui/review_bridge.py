@@ -183,6 +183,12 @@ class ReviewBridge:
         """This image's decisions in the open case, oldest first (empty when unavailable)."""
         return self._read(lambda case: case.history(image_hash), [])
 
+    def recent_comments(self) -> list[str]:
+        """Comments written lately in any case, newest first (empty when unavailable): the comment prompt's
+        suggestions."""
+        store = self._store
+        return self._read(lambda _case: store.recent_comments(), [])
+
     def record_counts(self) -> tuple[int, int] | None:
         """(decisions, sign-off events + case details) on record; None when no case is open or unreadable."""
         return self._read(lambda case: case.record_counts(), None)

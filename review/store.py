@@ -355,6 +355,14 @@ class ReviewStore:
         rows = self._read("SELECT id, folder, created_at FROM cases ORDER BY id")
         return [Case(self, r["id"], Path(_py_path(r["folder"])), r["created_at"]) for r in rows]
 
+    def recent_comments(self, limit: int = 30) -> list[str]:
+        """The comments written lately, newest first, each once (every case): the words a lab keeps using."""
+        rows = self._read(
+            "SELECT comment FROM decisions WHERE comment != '' GROUP BY comment ORDER BY MAX(id) DESC LIMIT ?",
+            (int(limit),),
+        )
+        return [r["comment"] for r in rows]
+
     def image_history(self, image_hash: str) -> list[Decision]:
         """Every decision on this image content in any case (e.g. after moving it to another folder)."""
         rows = self._read("SELECT * FROM decisions WHERE image_hash = ? ORDER BY id", (_check_hash(image_hash),))

@@ -311,7 +311,7 @@ def test_c_comments_on_every_selected_thumbnail_and_says_what_it_replaces(qtbot,
     window.edit_comment()  # one image's comment first
     asked = []
     monkeypatch.setattr(gui.review_actions, "ask_text",
-                        lambda parent, title, prompt, text: asked.append((prompt, text)) or ("  poor stain ", True))
+                        lambda parent, title, prompt, text, *_: asked.append((prompt, text)) or ("  poor stain ", True))
     _select(qtbot, window, section, rows)
     qtbot.keyClick(section.view, Qt.Key.Key_C)
     assert asked == [("Comment on the 3 selected images. 1 of them have a comment of their own; this replaces it.",
@@ -322,6 +322,10 @@ def test_c_comments_on_every_selected_thumbnail_and_says_what_it_replaces(qtbot,
     window.undo_decision()
     states = window.review.states()
     assert [states[window.model.item(r).image_hash].comment for r in rows] == ["", "own words", ""]
+    offered = []
+    monkeypatch.setattr(gui.review_actions, "ask_text", lambda *a: offered.append(a[4]) or ("", False))
+    window.edit_comment()  # the prompt offers the comments written lately, newest first (the undo wrote one back)
+    assert offered == [["own words", "poor stain"]]
 
 
 def test_the_gallery_opens_on_the_current_image_with_the_keyboard_in_its_list(qtbot, tmp_path, monkeypatch) -> None:

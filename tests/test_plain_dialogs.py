@@ -42,3 +42,16 @@ def test_a_question_is_yes_only_when_yes_is_pressed_and_enter_alone_answers_no(q
                              (None, False)):
         QTimer.singleShot(50, lambda b=button: press(b))
         assert ask(None, "Sign off case", f"Sign as {ODD}?") is expected
+
+
+def test_a_text_prompt_offers_the_suggestions_containing_what_is_typed(qtbot) -> None:
+    dialog = text_dialog(None, "Comment", "Comment on cell.png:", "", ["Smudge cell", "poor stain", "smudged edge"])
+    qtbot.addWidget(dialog)
+    dialog.show()
+    box = dialog.findChild(QLineEdit)
+    qtbot.keyClicks(box, "smudge")
+    completer = box.completer()
+    assert completer is not None and completer.completionCount() == 2  # any case, anywhere in the comment
+    assert {completer.completionModel().index(i, 0).data() for i in range(2)} == {"Smudge cell", "smudged edge"}
+    dialog.reject()
+    assert text_dialog(None, "Reason", "Why?").findChild(QLineEdit).completer() is None  # none without suggestions

@@ -384,3 +384,17 @@ def test_recorded_times_read_in_the_local_zone_with_its_offset(monkeypatch, zone
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_recent_comments_are_the_newest_first_each_once_from_every_case(store: ReviewStore, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = store.open_case(tmp_path / "a"), store.open_case(tmp_path / "b")
+    p1, h1 = _image(tmp_path / "a", "1.png", b"one")
+    p2, h2 = _image(tmp_path / "b", "2.png", b"two")
+    first.record_decision(p1, h1, reviewed_id="x", flagged=False, comment="smudge cell", user="t")
+    first.record_decision(p1, h1, reviewed_id="x", flagged=False, comment="poor stain", user="t")
+    second.record_decision(p2, h2, reviewed_id="y", flagged=False, comment="", user="t")
+    second.record_decision(p2, h2, reviewed_id="y", flagged=False, comment="smudge cell", user="u")
+    assert store.recent_comments() == ["smudge cell", "poor stain"]
+    assert store.recent_comments(limit=1) == ["smudge cell"]
