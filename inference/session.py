@@ -89,6 +89,16 @@ def _score_width(shape: Any) -> int | None:
     return int(np.prod(dims[1:]))
 
 
+def _refuse_a_map(shape: Any, path: Path) -> None:
+    """A classifier gives one score per class: more than one dimension past the batch over 1 (N, C, H, W) is a
+    map, as a segmentation or detection model gives; read as scores it made a "Class 1581" call."""
+    dims = [d for d in _static_dims(shape)[1:] if d is not None and d > 1]  # unknown ones: the test run tells
+    if len(dims) > 1:
+        size = " x ".join(str(d) for d in dims)
+        raise ModelLoadError(path, f"its output is a {size} map per image, as a segmentation or detection model "
+                                   "gives, not one score per class; HemaLens runs image classifiers")
+
+
 class ModelSession:
     """A loaded, validated model. Create with ``ModelSession.load(path)``; thread-compatible, not re-entrant."""
 
@@ -413,6 +423,7 @@ def _assume_spec(model: onnx.ModelProto, session: ort.InferenceSession, path: Pa
     if len(inputs) != 1:
         raise ModelLoadError(path, f"the model has {len(inputs)} inputs; a plain image classifier needs exactly 1")
     out = session.get_outputs()[0]
+    _refuse_a_map(out.shape, path)
     num_classes = _score_width(out.shape)
     try:
         if num_classes is None:
@@ -424,6 +435,7 @@ def _assume_spec(model: onnx.ModelProto, session: ort.InferenceSession, path: Pa
                 result = session.run([out.name], {inputs[0].name: np.zeros(shape, dtype=np.float32)})[0]
             except Exception as exc:  # noqa: BLE001
                 raise ModelLoadError(path, f"the model failed a test run ({str(exc)[:200]})") from None
+            _refuse_a_map(result.shape, path)
             num_classes = int(result.size)
         is_probability = producer_op(model, out.name) == "Softmax"
         return assumed_spec(input_name=inputs[0].name, input_shape=list(inputs[0].shape), output_name=out.name,
@@ -463,6 +475,7 @@ def _check_against_graph(spec: ModelSpec, session: ort.InferenceSession, path: P
     if spec.output.name not in outputs:
         raise ModelLoadError(path, f"the metadata names output '{spec.output.name}' but the graph's outputs are "
                                    f"{', '.join(outputs)}")
+    _refuse_a_map(outputs[spec.output.name].shape, path)
     width = _score_width(outputs[spec.output.name].shape)
     if width is not None and width != spec.num_classes:
         raise ModelLoadError(path, f"the metadata lists {spec.num_classes} classes but the model outputs "

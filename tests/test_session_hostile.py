@@ -152,6 +152,19 @@ def test_plain_model_with_two_inputs_is_refused(tmp_path):
         ModelSession.load(_save(model, tmp_path / "two.onnx"))
 
 
+@pytest.mark.parametrize("declared", [[1, 2, 32, 32], ["N", "C", "H", "W"]])
+def test_a_segmentation_map_output_is_refused_not_read_as_thousands_of_classes(tmp_path, declared):
+    """A model whose output is a map (N, 2, H, W) loaded as a 2,048-class classifier and called "Class 1581"."""
+    w = numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "seg",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, declared)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    with pytest.raises(ModelLoadError, match="2 x 32 x 32 map per image"):
+        ModelSession.load(_save(model, tmp_path / "seg.onnx"))
+
+
 def test_scores_shaped_n_c_1_1_are_accepted(tmp_path):
     model = build_classifier_model(with_gradcam=False)
     out = model.graph.output[0]
