@@ -213,6 +213,8 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
     raw_classes = _require(data, "classes", "model")
     if not isinstance(raw_classes, list) or not raw_classes:
         raise ModelContractError("HemaLens metadata: 'classes' must be a non-empty list")
+    if len(raw_classes) == 1:
+        raise ModelContractError(ONE_SCORE)
     classes = []
     for i, item in enumerate(raw_classes):
         if not isinstance(item, dict) or not item.get("name"):
@@ -336,6 +338,11 @@ def spec_from_metadata(metadata_props: dict[str, str]) -> ModelSpec | None:
     return spec_from_json(text)
 
 
+# One score per image (a yes/no sigmoid) read as one class is that class at 100 % for every image.
+ONE_SCORE = ("the model gives one score per image (a yes/no sigmoid output?); HemaLens needs one score per class, "
+             "at least two: export it with a two-class output, e.g. [1 - p, p]")
+
+
 def assumed_spec(
     *,
     input_name: str,
@@ -351,6 +358,8 @@ def assumed_spec(
     from the shape when it is fixed, else DEFAULT_INPUT_SIZE. Scaling is 1/255 with no mean/std,
     RGB, stretch resize, and classes are named "Class 0".."Class C-1".
     """
+    if num_classes < 2:
+        raise ModelContractError(ONE_SCORE)
     notes = ["No HemaLens metadata: preprocessing is assumed (RGB, pixel/255, stretch resize)."]
     dims = list(input_shape)
     if len(dims) != 4:

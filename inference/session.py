@@ -428,7 +428,7 @@ def _assume_spec(model: onnx.ModelProto, session: ort.InferenceSession, path: Pa
     try:
         if num_classes is None:
             probe = assumed_spec(input_name=inputs[0].name, input_shape=list(inputs[0].shape), output_name=out.name,
-                                 num_classes=1, output_is_probability=False)
+                                 num_classes=2, output_is_probability=False)  # for its input geometry
             shape = (1, 3, probe.input.height, probe.input.width) if probe.input.layout == "NCHW" else \
                 (1, probe.input.height, probe.input.width, 3)
             try:

@@ -165,6 +165,23 @@ def test_a_segmentation_map_output_is_refused_not_read_as_thousands_of_classes(t
         ModelSession.load(_save(model, tmp_path / "seg.onnx"))
 
 
+@pytest.mark.parametrize("declared", [[1, 1], ["N", "K"]])
+def test_one_score_per_image_is_refused_not_called_class_0_at_100_percent(tmp_path, declared):
+    """A yes/no model with one sigmoid output loaded as a one-class classifier: every image "Class 0", 1.000."""
+    w = numpy_helper.from_array(np.ones((3, 1), np.float32), "w")
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("MatMul", ["f", "w"], ["m"]), helper.make_node("Sigmoid", ["m"], ["y"])]
+    graph = helper.make_graph(nodes, "yes_no", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, declared)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    with pytest.raises(ModelLoadError, match="one score per image"):
+        ModelSession.load(_save(model, tmp_path / "yes_no.onnx"))
+    one_class = _with_metadata(build_classifier_model(), lambda d: d.update(classes=d["classes"][:1]))
+    with pytest.raises(ModelLoadError, match="one score per image"):
+        ModelSession.load(_save(one_class, tmp_path / "one_class.onnx"))
+
+
 def test_scores_shaped_n_c_1_1_are_accepted(tmp_path):
     model = build_classifier_model(with_gradcam=False)
     out = model.graph.output[0]
