@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import HemaLensError
+from inference.file_order import natural_key
 from inference.images import LoadedImage, is_image_path, load_image
 from inference.prediction import Prediction
 from inference.session import ModelSession, available_cpu_count
@@ -50,10 +51,6 @@ class BatchResult:
         return self.prediction is not None
 
 
-def _sort_key(path: Path) -> tuple[str, str]:
-    return (str(path).lower(), str(path))
-
-
 def iter_image_paths(paths: Iterable[str | Path], *, recursive: bool = False) -> Iterator[Path]:
     """Image files named or inside the given folders, in a stable sorted order, each once.
 
@@ -73,7 +70,7 @@ def iter_image_paths(paths: Iterable[str | Path], *, recursive: bool = False) ->
             else:
                 found = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
                          and is_image_path(p)]
-            candidates = sorted(found, key=_sort_key)
+            candidates = sorted(found, key=lambda p: natural_key(str(p)))
         elif path.exists():
             candidates = [path] if is_image_path(path) else []
         else:

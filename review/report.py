@@ -22,6 +22,7 @@ from typing import Any
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
 from inference.file_mode import NAME_BYTES, new_file_mode
+from inference.file_order import natural_key
 from inference.uncertainty import UNIDENTIFIED_ID, is_uncertain
 from review.records import CaseDetails, CaseEvent, Decision, sample_id_of, signed_hashes
 from review.store import Case
@@ -223,7 +224,7 @@ def build_report(
                 notes=tuple(state.notes),
             )
         )
-    rows.sort(key=lambda r: r.file)
+    rows.sort(key=lambda r: natural_key(r.file))  # as the app's table lists them
     class_ids: list[str] = []
     for row in rows:
         for cid in (*row.probabilities, row.predicted_class, row.reviewed_class):

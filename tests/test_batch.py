@@ -47,6 +47,15 @@ def test_iter_image_paths_is_sorted_and_skips_non_images(folder):
     assert [p.name for p in mixed] == ["b.png", "A.png", "c.PNG", "text.png", "zero.jpg", "gone.png"]
 
 
+def test_numbered_files_come_in_the_order_a_file_manager_shows(tmp_path):
+    """Microscope software numbers without zeros: "Image 10" came before "Image 2", in the table, the keyboard's
+    order and the report."""
+    for name in ("Image 10.png", "image 2.png", "Image 1.png", "Image 2b.png", "cell_0010.png", "cell_0002.png"):
+        _png(tmp_path / name)
+    names = [p.name for p in iter_image_paths([tmp_path])]
+    assert names == ["cell_0002.png", "cell_0010.png", "Image 1.png", "image 2.png", "Image 2b.png", "Image 10.png"]
+
+
 @pytest.mark.parametrize("batch_size", [1, 2, 8])
 def test_classify_paths_yields_result_or_error_per_file(folder, session, batch_size):
     results = list(classify_paths(session, [folder, folder / "gone.png"], recursive=True, batch_size=batch_size))

@@ -427,3 +427,16 @@ def test_probabilities_read_as_the_app_writes_them_never_a_rounded_100_or_0(tmp_
     flagged = html.split("Flagged cells (1)", 1)[1]
     assert "(benign &gt;99.9 %, pre_b &lt;0.1 %, pro_b &lt;0.1 %)" in flagged
     assert " 100%" not in flagged and " 0%" not in flagged
+
+
+def test_the_report_lists_numbered_files_as_the_table_does(tmp_path: Path) -> None:
+    """"Image 10" came before "Image 2" in the report, and "Z" before "a": not the order the technician reviewed."""
+    with ReviewStore.open(tmp_path / "db.sqlite3") as store:
+        case = store.open_case(tmp_path)
+        for i, name in enumerate(("Image 10.png", "image 2.png", "Z 1.png", "a 1.png")):
+            path = tmp_path / name
+            Image.fromarray(np.full((8, 8, 3), i * 40, np.uint8)).save(path)
+            case.record_prediction(path, file_sha256(path), model_name="M", model_version="1", model_sha256="f" * 64,
+                                   predicted_id="benign", probabilities={"benign": 0.9, "pre_b": 0.1})
+        files = [r.file for r in build_report(case).rows]
+    assert files == ["a 1.png", "image 2.png", "Image 10.png", "Z 1.png"]
