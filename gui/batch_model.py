@@ -35,7 +35,7 @@ from gui.calls import (
     class_name,
     format_percent,
 )
-from gui.items import DONE, FAILED, QUEUED, ImageItem, ItemResult
+from gui.items import DONE, FAILED, QUEUED, ImageItem, ItemResult, same_file_notes
 
 COL_IMAGE, COL_STATUS, COL_AI, COL_CONF, COL_REVIEWED, COL_FLAG = range(6)
 COMMENT_MARK = "✎"  # the flag column's mark of an image with a technician's comment (beside ⚑)
@@ -89,6 +89,7 @@ class BatchTableModel(QAbstractTableModel):
         super().__init__(parent)
         self._items: list[ImageItem] = []
         self._row_of: dict[Path, int] = {}
+        self._rows_of_hash: dict[str, list[int]] = {}  # content hash -> rows of the files holding it
         self._class_ids: tuple[str, ...] = ()
         self._labels: tuple[str, ...] = ()
         self._threshold = DEFAULT_THRESHOLD
@@ -136,6 +137,7 @@ class BatchTableModel(QAbstractTableModel):
         self.beginResetModel()
         self._items = [ImageItem(p if isinstance(p, Path) else Path(p)) for p in paths]  # no re-parsing
         self._row_of = {item.path: i for i, item in enumerate(self._items)}
+        self._rows_of_hash = {}
         self._invalidate_all()
         self.endResetModel()
 
@@ -163,6 +165,7 @@ class BatchTableModel(QAbstractTableModel):
             item = self._items[res.row]
             item.image_hash = res.image_hash or item.image_hash
             item.notes = res.notes
+            rows += self._link_identical(res.row)
             if res.error is not None:
                 item.status, item.error, item.probabilities = FAILED, res.error, None
             else:
@@ -170,6 +173,27 @@ class BatchTableModel(QAbstractTableModel):
                 item.probabilities = None if res.probabilities is None else np.asarray(res.probabilities, np.float32)
             rows.append(res.row)
         self._rows_changed(rows)
+
+    def _link_identical(self, row: int) -> list[int]:
+        """Files of the set with one content (a copy made by mistake) share one review record; the first in the
+        list stands for them all and the others count nothing. The rows whose link changed."""
+        image_hash = self._items[row].image_hash
+        if not image_hash:
+            return []
+        rows = self._rows_of_hash.setdefault(image_hash, [])
+        if row not in rows:
+            rows.append(row)
+            rows.sort()
+        if len(rows) == 1:
+            return []
+        first = self._items[rows[0]].path.name
+        for r in rows:
+            self._items[r].same_as = "" if r == rows[0] else first
+        return rows
+
+    def copies(self) -> int:
+        """Files in the set whose content an earlier file has too."""
+        return sum(len(rows) - 1 for rows in self._rows_of_hash.values())
 
     def mark_status(self, rows: Sequence[int], status: str) -> None:
         for r in rows:
@@ -190,6 +214,8 @@ class BatchTableModel(QAbstractTableModel):
 
     # --- the differential's running counts --------------------------------------------------------
     def _entry(self, item: ImageItem) -> Entry:
+        if item.same_as:  # its first file counts for it
+            return None, None, False, False
         return self.ai_call_of(item), item.reviewed_id, item.flagged, item.status == FAILED
 
     def _invalidate_all(self) -> None:
@@ -344,6 +370,8 @@ class BatchTableModel(QAbstractTableModel):
                 return "Failed"
             if item.notes and item.status == DONE:
                 return "⚠ Note"  # the notes are in the tooltip and the side panel
+            if item.same_as:
+                return "Copy"  # of an earlier file: the tooltip and the side panel say which
             return item.status
         if col == COL_AI:
             if call == UNIDENTIFIED_ID and item.probabilities is not None:
@@ -376,7 +404,7 @@ class BatchTableModel(QAbstractTableModel):
             lines.append(f"Uncertain: top probability under {self._threshold:.0%}, counted as Unidentified")
         if item.error:
             lines.append(f"Error: {item.error}")
-        lines += [f"Note: {n}" for n in item.notes]
+        lines += [f"Note: {n}" for n in (*item.notes, *same_file_notes(item))]
         if item.comment:
             lines.append(f"Comment: {item.comment}")
         if item.reviewer:

@@ -57,7 +57,7 @@ class DifferentialPanel(QWidget):
         layout.addWidget(self.summary)
         layout.addWidget(self.table)
 
-    def show_differential(self, diff: Differential, total: int) -> None:
+    def show_differential(self, diff: Differential, total: int, copies: int = 0) -> None:
         """Write only the cells whose text changed; resize only when the number of classes did.
 
         Called a few times a second while a batch runs: rewriting every cell and re-measuring the
@@ -99,6 +99,8 @@ class DifferentialPanel(QWidget):
             parts.append(f"{diff.flagged} flagged")
         if diff.failed:
             parts.append(f"{diff.failed} failed")
+        if copies:  # identical files: their first counts for them, as in the report
+            parts.append(f"{copies} identical {'copy' if copies == 1 else 'copies'} not counted")
         summary = " · ".join(parts)
         if self.summary.text() != summary:
             self.summary.setText(summary)

@@ -33,6 +33,15 @@ class ImageItem:
     comment: str = ""
     reviewer: str | None = None
     decision_count: int = 0  # decisions on record for this content when the row was last synced: a version
+    same_as: str = ""  # the file earlier in the list with identical content: one record, counted once
+
+
+def same_file_notes(item: ImageItem) -> list[str]:
+    """What the row and panel say of a file whose content another file of the set has too."""
+    if not item.same_as:
+        return []
+    return [f"identical file to {item.same_as}: one review record for both (deciding one decides the other), "
+            "counted once in the differential and the report"]
 
 
 @dataclass(frozen=True)

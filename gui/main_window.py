@@ -57,7 +57,7 @@ from gui.differential_panel import DifferentialPanel
 from gui.engine import Engine
 from gui.gallery import GalleryView
 from gui.heatmap_bar import StatusCaption, StatusLine
-from gui.items import DONE, FAILED, QUEUED, ItemResult, ModelInfo
+from gui.items import DONE, FAILED, QUEUED, ItemResult, ModelInfo, same_file_notes
 from gui.model_card import ModelCardDialog, model_status_text
 from gui.model_picker import ModelPicker
 from gui.model_suggestion import ModelSuggester, ModelSuggestionBar
@@ -142,6 +142,8 @@ class MainWindow(ReviewActions, QMainWindow):
         self._loading_model: Path | None = None
         self.history = DecisionHistory()
         self._diff_timer = QTimer(self, singleShot=True, interval=150, timeout=self._update_differential)
+        # The window's own timer (a bare single shot outlived a closed window and called into its deleted view).
+        self._opening_timer = QTimer(self, singleShot=True, interval=OPENING_NOTICE_MS, timeout=self._say_opening)
         self._build_ui()
         self._build_actions()
         self._update_undo_actions()
@@ -735,15 +737,19 @@ class MainWindow(ReviewActions, QMainWindow):
         self._hide_progress()
         items = self.model.items()
         counts = self.model.differential()
-        failed, done = counts.failed, counts.classified
+        failed, done, copies = counts.failed, counts.classified, self.model.copies()
+        images = len(items) - copies  # an identical copy counts with its first file, as in the differential
         elapsed = time.monotonic() - self._batch_started
         if cancelled:
             self.model.mark_status([r for r, i in enumerate(items) if i.status == QUEUED], "Not classified")
-            text = f"Cancelled: {done} of {len(items)} classified."
+            text = f"Cancelled: {done} of {images} classified."
         elif not items:
             text = "No images found in what was opened (supported: PNG, JPEG, TIFF, BMP, WebP)."
         else:
-            text = f"Classified {done} of {len(items)} images in {duration_text(elapsed)}"
+            text = f"Classified {done} of {images} images in {duration_text(elapsed)}"
+            if copies:
+                text += f" ({copies} more " + ("file is an identical copy)" if copies == 1 else
+                                                "files are identical copies)")
             text += f"; {failed} could not be read (see the red rows)." if failed else "."
         if message:
             text += f" {message}"
@@ -843,17 +849,18 @@ class MainWindow(ReviewActions, QMainWindow):
             self.gallery.select_source_row(row)
             self._refresh_panel_from_row()
             self._request_detail(row)
-            QTimer.singleShot(OPENING_NOTICE_MS, lambda: self._say_opening(row))
+            self._opening_timer.start()  # restarted by each step: it speaks of the image current then
 
     def image_shown(self) -> bool:
         """Whether the image on screen is the current row's (its detail has come back): only then does a
         key give it a class."""
         return not self._detail_pending
 
-    def _say_opening(self, row: int) -> None:
+    def _say_opening(self) -> None:
         """A slow image (a large scan, a network share) still loading: say so instead of leaving the
         previous image on screen beside this one's call, where it could be judged in its place."""
-        if row == self._current and self._detail_pending:
+        row = self._current
+        if row is not None and self._detail_pending:
             self.image_view.show_message(f"Opening {self.model.item(row).path.name}…")
             self.heatmap_bar.set_caption("")
             self.prob_panel.set_review_text("Opening the image: Enter and 1–9 decide once it is on screen.")
@@ -881,7 +888,7 @@ class MainWindow(ReviewActions, QMainWindow):
             self.prob_panel.show_message("No model loaded", "Load a model to classify this image.")
         else:
             self.prob_panel.show_message("Classifying…", item.path.name)
-        warnings = [] if unopened else [*item.notes]  # an image that cannot be opened says so once, above
+        warnings = [] if unopened else [*item.notes, *same_file_notes(item)]  # an unopened image says so once
         if item.error and item.probabilities is not None and not unopened:  # a failed row says its error once
             warnings.insert(0, item.error)
         self.prob_panel.set_warnings(warnings)
@@ -951,7 +958,8 @@ class MainWindow(ReviewActions, QMainWindow):
         pred = result.prediction
         if pred is not None:
             self.prob_panel.show_probabilities(pred.labels, pred.probabilities, result.class_index)
-        self.prob_panel.set_warnings([*([result.error] if result.error else []), *result.notes])
+        same = same_file_notes(self.model.item(self._current)) if self._current is not None else []
+        self.prob_panel.set_warnings([*([result.error] if result.error else []), *result.notes, *same])
         self._apply_heatmap(result)
         self.detailShown.emit(self._current)
         if result.image.width() * result.image.height() >= LOAD_AHEAD_PIXELS:
@@ -1314,7 +1322,8 @@ class MainWindow(ReviewActions, QMainWindow):
 
     def _update_differential(self) -> None:
         """O(classes): the model keeps the counts up to date as results and decisions arrive."""
-        self.diff_panel.show_differential(self.model.differential(), self.model.rowCount())
+        copies = self.model.copies()
+        self.diff_panel.show_differential(self.model.differential(), self.model.rowCount() - copies, copies)
 
     # ------------------------------------------------------------------ misc
     def status(self, text: str) -> None:

@@ -1053,6 +1053,53 @@ def test_the_review_keys_reach_the_images_from_the_start_and_after_clicks_elsewh
     assert chosen == [models / "zz_second.onnx"] and QApplication.focusWidget() is table
 
 
+def test_an_identical_copy_in_the_folder_is_said_and_counted_once_as_in_the_report(qtbot, tmp_path, models) -> None:
+    """A file copied twice into a folder is one record (keyed by content): the report counted it once while the
+    window counted it twice, and nothing said the two rows were one image."""
+    import shutil
+
+    from review.report import build_report
+
+    folder = tmp_path / "smear"
+    paths = _write_images(folder, 3)
+    shutil.copy(paths[0], folder / "cell_0000_copy.png")  # listed right after its original
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    names = [window.model.item(r).path.name for r in range(4)]
+    assert names[:2] == ["cell_0000.png", "cell_0000_copy.png"]
+    copy = window.model.item(1)
+    assert copy.same_as == "cell_0000.png" and window.model.item(0).same_as == ""
+    assert _row_texts(window, 1)[1] == "Copy"
+    assert "identical file to cell_0000.png" in window.model.index(1, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert window.status_label.text().startswith("Classified 3 of 3 images in ")
+    assert "(1 more file is an identical copy)." in window.status_label.text()
+    window._update_differential()
+    summary = window.diff_panel.summary.text()
+    assert summary.startswith("3 of 3 classified") and "1 identical copy not counted" in summary
+    assert sum(r.ai_count for r in window.model.differential().rows) == 3
+    _on_screen(qtbot, window, 1)
+    assert any("identical file to cell_0000.png" in w for w in window.prob_panel.warnings.text().splitlines())
+    assert len(build_report(window.review.case).rows) == 3  # the report's count, now the window's too
+
+
+def test_a_window_closed_while_an_image_opens_is_left_alone(qtbot, tmp_path, models) -> None:
+    """The "Opening …" notice was a bare 150 ms timer: it fired after its window was gone and called into the
+    deleted image view (seen as a RuntimeError in the Qt event loop while another test ran)."""
+    folder = tmp_path / "smear"
+    _write_images(folder, 3)
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings, ReviewBridge(tmp_path / "reviews.sqlite3"))  # not qtbot's: deleted below
+    window.show()
+    qtbot.waitExposed(window)
+    _open(qtbot, window, [folder])
+    _on_screen(qtbot, window, 0)
+    window.set_current_row(2)  # its image still loading...
+    window.close()  # ...when the window goes
+    window.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    qtbot.wait(400)  # past the notice's 150 ms: nothing may call into the deleted window
+
+
 def test_a_slow_name_filter_waits_for_a_pause_in_typing(qtbot, tmp_path, models, monkeypatch) -> None:
     """On 5,000 images with the gallery shown one filter pass took 100-180 ms, and on every keystroke the letters
     lagged behind the typing. Once a pass is that slow, keystrokes wait for a pause; Enter applies at once."""
