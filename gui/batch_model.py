@@ -191,6 +191,10 @@ class BatchTableModel(QAbstractTableModel):
             self._items[r].same_as = "" if r == rows[0] else first
         return rows
 
+    def rows_with_content(self, image_hash: str | None) -> list[int]:
+        """The rows of the files holding this content (more than one when a file was copied); [] when unknown."""
+        return list(self._rows_of_hash.get(image_hash, ())) if image_hash else []
+
     def copies(self) -> int:
         """Files in the set whose content an earlier file has too."""
         return sum(len(rows) - 1 for rows in self._rows_of_hash.values())

@@ -286,10 +286,15 @@ class ReviewActions:
                 self.review_banner.show_text(f"{self.review.error} The {what} not recorded.")
             self.status(f"Not recorded: {exc}")
             return False
-        for item, state in zip(items, states, strict=True):  # every row first: showing one reads the records,
-            item.comment = state.comment                     # which already hold the whole group
-            item.decision_count += 1
-        self.model.set_reviews(rows, [(state.reviewed_id, state.flagged) for state in states], self.review.user)
+        shown_rows, shown_states = [], []
+        for row, item, state in zip(rows, items, states, strict=True):
+            count = item.decision_count + 1
+            for twin in self.model.rows_with_content(item.image_hash) or [row]:  # an identical copy: one record
+                other = self.model.item(twin)  # every row first: showing one reads the records, which already
+                other.comment, other.decision_count = state.comment, count  # hold the whole group
+                shown_rows.append(twin)
+                shown_states.append((state.reviewed_id, state.flagged))
+        self.model.set_reviews(shown_rows, shown_states, self.review.user)
         if self._records_seen is not None:
             self._records_seen = (self._records_seen[0] + len(rows), self._records_seen[1])
         if self._current in rows:

@@ -1080,6 +1080,9 @@ def test_an_identical_copy_in_the_folder_is_said_and_counted_once_as_in_the_repo
     _on_screen(qtbot, window, 1)
     assert any("identical file to cell_0000.png" in w for w in window.prob_panel.warnings.text().splitlines())
     assert len(build_report(window.review.case).rows) == 3  # the report's count, now the window's too
+    _press(qtbot, window, window.batch_panel.table, Qt.Key.Key_2)  # the copy decided: its first file shows it too
+    assert [window.model.item(r).reviewed_id for r in (0, 1)] == [window.model.class_ids[1]] * 2
+    assert window.model.differential().reviewed == 1
 
 
 def test_a_window_closed_while_an_image_opens_is_left_alone(qtbot, tmp_path, models) -> None:
