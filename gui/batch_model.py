@@ -40,6 +40,16 @@ from gui.items import DONE, FAILED, QUEUED, ImageItem, ItemResult, same_file_not
 COL_IMAGE, COL_STATUS, COL_AI, COL_CONF, COL_REVIEWED, COL_FLAG = range(6)
 COMMENT_MARK = "✎"  # the flag column's mark of an image with a technician's comment (beside ⚑)
 HEADERS = ("Image", "Status", "AI call", "Confidence", "Reviewed", "Flag")
+HEADER_TIPS = (  # what the marks in each column mean, on the column header
+    "The file (hover a row for its path, notes and comment)",
+    "Done · ⚠ Note: a note on the image or the call (hover the row) · Copy: an identical copy of an earlier file · "
+    "Failed: could not be read or classified",
+    "The model's call; one in amber with a ? (Benign?) is under the uncertainty threshold: it counts as "
+    "Unidentified, with the model's best guess shown",
+    "The model's calibrated probability for its call",
+    "✓ the AI call confirmed · → changed by the reviewer",
+    "⚑ flagged for the pathologist · ✎ has a comment (hover the row to read it)",
+)
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 AI_CALL_ROLE = Qt.ItemDataRole.UserRole + 2  # class id of the AI call (or "unidentified"), None if none
@@ -289,6 +299,8 @@ class BatchTableModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return HEADERS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole:
+            return HEADER_TIPS[section]
         return None
 
     def index(self, row: int, column: int, parent: _Index = QModelIndex()) -> QModelIndex:  # noqa: B008

@@ -484,6 +484,8 @@ def test_a_comment_is_marked_in_the_table_and_on_its_thumbnail_and_can_be_filter
     monkeypatch.setattr(gui.review_actions, "ask_text", lambda *a, **k: ("smudge cell?", True))
     window.edit_comment()
     assert window.model.index(row, COL_FLAG).data() == COMMENT_MARK
+    tip = window.model.headerData(COL_FLAG, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+    assert f"{COMMENT_MARK} has a comment" in tip  # the header says what the mark means
     assert "Comment: smudge cell?" in window.model.index(row, 0).data(Qt.ItemDataRole.ToolTipRole)
     section.view.viewport().update()
     qtbot.waitUntil(lambda: grey_in_badge() > 40, timeout=3000)
