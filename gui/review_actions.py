@@ -243,8 +243,9 @@ class ReviewActions:
             return
         self.history.record(*(c for _, c in changes))
         self._update_undo_actions()
-        left = len(rows) - len(changes)
-        self.status(f"Saved: {len(changes)} images {done}"
+        decided = sum(item.image_hash in hashes for item in items)  # an identical copy goes with its first file
+        left = len(rows) - decided
+        self.status(f"Saved: {decided} {'image' if decided == 1 else 'images'} {done}"
                     + (f"; {left} left as they were" if left else "")
                     + ". Ctrl+Z undoes the group at once.")
 

@@ -494,3 +494,28 @@ def test_a_comment_is_marked_in_the_table_and_on_its_thumbnail_and_can_be_filter
     window.batch_panel.show_combo.setCurrentText("All images")
     window.model.set_review(row, None, True)  # flagged too: both marks, flagged ones sort first
     assert window.model.index(row, COL_FLAG).data() == "⚑" + COMMENT_MARK
+
+
+def test_a_group_holding_a_file_and_its_identical_copy_decides_both_in_one_record(qtbot, tmp_path, monkeypatch) -> None:
+    """Two files with one content are one record: the group writes it once and says both were decided (it said
+    "1 left as they were" of the copy), and both rows show the decision."""
+    import shutil
+
+    models = tmp_path / "models"
+    make_classifier(models / "tiny.onnx", num_classes=3, size=32, labels=LABELS)
+    _bundle(monkeypatch, tmp_path, models)
+    folder = tmp_path / "smear"
+    paths = _write_images(folder, 4)
+    shutil.copy(paths[0], folder / "cell_0000_copy.png")
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    window.tabs.setCurrentWidget(window.gallery)
+    QApplication.processEvents()
+    section = next(s for s in window.gallery._sections if 0 in s.source_rows())
+    assert section.source_rows()[:2] == [0, 1] and window.model.item(1).same_as == "cell_0000.png"
+    _select(qtbot, window, section, [0, 1])
+    qtbot.keyClick(section.view, Qt.Key.Key_Return)
+    assert "Saved: 2 images confirmed. Ctrl+Z" in window.status_label.text()
+    call = window.model.ai_call_of(window.model.item(0))
+    assert [window.model.item(r).reviewed_id for r in (0, 1)] == [call, call]
+    assert len(window.review.case.decisions()) == 1  # one record for the one content
