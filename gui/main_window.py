@@ -83,6 +83,7 @@ from gui.workers import DetailResult
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
 from inference.familiarity import UNFAMILIAR_NOTE, folder_unlike_warning
+from inference.model_figures import call_records
 from review.records import readable_time
 
 REPORT_FAILED = "The report was not written"
@@ -513,6 +514,7 @@ class MainWindow(ReviewActions, QMainWindow):
             self.error_banner.show_text(None)
         self._update_augment_offer()
         self.model.set_classes(info.class_ids, info.labels)
+        self.prob_panel.set_call_records(call_records(info.spec.provenance.metrics or {}, list(info.labels)))
         self.batch_panel.set_classes(info.class_ids, info.labels)
         self.gallery.rebuild(info.class_ids, info.labels)
         self._retitle_class_actions()

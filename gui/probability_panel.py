@@ -143,6 +143,7 @@ class ProbabilityPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 12, 12, 12)
         layout.setSpacing(6)
+        self._records: dict[str, str] = {}  # class name -> how the model's calls of it fared on its test images
         self.call = QLabel("No image")
         self.call.setObjectName("callLabel")
         self.call.setWordWrap(True)
@@ -208,6 +209,10 @@ class ProbabilityPanel(QWidget):
         self.hint.setVisible(probabilities is not None)
         self._describe()
 
+    def set_call_records(self, records: dict[str, str]) -> None:
+        """The model's record per class (inference.model_figures.call_records), said under each call."""
+        self._records = dict(records)
+
     def set_heatmap_class(self, index: int | None) -> None:
         self.chart.set_selected(index)
 
@@ -249,4 +254,6 @@ class ProbabilityPanel(QWidget):
         else:
             self.call.setText(self._labels[top])
             self.call.setStyleSheet("color: #1f4f87;")
-            self.detail.setText(f"AI call with {format_percent(float(self._probs[top]))} probability.")
+            record = self._records.get(self._labels[top])
+            self.detail.setText(f"AI call with {format_percent(float(self._probs[top]))} probability."
+                                + (f"\n{record}" if record else ""))

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from onnx import helper
 from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QPoint, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QLabel
 
@@ -1101,6 +1102,31 @@ def test_a_window_closed_while_an_image_opens_is_left_alone(qtbot, tmp_path, mod
     window.deleteLater()
     QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     qtbot.wait(400)  # past the notice's 150 ms: nothing may call into the deleted window
+
+
+def test_a_call_says_how_the_models_calls_of_that_class_fared_on_its_test_images(qtbot, tmp_path, monkeypatch) -> None:
+    """The probability says how sure the model is of this image; the class's record (from the confusion matrix
+    the model carries) says how often such calls were right, and what the wrong ones were."""
+    import json
+
+    from tests.model_factory import build_classifier_model
+
+    model = build_classifier_model(labels=LABELS)
+    doc = json.loads({p.key: p.value for p in model.metadata_props}["hemalens"])
+    doc.setdefault("provenance", {})["metrics"] = {"confusion_matrix": [[8, 1, 1], [0, 9, 1], [2, 0, 9]]}
+    del model.metadata_props[:]
+    helper.set_model_props(model, {"hemalens": json.dumps(doc)})
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "scored.onnx").write_bytes(model.SerializeToString())
+    _bundle(monkeypatch, tmp_path, folder)
+    _write_images(tmp_path / "smear", 2)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [tmp_path / "smear"])
+    _on_screen(qtbot, window, 0)
+    call = LABELS[int(np.argmax(window.model.item(0).probabilities))]
+    expected = {LABELS[0]: "8 of its 10", LABELS[1]: "9 of its 10", LABELS[2]: "9 of its 11"}[call]
+    assert f"On its test images, {expected} {call} calls were right" in window.prob_panel.detail.text()
 
 
 def test_a_slow_name_filter_waits_for_a_pause_in_typing(qtbot, tmp_path, models, monkeypatch) -> None:
