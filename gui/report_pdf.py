@@ -14,7 +14,7 @@ import html
 import os
 import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import numpy as np
 from gui.calls import format_percent
 from gui.model_card import measured_summary
 from hemalens import RESEARCH_USE_STATEMENT, __version__
-from inference.model_figures import HELD_OUT_KEYS, per_class_recall, percent
+from inference.model_figures import HELD_OUT_KEYS, call_records, per_class_recall, percent
 from review.records import readable_time
 from review.report import (
     NOT_CLASSIFIED,
@@ -404,8 +404,17 @@ def _unclassified_section(report: CaseReport) -> str:
     )
 
 
-def _flagged_page(report: CaseReport, thumbs: Mapping[str, Thumbnail], names: Mapping[str, str]) -> str:
+def _record_line(records: Mapping[str, str], call: str) -> str:
+    """How the model's calls of this class fared on its test images (when its card has the figures): the
+    pathologist reading a flagged cell weighs its call with that, as the technician did in the app."""
+    record = records.get(call)
+    return f'<span class="small">{_e(record)}</span><br/>' if record else ""
+
+
+def _flagged_page(report: CaseReport, thumbs: Mapping[str, Thumbnail], names: Mapping[str, str],
+                  cards: Sequence[ModelCardSummary] = ()) -> str:
     flagged = report.flagged_rows
+    records = {card.sha256: call_records(card.metrics, list(card.class_names.values())) for card in cards}
     if not flagged:
         return '<h2 style="page-break-before: always">Flagged cells</h2><p>No cells were flagged in this case.</p>'
     rows = []
@@ -428,6 +437,7 @@ def _flagged_page(report: CaseReport, thumbs: Mapping[str, Thumbnail], names: Ma
             f"<b>{_e(row.file)}</b><br/>"
             f"Model call: {_call(row, report, names)}"
             f"{' (' + probs + ')' if probs else ''}<br/>"
+            f"{_record_line(records.get(row.model_sha256 or '', {}), _name(row.predicted_class, names))}"
             f"Reviewed as: {'<span class=changed>' + reviewed + '</span>' if changed else reviewed}<br/>"
             f"By {_e(row.reviewer or '-')} on {_e(readable_time(row.reviewed_at))}<br/>"
             f"Comment: {_e(row.comment) or '&mdash;'}<br/>"
@@ -505,7 +515,8 @@ def report_html(
         names.update(card.class_names)
     return (
         f"<html><head><style>{_CSS}</style></head><body>"
-        f"{_summary_page(report, names)}{_flagged_page(report, thumbnails or {}, names)}{_model_page(report, cards)}"
+        f"{_summary_page(report, names)}{_flagged_page(report, thumbnails or {}, names, cards)}"
+        f"{_model_page(report, cards)}"
         "</body></html>"
     )
 

@@ -440,3 +440,24 @@ def test_the_report_lists_numbered_files_as_the_table_does(tmp_path: Path) -> No
                                    predicted_id="benign", probabilities={"benign": 0.9, "pre_b": 0.1})
         files = [r.file for r in build_report(case).rows]
     assert files == ["a 1.png", "image 2.png", "Image 10.png", "Z 1.png"]
+
+
+def test_a_flagged_cell_carries_the_record_of_its_models_calls_of_that_class(tmp_path: Path) -> None:
+    """The pathologist reading a flagged cell weighs its call as the technician did in the app: with how the
+    model's calls of that class fared on its test images (from the confusion matrix on its card)."""
+    from gui.report_pdf import ModelCardSummary, report_html
+
+    with ReviewStore.open(tmp_path / "db.sqlite3") as store:
+        case = store.open_case(tmp_path)
+        (path,) = _make_images(tmp_path, 1)
+        h = file_sha256(path)
+        case.record_prediction(path, h, model_name="M", model_version="1", model_sha256="f" * 64,
+                               predicted_id="pre_b", probabilities={"benign": 0.1, "pre_b": 0.9})
+        case.record_decision(path, h, reviewed_id=None, flagged=True, comment="", user="t")
+        report = build_report(case)
+    card = ModelCardSummary(name="M", version="1", sha256="f" * 64, class_names={"benign": "Benign", "pre_b": "Pre-B"},
+                            metrics={"confusion_matrix": [[8, 2], [0, 10]]})
+    flagged = report_html(report, model_cards=[card]).split("Flagged cells (1)", 1)[1]
+    assert "On its test images, 10 of its 12 Pre-B calls were right (83.3 %); the other 2 were Benign." in flagged
+    other = ModelCardSummary(name="N", version="1", sha256="e" * 64, class_names=card.class_names, metrics=card.metrics)
+    assert "On its test images" not in report_html(report, model_cards=[other])  # another model's record: never
