@@ -287,14 +287,15 @@ class _Section(QWidget):
 
 
 def _choice(bar: QHBoxLayout, label: str, items: list[tuple[str, object]]) -> QComboBox:
-    """A labelled choice in the gallery's top bar; it never takes the keyboard from the thumbnails."""
+    """A labelled choice in the gallery's top bar; a click never takes the keyboard from the thumbnails (Tab
+    still reaches it, for a keyboard-only user)."""
     if bar.count():
         bar.addSpacing(12)
     bar.addWidget(QLabel(label))
     combo = QComboBox()
     for text, data in items:
         combo.addItem(text, data)
-    combo.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    combo.setFocusPolicy(Qt.FocusPolicy.TabFocus)
     bar.addWidget(combo)
     return combo
 

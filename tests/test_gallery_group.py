@@ -459,6 +459,11 @@ def test_a_click_between_the_sections_leaves_the_arrows_to_the_thumbnails(qtbot,
     page = window.gallery.page
     qtbot.mouseClick(page, Qt.MouseButton.LeftButton, pos=page.rect().bottomLeft() + QPoint(2, -2))  # below them all
     assert QApplication.focusWidget() is section.view
+    for combo in (window.gallery.group_by, window.gallery.order, window.gallery.size_choice):
+        qtbot.mouseClick(combo, Qt.MouseButton.LeftButton)  # a click leaves the keys with the thumbnails...
+        combo.hidePopup()
+        assert QApplication.focusWidget() is section.view, combo
+        assert combo.focusPolicy() == Qt.FocusPolicy.TabFocus  # ...and Tab still reaches it
     qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Right)
     assert window.current_row() == rows[1]
 
