@@ -214,9 +214,6 @@ class BatchTableModel(QAbstractTableModel):
             self._items[r].status = status
         self._rows_changed(rows)
 
-    def set_review(self, row: int, reviewed_id: str | None, flagged: bool, reviewer: str | None = None) -> None:
-        self.set_reviews([row], [(reviewed_id, flagged)], reviewer)
-
     def set_reviews(self, rows: Sequence[int], reviews: Sequence[tuple[str | None, bool]],
                     reviewer: str | None = None) -> None:
         """Several rows' (reviewed class, flag) at once: one change signal per contiguous run, so a group decided

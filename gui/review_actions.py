@@ -287,15 +287,8 @@ class ReviewActions:
                 self.review_banner.show_text(f"{self.review.error} The {what} not recorded.")
             self.status(f"Not recorded: {exc}")
             return False
-        shown_rows, shown_states = [], []
-        for row, item, state in zip(rows, items, states, strict=True):
-            count = item.decision_count + 1
-            for twin in self.model.rows_with_content(item.image_hash) or [row]:  # an identical copy: one record
-                other = self.model.item(twin)  # every row first: showing one reads the records, which already
-                other.comment, other.decision_count = state.comment, count  # hold the whole group
-                shown_rows.append(twin)
-                shown_states.append((state.reviewed_id, state.flagged))
-        self.model.set_reviews(shown_rows, shown_states, self.review.user)
+        self._take_records(rows, [(state, item.decision_count + 1) for item, state in zip(items, states, strict=True)],
+                           self.review.user)
         if self._records_seen is not None:
             self._records_seen = (self._records_seen[0] + len(rows), self._records_seen[1])
         if self._current in rows:
@@ -308,9 +301,20 @@ class ReviewActions:
     def _take_record(self, row: int, reviewed_id: str | None, flagged: bool, comment: str | None,
                      reviewer: str | None, count: int) -> None:
         """Show what the review records say of this row: its latest decision, ``count`` decisions in all."""
-        item = self.model.item(row)
-        item.comment, item.decision_count = comment or "", count
-        self.model.set_review(row, reviewed_id, bool(flagged), reviewer)
+        self._take_records([row], [(ReviewState(reviewed_id, bool(flagged), comment or ""), count)], reviewer)
+
+    def _take_records(self, rows: list[int], records: list[tuple[ReviewState, int]], reviewer: str | None) -> None:
+        """Show what the records say of these rows (state, decisions in all) on every row of the same content:
+        an identical copy of a file is one record. Every row first, then one change for the views: showing one
+        reads the records, which already hold the whole group."""
+        shown_rows, reviews = [], []
+        for row, (state, count) in zip(rows, records, strict=True):
+            for twin in self.model.rows_with_content(self.model.item(row).image_hash) or [row]:
+                other = self.model.item(twin)
+                other.comment, other.decision_count = state.comment, count
+                shown_rows.append(twin)
+                reviews.append((state.reviewed_id, state.flagged))
+        self.model.set_reviews(shown_rows, reviews, reviewer)
 
     def _take_newer_state(self, row: int) -> bool:
         """Show the row's state as last read from the records (``_states``) if it has more decisions than the

@@ -497,7 +497,7 @@ def test_a_comment_is_marked_in_the_table_and_on_its_thumbnail_and_can_be_filter
     window.batch_panel.show_combo.setCurrentText("With comments")
     assert window.batch_panel.ordered_rows() == [row] and window.gallery.ordered_rows() == [row]
     window.batch_panel.show_combo.setCurrentText("All images")
-    window.model.set_review(row, None, True)  # flagged too: both marks, flagged ones sort first
+    window.model.set_reviews([row], [(None, True)])  # flagged too: both marks, flagged ones sort first
     assert window.model.index(row, COL_FLAG).data() == "⚑" + COMMENT_MARK
 
 

@@ -1174,6 +1174,26 @@ def test_a_held_key_makes_one_decision_but_still_moves_through_the_images(qtbot,
     assert window.act_next.autoRepeat() and window.act_prev.autoRepeat()
 
 
+def test_a_decision_taken_from_another_window_shows_on_every_copy_of_the_image(qtbot, tmp_path, models) -> None:
+    """Rows take a record on every file of its content: a copy decided in another window and then shown here took
+    the decision on the copy alone, and the first file, which is the one counted, kept its old state."""
+    import shutil
+
+    folder = tmp_path / "smear"
+    paths = _write_images(folder, 2)
+    shutil.copy(paths[0], folder / "cell_0000_copy.png")
+    first = _make_window(qtbot, tmp_path)
+    _open(qtbot, first, [folder])
+    second = _make_window(qtbot, tmp_path)
+    _open(qtbot, second, [folder])
+    ids = first.model.class_ids
+    _on_screen(qtbot, second, 1)
+    second.assign_class(ids[2])
+    first.set_current_row(1)  # showing the copy takes what is on record for it, for the first file too
+    assert [first.model.item(r).reviewed_id for r in (0, 1)] == [ids[2], ids[2]]
+    assert first.model.differential().reviewed == 1
+
+
 def test_two_windows_on_one_case_never_overwrite_a_decision_they_have_not_shown(qtbot, tmp_path, models) -> None:
     """The app started twice on the same folder (a second double-click): each window keeps to what is on
     record. A decision made against an out-of-date row is refused and the row shows the other window's;
