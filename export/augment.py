@@ -18,6 +18,7 @@ import onnx
 from export.errors import ExportError, VerificationError
 from export.gradcam_graph import DEFAULT_MAX_ALL_CLASSES, add_gradcam, find_scores, opset_version
 from export.modelfile import class_labels, write_model
+from export.one_score import NOTE, OneScoreHead, as_two_classes
 from export.onnx_tools import finite_difference_check
 from export.report import ExportReport
 from export.verify import MAX_FD_REL_ERROR, check, format_figures, ort_session, run_outputs
@@ -85,9 +86,14 @@ def augment_model(
     in_path, out_path = Path(in_path), Path(out_path)
     if in_path.resolve() == out_path.resolve():
         raise ExportError("the augmented model must be written to a new file; the original is never overwritten")
-    model = _load(in_path)
+    original = _load(in_path)
+    model = onnx.ModelProto()
+    model.CopyFrom(original)
+    head = as_two_classes(model)
+    if head is not None:
+        say(NOTE)
     base, assumed = (spec, False) if spec is not None else _base_spec(model, in_path)
-    notes = list(base.notes)
+    notes = list(base.notes) + ([NOTE] if head else [])
     if labels is not None:
         if len(labels) != base.num_classes:
             raise ExportError(f"{len(labels)} labels given but the model has {base.num_classes} outputs")
@@ -107,7 +113,7 @@ def augment_model(
         f"{info.target_layout}); head ops: {', '.join(info.head_ops)}"
         + (f"; {info.num_classes} classes, so the class is an input ('{info.class_input}')" if info.class_input
            else ""))
-    figures = _verify(model, augmented, info, base)
+    figures = _verify(original, augmented, info, base, head)
     say(format_figures(figures))
     check(figures)
     description = base.description
@@ -125,7 +131,8 @@ def augment_model(
                         opset=opset_version(augmented), converter="augment", notes=tuple(notes))
 
 
-def _verify(original: onnx.ModelProto, augmented: onnx.ModelProto, info, spec: ModelSpec) -> dict[str, Any]:
+def _verify(original: onnx.ModelProto, augmented: onnx.ModelProto, info, spec: ModelSpec,
+            head: OneScoreHead | None) -> dict[str, Any]:
     try:
         onnx.checker.check_model(augmented, full_check=True)
     except Exception as exc:  # noqa: BLE001 - checker raises several types
@@ -142,6 +149,8 @@ def _verify(original: onnx.ModelProto, augmented: onnx.ModelProto, info, spec: M
     except Exception as exc:  # noqa: BLE001 - onnxruntime errors are not typed usefully
         raise VerificationError(f"the model does not run on a {batch.shape} input ({exc})") from None
     scores = after[info.scores_output]
+    if head is not None:
+        scores, before = head.comparable(scores), head.two_classes(before)
     figures: dict[str, Any] = {
         "images": len(images),
         "max_abs_score_diff": float(np.max(np.abs(scores - before))),

@@ -20,6 +20,7 @@ import onnx
 from export.errors import ExportError
 from export.gradcam_graph import DEFAULT_MAX_ALL_CLASSES, GradCamGraphInfo, add_gradcam, opset_version
 from export.modelfile import build_spec, write_model
+from export.one_score import HALVES, LABELS_HINT, NOTE, OneScoreHead, as_two_classes
 from export.onnx_tools import finite_difference_check, rank4_float_tensors, run_with_intermediates, values_match
 from export.report import ExportReport
 from export.verify import (
@@ -186,8 +187,9 @@ def _as_nchw(value: np.ndarray) -> np.ndarray:
     return value.transpose(0, 3, 1, 2) if value.ndim == 4 else value
 
 
-def _is_softmax(activation: Any) -> bool:
-    return getattr(activation, "__name__", "") == "softmax"
+def _squashes(activation: Any) -> bool:
+    """A last layer's softmax or sigmoid, which the exported graph keeps apart from the scores before it."""
+    return getattr(activation, "__name__", "") in ("softmax", "sigmoid")
 
 
 def keras_reference(model: Any, x: np.ndarray, onnx_acts: np.ndarray, onnx_logits: np.ndarray | None,
@@ -212,16 +214,18 @@ def keras_reference(model: Any, x: np.ndarray, onnx_acts: np.ndarray, onnx_logit
         hits = [i for i, v in enumerate(values) if v.shape == onnx_logits.shape and values_match(v, onnx_logits)]
         if hits:
             logits_index = hits[0]
-        elif _is_softmax(getattr(last, "activation", None)):
+        elif _squashes(getattr(last, "activation", None)):
             restore = last.activation
         else:
-            raise ExportError("the model ends in softmax but its logits are not a layer output")
+            raise ExportError("the model ends in softmax or sigmoid but the scores before it are not a layer output")
     try:
         if restore is not None:
             last.activation = keras.activations.linear
         with tf.GradientTape(persistent=True) as tape:
             outs = _forward_all(model, layers, tf.constant(x))
             acts, logits = outs[target_index], outs[logits_index]
+            if logits.shape[1] == 1:  # one score per image, exported as two classes (export.one_score)
+                logits = logits * HALVES
             picks = [logits[:, c] for c in range(logits.shape[1])]
         grads = [tape.gradient(p, acts) for p in picks]
         del tape
@@ -301,6 +305,12 @@ def export_keras(
 
     graph, converter = _to_onnx(source, (None, *size, 3), opset)
     say(f"converted with {converter}, opset {opset_version(graph)}")
+    head = as_two_classes(graph)
+    if head is not None:
+        if len(labels) != 2:
+            raise ExportError(LABELS_HINT)
+        say(NOTE)
+        notes.append(NOTE)
     probe = np.random.default_rng(1).standard_normal((2, *size, 3)).astype(np.float32)
     onnx_target = None
     if target_layer:
@@ -323,7 +333,7 @@ def export_keras(
     spec = build_spec(info, target_layer=target_layer or info.target, **common)  # type: ignore[arg-type]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # Keras complains about input structure naming only
-        figures, layer = _verify(source, augmented, info, spec, sample_images, random_images, target_layer)
+        figures, layer = _verify(source, augmented, info, spec, sample_images, random_images, target_layer, head)
     figures["converter"] = converter
     figures["reference"] = layer if isinstance(source, _SavedModel) else f"tf.GradientTape Grad-CAM at {layer}"
     say(format_figures(figures))
@@ -351,7 +361,7 @@ def _resolve_size(shape: tuple, input_size: int | tuple[int, int] | None) -> tup
 
 def _verify(source: Any, augmented: onnx.ModelProto, info: GradCamGraphInfo, spec: ModelSpec,
             sample_images: list[np.ndarray] | None, random_images: int,
-            target_layer: str | None) -> tuple[dict[str, Any], str]:
+            target_layer: str | None, head: OneScoreHead | None) -> tuple[dict[str, Any], str]:
     try:
         onnx.checker.check_model(augmented, full_check=True)
     except Exception as exc:  # noqa: BLE001 - checker raises several types
@@ -368,13 +378,17 @@ def _verify(source: Any, augmented: onnx.ModelProto, info: GradCamGraphInfo, spe
         batches.append(preprocess_batch(list(sample_images), spec.input)[0])
     figures, layer = [], ""
     softmax_logits = info.logits if info.logits != info.scores_output else None
+    if head is not None and head.had_sigmoid:
+        softmax_logits = head.logit  # the score before the sigmoid, as before a softmax
     for batch in batches:
         if softmax_logits:
             out = run_with_intermediates(augmented, {INPUT_NAME: batch}, [softmax_logits])
         else:
             out = run_outputs(session, {INPUT_NAME: batch})
+        scores = head.comparable(out[info.scores_output]) if head else out[info.scores_output]
         if isinstance(source, _SavedModel):
-            result = compare_scores(out[info.scores_output], np.asarray(source(batch)))
+            ref_scores = np.asarray(source(batch))
+            result = compare_scores(scores, head.two_classes(ref_scores) if head else ref_scores)
             result["fd_max_rel_error"] = finite_difference_check(augmented, info, {INPUT_NAME: batch})
             figures.append(result)
             layer = "finite differences of the ONNX head (a SavedModel has no layers to differentiate at)"
@@ -383,7 +397,9 @@ def _verify(source: Any, augmented: onnx.ModelProto, info: GradCamGraphInfo, spe
             t for n in augmented.graph.node for t in n.output} else None
         ref, layer = keras_reference(source, batch, out[info.activations],
                                      out.get(softmax_logits) if softmax_logits else None, layer_name)
-        figures.append(compare(out[info.scores_output], out[info.activations], out[info.weights], ref))
+        if head is not None:
+            ref = Reference(head.two_classes(ref.scores), ref.activations, ref.weights)
+        figures.append(compare(scores, out[info.activations], out[info.weights], ref))
     merged: dict[str, Any] = merge(figures)
     merged["onnx_checker"] = "passed"
     return merged, layer

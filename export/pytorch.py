@@ -23,6 +23,7 @@ from torch import nn
 from export.errors import ExportError
 from export.gradcam_graph import DEFAULT_MAX_ALL_CLASSES, GradCamGraphInfo, add_gradcam, opset_version
 from export.modelfile import build_spec, write_model
+from export.one_score import HALVES, LABELS_HINT, NOTE, OneScoreHead, as_two_classes
 from export.onnx_tools import finite_difference_check, rank4_float_tensors, run_with_intermediates, values_match
 from export.report import ExportReport
 from export.verify import (
@@ -171,9 +172,11 @@ def torch_reference(model: nn.Module, x: np.ndarray, onnx_target: np.ndarray, on
             if onnx_logits is not None:
                 hit = recorder.find(onnx_logits)
                 if hit is None:
-                    raise ExportError("the model ends in softmax and no module input equals its logits; "
-                                      "export the model without the final softmax")
+                    raise ExportError("the model ends in softmax or sigmoid and no module input equals the scores "
+                                      "before it; export the model without that last activation")
                 logits = hit[2]
+            if logits.shape[1] == 1:  # one score per image, exported as two classes (export.one_score)
+                logits = logits * torch.tensor(HALVES)
             acts = record[2]
             rows = []
             for c in range(logits.shape[1]):
@@ -262,6 +265,11 @@ def export_pytorch(
     torch_model = load_torch_model(model).eval()
     graph, converter_used = _to_onnx(torch_model, size, opset, converter)
     say(f"exported the graph with {converter_used}, opset {opset_version(graph)}")
+    head = as_two_classes(graph)
+    if head is not None:
+        if len(labels) != 2:
+            raise ExportError(LABELS_HINT)
+        say(NOTE)
 
     probe = np.random.default_rng(1).standard_normal((2, 3, *size)).astype(np.float32)
     onnx_target = None
@@ -282,7 +290,7 @@ def export_pytorch(
                       scale=scale, color_order=color_order, resize=resize, name=name, model_id=model_id,
                       version=version, temperature=temperature, description=description, provenance=provenance,
                       source_framework=fw, target_layer=target_layer or info.target)
-    figures, torch_layer = _verify(torch_model, augmented, info, spec, sample_images, random_images)
+    figures, torch_layer = _verify(torch_model, augmented, info, spec, sample_images, random_images, head)
     figures["converter"] = converter_used
     figures["reference"] = (torch_layer if _is_scripted(torch_model)
                             else f"PyTorch autograd Grad-CAM at {torch_layer}")
@@ -297,13 +305,15 @@ def export_pytorch(
     spec = spec.with_provenance(verification=figures)
     path = write_model(augmented, spec, out_path)
     report = ExportReport(path=path, spec=spec, figures=figures, target_tensor=info.target,
-                          opset=opset_version(augmented), converter=converter_used)
+                          opset=opset_version(augmented), converter=converter_used,
+                          notes=(NOTE,) if head else ())
     say(f"wrote {path}")
     return report
 
 
 def _verify(torch_model: nn.Module, augmented: onnx.ModelProto, info: GradCamGraphInfo, spec: ModelSpec,
-            sample_images: list[np.ndarray] | None, random_images: int) -> tuple[dict[str, Any], str]:
+            sample_images: list[np.ndarray] | None, random_images: int,
+            head: OneScoreHead | None) -> tuple[dict[str, Any], str]:
     """Run both models on random and given images and compare scores, top-1 and Grad-CAM."""
     try:
         onnx.checker.check_model(augmented, full_check=True)
@@ -311,12 +321,15 @@ def _verify(torch_model: nn.Module, augmented: onnx.ModelProto, info: GradCamGra
         raise ExportError(f"onnx.checker rejected the exported model: {exc}") from None
     session = ort_session(augmented)
     softmax_logits = info.logits if info.logits != info.scores_output else None
+    if head is not None and head.had_sigmoid:
+        softmax_logits = head.logit  # the score before the sigmoid, as before a softmax
     figures, layer = [], ""
     for _kind, batch in _check_images(spec, sample_images, seed=0, random_images=random_images):
         if softmax_logits:
             out = run_with_intermediates(augmented, {INPUT_NAME: batch}, [softmax_logits])
         else:
             out = run_outputs(session, {INPUT_NAME: batch})
+        scores = head.comparable(out[info.scores_output]) if head else out[info.scores_output]
         single = run_outputs(session, {INPUT_NAME: batch[:1]})
         if not np.allclose(single[info.weights][0], out[info.weights][0], rtol=1e-4, atol=1e-6):
             raise ExportError("the exported model gives different Grad-CAM weights for batch size 1 and "
@@ -324,7 +337,7 @@ def _verify(torch_model: nn.Module, augmented: onnx.ModelProto, info: GradCamGra
         if _is_scripted(torch_model):
             with torch.no_grad():
                 ref_scores = torch_model(torch.tensor(batch)).numpy()
-            result = compare_scores(out[info.scores_output], ref_scores)
+            result = compare_scores(scores, head.two_classes(ref_scores) if head else ref_scores)
             result["fd_max_rel_error"] = finite_difference_check(augmented, info, {INPUT_NAME: batch})
             figures.append(result)
             layer = "finite differences of the ONNX head (TorchScript models have no layer hooks)"
@@ -334,7 +347,9 @@ def _verify(torch_model: nn.Module, augmented: onnx.ModelProto, info: GradCamGra
                                      out.get(softmax_logits) if softmax_logits else None)
         if ref.activations.shape != out[info.activations].shape:
             ref = Reference(ref.scores, ref.activations.transpose(0, 3, 1, 2), ref.weights)
-        figures.append(compare(out[info.scores_output], out[info.activations], out[info.weights], ref))
+        if head is not None:
+            ref = Reference(head.two_classes(ref.scores), ref.activations, ref.weights)
+        figures.append(compare(scores, out[info.activations], out[info.weights], ref))
     merged: dict[str, Any] = merge(figures)
     merged["onnx_checker"] = "passed"
     return merged, layer

@@ -24,7 +24,8 @@ class ExportReport:
 
     def summary(self) -> str:
         lines = [
-            f"wrote {self.path} ({self.spec.name} {self.spec.version}, {self.spec.num_classes} classes, "
+            f"wrote {self.path} ({' '.join(filter(None, (self.spec.name, self.spec.version)))}, "
+            f"{self.spec.num_classes} classes, "
             f"opset {self.opset}, via {self.converter})",
             f"Grad-CAM target: {self.spec.gradcam.target_layer if self.spec.gradcam else '-'} "
             f"(ONNX tensor {self.target_tensor})",

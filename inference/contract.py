@@ -340,7 +340,7 @@ def spec_from_metadata(metadata_props: dict[str, str]) -> ModelSpec | None:
 
 # One score per image (a yes/no sigmoid) read as one class is that class at 100 % for every image.
 ONE_SCORE = ("the model gives one score per image (a yes/no sigmoid output?); HemaLens needs one score per class, "
-             "at least two: export it with a two-class output, e.g. [1 - p, p]")
+             "at least two: `hemalens-export augment MODEL NEW.onnx --labels no,yes` writes a two-class copy")
 
 
 def assumed_spec(

@@ -1,0 +1,101 @@
+"""A yes/no classifier with one score per image, exported as the two classes HemaLens needs.
+
+A Keras ``Dense(1, activation="sigmoid")`` or a PyTorch head trained with ``BCEWithLogitsLoss`` gives
+one number per image; HemaLens needs one score per class. The graph's output becomes the logits
+``[-z/2, z/2]`` of the pre-sigmoid score ``z``: their softmax is ``[1 - sigmoid(z), sigmoid(z)]``, the
+model's own probability and its complement, a temperature ``T`` gives ``sigmoid(z / T)`` as Platt
+scaling would, and the Grad-CAM gradient of each class is the score's gradient times -1/2 or +1/2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from export.errors import ExportError
+from export.gradcam_graph import find_scores, tensor_infos
+
+HALVES = np.array([-0.5, 0.5], dtype=np.float32)
+LABELS_HINT = ("the model gives one score per image (a yes/no output): give two labels, the class of a low score "
+               "first and the class its score is for second (e.g. --labels other,blast)")
+NOTE = ("the model gives one score per image: exported as two classes whose probabilities are 1 - p and p "
+        "(logits [-z/2, z/2] of its pre-sigmoid score z)")
+
+
+@dataclass(frozen=True)
+class OneScoreHead:
+    """Where the rewritten graph keeps the model's own score, and how to compare it with the framework."""
+
+    logit: str  # the pre-sigmoid score z, shape (N, 1), a tensor of the rewritten graph
+    had_sigmoid: bool  # the framework model outputs sigmoid(z); otherwise z itself
+
+    def two_classes(self, framework_scores: np.ndarray) -> np.ndarray:
+        """The framework's (N, 1) output as the exported output compares with it (probabilities or logits)."""
+        score = np.asarray(framework_scores, dtype=np.float64).reshape(-1, 1)
+        if self.had_sigmoid:
+            return np.concatenate([1.0 - score, score], axis=1)
+        return score * HALVES.astype(np.float64)
+
+    def comparable(self, exported_scores: np.ndarray) -> np.ndarray:
+        """The exported two-class logits in the form :meth:`two_classes` gives."""
+        logits = np.asarray(exported_scores, dtype=np.float64)
+        if not self.had_sigmoid:
+            return logits
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def as_two_classes(model: onnx.ModelProto) -> OneScoreHead | None:
+    """Rewrite ``model`` in place when its first output is one score per image (N, 1); else leave it, None."""
+    if not model.graph.output:
+        return None
+    output = model.graph.output[0]
+    dims = tensor_infos(model).get(output.name)
+    if dims is None or dims.dims is None or len(dims.dims) != 2 or dims.dims[1] != 1:
+        return None
+    _scores, kind, _logits = find_scores(model)
+    if kind == "probabilities":
+        raise ExportError("the model ends in a softmax over one class, which is 1.0 for every image; export the "
+                          "scores before that softmax")
+    producers = {name: node for node in model.graph.node for name in node.output}
+    chain, current = [], output.name
+    while current in producers and producers[current].op_type in ("Identity", "Dropout"):
+        chain.append(producers[current])
+        current = producers[current].input[0]
+    node = producers.get(current)
+    had_sigmoid = node is not None and node.op_type == "Sigmoid"
+    if had_sigmoid:
+        chain.append(node)
+        logit = node.input[0]
+    else:
+        logit = f"{output.name}_one_score"
+        _rename(model, output.name, logit)
+        chain = []
+    used = {name for n in model.graph.node if n not in chain for name in n.input}
+    if had_sigmoid and any(name in used for n in chain for name in n.output):
+        raise ExportError("the model's sigmoid output is also used inside the graph; export its score before it")
+    for n in chain:
+        model.graph.node.remove(n)
+    halves = f"{output.name}_halves"
+    model.graph.initializer.append(numpy_helper.from_array(HALVES, halves))
+    model.graph.node.append(helper.make_node("Mul", [logit, halves], [output.name], name="hemalens_two_classes"))
+    batch = output.type.tensor_type.shape.dim[0]
+    output.type.tensor_type.shape.dim[1].Clear()
+    output.type.tensor_type.shape.dim[1].dim_value = 2
+    if not (batch.dim_param or batch.dim_value):
+        batch.dim_param = "N"
+    return OneScoreHead(logit=logit, had_sigmoid=had_sigmoid)
+
+
+def _rename(model: onnx.ModelProto, old: str, new: str) -> None:
+    """Give the tensor ``old`` a new name wherever the graph's nodes produce or read it."""
+    for node in model.graph.node:
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new

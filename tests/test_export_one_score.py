@@ -1,0 +1,160 @@
+"""Yes/no models with one score per image (a sigmoid, or its logit) export as two classes that run in HemaLens."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from export.augment import augment_model  # noqa: E402
+from export.errors import ExportError  # noqa: E402
+from export.pytorch import export_pytorch  # noqa: E402
+from inference.cam import weighted_cam  # noqa: E402
+from inference.preprocess import map_to_image, preprocess  # noqa: E402
+from inference.session import ModelSession  # noqa: E402
+
+SIZE = 32
+LABELS = ["other", "blast"]
+
+
+def _yes_no_cnn(sigmoid: bool) -> nn.Module:
+    torch.manual_seed(3)
+    layers = [nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(),
+              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, 1)]
+    model = nn.Sequential(*layers, *([nn.Sigmoid()] if sigmoid else []))
+    with torch.no_grad():  # scores on both sides of 0.5 for images of different brightness
+        bright = torch.ones(16, 3, SIZE, SIZE) * torch.linspace(0.1, 0.9, 16).reshape(-1, 1, 1, 1)
+        model[7].bias.fill_(-float(model[:7](bright).matmul(model[7].weight.T).median()))
+        model[7].weight.mul_(100.0)
+        model[7].bias.mul_(100.0)
+    return model.eval()
+
+
+def _image(seed: int) -> np.ndarray:
+    """A field of one random brightness with some texture, so the score falls on either side of 0.5."""
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.uniform(25, 230) + rng.normal(0, 20, (40, 52, 3)), 0, 255).astype(np.uint8)
+
+
+def _score_and_cam(model: nn.Module, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The model's pre-sigmoid score z, and textbook Grad-CAM of z at the last ReLU (activations, weights)."""
+    store = {}
+    handle = model[4].register_forward_hook(lambda _m, _i, out: store.setdefault("a", out))
+    try:
+        z = model[:8](torch.tensor(x))
+    finally:
+        handle.remove()
+    (grad,) = torch.autograd.grad(z.sum(), store["a"])
+    return float(z[0, 0].detach()), store["a"][0].detach().numpy(), grad.mean(dim=(2, 3))[0].detach().numpy()
+
+
+@pytest.mark.parametrize("sigmoid", [True, False], ids=["sigmoid", "logit"])
+def test_pytorch_one_score_model_runs_as_two_classes_with_its_own_probability(tmp_path, sigmoid):
+    model = _yes_no_cnn(sigmoid)
+    report = export_pytorch(model, tmp_path / "yesno.onnx", labels=LABELS, input_size=SIZE, name="Yes/no",
+                            temperature=1.5, sample_images=[_image(1)], log=None)
+    assert report.figures["cam_correlation"] >= 0.99 and report.figures["max_abs_score_diff"] <= 1e-4
+    assert any("one score per image" in note for note in report.notes)
+    session = ModelSession.load(report.path)
+    assert session.spec.labels == LABELS and session.cam_method == "grad-cam"
+    called = set()
+    for seed in range(2, 8):
+        rgb = _image(seed)
+        pred = session.predict(rgb)
+        x, geom = preprocess(rgb, session.spec.input)
+        z, acts, weights = _score_and_cam(model, x)
+        p = 1.0 / (1.0 + np.exp(-z / 1.5))  # the temperature scales the score as Platt scaling would
+        np.testing.assert_allclose(pred.probabilities, [1.0 - p, p], atol=1e-5)
+        called.add(pred.top_label)
+        for c, sign in ((1, 0.5), (0, -0.5)):
+            expected = map_to_image(weighted_cam(acts, sign * weights), geom)
+            if expected.std() > 1e-6:
+                assert np.corrcoef(pred.heatmap(c).ravel(), expected.ravel())[0, 1] > 0.999
+    assert called == set(LABELS)
+
+
+def test_torchscript_one_score_model_is_checked_by_finite_differences(tmp_path):
+    model = _yes_no_cnn(sigmoid=True)
+    torch.jit.script(model).save(str(tmp_path / "m.ts"))
+    report = export_pytorch(tmp_path / "m.ts", tmp_path / "m.onnx", labels=LABELS, input_size=SIZE, name="TS",
+                            log=None)
+    assert report.figures["fd_max_rel_error"] < 1e-2
+    rgb = _image(9)
+    x, _ = preprocess(rgb, report.spec.input)
+    with torch.no_grad():
+        p = float(model(torch.tensor(x))[0, 0])
+    np.testing.assert_allclose(ModelSession.load(report.path).predict(rgb).probabilities, [1 - p, p], atol=1e-5)
+
+
+def test_one_score_model_needs_two_labels(tmp_path):
+    with pytest.raises(ExportError, match="one score per image.*two labels"):
+        export_pytorch(_yes_no_cnn(True), tmp_path / "x.onnx", labels=["blast"], input_size=SIZE, name="x", log=None)
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_keras_sigmoid_dense_exports_as_two_classes(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((SIZE, SIZE, 3)),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="last_conv"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    from export.keras import export_keras
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = export_keras(model, tmp_path / "k.onnx", labels=LABELS, scale=1 / 255, name="Keras yes/no",
+                              log=None)
+    assert report.figures["cam_correlation"] >= 0.99 and report.figures["max_abs_score_diff"] <= 1e-4
+    session = ModelSession.load(report.path)
+    for seed in (4, 5):
+        rgb = _image(seed)
+        x, _ = preprocess(rgb, session.spec.input)
+        p = float(np.asarray(model(x, training=False))[0, 0])
+        np.testing.assert_allclose(session.predict(rgb).probabilities, [1 - p, p], atol=1e-5)
+
+
+def _plain_yes_no_onnx(path) -> tuple[np.ndarray, np.ndarray]:
+    """Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm -> Sigmoid, (N, 1): no HemaLens metadata."""
+    rng = np.random.default_rng(0)
+    conv, dense = rng.standard_normal((4, 3, 3, 3)).astype(np.float32), rng.standard_normal((1, 4)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "d", "b"], ["z"], transB=1), helper.make_node("Sigmoid", ["z"], ["p"])]
+    graph = helper.make_graph(
+        nodes, "yes_no", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", 1])],
+        [numpy_helper.from_array(conv, "w"), numpy_helper.from_array(dense, "d"),
+         numpy_helper.from_array(np.array([-0.3], np.float32), "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return conv, dense
+
+
+def test_plain_onnx_with_one_sigmoid_output_is_augmented_as_two_classes(tmp_path):
+    _plain_yes_no_onnx(tmp_path / "plain.onnx")
+    original = onnx.load(str(tmp_path / "plain.onnx"))
+    report = augment_model(tmp_path / "plain.onnx", tmp_path / "ready.onnx", labels=LABELS, log=None)
+    assert report.figures["fd_max_rel_error"] < 1e-2 and report.figures["max_abs_score_diff"] <= 1e-5
+    assert onnx.load(str(tmp_path / "plain.onnx")) == original  # the original is left untouched
+    import onnxruntime as ort
+
+    plain = ort.InferenceSession(str(tmp_path / "plain.onnx"))
+    session = ModelSession.load(report.path)
+    for seed in (1, 2, 3):
+        rgb = _image(seed)
+        x, _ = preprocess(rgb, session.spec.input)
+        p = float(plain.run(None, {"x": x})[0][0, 0])
+        pred = session.predict(rgb)
+        np.testing.assert_allclose(pred.probabilities, [1 - p, p], atol=1e-5)
+        assert pred.heatmap(1).shape == rgb.shape[:2]
