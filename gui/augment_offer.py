@@ -1,10 +1,11 @@
 """The offer to make a custom model Grad-CAM-ready, and the worker thread that does it.
 
-A model without Grad-CAM outputs gives a gradient-free CAM (or no heatmap at all). The banner
-offers ``export.augment.augment_model`` (onnx + numpy only, no PyTorch or TensorFlow), which
-writes a verified copy with the Grad-CAM graph into the user's model folder under a new, unique
-name; the original file is never written to. Augmenting verifies against finite differences and
-runs ONNX Runtime a few times, so it runs on its own thread.
+A model without Grad-CAM outputs gives a gradient-free CAM (or no heatmap at all), and a yes/no model
+with one score per image cannot be loaded at all. The banner offers ``export.augment.augment_model``
+(onnx + numpy only, no PyTorch or TensorFlow), which writes a verified copy with the Grad-CAM graph
+(and two classes for a yes/no model) into the user's model folder under a new, unique name; the
+original file is never written to. Augmenting verifies against finite differences and runs ONNX
+Runtime a few times, so it runs on its own thread.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import QWidget
 from gui.items import ModelInfo
 from gui.job_thread import SingleJobThread
 from gui.offer_strip import OfferStrip
+from inference.contract import ONE_SCORE
 from inference.errors import HemaLensError
 
 GRAD_CAM = "grad-cam"  # inference.cam.GRAD_CAM; repeated so this module needs no ONNX Runtime import
@@ -42,6 +44,19 @@ def wants_gradcam_offer(info: ModelInfo, bundled_dir: Path | None = None) -> boo
         except ValueError:
             pass
     return True
+
+
+def is_one_score_refusal(message: str) -> bool:
+    """True when a model was refused for giving one score per image, which a two-class copy mends."""
+    return ONE_SCORE in message
+
+
+def parse_two_labels(text: str) -> list[str] | None:
+    """Two distinct class names from "other, blast" (a low score's class first); None otherwise."""
+    names = [part.strip() for part in text.split(",")]
+    if len(names) != 2 or not all(names) or names[0].casefold() == names[1].casefold():
+        return None
+    return names
 
 
 def output_names(source: Path) -> Iterator[str]:
@@ -84,10 +99,16 @@ class AugmentOutcome:
     target: str
     figures: dict
     seconds: float
+    labels: tuple[str, ...] = ()  # the two names given to a one-score model; empty for a Grad-CAM copy
+
+    @property
+    def what(self) -> str:
+        return "two-class copy" if self.labels else "Grad-CAM-ready copy"
 
 
-def augment_to_user_folder(source: Path, folder: Path) -> AugmentOutcome:
-    """Write a verified Grad-CAM-ready copy of ``source`` into ``folder`` (any thread).
+def augment_to_user_folder(source: Path, folder: Path, labels: list[str] | None = None) -> AugmentOutcome:
+    """Write a verified Grad-CAM-ready copy of ``source`` into ``folder`` (any thread); ``labels`` names the
+    classes (a one-score model's two).
 
     Raises HemaLensError (export.errors.ExportError and subclasses) with the reason it failed;
     then no file is left behind.
@@ -107,13 +128,14 @@ def augment_to_user_folder(source: Path, folder: Path) -> AugmentOutcome:
     # Written under a hidden name the model list does not read (*.partial), then given its real name.
     partial = folder / f".{source.stem}.{os.getpid()}.{threading.get_ident()}.partial"
     try:
-        report = augment_model(source, partial, log=None)
+        report = augment_model(source, partial, labels=labels, log=None)
         out = publish_new_file(partial, folder, source)
     except OSError as exc:
         raise ExportError(f"cannot write to the model folder {folder}: {exc.strerror or exc}") from None
     finally:
         partial.unlink(missing_ok=True)
-    return AugmentOutcome(source, out, report.target_tensor, dict(report.figures), time.monotonic() - started)
+    return AugmentOutcome(source, out, report.target_tensor, dict(report.figures), time.monotonic() - started,
+                          tuple(labels or ()))
 
 
 class _AugmentWorker(QObject):
@@ -126,10 +148,10 @@ class _AugmentWorker(QObject):
         with contextlib.suppress(Exception):  # the augment itself will report any problem
             import export.augment  # noqa: F401
 
-    @Slot(object, object)
-    def run(self, source: Path, folder: Path) -> None:
+    @Slot(object, object, object)
+    def run(self, source: Path, folder: Path, labels: list[str] | None) -> None:
         try:
-            outcome = augment_to_user_folder(source, folder)
+            outcome = augment_to_user_folder(source, folder, labels)
         except HemaLensError as exc:
             self.failed.emit(source, str(exc))
             return
@@ -144,7 +166,7 @@ class Augmenter(SingleJobThread):
 
     finished = Signal(object)  # AugmentOutcome
     failed = Signal(object, str)  # source path, message
-    _run = Signal(object, object)
+    _run = Signal(object, object, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(_AugmentWorker(), "hemalens-augment", parent)
@@ -153,10 +175,10 @@ class Augmenter(SingleJobThread):
         self._worker.failed.connect(self._on_failed)
         self._thread.start()
 
-    def start(self, source: Path, folder: Path) -> bool:
+    def start(self, source: Path, folder: Path, labels: list[str] | None = None) -> bool:
         if not self._claim():
             return False
-        self._run.emit(Path(source), Path(folder))
+        self._run.emit(Path(source), Path(folder), labels)
         return True
 
     def _on_done(self, outcome: AugmentOutcome) -> None:
@@ -180,6 +202,7 @@ class AugmentOfferBar(OfferStrip):
             "Add Grad-CAM outputs to a copy of this model in your model folder; the original file is not changed"
         )
         self.done = False  # showing the result rather than the offer
+        self.one_score: Path | None = None  # offering a two-class copy of this refused model
         self.button.clicked.connect(self.accepted)
         self.later.clicked.connect(self.dismissed)
 
@@ -189,6 +212,20 @@ class AugmentOfferBar(OfferStrip):
             f"<b>{info.name}</b> has no Grad-CAM outputs, so its heatmaps come from {how}. HemaLens can add "
             "Grad-CAM to a verified copy saved in your model folder (the original file is not changed)."
         )
+        self.one_score = None
+        self._show_offer()
+
+    def offer_two_classes(self, source: Path) -> None:
+        """The model could not load because it gives one score per image: offer the two-class copy."""
+        self.text.setText(
+            f"<b>{html.escape(Path(source).name)}</b> gives one score per image (a yes/no model), and HemaLens needs "
+            "one score per class. HemaLens can save a verified two-class copy in your model folder, with the two "
+            "class names you give it (the original file is not changed)."
+        )
+        self.one_score = Path(source)
+        self._show_offer()
+
+    def _show_offer(self) -> None:
         self.done = False
         self.button.setVisible(True)
         self.later.setText("Not now")
@@ -198,7 +235,10 @@ class AugmentOfferBar(OfferStrip):
     def set_working(self, working: bool) -> None:
         self.button.setEnabled(not working)
         self.later.setEnabled(not working)
-        self.button.setText("Adding Grad-CAM…" if working else "Make Grad-CAM ready…")
+        if self.one_score is not None:
+            self.button.setText("Making the copy…" if working else "Make a two-class copy…")
+        else:
+            self.button.setText("Adding Grad-CAM…" if working else "Make Grad-CAM ready…")
 
     def show_done(self, outcome: AugmentOutcome, in_use: bool) -> None:
         """Say where the copy went and how it verified, until dismissed or another model is loaded."""
@@ -208,11 +248,12 @@ class AugmentOfferBar(OfferStrip):
             check += f", gradients match finite differences (rel. error {fd:.1e})"
         where = html.escape(str(outcome.path.parent))
         self.text.setText(
-            f"✓ Grad-CAM-ready copy saved as <b>{html.escape(outcome.path.name)}</b> in {where}: {check}. "
+            f"✓ {outcome.what.capitalize()} saved as <b>{html.escape(outcome.path.name)}</b> in {where}: {check}. "
             + ("It is the model in use now; the original file is unchanged." if in_use
                else "Pick it in the model list to use it; the original file is unchanged.")
         )  # fmt: skip
         self.done = True
+        self.one_score = None
         self.button.setVisible(False)
         self.later.setText("OK")
         self.later.setEnabled(True)

@@ -41,7 +41,14 @@ from PySide6.QtWidgets import (
 )
 
 from gui.about import show_about
-from gui.augment_offer import Augmenter, AugmentOfferBar, AugmentOutcome, wants_gradcam_offer
+from gui.augment_offer import (
+    Augmenter,
+    AugmentOfferBar,
+    AugmentOutcome,
+    is_one_score_refusal,
+    parse_two_labels,
+    wants_gradcam_offer,
+)
 from gui.batch_model import BatchTableModel
 from gui.batch_panel import BatchPanel
 from gui.calls import (
@@ -410,7 +417,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.cancel_button.clicked.connect(self.cancel_batch)
         self.open_report_button.clicked.connect(self.open_last_report)
         self.reports.exported.connect(self._on_report_exported)
-        self.augment_offer.accepted.connect(self.make_gradcam_ready)
+        self.augment_offer.accepted.connect(self._accept_augment_offer)
         self.augment_offer.dismissed.connect(self._decline_augment_offer)
         self.augmenter.finished.connect(self._on_augmented)
         self.augmenter.failed.connect(self._on_augment_failed)
@@ -534,6 +541,9 @@ class MainWindow(ReviewActions, QMainWindow):
         self._loading_model = None
         self.error_banner.show_text(f"Could not load the model {Path(path).name}: {message}")
         self.status("Model not loaded.")
+        if is_one_score_refusal(message) and not self.augmenter.busy:
+            self.augment_offer.offer_two_classes(Path(path))
+            self.augmenter.warm_up()
         self.picker.select_path(self.model_info.path if self.model_info else None)
         if self._pending_open is not None and self.model_info is None:
             paths, self._pending_open = self._pending_open, None
@@ -576,9 +586,44 @@ class MainWindow(ReviewActions, QMainWindow):
         self.status(f"Adding Grad-CAM to a copy of {info.path.name} in {folder}…")
         return True
 
+    def _accept_augment_offer(self) -> None:
+        if self.augment_offer.one_score is not None:
+            self.make_two_class_copy(self.augment_offer.one_score)
+        else:
+            self.make_gradcam_ready()
+
+    def make_two_class_copy(self, source: Path, labels: list[str] | None = None) -> bool:
+        """Write a two-class copy of a refused one-score model into the user's model folder, then load it.
+
+        ``labels`` (the class of a low score first) are asked for when not given.
+        """
+        from inference.registry import user_models_dir
+
+        if self.augmenter.busy:
+            return False
+        text, hint = "", ""
+        while labels is None:
+            text, ok = ask_text(
+                self, "Name the two classes",
+                f"{hint}{Path(source).name} gives one score per image. Name its two classes, separated by a comma: "
+                "first the class of a low score, then the class the score is for (e.g. other, blast).", text)
+            if not ok:
+                return False
+            labels = parse_two_labels(text)
+            hint = "Two different names, one comma between them. "
+        folder = user_models_dir()
+        self.augmenter.start(source, folder, labels)
+        self.augment_offer.offer_two_classes(source)
+        self.augment_offer.set_working(True)
+        self.act_augment.setEnabled(False)
+        self.status(f"Making a two-class copy of {Path(source).name} ({labels[0]}, {labels[1]}) in {folder}…")
+        return True
+
     def _decline_augment_offer(self) -> None:
         if self.augment_offer.done:
             self._augmented = None  # "OK" on the result note
+        elif self.augment_offer.one_score is not None:
+            self.augment_offer.one_score = None  # the refused model is not in use: nothing to remember
         elif self.model_info is not None:
             self._offer_declined.add(self.model_info.sha256)
         self.augment_offer.setVisible(False)
@@ -586,19 +631,30 @@ class MainWindow(ReviewActions, QMainWindow):
     def _on_augmented(self, outcome: AugmentOutcome) -> None:
         self.picker.refresh([outcome.path], self.model_info.path if self.model_info else None)
         remember_class_names(self.picker.class_names)
-        still_current = self.model_info is not None and Path(self.model_info.path) == Path(outcome.source)
+        still_current = bool(outcome.labels) or (  # a two-class copy replaces the model that could not load
+            self.model_info is not None and Path(self.model_info.path) == Path(outcome.source))
         self._augmented = outcome
         self.augment_offer.show_done(outcome, in_use=False)
-        self._update_augment_offer()
+        if not outcome.labels:  # a two-class copy's note stays until the copy is loaded: the model in use is another
+            self._update_augment_offer()
         if still_current:
             self.load_model(outcome.path)  # switches to the copy and reclassifies what is open
         self.status(
-            f"Saved the Grad-CAM-ready copy {outcome.path.name}."
+            f"Saved the {outcome.what} {outcome.path.name}."
             + (" Loading it…" if still_current else " Pick it in the model list to use it.")
         )
         self.augmentFinished.emit(outcome)
 
     def _on_augment_failed(self, source: Path, message: str) -> None:
+        if self.augment_offer.one_score == Path(source):
+            self.augment_offer.one_score = None
+            self.augment_offer.setVisible(False)
+            self._update_augment_offer()
+            self.error_banner.show_text(f"Could not make a two-class copy of {Path(source).name}: {message} "
+                                        "The original file is unchanged.")
+            self.status("Two-class copy not made.")
+            self.augmentFailed.emit(message)
+            return
         if self.model_info is not None and Path(self.model_info.path) == Path(source):
             self._offer_declined.add(self.model_info.sha256)  # do not offer what just failed again
         self.augment_offer.setVisible(False)

@@ -180,3 +180,21 @@ def reference_forward(x_nchw: np.ndarray, num_classes: int = 3, seed: int = 0) -
     acts = np.maximum(acts, 0)
     logits = acts.mean(axis=(2, 3)) @ w["fc_w"].T.astype(np.float64) + w["fc_b"]
     return logits, acts
+
+
+def make_one_score_classifier(path: str | Path, size: int = 32, seed: int = 0) -> Path:
+    """A yes/no model without HemaLens metadata: Conv -> Relu -> GlobalAveragePool -> Gemm -> Sigmoid, (N, 1)."""
+    rng = np.random.default_rng(seed)
+    conv, dense = rng.standard_normal((4, 3, 3, 3)).astype(np.float32), rng.standard_normal((1, 4)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "d", "b"], ["z"], transB=1), helper.make_node("Sigmoid", ["z"], ["p"])]
+    graph = helper.make_graph(
+        nodes, "yes_no", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", 1])],
+        [numpy_helper.from_array(conv, "w"), numpy_helper.from_array(dense, "d"),
+         numpy_helper.from_array(np.array([-0.3], np.float32), "b")])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path

@@ -9,7 +9,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -20,6 +19,7 @@ from export.pytorch import export_pytorch  # noqa: E402
 from inference.cam import weighted_cam  # noqa: E402
 from inference.preprocess import map_to_image, preprocess  # noqa: E402
 from inference.session import ModelSession  # noqa: E402
+from tests.model_factory import make_one_score_classifier  # noqa: E402
 
 SIZE = 32
 LABELS = ["other", "blast"]
@@ -125,24 +125,8 @@ def test_keras_sigmoid_dense_exports_as_two_classes(tmp_path):
         np.testing.assert_allclose(session.predict(rgb).probabilities, [1 - p, p], atol=1e-5)
 
 
-def _plain_yes_no_onnx(path) -> tuple[np.ndarray, np.ndarray]:
-    """Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm -> Sigmoid, (N, 1): no HemaLens metadata."""
-    rng = np.random.default_rng(0)
-    conv, dense = rng.standard_normal((4, 3, 3, 3)).astype(np.float32), rng.standard_normal((1, 4)).astype(np.float32)
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
-             helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
-             helper.make_node("Gemm", ["f", "d", "b"], ["z"], transB=1), helper.make_node("Sigmoid", ["z"], ["p"])]
-    graph = helper.make_graph(
-        nodes, "yes_no", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
-        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", 1])],
-        [numpy_helper.from_array(conv, "w"), numpy_helper.from_array(dense, "d"),
-         numpy_helper.from_array(np.array([-0.3], np.float32), "b")])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return conv, dense
-
-
 def test_plain_onnx_with_one_sigmoid_output_is_augmented_as_two_classes(tmp_path):
-    _plain_yes_no_onnx(tmp_path / "plain.onnx")
+    make_one_score_classifier(tmp_path / "plain.onnx", size=SIZE)
     original = onnx.load(str(tmp_path / "plain.onnx"))
     report = augment_model(tmp_path / "plain.onnx", tmp_path / "ready.onnx", labels=LABELS, log=None)
     assert report.figures["fd_max_rel_error"] < 1e-2 and report.figures["max_abs_score_diff"] <= 1e-5

@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 
-from gui.augment_offer import augment_to_user_folder, output_names, publish_new_file, wants_gradcam_offer
+from gui.augment_offer import (
+    augment_to_user_folder,
+    output_names,
+    parse_two_labels,
+    publish_new_file,
+    wants_gradcam_offer,
+)
 from gui.items import ModelInfo
 from gui.main_window import MainWindow
 from gui.review_bridge import ReviewBridge
@@ -20,7 +26,7 @@ from gui.settings import AppSettings
 from inference.errors import HemaLensError
 from inference.images import load_image
 from inference.session import ModelSession
-from tests.model_factory import make_classifier
+from tests.model_factory import make_classifier, make_one_score_classifier
 
 LABELS = ["Lymphocyte", "Monocyte", "Neutrophil"]
 
@@ -229,3 +235,68 @@ def test_heatmap_caption_fits_narrow_strips_elided_or_on_its_own_line(qtbot) -> 
     bar.resize(1600, 40)
     qtbot.waitUntil(lambda: bar.arrangement() == (False, False) and "Zhou et al. 2016)" in bar.caption.text())
     assert bar.opacity_label.isVisible()
+
+
+def test_a_yes_no_model_is_offered_a_two_class_copy_that_loads_and_classifies(qtbot, env, monkeypatch) -> None:
+    """A model with one score per image cannot load; the strip offers a verified two-class copy with names asked for."""
+    yes_no = make_one_score_classifier(env["tmp"] / "custom" / "yesno.onnx")
+    original_sha = _sha(yes_no)
+    answers = iter([("blast", True), ("other, blast", True)])  # one name is not enough: asked again
+    asked = []
+    monkeypatch.setattr("gui.main_window.ask_text", lambda _w, _t, label, text="": asked.append(label) or next(answers))
+    window = _window(qtbot, env["tmp"])
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        window.start([str(env["folder"])])
+    with qtbot.waitSignal(window.engine.modelFailed, timeout=30000):
+        window.load_model(yes_no)
+    assert "one score per image" in window.error_banner.text()
+    assert window.model_info.path == env["bundled"]  # the model in use stays
+    strip = window.augment_offer
+    assert strip.isVisible() and "yesno.onnx" in strip.text.text() and "two-class copy" in strip.text.text()
+    assert strip.button.text() == "Make a two-class copy…"
+
+    with qtbot.waitSignal(window.augmentFinished, timeout=60000) as done, \
+            qtbot.waitSignal(window.batchFinished, timeout=60000):
+        qtbot.mouseClick(strip.button, Qt.MouseButton.LeftButton)
+    assert len(asked) == 2 and asked[1].startswith("Two different names")
+    copy = env["user"] / "yesno-gradcam.onnx"
+    assert done.args[0].path == copy and done.args[0].labels == ("other", "blast")
+    assert _sha(yes_no) == original_sha
+    assert window.model_info.path == copy and tuple(window.model_info.labels) == ("other", "blast")
+    assert window.model_info.cam_method == "grad-cam"
+    assert "Two-class copy saved as" in strip.text.text() and "model in use now" in strip.text.text()
+    # Its calls are the yes/no model's own probability p as [1 - p, p].
+    import onnxruntime as ort
+
+    image = load_image(env["folder"] / "cell_0.png").rgb
+    pred = ModelSession.load(copy).predict(image)
+    x = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32).transpose(2, 0, 1)[None] / 255
+    p = float(ort.InferenceSession(str(yes_no)).run(None, {"x": x})[0][0, 0])
+    np.testing.assert_allclose(pred.probabilities, [1 - p, p], atol=1e-4)
+    assert list(window.model.labels) == ["other", "blast"]
+    assert all(item.probabilities is not None and len(item.probabilities) == 2 for item in window.model.items())
+
+
+def test_a_yes_no_model_offer_can_be_cancelled_or_declined(qtbot, env, monkeypatch) -> None:
+    yes_no = make_one_score_classifier(env["tmp"] / "custom" / "yesno.onnx")
+    monkeypatch.setattr("gui.main_window.ask_text", lambda *_a, **_k: ("", False))
+    window = _window(qtbot, env["tmp"])
+    window.start([])
+    _load(qtbot, window, env["plain"])
+    with qtbot.waitSignal(window.engine.modelFailed, timeout=30000):
+        window.load_model(yes_no)
+    strip = window.augment_offer
+    assert strip.one_score == yes_no
+    assert not window.make_two_class_copy(yes_no)  # Cancel on the names: nothing is made
+    assert not window.augmenter.busy and not env["user"].exists()
+    qtbot.mouseClick(strip.later, Qt.MouseButton.LeftButton)  # "Not now"
+    assert not strip.isVisible()
+    # Declining the yes/no copy is not declining the Grad-CAM offer of the model still in use.
+    assert window.model_info.path == env["plain"] and window.act_augment.isEnabled()
+    assert window.model_info.sha256 not in window._offer_declined
+
+
+def test_two_class_names_are_two_different_names() -> None:
+    assert parse_two_labels(" other ,blast") == ["other", "blast"]
+    for text in ("blast", "a, b, c", "blast, Blast", ", blast", ""):
+        assert parse_two_labels(text) is None
