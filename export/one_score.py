@@ -21,8 +21,7 @@ from export.gradcam_graph import find_scores, tensor_infos
 HALVES = np.array([-0.5, 0.5], dtype=np.float32)
 LABELS_HINT = ("the model gives one score per image (a yes/no output): give two labels, the class of a low score "
                "first and the class its score is for second (e.g. --labels other,blast)")
-NOTE = ("the model gives one score per image: exported as two classes whose probabilities are 1 - p and p "
-        "(logits [-z/2, z/2] of its pre-sigmoid score z)")
+NOTE = "The model gives one score per image (p): its two classes show 1 - p and p."
 
 
 @dataclass(frozen=True)

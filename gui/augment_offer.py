@@ -218,9 +218,9 @@ class AugmentOfferBar(OfferStrip):
     def offer_two_classes(self, source: Path) -> None:
         """The model could not load because it gives one score per image: offer the two-class copy."""
         self.text.setText(
-            f"<b>{html.escape(Path(source).name)}</b> gives one score per image (a yes/no model), and HemaLens needs "
-            "one score per class. HemaLens can save a verified two-class copy in your model folder, with the two "
-            "class names you give it (the original file is not changed)."
+            f"Could not load <b>{html.escape(Path(source).name)}</b>: it gives one score per image (a yes/no model), "
+            "and HemaLens needs one score per class. HemaLens can save a verified two-class copy in your model "
+            "folder, with the two class names you give it (the original file is not changed)."
         )
         self.one_score = Path(source)
         self._show_offer()

@@ -511,10 +511,10 @@ class MainWindow(ReviewActions, QMainWindow):
         )
         if info.assumed:
             notes = " ".join(info.spec.notes)
-            self.model_banner.show_text(
-                f"⚠ {info.name} has no HemaLens metadata: its preprocessing and class "
-                f"names are assumed, so its calls may be wrong. {notes}"
-            )
+            what = ("preprocessing and class names are" if any(n.startswith("Class names") for n in info.spec.notes)
+                    else "preprocessing is")
+            self.model_banner.show_text(f"⚠ {info.name} has no HemaLens metadata: its {what} assumed, so its calls may "
+                                        f"be wrong. {notes}")
         else:
             self.model_banner.show_text(None)
         if not self.error_banner.text().startswith(NOT_FOUND):  # paths missing from this open stay in view
@@ -539,11 +539,12 @@ class MainWindow(ReviewActions, QMainWindow):
 
     def _on_model_failed(self, path: Path, message: str) -> None:
         self._loading_model = None
-        self.error_banner.show_text(f"Could not load the model {Path(path).name}: {message}")
         self.status("Model not loaded.")
         if is_one_score_refusal(message) and not self.augmenter.busy:
-            self.augment_offer.offer_two_classes(Path(path))
+            self.augment_offer.offer_two_classes(Path(path))  # says why it did not load, and the way out
             self.augmenter.warm_up()
+        else:
+            self.error_banner.show_text(f"Could not load the model {Path(path).name}: {message}")
         self.picker.select_path(self.model_info.path if self.model_info else None)
         if self._pending_open is not None and self.model_info is None:
             paths, self._pending_open = self._pending_open, None

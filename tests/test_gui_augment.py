@@ -249,10 +249,11 @@ def test_a_yes_no_model_is_offered_a_two_class_copy_that_loads_and_classifies(qt
         window.start([str(env["folder"])])
     with qtbot.waitSignal(window.engine.modelFailed, timeout=30000):
         window.load_model(yes_no)
-    assert "one score per image" in window.error_banner.text()
+    assert not window.error_banner.isVisible()  # the strip says why it did not load, and offers the way out
     assert window.model_info.path == env["bundled"]  # the model in use stays
     strip = window.augment_offer
-    assert strip.isVisible() and "yesno.onnx" in strip.text.text() and "two-class copy" in strip.text.text()
+    assert strip.isVisible() and "Could not load <b>yesno.onnx</b>" in strip.text.text()
+    assert "one score per image" in strip.text.text() and "two-class copy" in strip.text.text()
     assert strip.button.text() == "Make a two-class copy…"
 
     with qtbot.waitSignal(window.augmentFinished, timeout=60000) as done, \
@@ -265,6 +266,8 @@ def test_a_yes_no_model_is_offered_a_two_class_copy_that_loads_and_classifies(qt
     assert window.model_info.path == copy and tuple(window.model_info.labels) == ("other", "blast")
     assert window.model_info.cam_method == "grad-cam"
     assert "Two-class copy saved as" in strip.text.text() and "model in use now" in strip.text.text()
+    banner = window.model_banner.text()  # the names were given: only the preprocessing is assumed
+    assert "its preprocessing is assumed" in banner and "its two classes show 1 - p and p" in banner
     # Its calls are the yes/no model's own probability p as [1 - p, p].
     import onnxruntime as ort
 

@@ -361,7 +361,7 @@ def test_a_model_without_metadata_shows_the_assumed_banner(qtbot, tmp_path, mode
     with qtbot.waitSignal(window.modelReady, timeout=30000):
         window.load_model(plain)
     assert window.model_banner.isVisible()
-    assert "no HemaLens metadata" in window.model_banner.text()
+    assert "no HemaLens metadata: its preprocessing and class names are assumed" in window.model_banner.text()
     assert "assumed" in model_card_html(window.model_info)
     assert "accuracy not stated" in window.model_label.plain_text()
     assert window.research_label.isVisible() and "Research use only" in window.research_label.text()
