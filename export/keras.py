@@ -224,8 +224,8 @@ def keras_reference(model: Any, x: np.ndarray, onnx_acts: np.ndarray, onnx_logit
         with tf.GradientTape(persistent=True) as tape:
             outs = _forward_all(model, layers, tf.constant(x))
             acts, logits = outs[target_index], outs[logits_index]
-            if logits.shape[1] == 1:  # one score per image, exported as two classes (export.one_score)
-                logits = logits * HALVES
+            if len(logits.shape) == 1 or logits.shape[1] == 1:  # one score per image, as two classes
+                logits = tf.reshape(logits, (-1, 1)) * HALVES  # (export.one_score)
             picks = [logits[:, c] for c in range(logits.shape[1])]
         grads = [tape.gradient(p, acts) for p in picks]
         del tape
@@ -395,8 +395,10 @@ def _verify(source: Any, augmented: onnx.ModelProto, info: GradCamGraphInfo, spe
             continue
         layer_name = target_layer if target_layer and target_layer not in {
             t for n in augmented.graph.node for t in n.output} else None
-        ref, layer = keras_reference(source, batch, out[info.activations],
-                                     out.get(softmax_logits) if softmax_logits else None, layer_name)
+        logits = out[softmax_logits] if softmax_logits else None
+        if logits is not None and head is not None:
+            logits = logits.reshape(-1, 1)  # a squeezed score (N,) is found as the (N, 1) layer output before it
+        ref, layer = keras_reference(source, batch, out[info.activations], logits, layer_name)
         if head is not None:
             ref = Reference(head.two_classes(ref.scores), ref.activations, ref.weights)
         figures.append(compare(scores, out[info.activations], out[info.weights], ref))

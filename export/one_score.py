@@ -16,8 +16,10 @@ import onnx
 from onnx import helper, numpy_helper
 
 from export.errors import ExportError
-from export.gradcam_graph import find_scores, tensor_infos
+from export.gradcam_graph import find_scores, opset_version, tensor_infos
 
+RESHAPES = ("Identity", "Dropout", "Squeeze", "Unsqueeze", "Reshape", "Flatten")  # sigmoid commutes with these
+BOUNDED = ("HardSigmoid", "Tanh", "Softsign")  # squashed scores whose logit the graph does not give
 HALVES = np.array([-0.5, 0.5], dtype=np.float32)
 LABELS_HINT = ("the model gives one score per image (a yes/no output): give two labels, the class of a low score "
                "first and the class its score is for second (e.g. --labels other,blast)")
@@ -28,7 +30,7 @@ NOTE = "The model gives one score per image (p): its two classes show 1 - p and 
 class OneScoreHead:
     """Where the rewritten graph keeps the model's own score, and how to compare it with the framework."""
 
-    logit: str  # the pre-sigmoid score z, shape (N, 1), a tensor of the rewritten graph
+    logit: str  # the pre-sigmoid score z, shape (N, 1) or (N,), a tensor of the rewritten graph
     had_sigmoid: bool  # the framework model outputs sigmoid(z); otherwise z itself
 
     def two_classes(self, framework_scores: np.ndarray) -> np.ndarray:
@@ -48,39 +50,52 @@ class OneScoreHead:
 
 
 def as_two_classes(model: onnx.ModelProto) -> OneScoreHead | None:
-    """Rewrite ``model`` in place when its first output is one score per image (N, 1); else leave it, None."""
+    """Rewrite ``model`` in place when its first output is one score per image, (N, 1) or squeezed to (N,);
+    else leave it and return None."""
     if not model.graph.output:
         return None
     output = model.graph.output[0]
-    dims = tensor_infos(model).get(output.name)
-    if dims is None or dims.dims is None or len(dims.dims) != 2 or dims.dims[1] != 1:
+    info = tensor_infos(model).get(output.name)
+    shape = info.dims if info is not None else None
+    if shape is None or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
         return None
     _scores, kind, _logits = find_scores(model)
     if kind == "probabilities":
         raise ExportError("the model ends in a softmax over one class, which is 1.0 for every image; export the "
                           "scores before that softmax")
     producers = {name: node for node in model.graph.node for name in node.output}
-    chain, current = [], output.name
-    while current in producers and producers[current].op_type in ("Identity", "Dropout"):
-        chain.append(producers[current])
+    chain, current = [output.name], output.name
+    while current in producers and producers[current].op_type in RESHAPES:
         current = producers[current].input[0]
+        chain.append(current)
     node = producers.get(current)
+    if node is not None and node.op_type in BOUNDED:
+        raise ExportError(f"the model's one score ends in {node.op_type}, which is not a probability HemaLens can "
+                          "read: export the score before it")
     had_sigmoid = node is not None and node.op_type == "Sigmoid"
-    if had_sigmoid:
-        chain.append(node)
-        logit = node.input[0]
-    else:
-        logit = f"{output.name}_one_score"
-        _rename(model, output.name, logit)
-        chain = []
-    used = {name for n in model.graph.node if n not in chain for name in n.input}
-    if had_sigmoid and any(name in used for n in chain for name in n.output):
+    readers = [name for n in model.graph.node for name in n.input]
+    if had_sigmoid and (readers.count(output.name) or any(readers.count(t) != 1 for t in chain[1:])):
         raise ExportError("the model's sigmoid output is also used inside the graph; export its score before it")
-    for n in chain:
-        model.graph.node.remove(n)
+    if had_sigmoid:  # drop it; the reshapes after it (a squeeze, say) then carry the score z itself
+        model.graph.node.remove(node)
+        _rename(model, node.output[0], node.input[0])
+    logit = f"{output.name}_one_score"
+    _rename(model, output.name, logit)
+    if not any(logit in n.output for n in model.graph.node):  # the sigmoid was the output itself
+        logit = node.input[0]
+    column = logit
+    if len(shape) == 1:  # (N,) -> (N, 1)
+        column = f"{output.name}_column"
+        if opset_version(model) >= 13:
+            axes = f"{output.name}_axes"
+            model.graph.initializer.append(numpy_helper.from_array(np.array([1], dtype=np.int64), axes))
+            model.graph.node.append(helper.make_node("Unsqueeze", [logit, axes], [column]))
+        else:
+            model.graph.node.append(helper.make_node("Unsqueeze", [logit], [column], axes=[1]))
+        output.type.tensor_type.shape.dim.add()
     halves = f"{output.name}_halves"
     model.graph.initializer.append(numpy_helper.from_array(HALVES, halves))
-    model.graph.node.append(helper.make_node("Mul", [logit, halves], [output.name], name="hemalens_two_classes"))
+    model.graph.node.append(helper.make_node("Mul", [column, halves], [output.name], name="hemalens_two_classes"))
     batch = output.type.tensor_type.shape.dim[0]
     output.type.tensor_type.shape.dim[1].Clear()
     output.type.tensor_type.shape.dim[1].dim_value = 2

@@ -175,8 +175,8 @@ def torch_reference(model: nn.Module, x: np.ndarray, onnx_target: np.ndarray, on
                     raise ExportError("the model ends in softmax or sigmoid and no module input equals the scores "
                                       "before it; export the model without that last activation")
                 logits = hit[2]
-            if logits.shape[1] == 1:  # one score per image, exported as two classes (export.one_score)
-                logits = logits * torch.tensor(HALVES)
+            if logits.dim() == 1 or logits.shape[1] == 1:  # one score per image, as two classes (export.one_score)
+                logits = logits.reshape(-1, 1) * torch.tensor(HALVES)
             acts = record[2]
             rows = []
             for c in range(logits.shape[1]):
@@ -342,9 +342,11 @@ def _verify(torch_model: nn.Module, augmented: onnx.ModelProto, info: GradCamGra
             figures.append(result)
             layer = "finite differences of the ONNX head (TorchScript models have no layer hooks)"
             continue
+        logits = out[softmax_logits] if softmax_logits else None
+        if logits is not None and head is not None:
+            logits = logits.reshape(-1, 1)  # a squeezed score (N,) is found as the (N, 1) layer output before it
         ref, layer = torch_reference(torch_model, batch, out[info.activations] if info.target_layout == "NCHW"
-                                     else out[info.activations].transpose(0, 2, 3, 1),
-                                     out.get(softmax_logits) if softmax_logits else None)
+                                     else out[info.activations].transpose(0, 2, 3, 1), logits)
         if ref.activations.shape != out[info.activations].shape:
             ref = Reference(ref.scores, ref.activations.transpose(0, 3, 1, 2), ref.weights)
         if head is not None:

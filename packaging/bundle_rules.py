@@ -22,7 +22,8 @@ PROJECT_EXCLUDES = ("training", "tests", "bench")
 # TensorFlow) and the hemalens-export CLI stay out. Every module in export/ must be in one of the two
 # lists (a test checks it), so a new exporter module cannot slip into the bundle unnoticed.
 EXPORT_MODULES_FOR_APP = ("export", "export.augment", "export.errors", "export.gradcam_graph",
-                          "export.modelfile", "export.onnx_tools", "export.report", "export.verify")  # fmt: skip
+                          "export.modelfile", "export.one_score", "export.onnx_tools", "export.report",
+                          "export.verify")  # fmt: skip
 EXPORT_EXCLUDES = ("export.pytorch", "export.keras", "export.cli", "export.reference")
 
 # Third-party packages the app never imports (they are in the dev environment for export/training).

@@ -56,9 +56,22 @@ def _score_and_cam(model: nn.Module, x: np.ndarray) -> tuple[float, np.ndarray, 
     return float(z[0, 0].detach()), store["a"][0].detach().numpy(), grad.mean(dim=(2, 3))[0].detach().numpy()
 
 
-@pytest.mark.parametrize("sigmoid", [True, False], ids=["sigmoid", "logit"])
-def test_pytorch_one_score_model_runs_as_two_classes_with_its_own_probability(tmp_path, sigmoid):
-    model = _yes_no_cnn(sigmoid)
+class Squeezed(nn.Module):
+    """The usual BCEWithLogitsLoss shape: one score per image as (N,), not (N, 1)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
+@pytest.mark.parametrize(("sigmoid", "squeeze"), [(True, False), (False, False), (True, True), (False, True)],
+                         ids=["sigmoid", "logit", "sigmoid-squeezed", "logit-squeezed"])
+def test_pytorch_one_score_model_runs_as_two_classes_with_its_own_probability(tmp_path, sigmoid, squeeze):
+    net = _yes_no_cnn(sigmoid)
+    model = Squeezed(net).eval() if squeeze else net
     report = export_pytorch(model, tmp_path / "yesno.onnx", labels=LABELS, input_size=SIZE, name="Yes/no",
                             temperature=1.5, sample_images=[_image(1)], log=None)
     assert report.figures["cam_correlation"] >= 0.99 and report.figures["max_abs_score_diff"] <= 1e-4
@@ -70,7 +83,7 @@ def test_pytorch_one_score_model_runs_as_two_classes_with_its_own_probability(tm
         rgb = _image(seed)
         pred = session.predict(rgb)
         x, geom = preprocess(rgb, session.spec.input)
-        z, acts, weights = _score_and_cam(model, x)
+        z, acts, weights = _score_and_cam(net, x)
         p = 1.0 / (1.0 + np.exp(-z / 1.5))  # the temperature scales the score as Platt scaling would
         np.testing.assert_allclose(pred.probabilities, [1.0 - p, p], atol=1e-5)
         called.add(pred.top_label)
@@ -142,3 +155,34 @@ def test_plain_onnx_with_one_sigmoid_output_is_augmented_as_two_classes(tmp_path
         pred = session.predict(rgb)
         np.testing.assert_allclose(pred.probabilities, [1 - p, p], atol=1e-5)
         assert pred.heatmap(1).shape == rgb.shape[:2]
+
+
+def test_a_sigmoid_hidden_behind_a_squeeze_is_found_and_a_bounded_score_is_refused():
+    """A missed sigmoid would pass verification (the framework gives p too) and show sigmoid(p): it must be found."""
+    from onnx import TensorProto, helper
+
+    from export.one_score import as_two_classes
+
+    def graph(*ops: str) -> onnx.ModelProto:
+        nodes, current = [], "x"
+        for i, op in enumerate(ops):
+            extra = {"axes": [1]} if op == "Squeeze" else {}
+            nodes.append(helper.make_node(op, [current], [f"t{i}"], **extra))
+            current = f"t{i}"
+        nodes[-1].output[0] = "y"
+        return helper.make_model(helper.make_graph(
+            nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N"] if "Squeeze" in ops else ["N", 1])]),
+            opset_imports=[helper.make_opsetid("", 11)])
+
+    model = graph("Relu", "Sigmoid", "Squeeze")
+    head = as_two_classes(model)
+    assert head is not None and head.had_sigmoid
+    assert [n.op_type for n in model.graph.node] == ["Relu", "Squeeze", "Unsqueeze", "Mul"]
+    import onnxruntime as ort
+
+    x = np.array([[-2.0], [0.5], [3.0]], np.float32)
+    out = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(out, np.maximum(x, 0) * [-0.5, 0.5], atol=1e-6)
+    with pytest.raises(ExportError, match="ends in Tanh"):
+        as_two_classes(graph("Relu", "Tanh"))
