@@ -299,6 +299,24 @@ def test_a_yes_no_model_offer_can_be_cancelled_or_declined(qtbot, env, monkeypat
     assert window.model_info.sha256 not in window._offer_declined
 
 
+def test_a_failed_two_class_copy_says_so_and_keeps_the_model_in_use(qtbot, env) -> None:
+    env["user"].write_text("a file where the model folder should be")  # the folder cannot be created
+    yes_no = make_one_score_classifier(env["tmp"] / "custom" / "yesno.onnx")
+    window = _window(qtbot, env["tmp"])
+    window.start([])
+    info = _load(qtbot, window, env["plain"])
+    with qtbot.waitSignal(window.engine.modelFailed, timeout=30000):
+        window.load_model(yes_no)
+    with qtbot.waitSignal(window.augmentFailed, timeout=60000) as failed:
+        assert window.make_two_class_copy(yes_no, ["other", "blast"])
+    assert "cannot write to the model folder" in failed.args[0]
+    assert "Could not make a two-class copy of yesno.onnx" in window.error_banner.text()
+    assert window.model_info.sha256 == info.sha256
+    # The Grad-CAM offer of the model in use comes back; the failure did not decline it.
+    assert window.augment_offer.isVisible() and window.augment_offer.one_score is None
+    assert "no Grad-CAM outputs" in window.augment_offer.text.text() and window.act_augment.isEnabled()
+
+
 def test_two_class_names_are_two_different_names() -> None:
     assert parse_two_labels(" other ,blast") == ["other", "blast"]
     for text in ("blast", "a, b, c", "blast, Blast", ", blast", ""):
