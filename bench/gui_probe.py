@@ -382,6 +382,9 @@ def filter_typing(folder: Path, scratch: Path, text: str) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    from hemalens.native_memory import return_large_buffers_to_os
+
+    return_large_buffers_to_os()  # as the app's own entry point (hemalens.cli.main) does
     mode = argv[0]
     with tempfile.TemporaryDirectory(prefix="hemalens-gui-probe-") as tmp:
         scratch = Path(tmp)

@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from hemalens import RESEARCH_USE_STATEMENT, __version__
+from hemalens.native_memory import return_large_buffers_to_os
 
 SUBCOMMANDS: dict[str, str] = {
     "classify": "inference.cli_classify",
@@ -49,6 +50,7 @@ def _app_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    return_large_buffers_to_os()  # before any image is decoded (hemalens.native_memory)
     for stream in (sys.stdout, sys.stderr):  # an odd file name printed must not end the run in a traceback
         if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
