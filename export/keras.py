@@ -21,7 +21,13 @@ from export.errors import ExportError
 from export.gradcam_graph import DEFAULT_MAX_ALL_CLASSES, GradCamGraphInfo, add_gradcam, opset_version
 from export.modelfile import build_spec, write_model
 from export.one_score import HALVES, LABELS_HINT, NOTE, OneScoreHead, as_two_classes
-from export.onnx_tools import finite_difference_check, rank4_float_tensors, run_with_intermediates, values_match
+from export.onnx_tools import (
+    finite_difference_check,
+    rank4_float_tensors,
+    rename_tensor,
+    run_with_intermediates,
+    values_match,
+)
 from export.report import ExportReport
 from export.verify import (
     Reference,
@@ -124,19 +130,6 @@ def _carries_preprocessing(model: Any) -> bool:
     return any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in layers[:3])
 
 
-def _rename_output(model: onnx.ModelProto, old: str, new: str) -> None:
-    for node in model.graph.node:
-        for i, name in enumerate(node.output):
-            if name == old:
-                node.output[i] = new
-        for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
-    for out in model.graph.output:
-        if out.name == old:
-            out.name = new
-
-
 def _to_onnx(model: Any, shape: tuple, opset: int) -> tuple[onnx.ModelProto, str]:
     tf = _tf()
     import tf2onnx  # noqa: PLC0415 - optional dependency
@@ -154,7 +147,8 @@ def _to_onnx(model: Any, shape: tuple, opset: int) -> tuple[onnx.ModelProto, str
         raise ExportError(f"tf2onnx could not convert the model: {exc}") from None
     if len(proto.graph.output) != 1:
         raise ExportError(f"the model has {len(proto.graph.output)} outputs; HemaLens needs one score output")
-    _rename_output(proto, proto.graph.output[0].name, OUTPUT_NAME)
+    rename_tensor(proto, proto.graph.output[0].name, OUTPUT_NAME)
+    proto.graph.output[0].name = OUTPUT_NAME
     if proto.graph.input[0].name != INPUT_NAME:
         raise ExportError(f"unexpected converted input name {proto.graph.input[0].name!r}")
     return proto, f"tf2onnx {tf2onnx.__version__} (TensorFlow {tf.__version__})"

@@ -17,6 +17,7 @@ from onnx import helper, numpy_helper
 
 from export.errors import ExportError
 from export.gradcam_graph import find_scores, opset_version, tensor_infos
+from export.onnx_tools import rename_tensor
 
 RESHAPES = ("Identity", "Dropout", "Squeeze", "Unsqueeze", "Reshape", "Flatten")  # sigmoid commutes with these
 BOUNDED = ("HardSigmoid", "Tanh", "Softsign")  # squashed scores whose logit the graph does not give
@@ -78,9 +79,9 @@ def as_two_classes(model: onnx.ModelProto) -> OneScoreHead | None:
         raise ExportError("the model's sigmoid output is also used inside the graph; export its score before it")
     if had_sigmoid:  # drop it; the reshapes after it (a squeeze, say) then carry the score z itself
         model.graph.node.remove(node)
-        _rename(model, node.output[0], node.input[0])
+        rename_tensor(model, node.output[0], node.input[0])
     logit = f"{output.name}_one_score"
-    _rename(model, output.name, logit)
+    rename_tensor(model, output.name, logit)
     if not any(logit in n.output for n in model.graph.node):  # the sigmoid was the output itself
         logit = node.input[0]
     column = logit
@@ -103,13 +104,3 @@ def as_two_classes(model: onnx.ModelProto) -> OneScoreHead | None:
         batch.dim_param = "N"
     return OneScoreHead(logit=logit, had_sigmoid=had_sigmoid)
 
-
-def _rename(model: onnx.ModelProto, old: str, new: str) -> None:
-    """Give the tensor ``old`` a new name wherever the graph's nodes produce or read it."""
-    for node in model.graph.node:
-        for i, name in enumerate(node.output):
-            if name == old:
-                node.output[i] = new
-        for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new

@@ -10,6 +10,17 @@ from export.gradcam_graph import GradCamGraphInfo, tensor_infos
 from export.verify import ort_session, run_outputs
 
 
+def rename_tensor(model: onnx.ModelProto, old: str, new: str) -> None:
+    """Give the tensor ``old`` a new name wherever the graph's nodes produce or read it (graph outputs keep theirs)."""
+    for node in model.graph.node:
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+
+
 def run_with_intermediates(model: onnx.ModelProto, feeds: dict[str, np.ndarray],
                            names: list[str]) -> dict[str, np.ndarray]:
     """Run ``model`` and also return the listed intermediate tensors."""
