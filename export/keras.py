@@ -21,26 +21,11 @@ from export.errors import ExportError
 from export.gradcam_graph import DEFAULT_MAX_ALL_CLASSES, GradCamGraphInfo, add_gradcam, opset_version
 from export.modelfile import build_spec, write_model
 from export.one_score import HALVES, LABELS_HINT, NOTE, OneScoreHead, as_two_classes
-from export.onnx_tools import (
-    finite_difference_check,
-    rank4_float_tensors,
-    rename_tensor,
-    run_with_intermediates,
-    values_match,
-)
+from export.onnx_tools import rank4_float_tensors, rename_tensor, run_with_intermediates, values_match
 from export.report import ExportReport
-from export.verify import (
-    Reference,
-    check,
-    compare,
-    compare_scores,
-    format_figures,
-    merge,
-    ort_session,
-    run_outputs,
-)
+from export.source_check import check_batches, verify_against_source
+from export.verify import Reference, check, format_figures
 from inference.contract import ModelSpec
-from inference.preprocess import preprocess_batch
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "scores"
@@ -356,46 +341,14 @@ def _resolve_size(shape: tuple, input_size: int | tuple[int, int] | None) -> tup
 def _verify(source: Any, augmented: onnx.ModelProto, info: GradCamGraphInfo, spec: ModelSpec,
             sample_images: list[np.ndarray] | None, random_images: int,
             target_layer: str | None, head: OneScoreHead | None) -> tuple[dict[str, Any], str]:
-    try:
-        onnx.checker.check_model(augmented, full_check=True)
-    except Exception as exc:  # noqa: BLE001 - checker raises several types
-        raise ExportError(f"onnx.checker rejected the converted model: {exc}") from None
-    session = ort_session(augmented)
-    rng = np.random.default_rng(0)
-    h, w = spec.input.height, spec.input.width
-    batches = [preprocess_batch([rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(random_images)],
-                                spec.input)[0]]
-    if sample_images:
-        for img in sample_images:
-            if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-                raise ExportError("sample_images must be RGB uint8 arrays of shape (H, W, 3)")
-        batches.append(preprocess_batch(list(sample_images), spec.input)[0])
-    figures, layer = [], ""
-    softmax_logits = info.logits if info.logits != info.scores_output else None
-    if head is not None and head.had_sigmoid:
-        softmax_logits = head.logit  # the score before the sigmoid, as before a softmax
-    for batch in batches:
-        if softmax_logits:
-            out = run_with_intermediates(augmented, {INPUT_NAME: batch}, [softmax_logits])
-        else:
-            out = run_outputs(session, {INPUT_NAME: batch})
-        scores = head.comparable(out[info.scores_output]) if head else out[info.scores_output]
-        if isinstance(source, _SavedModel):
-            ref_scores = np.asarray(source(batch))
-            result = compare_scores(scores, head.two_classes(ref_scores) if head else ref_scores)
-            result["fd_max_rel_error"] = finite_difference_check(augmented, info, {INPUT_NAME: batch})
-            figures.append(result)
-            layer = "finite differences of the ONNX head (a SavedModel has no layers to differentiate at)"
-            continue
-        layer_name = target_layer if target_layer and target_layer not in {
-            t for n in augmented.graph.node for t in n.output} else None
-        logits = out[softmax_logits] if softmax_logits else None
-        if logits is not None and head is not None:
-            logits = logits.reshape(-1, 1)  # a squeezed score (N,) is found as the (N, 1) layer output before it
-        ref, layer = keras_reference(source, batch, out[info.activations], logits, layer_name)
-        if head is not None:
-            ref = Reference(head.two_classes(ref.scores), ref.activations, ref.weights)
-        figures.append(compare(scores, out[info.activations], out[info.weights], ref))
-    merged: dict[str, Any] = merge(figures)
-    merged["onnx_checker"] = "passed"
-    return merged, layer
+    layer_name = target_layer if target_layer and target_layer not in {
+        t for n in augmented.graph.node for t in n.output} else None
+
+    def reference(batch: np.ndarray, acts: np.ndarray, logits: np.ndarray | None) -> tuple[Reference, str]:
+        return keras_reference(source, batch, acts, logits, layer_name)
+
+    return verify_against_source(
+        augmented, info, INPUT_NAME, check_batches(spec, sample_images, random_images), head,
+        reference=None if isinstance(source, _SavedModel) else reference,
+        source_scores=lambda batch: np.asarray(source(batch)),
+        without_layers="finite differences of the ONNX head (a SavedModel has no layers to differentiate at)")

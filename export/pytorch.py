@@ -24,20 +24,11 @@ from export.errors import ExportError
 from export.gradcam_graph import DEFAULT_MAX_ALL_CLASSES, GradCamGraphInfo, add_gradcam, opset_version
 from export.modelfile import build_spec, write_model
 from export.one_score import HALVES, LABELS_HINT, NOTE, OneScoreHead, as_two_classes
-from export.onnx_tools import finite_difference_check, rank4_float_tensors, run_with_intermediates, values_match
+from export.onnx_tools import rank4_float_tensors, run_with_intermediates, values_match
 from export.report import ExportReport
-from export.verify import (
-    Reference,
-    check,
-    compare,
-    compare_scores,
-    format_figures,
-    merge,
-    ort_session,
-    run_outputs,
-)
+from export.source_check import check_batches, verify_against_source
+from export.verify import Reference, check, format_figures
 from inference.contract import ModelSpec
-from inference.preprocess import preprocess_batch
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "scores"
@@ -215,20 +206,6 @@ def _onnx_target_for_module(model: nn.Module, graph: onnx.ModelProto, module_nam
                       "fused it); choose a neighbouring layer")
 
 
-def _check_images(spec: ModelSpec, sample_images: list[np.ndarray] | None, seed: int,
-                  random_images: int) -> list[tuple[str, np.ndarray]]:
-    rng = np.random.default_rng(seed)
-    h, w = spec.input.height, spec.input.width
-    noise = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(random_images)]
-    batches = [("random", preprocess_batch(noise, spec.input)[0])]
-    if sample_images:
-        for img in sample_images:
-            if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-                raise ExportError("sample_images must be RGB uint8 arrays of shape (H, W, 3)")
-        batches.append(("given", preprocess_batch(list(sample_images), spec.input)[0]))
-    return batches
-
-
 def export_pytorch(
     model: nn.Module | str | Path,
     out_path: str | Path,
@@ -315,43 +292,19 @@ def _verify(torch_model: nn.Module, augmented: onnx.ModelProto, info: GradCamGra
             sample_images: list[np.ndarray] | None, random_images: int,
             head: OneScoreHead | None) -> tuple[dict[str, Any], str]:
     """Run both models on random and given images and compare scores, top-1 and Grad-CAM."""
-    try:
-        onnx.checker.check_model(augmented, full_check=True)
-    except Exception as exc:  # noqa: BLE001 - checker raises ValidationError and shape inference errors
-        raise ExportError(f"onnx.checker rejected the exported model: {exc}") from None
-    session = ort_session(augmented)
-    softmax_logits = info.logits if info.logits != info.scores_output else None
-    if head is not None and head.had_sigmoid:
-        softmax_logits = head.logit  # the score before the sigmoid, as before a softmax
-    figures, layer = [], ""
-    for _kind, batch in _check_images(spec, sample_images, seed=0, random_images=random_images):
-        if softmax_logits:
-            out = run_with_intermediates(augmented, {INPUT_NAME: batch}, [softmax_logits])
-        else:
-            out = run_outputs(session, {INPUT_NAME: batch})
-        scores = head.comparable(out[info.scores_output]) if head else out[info.scores_output]
-        single = run_outputs(session, {INPUT_NAME: batch[:1]})
-        if not np.allclose(single[info.weights][0], out[info.weights][0], rtol=1e-4, atol=1e-6):
-            raise ExportError("the exported model gives different Grad-CAM weights for batch size 1 and "
-                              f"{len(batch)}; the dynamic batch is broken")
-        if _is_scripted(torch_model):
-            with torch.no_grad():
-                ref_scores = torch_model(torch.tensor(batch)).numpy()
-            result = compare_scores(scores, head.two_classes(ref_scores) if head else ref_scores)
-            result["fd_max_rel_error"] = finite_difference_check(augmented, info, {INPUT_NAME: batch})
-            figures.append(result)
-            layer = "finite differences of the ONNX head (TorchScript models have no layer hooks)"
-            continue
-        logits = out[softmax_logits] if softmax_logits else None
-        if logits is not None and head is not None:
-            logits = logits.reshape(-1, 1)  # a squeezed score (N,) is found as the (N, 1) layer output before it
-        ref, layer = torch_reference(torch_model, batch, out[info.activations] if info.target_layout == "NCHW"
-                                     else out[info.activations].transpose(0, 2, 3, 1), logits)
-        if ref.activations.shape != out[info.activations].shape:
+
+    def reference(batch: np.ndarray, acts: np.ndarray, logits: np.ndarray | None) -> tuple[Reference, str]:
+        ref, layer = torch_reference(torch_model, batch, acts if info.target_layout == "NCHW"
+                                     else acts.transpose(0, 2, 3, 1), logits)
+        if ref.activations.shape != acts.shape:
             ref = Reference(ref.scores, ref.activations.transpose(0, 3, 1, 2), ref.weights)
-        if head is not None:
-            ref = Reference(head.two_classes(ref.scores), ref.activations, ref.weights)
-        figures.append(compare(scores, out[info.activations], out[info.weights], ref))
-    merged: dict[str, Any] = merge(figures)
-    merged["onnx_checker"] = "passed"
-    return merged, layer
+        return ref, layer
+
+    def source_scores(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch_model(torch.tensor(batch)).numpy()
+
+    return verify_against_source(
+        augmented, info, INPUT_NAME, check_batches(spec, sample_images, random_images), head,
+        reference=None if _is_scripted(torch_model) else reference, source_scores=source_scores,
+        without_layers="finite differences of the ONNX head (TorchScript models have no layer hooks)")

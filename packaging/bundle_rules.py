@@ -24,7 +24,7 @@ PROJECT_EXCLUDES = ("training", "tests", "bench")
 EXPORT_MODULES_FOR_APP = ("export", "export.augment", "export.errors", "export.gradcam_graph",
                           "export.modelfile", "export.one_score", "export.onnx_tools", "export.report",
                           "export.verify")  # fmt: skip
-EXPORT_EXCLUDES = ("export.pytorch", "export.keras", "export.cli", "export.reference")
+EXPORT_EXCLUDES = ("export.pytorch", "export.keras", "export.source_check", "export.cli", "export.reference")
 
 # Third-party packages the app never imports (they are in the dev environment for export/training).
 THIRD_PARTY_EXCLUDES = (
