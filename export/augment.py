@@ -25,6 +25,7 @@ from export.verify import MAX_FD_REL_ERROR, check, format_figures, ort_session, 
 from hemalens import __version__
 from inference.contract import GradCamSpec, ModelSpec, assumed_spec, spec_from_metadata
 from inference.errors import ModelContractError
+from inference.model_file import producer_op
 from inference.preprocess import preprocess_batch
 
 
@@ -50,14 +51,14 @@ def _base_spec(model: onnx.ModelProto, path: Path) -> tuple[ModelSpec, bool]:
     if len(inputs) != 1:
         raise ExportError(f"{path.name} has {len(inputs)} inputs; an image classifier has one")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
-    scores, kind, _ = find_scores(model)
+    scores, _kind, _ = find_scores(model)
     out = next(o for o in model.graph.output if o.name == scores)
     out_dims = [d.dim_value if d.HasField("dim_value") else None for d in out.type.tensor_type.shape.dim]
     if len(out_dims) != 2 or not out_dims[1]:
         raise ExportError(f"{path.name}: the output '{scores}' is not (batch, classes)")
     try:
         spec = assumed_spec(input_name=inputs[0].name, input_shape=dims, output_name=scores,
-                            num_classes=int(out_dims[1]), output_is_probability=kind == "probabilities",
+                            num_classes=int(out_dims[1]), output_op=producer_op(model, scores),
                             name=path.stem)
     except ModelContractError as exc:
         raise ExportError(f"{path.name}: {exc}") from None

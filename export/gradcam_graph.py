@@ -124,7 +124,7 @@ def _attr(node: onnx.NodeProto, name: str, default=None):
 
 
 def find_scores(model: onnx.ModelProto, scores_output: str | None = None) -> tuple[str, str, str]:
-    """(scores output name, its kind, the logits tensor): the Softmax input when the graph ends in Softmax."""
+    """(scores output name, its kind, the logits tensor): the Softmax (or Sigmoid) input when the graph ends in one."""
     outputs = [o.name for o in model.graph.output]
     if not outputs:
         raise ExportError("the model has no outputs")
@@ -136,7 +136,7 @@ def find_scores(model: onnx.ModelProto, scores_output: str | None = None) -> tup
     while current in producers and producers[current].op_type in ("Identity", "Dropout"):
         current = producers[current].input[0]
     node = producers.get(current)
-    if node is not None and node.op_type == "Softmax":
+    if node is not None and node.op_type in ("Softmax", "Sigmoid"):  # a sigmoid per class: read as shares of their sum
         return name, "probabilities", node.input[0]
     return name, "logits", name
 

@@ -16,7 +16,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from export.errors import ExportError
-from export.gradcam_graph import find_scores, opset_version, tensor_infos
+from export.gradcam_graph import opset_version, tensor_infos
 from export.onnx_tools import rename_tensor
 
 RESHAPES = ("Identity", "Dropout", "Squeeze", "Unsqueeze", "Reshape", "Flatten")  # sigmoid commutes with these
@@ -60,16 +60,15 @@ def as_two_classes(model: onnx.ModelProto) -> OneScoreHead | None:
     shape = info.dims if info is not None else None
     if shape is None or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
         return None
-    _scores, kind, _logits = find_scores(model)
-    if kind == "probabilities":
-        raise ExportError("the model ends in a softmax over one class, which is 1.0 for every image; export the "
-                          "scores before that softmax")
     producers = {name: node for node in model.graph.node for name in node.output}
     chain, current = [output.name], output.name
     while current in producers and producers[current].op_type in RESHAPES:
         current = producers[current].input[0]
         chain.append(current)
     node = producers.get(current)
+    if node is not None and node.op_type == "Softmax":
+        raise ExportError("the model ends in a softmax over one class, which is 1.0 for every image; export the "
+                          "scores before that softmax")
     if node is not None and node.op_type in BOUNDED:
         raise ExportError(f"the model's one score ends in {node.op_type}, which is not a probability HemaLens can "
                           "read: export the score before it")

@@ -343,20 +343,26 @@ ONE_SCORE = ("the model gives one score per image (a yes/no sigmoid output?); He
              "at least two: `hemalens-export augment MODEL NEW.onnx --labels no,yes` writes a two-class copy")
 
 
+# A sigmoid on each class scores them one by one; softmax over those would squeeze 0.99 against two 0.01 to 48 %.
+SIGMOID_PER_CLASS = ("The output is a sigmoid per class, each class scored on its own: an image's scores are shown "
+                     "as shares of their sum.")
+
+
 def assumed_spec(
     *,
     input_name: str,
     input_shape: list[int | str | None],
     output_name: str,
     num_classes: int,
-    output_is_probability: bool,
+    output_op: str | None,
     name: str = "Unnamed model",
 ) -> ModelSpec:
     """Build a spec for a plain ONNX classifier from what its graph tells, with documented defaults.
 
     The layout is read from the input shape (3 channels first -> NCHW, last -> NHWC); the size
     from the shape when it is fixed, else DEFAULT_INPUT_SIZE. Scaling is 1/255 with no mean/std,
-    RGB, stretch resize, and classes are named "Class 0".."Class C-1".
+    RGB, stretch resize, and classes are named "Class 0".."Class C-1". ``output_op`` is the op that
+    produced the scores: after Softmax (or a Sigmoid per class) they are probabilities, else logits.
     """
     if num_classes < 2:
         raise ModelContractError(ONE_SCORE)
@@ -381,11 +387,13 @@ def assumed_spec(
     height = sizes[0] or DEFAULT_INPUT_SIZE
     width = sizes[1] or DEFAULT_INPUT_SIZE
     notes.append("Class names are unknown: shown as Class 0, Class 1, ...")
+    if output_op == "Sigmoid":
+        notes.append(SIGMOID_PER_CLASS)
     return ModelSpec(
         name=name,
         classes=tuple(ClassLabel(id=f"class_{i}", name=f"Class {i}") for i in range(num_classes)),
         input=InputSpec(name=input_name, layout=layout, height=height, width=width),
-        output=OutputSpec(name=output_name, kind="probabilities" if output_is_probability else "logits"),
+        output=OutputSpec(name=output_name, kind="probabilities" if output_op in ("Softmax", "Sigmoid") else "logits"),
         assumed=True,
         notes=tuple(notes),
     )

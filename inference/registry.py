@@ -65,7 +65,7 @@ def read_spec(path: str | Path) -> ModelSpec:
         out_dims = [d.dim_value if d.HasField("dim_value") else None for d in out.type.tensor_type.shape.dim]
         count = int(np.prod(out_dims[1:])) if len(out_dims) >= 2 and all(out_dims[1:]) else 0
         return assumed_spec(input_name=first.name, input_shape=in_dims, output_name=out.name, num_classes=count,
-                            output_is_probability=producer_op(model, out.name) == "Softmax", name=path.stem)
+                            output_op=producer_op(model, out.name), name=path.stem)
     except (StopIteration, ModelContractError) as exc:
         raise ModelLoadError(path, str(exc) or "the model has no image input") from None
 

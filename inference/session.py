@@ -428,7 +428,7 @@ def _assume_spec(model: onnx.ModelProto, session: ort.InferenceSession, path: Pa
     try:
         if num_classes is None:
             probe = assumed_spec(input_name=inputs[0].name, input_shape=list(inputs[0].shape), output_name=out.name,
-                                 num_classes=2, output_is_probability=False)  # for its input geometry
+                                 num_classes=2, output_op=None)  # for its input geometry
             shape = (1, 3, probe.input.height, probe.input.width) if probe.input.layout == "NCHW" else \
                 (1, probe.input.height, probe.input.width, 3)
             try:
@@ -437,9 +437,9 @@ def _assume_spec(model: onnx.ModelProto, session: ort.InferenceSession, path: Pa
                 raise ModelLoadError(path, f"the model failed a test run ({str(exc)[:200]})") from None
             _refuse_a_map(result.shape, path)
             num_classes = int(result.size)
-        is_probability = producer_op(model, out.name) == "Softmax"
         return assumed_spec(input_name=inputs[0].name, input_shape=list(inputs[0].shape), output_name=out.name,
-                            num_classes=int(num_classes), output_is_probability=is_probability, name=Path(path).stem)
+                            num_classes=int(num_classes), output_op=producer_op(model, out.name),
+                            name=Path(path).stem)
     except ModelContractError as exc:
         raise ModelLoadError(path, str(exc)) from None
 

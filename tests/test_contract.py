@@ -66,21 +66,21 @@ def test_not_json_is_refused():
 
 def test_assumed_spec_reads_layout_and_size_from_graph():
     nchw = assumed_spec(input_name="in", input_shape=["N", 3, 96, 80], output_name="out",
-                        num_classes=3, output_is_probability=True)
+                        num_classes=3, output_op="Softmax")
     assert (nchw.input.layout, nchw.input.height, nchw.input.width) == ("NCHW", 96, 80)
     assert nchw.assumed and nchw.output.kind == "probabilities" and nchw.labels[2] == "Class 2"
     nhwc = assumed_spec(input_name="in", input_shape=[None, None, None, 3], output_name="out",
-                        num_classes=2, output_is_probability=False)
+                        num_classes=2, output_op=None)
     assert (nhwc.input.layout, nhwc.input.height) == ("NHWC", 224)
     assert any("224" in n for n in nhwc.notes)
     with pytest.raises(ModelContractError, match="rank"):
         assumed_spec(input_name="in", input_shape=[1, 10], output_name="o", num_classes=2,
-                     output_is_probability=False)
+                     output_op=None)
 
 
 def test_assumptions_survive_serialisation():
     spec = assumed_spec(input_name="in", input_shape=["N", 3, 32, 32], output_name="out",
-                        num_classes=2, output_is_probability=False)
+                        num_classes=2, output_op=None)
     again = spec_from_json(spec.to_json())
     assert again.assumed and again.notes == spec.notes
     assert not spec_from_json(_spec().to_json()).assumed

@@ -188,3 +188,16 @@ def test_refusals_write_nothing(tmp_path):
                        converter="legacy", log=None)
     assert info.value.figures["max_abs_score_diff"] > 1e-4
     assert not out.exists()
+
+
+def test_a_sigmoid_per_class_exports_as_probabilities_with_grad_cam_on_its_logits(tmp_path):
+    model = nn.Sequential(gap_cnn(3), nn.Sigmoid()).eval()
+    report = export_pytorch(model, tmp_path / "s.onnx", labels=["a", "b", "c"], input_size=SIZE, name="sigmoid",
+                            log=None)
+    assert report.spec.output.kind == "probabilities" and report.figures["cam_correlation"] >= 0.99
+    session = ModelSession.load(report.path)
+    rgb = _image(7)
+    x, _ = preprocess(rgb, session.spec.input)
+    with torch.no_grad():
+        p = model(torch.tensor(x))[0].numpy().astype(np.float64)
+    np.testing.assert_allclose(session.predict(rgb).probabilities, p / p.sum(), atol=1e-5)

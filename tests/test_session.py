@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 
 from inference.cam import GAP_CAM, GRAD_CAM
 from inference.errors import InferenceError
+from inference.preprocess import preprocess
 from inference.session import ModelSession
 from tests.model_factory import classifier_weights, make_classifier, reference_forward
 
@@ -311,3 +313,26 @@ def test_keras_style_nhwc_plain_model_gets_cam_from_reduce_mean_head(tmp_path):
         cam = np.maximum(np.tensordot(w["fc_w"][c], acts[0], axes=1), 0)
         cam = cam / cam.max() if cam.max() > 0 else cam
         np.testing.assert_allclose(pred._cam.low_res(c), cam, atol=1e-4)
+
+
+def test_a_sigmoid_per_class_is_read_as_shares_of_its_sum_not_softmaxed_again(tmp_path):
+    """Softmax over sigmoid outputs squeezed a 0.99 call against two 0.01 to 48 %; the shares keep it at 98 %."""
+    import onnxruntime as ort
+    from onnx import helper
+
+    from inference.contract import SIGMOID_PER_CLASS
+
+    plain = make_classifier(tmp_path / "plain.onnx", with_metadata=False, num_classes=3, size=32)
+    model = onnx.load(str(plain))
+    scores = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = [f"{scores}_logits" if name == scores else name for name in node.output]
+    model.graph.node.append(helper.make_node("Sigmoid", [f"{scores}_logits"], [scores]))
+    onnx.save(model, str(tmp_path / "sigmoid.onnx"))
+    session = ModelSession.load(tmp_path / "sigmoid.onnx")
+    assert session.spec.output.kind == "probabilities" and SIGMOID_PER_CLASS in session.spec.notes
+    rgb = _image(32, 32)
+    x, _ = preprocess(rgb, session.spec.input)
+    logits = ort.InferenceSession(str(plain)).run([scores], {session.spec.input.name: x})[0][0]
+    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    np.testing.assert_allclose(session.predict(rgb).probabilities, p / p.sum(), atol=1e-5)
