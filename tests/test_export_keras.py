@@ -162,3 +162,24 @@ def test_h5_export_with_one_command(keras_models, tmp_path, capsys):
     assert session.spec.labels == ["Blast", "Lymphocyte", "Other"] and session.spec.version == "3"
     assert session.spec.provenance.verification["cam_correlation"] >= 0.99
     assert session.spec.provenance.source_framework.startswith("keras")
+
+
+def test_a_sigmoid_per_class_dense_exports_as_probabilities(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([
+        keras.Input((SIZE, SIZE, 3)),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="sigmoid"),
+    ])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = export_keras(model, tmp_path / "s.onnx", labels=["a", "b", "c"], scale=1 / 255, name="s", log=None)
+    assert report.spec.output.kind == "probabilities" and report.figures["cam_correlation"] >= 0.99
+    session = ModelSession.load(report.path)
+    rgb = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    x, _ = preprocess(rgb, session.spec.input)
+    p = np.asarray(model(x, training=False))[0].astype(np.float64)
+    np.testing.assert_allclose(session.predict(rgb).probabilities, p / p.sum(), atol=1e-5)
