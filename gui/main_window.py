@@ -66,6 +66,7 @@ from gui.gallery import GalleryView
 from gui.heatmap_bar import StatusCaption, StatusLine
 from gui.items import DONE, FAILED, QUEUED, ItemResult, ModelInfo, same_file_notes
 from gui.model_card import ModelCardDialog, model_status_text
+from gui.model_check import ModelCheckDialog
 from gui.model_picker import ModelPicker
 from gui.model_suggestion import ModelSuggester, ModelSuggestionBar
 from gui.plain_dialogs import ask, ask_text, tell
@@ -127,6 +128,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.reports = ReportExporter(self)
         self.augmenter = Augmenter(self)
         self._offer_declined: set[str] = set()  # model SHA-256s whose Grad-CAM offer was declined or failed
+        self._check_dialog: ModelCheckDialog | None = None
         self._augmented: AugmentOutcome | None = None  # the copy just made (its note stays while it is in use)
         self.suggester = ModelSuggester(self)
         self._suggestion_declined: set[tuple[str, str]] = set()  # (folder, model path) pairs answered "Not now"
@@ -284,6 +286,8 @@ class MainWindow(ReviewActions, QMainWindow):
             "Add Grad-CAM to a copy of this model (original unchanged)",
         )
         self.act_augment.setEnabled(False)
+        self.act_check = a("Check on labelled images…", self.check_model_on_folder, None,
+                           "Measure the model in use on your own labelled images (one sub-folder per class)")
         self.act_fit = a("Fit to window", self.image_view.fit, "Ctrl+0")
         self.act_actual = a("Actual size (1:1)", self.image_view.actual_size, "Ctrl+1")
         self.act_zoom_in = a("Zoom in", lambda: self.image_view.zoom_by(1.25), ["Ctrl+=", "Ctrl++"])
@@ -346,7 +350,7 @@ class MainWindow(ReviewActions, QMainWindow):
         m.addSeparator()
         m.addActions([self.act_heatmap, self.act_table, self.act_gallery, self.act_filter])
         m = mb.addMenu("&Model")
-        m.addActions([self.act_load_model, self.act_model_card, self.act_augment])
+        m.addActions([self.act_load_model, self.act_model_card, self.act_check, self.act_augment])
         m = self.review_menu = mb.addMenu("&Review")
         m.addActions([self.act_next, self.act_prev, self.act_next_todo])
         m.addSeparator()
@@ -666,6 +670,26 @@ class MainWindow(ReviewActions, QMainWindow):
         )
         self.status("Grad-CAM copy not made.")
         self.augmentFailed.emit(message)
+
+    def check_model_on_folder(self, folder: Path | None = None) -> ModelCheckDialog | None:
+        """Model → Check on labelled images…: the model in use measured on a labelled folder (asked for when
+        not given), in a dialog that shows progress and then the figures beside the model card's."""
+        if self.model_info is None:
+            self.status("No model is loaded.")
+            return None
+        if folder is None:
+            start = self.settings.recent()[0] if self.settings.recent() else ""
+            name = QFileDialog.getExistingDirectory(
+                self, "A labelled folder: one sub-folder per class, named as the model's classes", start)
+            if not name:
+                return None
+            folder = Path(name)
+        if self._check_dialog is not None:
+            self._check_dialog.reject()  # one check at a time: a new folder replaces the one before
+        dialog = self._check_dialog = ModelCheckDialog(self.model_info, folder, self.model.threshold, self)
+        dialog.start()
+        dialog.open()
+        return dialog
 
     def show_model_card(self) -> None:
         if self.model_info is None:
@@ -1469,6 +1493,8 @@ class MainWindow(ReviewActions, QMainWindow):
         self.reports.shutdown()
         self.augmenter.shutdown()
         self.suggester.shutdown()
+        if self._check_dialog is not None:
+            self._check_dialog.reject()  # stops a running check and joins its thread
         self.thumbnails.stop()
         self.gallery.stop()
         self.review.close()

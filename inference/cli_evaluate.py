@@ -16,6 +16,8 @@ import json
 import os
 import re
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from inference.familiarity import UNFAMILIAR_NOTE
 from inference.metrics import Evaluation, ThresholdFigures, evaluate_predictions, format_report, threshold_figures
 from inference.splits import labelled_folder, split_fingerprint
 from inference.uncertainty import add_threshold_option
+
+CANCELLED = "the check was cancelled"
 
 
 class EvaluateError(HemaLensError):
@@ -120,8 +124,13 @@ def labelled_items(folder: Path, split: str, spec: Any, mapping: dict[str, str] 
 
 
 def evaluate_folder(session: Any, folder: Path, split: str, mapping: dict[str, str], *, skip_unknown: bool = False,
-                    batch_size: int = 32, progress: bool = False) -> tuple[Evaluation, list[dict[str, Any]], list[str]]:
-    """Run the model over the folder; returns the figures, per-image rows and the load errors."""
+                    batch_size: int = 32, progress: Callable[[int, int], None] | None = None,
+                    cancel: threading.Event | None = None) -> tuple[Evaluation, list[dict[str, Any]], list[str]]:
+    """Run the model over the folder; returns the figures, per-image rows and the load errors.
+
+    ``progress(done, total)`` is called after each batch; ``cancel`` (set from any thread) stops the run
+    between batches with EvaluateError.
+    """
     from inference.images import load_image
 
     spec = session.spec
@@ -131,6 +140,8 @@ def evaluate_folder(session: Any, folder: Path, split: str, mapping: dict[str, s
     rows: list[dict[str, Any]] = []
     errors: list[str] = []
     for start in range(0, len(items), batch_size):
+        if cancel is not None and cancel.is_set():
+            raise EvaluateError(CANCELLED)
         chunk = items[start:start + batch_size]
         images, kept = [], []
         for path, label in chunk:
@@ -145,14 +156,16 @@ def evaluate_folder(session: Any, folder: Path, split: str, mapping: dict[str, s
             rows.append({"path": str(path), "true": spec.labels[label], "predicted": pred.top_label,
                          "probability": float(pred.top_probability),  # unrounded: the threshold rule compares it
                          "unlike_training": UNFAMILIAR_NOTE in pred.notes})
-        if progress:
-            sys.stderr.write(f"\r{min(start + batch_size, len(items))}/{len(items)} images")
-            sys.stderr.flush()
-    if progress:
-        sys.stderr.write("\n")
+        if progress is not None:
+            progress(min(start + batch_size, len(items)), len(items))
     if not probs:
         raise EvaluateError("none of the images could be read")
     return evaluate_predictions(np.stack(probs), np.asarray(truth), spec.labels), rows, errors
+
+
+def _counter(done: int, total: int) -> None:
+    sys.stderr.write(f"\r{done}/{total} images")
+    sys.stderr.flush()
 
 
 def threshold_of_rows(rows: list[dict[str, Any]], threshold: float) -> ThresholdFigures:
@@ -190,9 +203,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         session = ModelSession.load(resolve_model(str(args.model)))
         split, why = resolve_split(args.split, args.folder, dict(session.spec.provenance.metrics or {}))
+        counter = not args.quiet and sys.stderr.isatty()  # a log gets no \r run-on
         ev, rows, errors = evaluate_folder(session, args.folder, split, parse_mapping(args.map),
-                                           skip_unknown=args.skip_unknown,
-                                           progress=not args.quiet and sys.stderr.isatty())  # a log gets no \r run-on
+                                           skip_unknown=args.skip_unknown, progress=_counter if counter else None)
+        if counter:
+            sys.stderr.write("\n")
     except HemaLensError as exc:
         print(f"hemalens evaluate: {exc}", file=sys.stderr)
         return 2

@@ -139,4 +139,5 @@ def folder_unlike_warning(unlike: int, classified: int, model_name: str) -> str 
         return None
     return (f"⚠ {unlike} of {classified} images look unlike the images {model_name} was trained on (colour, focus "
             "or magnification differ). Its measured accuracy may not hold for them: check the model on your lab's "
-            "labelled images (hemalens evaluate) before relying on its calls.")
+            "labelled images (Model → Check on labelled images… in the app, or hemalens evaluate) before relying on "
+            "its calls.")

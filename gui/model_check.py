@@ -1,0 +1,265 @@
+"""Model → Check on labelled images…: how the model in use does on the lab's own labelled folder, in the app.
+
+A model card says how a model did on its makers' test images; a lab has to know how it does on its own before
+relying on it. This runs what `hemalens evaluate` runs (``inference.cli_evaluate.evaluate_folder``: one
+sub-folder per class, matched to the model's classes by name) on a worker thread, with progress and Cancel,
+and shows the figures beside the card's. The session is loaded on the worker too, so the window stays free.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.items import ModelInfo
+from gui.job_thread import SingleJobThread
+from gui.model_card import metrics_sections
+from inference.errors import HemaLensError
+from inference.model_figures import held_out_result, percent
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What a finished check found: figures, what was left out, and the per-image rows for the JSON."""
+
+    folder: Path
+    split: str
+    why: str
+    figures: dict[str, Any]  # inference.metrics.Evaluation.to_dict()
+    threshold_line: str
+    unlike_line: str | None
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    skipped_folders: list[str] = field(default_factory=list)
+
+
+def run_check(model_path: Path, folder: Path, threshold: float, progress: Any = None,
+              cancel: threading.Event | None = None) -> CheckOutcome:
+    """Load the model and measure it on ``folder`` (any thread); raises HemaLensError with the reason."""
+    from inference.cli_evaluate import (
+        evaluate_folder,
+        match_folders,
+        resolve_split,
+        threshold_of_rows,
+        unlike_training_line,
+    )
+    from inference.session import ModelSession
+    from inference.splits import labelled_folder
+
+    session = ModelSession.load(model_path)
+    spec = session.spec
+    split, why = resolve_split("auto", folder, dict(spec.provenance.metrics or {}))
+    files = labelled_folder(folder, split)
+    matched = match_folders(list(files), [c.id for c in spec.classes], list(spec.labels), {}, skip_unknown=True) \
+        if files else {}
+    ev, rows, errors = evaluate_folder(session, folder, split, {}, skip_unknown=True, progress=progress,
+                                       cancel=cancel)
+    return CheckOutcome(
+        folder=folder, split=split, why=why, figures=ev.to_dict(),
+        threshold_line=threshold_of_rows(rows, threshold).line(),
+        unlike_line=unlike_training_line(rows) if spec.training_reference is not None else None,
+        rows=rows, unreadable=errors, skipped_folders=[name for name in files if name not in matched])
+
+
+class _CheckWorker(QObject):
+    progress = Signal(int, int)
+    done = Signal(object)  # CheckOutcome
+    failed = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancel = threading.Event()
+
+    @Slot()
+    def warm_up(self) -> None:
+        import inference.cli_evaluate  # noqa: F401 - a first import on the click would stall the worker's start
+
+    @Slot(object, object, float)
+    def run(self, model_path: Path, folder: Path, threshold: float) -> None:
+        try:
+            outcome = run_check(model_path, folder, threshold, self.progress.emit, self.cancel)
+        except HemaLensError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a dead thread
+            self.failed.emit(f"{exc.__class__.__name__}: {exc}")
+            return
+        self.done.emit(outcome)
+
+
+class ModelChecker(SingleJobThread):
+    """Owns the check's thread; one check at a time. Results arrive on the GUI thread."""
+
+    progress = Signal(int, int)
+    finished = Signal(object)  # CheckOutcome
+    failed = Signal(str)
+    _run = Signal(object, object, float)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(_CheckWorker(), "hemalens-model-check", parent)
+        self._run.connect(self._worker.run)
+        self._worker.progress.connect(self.progress)
+        self._worker.done.connect(self._on_done)
+        self._worker.failed.connect(self._on_failed)
+        self._thread.start()
+
+    def start(self, model_path: Path, folder: Path, threshold: float) -> bool:
+        if not self._claim():
+            return False
+        self._worker.cancel.clear()
+        self._run.emit(Path(model_path), Path(folder), float(threshold))
+        return True
+
+    def cancel(self) -> None:
+        self._worker.cancel.set()
+
+    def _on_done(self, outcome: CheckOutcome) -> None:
+        self._release()
+        self.finished.emit(outcome)
+
+    def _on_failed(self, message: str) -> None:
+        self._release()
+        self.failed.emit(message)
+
+
+def outcome_html(info: ModelInfo, outcome: CheckOutcome) -> str:
+    """The figures on the lab's folder, the card's for comparison, and what was left out."""
+    fig = outcome.figures
+    esc = html.escape
+    parts = [f"<p><b>{esc(info.name)}</b> on <b>{esc(str(outcome.folder))}</b>: {fig['n']} images "
+             f"({esc(outcome.why)}).</p>",
+             f"<p>Accuracy <b>{percent(fig['accuracy'])}</b>, balanced accuracy {percent(fig['balanced_accuracy'])}, "
+             f"calibration error (ECE) {percent(fig['ece'])}.</p>"]
+    card = held_out_result(dict(info.spec.provenance.metrics or {}))
+    if card is not None:
+        gap = fig["accuracy"] - card.accuracy
+        verdict = ("lower than on its makers' test images: check the confusion matrix for the classes it mixes up "
+                   "before relying on its calls") if gap < -0.02 else "in line with its makers' test images"
+        parts.append(f"<p>Its model card: accuracy {percent(card.accuracy)} on {esc(card.where)}. Here it is "
+                     f"{abs(gap) * 100:.1f} points {'lower' if gap < 0 else 'higher'}: {verdict}.</p>")
+    else:
+        parts.append("<p>Its model card states no measured accuracy to compare with.</p>")
+    for line in (outcome.threshold_line, outcome.unlike_line or ""):
+        if line:
+            parts.append(f"<p>{esc(line[:1].upper() + line[1:])}</p>")
+    called = [sum(row[i] for row in fig["confusion_matrix"]) for i in range(len(fig["labels"]))]
+    present = {c: v for (c, v), n in zip(fig["per_class"].items(), called, strict=True) if v["support"] or n}
+    tables, _ = metrics_sections({"per_class": present, "confusion_matrix": fig["confusion_matrix"]},
+                                 list(fig["labels"]))
+    parts.append(tables)
+    absent = [c for c in fig["per_class"] if c not in present]
+    if absent:
+        parts.append(f"<p>Not in this folder and never called, so not measured: {esc(', '.join(absent))}.</p>")
+    if outcome.skipped_folders:
+        parts.append(f"<p>Left out, matching no class of this model: {esc(', '.join(outcome.skipped_folders))} "
+                     f"(its classes: {esc(', '.join(info.labels))}). Rename a folder to its class to include it.</p>")
+    if outcome.unreadable:
+        parts.append(f"<p>Unreadable, not counted ({len(outcome.unreadable)}): "
+                     f"{esc('; '.join(outcome.unreadable[:5]))}{' …' if len(outcome.unreadable) > 5 else ''}</p>")
+    return "".join(parts)
+
+
+class ModelCheckDialog(QDialog):
+    """Progress while the check runs (Cancel stops it), then the figures, which can be saved as JSON."""
+
+    def __init__(self, info: ModelInfo, folder: Path, threshold: float, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.info, self.folder, self.threshold = info, Path(folder), threshold
+        self.outcome: CheckOutcome | None = None
+        self.setWindowTitle(f"Check {info.name} on labelled images")
+        self.resize(760, 620)
+        self.heading = QLabel(f"Classifying the labelled images in {self.folder} with {info.name}…")
+        self.heading.setWordWrap(True)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)  # busy until the first batch says how many images there are
+        self.browser = QTextBrowser()
+        self.browser.setVisible(False)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.save_button = QPushButton("Save figures…")
+        self.save_button.setToolTip("Write the figures and every image's call as JSON (as hemalens evaluate --json)")
+        self.save_button.setVisible(False)
+        self.buttons.addButton(self.save_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.save_button.setVisible(False)  # until there are figures to save
+        self.buttons.rejected.connect(self.reject)
+        self.save_button.clicked.connect(self.choose_json_file)
+        layout = QVBoxLayout(self)
+        for widget in (self.heading, self.bar, self.browser, self.buttons):
+            layout.addWidget(widget)
+        self.checker = ModelChecker(self)
+        self.checker.progress.connect(self._on_progress)
+        self.checker.finished.connect(self._on_finished)
+        self.checker.failed.connect(self._on_failed)
+
+    def start(self) -> None:
+        self.checker.start(self.info.path, self.folder, self.threshold)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.bar.setRange(0, total)
+        self.bar.setValue(done)
+        self.heading.setText(f"Classifying the labelled images in {self.folder} with {self.info.name}: "
+                             f"{done} of {total}…")
+
+    def _finish(self, heading: str) -> None:
+        self.heading.setText(heading)
+        self.bar.setVisible(False)
+        self.buttons.setStandardButtons(QDialogButtonBox.StandardButton.Close)
+        self.save_button.setVisible(self.outcome is not None)  # the button box shows every button it lays out
+
+    def _on_finished(self, outcome: CheckOutcome) -> None:
+        self.outcome = outcome
+        self._finish(f"{self.info.name} on your labelled images: a screening aid for research use; these figures "
+                     "are for this folder only.")
+        self.browser.setHtml(outcome_html(self.info, outcome))
+        self.browser.setVisible(True)
+
+    def _on_failed(self, message: str) -> None:
+        self._finish(f"The check did not finish: {message}.")
+        self.browser.setPlainText(
+            "The folder needs one sub-folder per class, named as the model's classes "
+            f"({', '.join(self.info.labels)}), each holding that class's images.")
+        self.browser.setVisible(True)
+
+    def reject(self) -> None:
+        """Cancel (or Close): a running check stops between batches; the thread is joined before the dialog goes."""
+        self.checker.cancel()
+        self.checker.shutdown()
+        super().reject()
+
+    def choose_json_file(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Save the check's figures", str(self.folder / "check.json"),
+                                              "JSON (*.json)")
+        if name:
+            self.save_json(Path(name))
+
+    def save_json(self, path: Path) -> bool:
+        """Write the figures and per-image rows; says so in the heading when the file cannot be written."""
+        if self.outcome is None:
+            return False
+        o = self.outcome
+        doc = {"model": self.info.name, "model_id": self.info.spec.id, "model_sha256": self.info.sha256,
+               "folder": str(o.folder), "split": o.split, **o.figures, "threshold": o.threshold_line,
+               "unreadable": o.unreadable, "left_out_folders": o.skipped_folders, "images": o.rows}
+        try:
+            Path(path).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        except OSError as exc:
+            self.heading.setText(f"Could not save {path}: {exc.strerror or exc}")
+            return False
+        self.heading.setText(f"Figures saved to {path}.")
+        return True

@@ -1,0 +1,125 @@
+"""Model → Check on labelled images…: the model in use measured on a lab's labelled folder in the app (offscreen):
+figures computed independently, folders matching no class left out and named, Cancel, a folder that fits no
+class, and the figures saved as JSON."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+
+from gui.main_window import MainWindow
+from gui.model_check import run_check
+from gui.review_bridge import ReviewBridge
+from gui.settings import AppSettings
+from inference.cli_evaluate import CANCELLED
+from inference.errors import HemaLensError
+from inference.images import load_image
+from inference.session import ModelSession
+from tests.model_factory import make_classifier
+
+LABELS = ["Lymphocyte", "Monocyte", "Neutrophil"]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch) -> dict[str, Path]:
+    bundled = tmp_path / "bundled"
+    model = make_classifier(bundled / "tiny.onnx", num_classes=3, size=32, labels=LABELS)
+    monkeypatch.setenv("HEMALENS_BUNDLED_MODELS_DIR", str(bundled))
+    monkeypatch.setenv("HEMALENS_USER_MODELS_DIR", str(tmp_path / "user-models"))
+    labelled = tmp_path / "our-lab"
+    rng = np.random.default_rng(4)
+    for folder, count in (("lymphocyte", 7), ("Monocyte", 5), ("smudge cells", 3)):
+        (labelled / folder).mkdir(parents=True)
+        for i in range(count):
+            cv2.imwrite(str(labelled / folder / f"img_{i}.png"), rng.uniform(0, 255, (40, 40, 3)).astype(np.uint8))
+    (labelled / "Monocyte" / "broken.png").write_bytes(b"not an image")
+    return {"model": model, "labelled": labelled, "tmp": tmp_path}
+
+
+def _window(qtbot, tmp_path: Path) -> MainWindow:
+    settings = AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings, ReviewBridge(tmp_path / "reviews.sqlite3"))
+    qtbot.addWidget(window)
+    window.show()
+    with qtbot.waitSignal(window.modelReady, timeout=30000):
+        window.start([])
+    return window
+
+
+def _expected(model: Path, labelled: Path) -> tuple[int, int]:
+    """(right, counted): the model's own calls on the two matching folders, one image at a time."""
+    session = ModelSession.load(model)
+    right = counted = 0
+    for folder, label in (("lymphocyte", "Lymphocyte"), ("Monocyte", "Monocyte")):
+        for path in sorted((labelled / folder).glob("img_*.png")):
+            counted += 1
+            right += session.predict(load_image(path).rgb).top_label == label
+    return right, counted
+
+
+def test_check_measures_the_model_in_use_on_a_labelled_folder(qtbot, env) -> None:
+    window = _window(qtbot, env["tmp"])
+    assert window.act_check.isEnabled() and window.act_check in window.menuBar().actions()[2].menu().actions()
+    dialog = window.check_model_on_folder(env["labelled"])
+    with qtbot.waitSignal(dialog.checker.finished, timeout=60000):
+        pass
+    right, counted = _expected(env["model"], env["labelled"])
+    figures = dialog.outcome.figures
+    assert figures["n"] == counted == 12
+    assert figures["accuracy"] == pytest.approx(right / counted, abs=1e-4)
+    assert figures["per_class"]["Lymphocyte"]["support"] == 7 and figures["per_class"]["Monocyte"]["support"] == 5
+    text = dialog.browser.toPlainText()
+    assert f"Accuracy {100 * right / counted:.1f} %" in text and "12 images" in text
+    assert "Left out, matching no class of this model: smudge cells" in text  # named, never silently dropped
+    assert "Unreadable, not counted (1)" in text and "broken.png" in text
+    assert "Confusion matrix" in text and "model card states no measured accuracy" in text
+    called_neutrophil = "Neutrophil" in {r["predicted"] for r in dialog.outcome.rows}
+    # No Neutrophil folder: unless the model called some, the class is said to be unmeasured, not shown at 0 %.
+    assert ("so not measured: Neutrophil." in text) is not called_neutrophil
+    assert text.count("\nAt the app's threshold (60%)") == 1
+    assert not dialog.bar.isVisible() and dialog.save_button.isVisible()
+
+    out = env["tmp"] / "check.json"
+    assert dialog.save_json(out)
+    saved = json.loads(out.read_text())
+    assert saved["accuracy"] == figures["accuracy"] and saved["left_out_folders"] == ["smudge cells"]
+    assert len(saved["images"]) == 12 and saved["model_sha256"] == window.model_info.sha256
+    dialog.reject()
+    assert not dialog.checker.busy
+
+
+def test_a_folder_that_fits_no_class_says_what_it_needs(qtbot, env) -> None:
+    window = _window(qtbot, env["tmp"])
+    dialog = window.check_model_on_folder(env["labelled"] / "smudge cells")  # images, but no class sub-folders
+    with qtbot.waitSignal(dialog.checker.failed, timeout=60000) as failed:
+        pass
+    assert "no class sub-folders" in failed.args[0]
+    assert "did not finish" in dialog.heading.text()
+    assert "Lymphocyte, Monocyte, Neutrophil" in dialog.browser.toPlainText()
+    assert not dialog.save_button.isVisible()
+    dialog.reject()
+
+
+def test_cancel_stops_the_check_between_batches(env) -> None:
+    from inference.cli_evaluate import evaluate_folder
+
+    session = ModelSession.load(env["model"])
+    cancel = threading.Event()
+    seen = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        cancel.set()  # the user presses Cancel while the first batch runs
+
+    with pytest.raises(HemaLensError, match=CANCELLED):
+        evaluate_folder(session, env["labelled"], "all", {}, skip_unknown=True, batch_size=5, progress=progress,
+                        cancel=cancel)
+    assert seen == [(5, 13)]  # one batch of 5 (of 13 files, the broken one included), then it stopped
+    with pytest.raises(HemaLensError, match=CANCELLED):  # what the dialog's worker runs, cancelled at once
+        run_check(env["model"], env["labelled"], 0.6, None, cancel)
