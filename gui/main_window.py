@@ -684,8 +684,9 @@ class MainWindow(ReviewActions, QMainWindow):
             if not name:
                 return None
             folder = Path(name)
-        if self._check_dialog is not None:
-            self._check_dialog.reject()  # one check at a time: a new folder replaces the one before
+        if self._check_dialog is not None:  # one check at a time: a new folder replaces the one before
+            self._check_dialog.reject()
+            self._check_dialog.deleteLater()
         dialog = self._check_dialog = ModelCheckDialog(self.model_info, folder, self.model.threshold, self)
         dialog.start()
         dialog.open()

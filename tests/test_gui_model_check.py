@@ -123,3 +123,16 @@ def test_cancel_stops_the_check_between_batches(env) -> None:
     assert seen == [(5, 13)]  # one batch of 5 (of 13 files, the broken one included), then it stopped
     with pytest.raises(HemaLensError, match=CANCELLED):  # what the dialog's worker runs, cancelled at once
         run_check(env["model"], env["labelled"], 0.6, None, cancel)
+
+
+def test_closing_the_dialog_while_it_runs_stops_the_check(qtbot, env) -> None:
+    window = _window(qtbot, env["tmp"])
+    dialog = window.check_model_on_folder(env["labelled"])
+    dialog.reject()  # Cancel at once: the worker stops at its next batch and its thread is joined
+    assert not dialog.checker._thread.isRunning()
+    again = window.check_model_on_folder(env["labelled"])  # a new check still runs to the end
+    with qtbot.waitSignal(again.checker.finished, timeout=60000):
+        pass
+    assert again.outcome is not None and again.outcome.figures["n"] == 12
+    window.close()  # with the dialog still open: its thread is stopped, no "QThread destroyed" abort
+    assert not again.checker._thread.isRunning()
