@@ -190,11 +190,10 @@ class ModelCheckDialog(QDialog):
         self.bar = QProgressBar()
         self.bar.setRange(0, 0)  # busy until the first batch says how many images there are
         self.browser = QTextBrowser()
-        self.browser.setVisible(False)
+        self.browser.setPlainText("The figures appear here once every image is classified.")
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.save_button = QPushButton("Save figures…")
         self.save_button.setToolTip("Write the figures and every image's call as JSON (as hemalens evaluate --json)")
-        self.save_button.setVisible(False)
         self.buttons.addButton(self.save_button, QDialogButtonBox.ButtonRole.ActionRole)
         self.save_button.setVisible(False)  # until there are figures to save
         self.buttons.rejected.connect(self.reject)
@@ -227,14 +226,12 @@ class ModelCheckDialog(QDialog):
         self._finish(f"{self.info.name} on your labelled images: a screening aid for research use; these figures "
                      "are for this folder only.")
         self.browser.setHtml(outcome_html(self.info, outcome))
-        self.browser.setVisible(True)
 
     def _on_failed(self, message: str) -> None:
         self._finish(f"The check did not finish: {message}.")
         self.browser.setPlainText(
             "The folder needs one sub-folder per class, named as the model's classes "
             f"({', '.join(self.info.labels)}), each holding that class's images.")
-        self.browser.setVisible(True)
 
     def reject(self) -> None:
         """Cancel (or Close): a running check stops between batches; the thread is joined before the dialog goes."""
