@@ -192,7 +192,7 @@ def _windowing_problems() -> tuple[list[str], list[str]]:
 
 
 def _check_app_modules() -> str:
-    """Every module of the desktop app imports, and so does the Grad-CAM augmenter it offers.
+    """Every module of the desktop app imports, and so do the augmenter and the evaluation it offers.
 
     The app imports some of them lazily (dialogs, reports, export.augment), so a bundle that lacks
     one would only fail when a technician clicks the feature.
@@ -205,9 +205,10 @@ def _check_app_modules() -> str:
     names = sorted(info.name for info in pkgutil.iter_modules(gui.__path__, "gui."))
     if "gui.app" not in names:
         raise ModuleNotFoundError(f"gui.app is not among the app's modules ({len(names)} found)")
-    for name in [*names, "export.augment"]:
+    lazy = ["export.augment", "inference.cli_evaluate"]  # Make Grad-CAM ready, Check on labelled images
+    for name in [*names, *lazy]:
         importlib.import_module(name)
-    return f"{len(names)} gui modules and export.augment import"
+    return f"{len(names)} gui modules, {' and '.join(lazy)} import"
 
 
 def run_selftest(models_dir: Path | None = None, stream: TextIO | None = None) -> int:
