@@ -66,7 +66,7 @@ from gui.gallery import GalleryView
 from gui.heatmap_bar import StatusCaption, StatusLine
 from gui.items import DONE, FAILED, QUEUED, ItemResult, ModelInfo, same_file_notes
 from gui.model_card import ModelCardDialog, model_status_text
-from gui.model_check import ModelCheckDialog
+from gui.model_check import ModelCheckDialog, ask_folder_classes, folders_needing_a_class
 from gui.model_picker import ModelPicker
 from gui.model_suggestion import ModelSuggester, ModelSuggestionBar
 from gui.plain_dialogs import ask, ask_text, tell
@@ -684,10 +684,17 @@ class MainWindow(ReviewActions, QMainWindow):
             if not name:
                 return None
             folder = Path(name)
+        mapping: dict[str, str] = {}
+        unnamed = folders_needing_a_class(folder, self.model_info)
+        if unnamed:
+            chosen = ask_folder_classes(self, unnamed, list(self.model_info.labels))
+            if chosen is None:
+                return None
+            mapping = chosen
         if self._check_dialog is not None:  # one check at a time: a new folder replaces the one before
             self._check_dialog.reject()
             self._check_dialog.deleteLater()
-        dialog = self._check_dialog = ModelCheckDialog(self.model_info, folder, self.model.threshold, self)
+        dialog = self._check_dialog = ModelCheckDialog(self.model_info, folder, self.model.threshold, mapping, self)
         dialog.start()
         dialog.open()
         return dialog

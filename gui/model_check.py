@@ -17,9 +17,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
+    QFormLayout,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -50,9 +52,10 @@ class CheckOutcome:
     skipped_folders: list[str] = field(default_factory=list)
 
 
-def run_check(model_path: Path, folder: Path, threshold: float, progress: Any = None,
-              cancel: threading.Event | None = None) -> CheckOutcome:
-    """Load the model and measure it on ``folder`` (any thread); raises HemaLensError with the reason."""
+def run_check(model_path: Path, folder: Path, threshold: float, mapping: dict[str, str] | None = None,
+              progress: Any = None, cancel: threading.Event | None = None) -> CheckOutcome:
+    """Load the model and measure it on ``folder`` (any thread); ``mapping`` names the class of folders whose
+    names say none. Raises HemaLensError with the reason."""
     from inference.cli_evaluate import (
         evaluate_folder,
         match_folders,
@@ -67,9 +70,10 @@ def run_check(model_path: Path, folder: Path, threshold: float, progress: Any = 
     spec = session.spec
     split, why = resolve_split("auto", folder, dict(spec.provenance.metrics or {}))
     files = labelled_folder(folder, split)
-    matched = match_folders(list(files), [c.id for c in spec.classes], list(spec.labels), {}, skip_unknown=True) \
-        if files else {}
-    ev, rows, errors = evaluate_folder(session, folder, split, {}, skip_unknown=True, progress=progress,
+    mapping = dict(mapping or {})
+    matched = match_folders(list(files), [c.id for c in spec.classes], list(spec.labels), mapping,
+                            skip_unknown=True) if files else {}
+    ev, rows, errors = evaluate_folder(session, folder, split, mapping, skip_unknown=True, progress=progress,
                                        cancel=cancel)
     return CheckOutcome(
         folder=folder, split=split, why=why, figures=ev.to_dict(),
@@ -91,10 +95,10 @@ class _CheckWorker(QObject):
     def warm_up(self) -> None:
         import inference.cli_evaluate  # noqa: F401 - a first import on the click would stall the worker's start
 
-    @Slot(object, object, float)
-    def run(self, model_path: Path, folder: Path, threshold: float) -> None:
+    @Slot(object, object, float, object)
+    def run(self, model_path: Path, folder: Path, threshold: float, mapping: dict[str, str]) -> None:
         try:
-            outcome = run_check(model_path, folder, threshold, self.progress.emit, self.cancel)
+            outcome = run_check(model_path, folder, threshold, mapping, self.progress.emit, self.cancel)
         except HemaLensError as exc:
             self.failed.emit(str(exc))
             return
@@ -110,7 +114,7 @@ class ModelChecker(SingleJobThread):
     progress = Signal(int, int)
     finished = Signal(object)  # CheckOutcome
     failed = Signal(str)
-    _run = Signal(object, object, float)
+    _run = Signal(object, object, float, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(_CheckWorker(), "hemalens-model-check", parent)
@@ -120,11 +124,11 @@ class ModelChecker(SingleJobThread):
         self._worker.failed.connect(self._on_failed)
         self._thread.start()
 
-    def start(self, model_path: Path, folder: Path, threshold: float) -> bool:
+    def start(self, model_path: Path, folder: Path, threshold: float, mapping: dict[str, str] | None = None) -> bool:
         if not self._claim():
             return False
         self._worker.cancel.clear()
-        self._run.emit(Path(model_path), Path(folder), float(threshold))
+        self._run.emit(Path(model_path), Path(folder), float(threshold), dict(mapping or {}))
         return True
 
     def cancel(self) -> None:
@@ -176,12 +180,70 @@ def outcome_html(info: ModelInfo, outcome: CheckOutcome) -> str:
     return "".join(parts)
 
 
+LEAVE_OUT = "Leave out"
+
+
+def folders_needing_a_class(folder: Path, info: ModelInfo) -> list[str]:
+    """The labelled folder's class sub-folders whose names match none of the model's classes; [] when the
+    folder cannot be read as one (the check itself then says why)."""
+    from inference.cli_evaluate import unmatched_folders
+    from inference.splits import labelled_folder
+
+    try:
+        names = list(labelled_folder(folder, "all"))
+    except (HemaLensError, OSError):
+        return []
+    return unmatched_folders(names, [c.id for c in info.spec.classes], list(info.labels))
+
+
+class FolderClassesDialog(QDialog):
+    """Which class each folder holds, for folders whose names say none ("Neutrophils", "Lymphs"): the closest
+    class is proposed, the choice is the technician's; "Leave out" keeps a folder out of the figures."""
+
+    def __init__(self, folders: list[str], labels: list[str], parent: QWidget | None = None) -> None:
+        from inference.cli_evaluate import closest_label
+
+        super().__init__(parent)
+        self.setWindowTitle("Which class is in each folder?")
+        self.setMinimumWidth(460)  # the question on two lines, not five
+        intro = QLabel("These folders are not named as a class of the model. Choose the class each one holds, or "
+                       "leave it out of the figures:")
+        intro.setWordWrap(True)
+        form = QFormLayout()
+        self.choices: dict[str, QComboBox] = {}
+        for name in folders:
+            box = QComboBox()
+            box.addItems([LEAVE_OUT, *labels])
+            guess = closest_label(name, labels)
+            box.setCurrentText(guess or LEAVE_OUT)
+            form.addRow(QLabel(html.escape(name)), box)
+            self.choices[name] = box
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def mapping(self) -> dict[str, str]:
+        """Folder -> class for every folder given a class (left-out folders are not in it)."""
+        return {name: box.currentText() for name, box in self.choices.items() if box.currentText() != LEAVE_OUT}
+
+
+def ask_folder_classes(parent: QWidget, folders: list[str], labels: list[str]) -> dict[str, str] | None:
+    """The technician's folder -> class choices, or None when they cancel."""
+    dialog = FolderClassesDialog(folders, labels, parent)
+    return dialog.mapping() if dialog.exec() == QDialog.DialogCode.Accepted else None
+
+
 class ModelCheckDialog(QDialog):
     """Progress while the check runs (Cancel stops it), then the figures, which can be saved as JSON."""
 
-    def __init__(self, info: ModelInfo, folder: Path, threshold: float, parent: QWidget | None = None) -> None:
+    def __init__(self, info: ModelInfo, folder: Path, threshold: float, mapping: dict[str, str] | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.info, self.folder, self.threshold = info, Path(folder), threshold
+        self.info, self.folder, self.threshold, self.mapping = info, Path(folder), threshold, dict(mapping or {})
         self.outcome: CheckOutcome | None = None
         self.setWindowTitle(f"Check {info.name} on labelled images")
         self.resize(760, 620)
@@ -207,7 +269,7 @@ class ModelCheckDialog(QDialog):
         self.checker.failed.connect(self._on_failed)
 
     def start(self) -> None:
-        self.checker.start(self.info.path, self.folder, self.threshold)
+        self.checker.start(self.info.path, self.folder, self.threshold, self.mapping)
 
     def _on_progress(self, done: int, total: int) -> None:
         self.bar.setRange(0, total)
@@ -251,8 +313,9 @@ class ModelCheckDialog(QDialog):
             return False
         o = self.outcome
         doc = {"model": self.info.name, "model_id": self.info.spec.id, "model_sha256": self.info.sha256,
-               "folder": str(o.folder), "split": o.split, **o.figures, "threshold": o.threshold_line,
-               "unreadable": o.unreadable, "left_out_folders": o.skipped_folders, "images": o.rows}
+               "folder": str(o.folder), "split": o.split, "folder_classes": self.mapping, **o.figures,
+               "threshold": o.threshold_line, "unreadable": o.unreadable, "left_out_folders": o.skipped_folders,
+               "images": o.rows}
         try:
             Path(path).write_text(json.dumps(doc, indent=1), encoding="utf-8")
         except OSError as exc:

@@ -51,7 +51,7 @@ def parse_mapping(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _closest_label(folder: str, labels: list[str]) -> str | None:
+def closest_label(folder: str, labels: list[str]) -> str | None:
     """The class a lab's folder name most likely means ("Neutrophils", "lympho"), for the error's hint only:
     the mapping itself stays the user's explicit choice."""
     slugs = {_slug(label): label for label in labels}
@@ -67,13 +67,25 @@ def _quoted(text: str) -> str:
     return f'"{text}"' if " " in text else text
 
 
-def match_folders(folders: list[str], class_ids: list[str], labels: list[str], mapping: dict[str, str],
-                  skip_unknown: bool = False) -> dict[str, int]:
-    """Folder name -> class index; folders that match no class raise EvaluateError (or are skipped)."""
+def _class_lookup(class_ids: list[str], labels: list[str]) -> dict[str, int]:
+    """Slug of each class id and name -> class index: what a folder name has to say to match a class."""
     lookup: dict[str, int] = {}
     for i, (cid, name) in enumerate(zip(class_ids, labels, strict=True)):
         lookup.setdefault(_slug(cid), i)
         lookup.setdefault(_slug(name), i)
+    return lookup
+
+
+def unmatched_folders(folders: list[str], class_ids: list[str], labels: list[str]) -> list[str]:
+    """The folders whose names match no class by themselves (they need a mapping, or are left out)."""
+    lookup = _class_lookup(class_ids, labels)
+    return [folder for folder in folders if _slug(folder) not in lookup]
+
+
+def match_folders(folders: list[str], class_ids: list[str], labels: list[str], mapping: dict[str, str],
+                  skip_unknown: bool = False) -> dict[str, int]:
+    """Folder name -> class index; folders that match no class raise EvaluateError (or are skipped)."""
+    lookup = _class_lookup(class_ids, labels)
     result: dict[str, int] = {}
     unknown = []
     for folder in folders:
@@ -87,7 +99,7 @@ def match_folders(folders: list[str], class_ids: list[str], labels: list[str], m
         else:
             result[folder] = index
     if unknown and not skip_unknown:
-        guesses = [f"--map {_quoted(f)}={_quoted(g)}" for f in unknown if (g := _closest_label(f, labels))]
+        guesses = [f"--map {_quoted(f)}={_quoted(g)}" for f in unknown if (g := closest_label(f, labels))]
         hint = f" (perhaps: {' '.join(guesses)})" if guesses else ""
         raise EvaluateError(
             f"folder(s) {', '.join(unknown)} match no class of the model ({', '.join(labels)}); "

@@ -39,7 +39,15 @@ def env(tmp_path, monkeypatch) -> dict[str, Path]:
         for i in range(count):
             cv2.imwrite(str(labelled / folder / f"img_{i}.png"), rng.uniform(0, 255, (40, 40, 3)).astype(np.uint8))
     (labelled / "Monocyte" / "broken.png").write_bytes(b"not an image")
-    return {"model": model, "labelled": labelled, "tmp": tmp_path}
+    asked: list[list[str]] = []
+    answer: dict[str, dict[str, str] | None] = {"mapping": {}}  # the technician leaves unnamed folders out
+
+    def ask(_parent, folders, labels):
+        asked.append(folders)
+        return answer["mapping"]
+
+    monkeypatch.setattr("gui.main_window.ask_folder_classes", ask)
+    return {"model": model, "labelled": labelled, "tmp": tmp_path, "asked": asked, "answer": answer}
 
 
 def _window(qtbot, tmp_path: Path) -> MainWindow:
@@ -69,6 +77,7 @@ def test_check_measures_the_model_in_use_on_a_labelled_folder(qtbot, env) -> Non
     dialog = window.check_model_on_folder(env["labelled"])
     with qtbot.waitSignal(dialog.checker.finished, timeout=60000):
         pass
+    assert env["asked"] == [["smudge cells"]]  # its name says no class: asked, and left out
     right, counted = _expected(env["model"], env["labelled"])
     figures = dialog.outcome.figures
     assert figures["n"] == counted == 12
@@ -122,7 +131,7 @@ def test_cancel_stops_the_check_between_batches(env) -> None:
                         cancel=cancel)
     assert seen == [(5, 13)]  # one batch of 5 (of 13 files, the broken one included), then it stopped
     with pytest.raises(HemaLensError, match=CANCELLED):  # what the dialog's worker runs, cancelled at once
-        run_check(env["model"], env["labelled"], 0.6, None, cancel)
+        run_check(env["model"], env["labelled"], 0.6, cancel=cancel)
 
 
 def test_closing_the_dialog_while_it_runs_stops_the_check(qtbot, env) -> None:
@@ -136,3 +145,32 @@ def test_closing_the_dialog_while_it_runs_stops_the_check(qtbot, env) -> None:
     assert again.outcome is not None and again.outcome.figures["n"] == 12
     window.close()  # with the dialog still open: its thread is stopped, no "QThread destroyed" abort
     assert not again.checker._thread.isRunning()
+
+
+def test_a_folder_named_otherwise_is_counted_as_the_class_chosen_for_it(qtbot, env) -> None:
+    (env["labelled"] / "lymphocyte").rename(env["labelled"] / "Lymphs")
+    env["answer"]["mapping"] = {"Lymphs": "Lymphocyte"}
+    window = _window(qtbot, env["tmp"])
+    dialog = window.check_model_on_folder(env["labelled"])
+    with qtbot.waitSignal(dialog.checker.finished, timeout=60000):
+        pass
+    assert env["asked"] == [["Lymphs", "smudge cells"]]
+    assert dialog.outcome.figures["per_class"]["Lymphocyte"]["support"] == 7
+    assert dialog.outcome.skipped_folders == ["smudge cells"]
+    out = env["tmp"] / "c.json"
+    assert dialog.save_json(out) and json.loads(out.read_text())["folder_classes"] == {"Lymphs": "Lymphocyte"}
+    dialog.reject()
+    env["answer"]["mapping"] = None  # Cancel on the question: no check
+    assert window.check_model_on_folder(env["labelled"]) is None
+
+
+def test_the_question_proposes_the_closest_class_and_leaves_the_choice_to_the_technician(qtbot) -> None:
+    from gui.model_check import LEAVE_OUT, FolderClassesDialog
+
+    dialog = FolderClassesDialog(["Neutrophils", "smudge cells"], LABELS)
+    qtbot.addWidget(dialog)
+    assert dialog.choices["Neutrophils"].currentText() == "Neutrophil"
+    assert dialog.choices["smudge cells"].currentText() == LEAVE_OUT
+    assert dialog.mapping() == {"Neutrophils": "Neutrophil"}
+    dialog.choices["smudge cells"].setCurrentText("Monocyte")
+    assert dialog.mapping() == {"Neutrophils": "Neutrophil", "smudge cells": "Monocyte"}
