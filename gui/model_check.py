@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,8 @@ class CheckOutcome:
 
 
 def run_check(model_path: Path, folder: Path, threshold: float, mapping: dict[str, str] | None = None,
-              progress: Any = None, cancel: threading.Event | None = None) -> CheckOutcome:
+              progress: Callable[[int, int], None] | None = None,
+              cancel: threading.Event | None = None) -> CheckOutcome:
     """Load the model and measure it on ``folder`` (any thread); ``mapping`` names the class of folders whose
     names say none. Raises HemaLensError with the reason."""
     from inference.cli_evaluate import (
