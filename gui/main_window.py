@@ -695,6 +695,7 @@ class MainWindow(ReviewActions, QMainWindow):
             self._check_dialog.reject()
             self._check_dialog.deleteLater()
         dialog = self._check_dialog = ModelCheckDialog(self.model_info, folder, self.model.threshold, mapping, self)
+        dialog.openWrongCalls.connect(self.open_paths)
         dialog.start()
         dialog.open()
         return dialog

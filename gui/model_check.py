@@ -240,7 +240,10 @@ def ask_folder_classes(parent: QWidget, folders: list[str], labels: list[str]) -
 
 
 class ModelCheckDialog(QDialog):
-    """Progress while the check runs (Cancel stops it), then the figures, which can be saved as JSON."""
+    """Progress while the check runs (Cancel stops it), then the figures, which can be saved as JSON, and the
+    wrong calls, which can be opened in the window to look at with their heatmaps."""
+
+    openWrongCalls = Signal(list)  # the image paths the model called wrong
 
     def __init__(self, info: ModelInfo, folder: Path, threshold: float, mapping: dict[str, str] | None = None,
                  parent: QWidget | None = None) -> None:
@@ -260,6 +263,12 @@ class ModelCheckDialog(QDialog):
         self.save_button.setToolTip("Write the figures and every image's call as JSON (as hemalens evaluate --json)")
         self.buttons.addButton(self.save_button, QDialogButtonBox.ButtonRole.ActionRole)
         self.save_button.setVisible(False)  # until there are figures to save
+        self.wrong_button = QPushButton()
+        self.wrong_button.setToolTip("Open the images it called wrong in the window, to look at them with their "
+                                     "heatmaps (they replace the images open now; decisions made are kept)")
+        self.buttons.addButton(self.wrong_button, QDialogButtonBox.ButtonRole.ActionRole)
+        self.wrong_button.setVisible(False)
+        self.wrong_button.clicked.connect(self._open_wrong_calls)
         self.buttons.rejected.connect(self.reject)
         self.save_button.clicked.connect(self.choose_json_file)
         layout = QVBoxLayout(self)
@@ -284,6 +293,9 @@ class ModelCheckDialog(QDialog):
         self.bar.setVisible(False)
         self.buttons.setStandardButtons(QDialogButtonBox.StandardButton.Close)
         self.save_button.setVisible(self.outcome is not None)  # the button box shows every button it lays out
+        wrong = len(self.wrong_calls())
+        self.wrong_button.setText(f"Open the {wrong} wrong call{'s' if wrong != 1 else ''}")
+        self.wrong_button.setVisible(wrong > 0)
 
     def _on_finished(self, outcome: CheckOutcome) -> None:
         self.outcome = outcome
@@ -296,6 +308,17 @@ class ModelCheckDialog(QDialog):
         self.browser.setPlainText(
             "The folder needs one sub-folder per class, named as the model's classes "
             f"({', '.join(self.info.labels)}), each holding that class's images.")
+
+    def wrong_calls(self) -> list[Path]:
+        """The images the model called wrong, in the folder's order."""
+        rows = self.outcome.rows if self.outcome is not None else []
+        return [Path(r["path"]) for r in rows if r["predicted"] != r["true"]]
+
+    def _open_wrong_calls(self) -> None:
+        paths = self.wrong_calls()
+        self.checker.shutdown()  # the check is over: its thread goes with the dialog
+        self.accept()
+        self.openWrongCalls.emit(paths)
 
     def reject(self) -> None:
         """Cancel (or Close): a running check stops between batches; the thread is joined before the dialog goes."""

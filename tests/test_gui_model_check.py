@@ -99,8 +99,14 @@ def test_check_measures_the_model_in_use_on_a_labelled_folder(qtbot, env) -> Non
     saved = json.loads(out.read_text())
     assert saved["accuracy"] == figures["accuracy"] and saved["left_out_folders"] == ["smudge cells"]
     assert len(saved["images"]) == 12 and saved["model_sha256"] == window.model_info.sha256
-    dialog.reject()
-    assert not dialog.checker.busy
+
+    wrong = sorted(Path(r["path"]) for r in saved["images"] if r["predicted"] != r["true"])
+    assert len(wrong) == counted - right > 0  # the tiny model on noise: some calls are wrong
+    assert dialog.wrong_button.isVisible() and dialog.wrong_button.text() == f"Open the {len(wrong)} wrong calls"
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        dialog.wrong_button.click()  # they open in the window, to be looked at with their heatmaps
+    assert not dialog.isVisible() and not dialog.checker._thread.isRunning()
+    assert sorted(item.path for item in window.model.items()) == wrong
 
 
 def test_a_folder_that_fits_no_class_says_what_it_needs(qtbot, env) -> None:
