@@ -22,7 +22,7 @@ def _metric(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def table_html(header: list[str], rows: list[list[str]]) -> str:
     cell = "padding:1px 8px 1px 0"
     head = "".join(f"<th style='{cell};text-align:left'>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td style='{cell}'>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -78,18 +78,18 @@ def metrics_sections(metrics: dict[str, Any], labels: list[str]) -> tuple[str, s
             fields = ["precision", "recall", "f1", "support"]
             rows = [[html.escape(str(c))] + [_metric(v.get(f, "")) if f != "support" else html.escape(str(v.get(f, "")))
                                              for f in fields] for c, v in value.items() if isinstance(v, dict)]
-            main.insert(0, f"<p><b>Per class</b></p>{_table(['class', *fields], rows)}")
+            main.insert(0, f"<p><b>Per class</b></p>{table_html(['class', *fields], rows)}")
         elif key == "confusion_matrix" and isinstance(value, list) and len(value) == len(labels):
             # columns by class number: eight class names side by side wrap mid-word in the dialog
             rows = [[f"{i + 1} <b>{html.escape(labels[i])}</b>"] + [html.escape(str(v)) for v in row]
                     for i, row in enumerate(value)]
             main.append(f"<p><b>Confusion matrix</b> (rows: true class, columns: predicted, by class number)</p>"
-                        f"{_table(['', *(str(i + 1) for i in range(len(labels)))], rows)}")
+                        f"{table_html(['', *(str(i + 1) for i in range(len(labels)))], rows)}")
         elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
             fields = sorted({f for v in value.values() for f in v})
             rows = [[html.escape(str(k))] + [_metric(v.get(f, "")) for f in fields] for k, v in value.items()]
             title = "Altered copies of the test images (simulated other labs)" if key == "robustness" else name
-            further.append(f"<p><b>{title}</b></p>{_table(['', *(f.replace('_', ' ') for f in fields)], rows)}")
+            further.append(f"<p><b>{title}</b></p>{table_html(['', *(f.replace('_', ' ') for f in fields)], rows)}")
         elif isinstance(value, dict):
             inner = ", ".join(f"{html.escape(str(k))} {_metric(v)}" for k, v in value.items())
             lines.append(f"{name}: {inner}")

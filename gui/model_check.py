@@ -33,9 +33,12 @@ from PySide6.QtWidgets import (
 
 from gui.items import ModelInfo
 from gui.job_thread import SingleJobThread
-from gui.model_card import metrics_sections
+from gui.model_card import metrics_sections, table_html
 from inference.errors import HemaLensError
 from inference.model_figures import held_out_result, percent
+
+LEAVE_OUT = "Leave out"
+WRONG_CALLS_LISTED = 20  # a confident wrong call is what a lab most needs to see
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,14 @@ def outcome_html(info: ModelInfo, outcome: CheckOutcome) -> str:
     absent = [c for c in fig["per_class"] if c not in present]
     if absent:
         parts.append(f"<p>Not in this folder and never called, so not measured: {esc(', '.join(absent))}.</p>")
+    wrong = sorted((r for r in outcome.rows if r["predicted"] != r["true"]), key=lambda r: -r["probability"])
+    if wrong:
+        shown = wrong[:WRONG_CALLS_LISTED]
+        rows = [[esc(Path(r["path"]).name), esc(r["true"]), esc(r["predicted"]), percent(r["probability"])]
+                for r in shown]
+        more = f" (the {len(shown)} surest of {len(wrong)})" if len(wrong) > len(shown) else ""
+        parts.append(f"<p><b>Wrong calls</b>, surest first{more}</p>"
+                     + table_html(["image", "folder's class", "AI call", "probability"], rows))
     if outcome.skipped_folders:
         parts.append(f"<p>Left out, matching no class of this model: {esc(', '.join(outcome.skipped_folders))} "
                      f"(its classes: {esc(', '.join(info.labels))}). Rename a folder to its class to include it.</p>")
@@ -182,7 +193,6 @@ def outcome_html(info: ModelInfo, outcome: CheckOutcome) -> str:
     return "".join(parts)
 
 
-LEAVE_OUT = "Leave out"
 
 
 def folders_needing_a_class(folder: Path, info: ModelInfo) -> list[str]:

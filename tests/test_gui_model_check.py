@@ -87,6 +87,7 @@ def test_check_measures_the_model_in_use_on_a_labelled_folder(qtbot, env) -> Non
     assert f"Accuracy {100 * right / counted:.1f} %" in text and "12 images" in text
     assert "Left out, matching no class of this model: smudge cells" in text  # named, never silently dropped
     assert "Unreadable, not counted (1)" in text and "broken.png" in text
+    assert "Wrong calls, surest first" in text  # the confident wrong calls a lab most needs to see, by name
     assert "Confusion matrix" in text and "model card states no measured accuracy" in text
     called_neutrophil = "Neutrophil" in {r["predicted"] for r in dialog.outcome.rows}
     # No Neutrophil folder: unless the model called some, the class is said to be unmeasured, not shown at 0 %.
