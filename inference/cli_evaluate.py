@@ -119,8 +119,7 @@ def resolve_split(requested: str, folder: Path, spec_metrics: dict[str, Any]) ->
         return requested, f"--split {requested}"
     expected = spec_metrics.get("test_split_fingerprint")
     if expected and split_fingerprint(labelled_folder(folder, "test")) == expected:
-        return "test", ("this folder is the model's training set: only its held-out test block is used "
-                        "(--split all to override)")
+        return "test", "this folder is the model's training set: only its held-out test block is used"
     return "all", "every image in the folder is used"
 
 
@@ -224,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"hemalens evaluate: {exc}", file=sys.stderr)
         return 2
     try:
-        print(f"model: {session.spec.name} ({session.path.name})\nfolder: {args.folder}  split: {split} ({why})")
+        hint = "; --split all to override" if args.split == "auto" and split == "test" else ""
+        print(f"model: {session.spec.name} ({session.path.name})\nfolder: {args.folder}  split: {split} ({why}{hint})")
         print(format_report(ev))
         thresholded = threshold_of_rows(rows, args.uncertain_below)
         print(thresholded.line())

@@ -181,3 +181,16 @@ def test_the_question_proposes_the_closest_class_and_leaves_the_choice_to_the_te
     assert dialog.mapping() == {"Neutrophils": "Neutrophil"}
     dialog.choices["smudge cells"].setCurrentText("Monocyte")
     assert dialog.mapping() == {"Neutrophils": "Neutrophil", "smudge cells": "Monocyte"}
+
+
+def test_on_its_own_training_folder_a_shipped_model_is_checked_on_its_test_block_only() -> None:
+    """The AML screen on ../shared/data/aml: the held-out block, and the card's figures come back."""
+    from tests.test_evaluate_models import DATA
+
+    if not (DATA / "aml").is_dir():
+        pytest.skip(f"real data not present at {DATA / 'aml'} (see shared/data/README.md)")
+    model = Path(__file__).resolve().parents[1] / "assets" / "models" / "hemalens-aml.onnx"
+    outcome = run_check(model, DATA / "aml", 0.6)
+    card = ModelSession.load(model).spec.provenance.metrics
+    assert outcome.split == "test" and "held-out test block" in outcome.why and "--split" not in outcome.why
+    assert outcome.figures["n"] == card["n"] and outcome.figures["accuracy"] == pytest.approx(card["accuracy"])
