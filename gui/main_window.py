@@ -691,10 +691,12 @@ class MainWindow(ReviewActions, QMainWindow):
             if chosen is None:
                 return None
             mapping = chosen
+        left_out = [name for name in unnamed if name not in mapping]  # the check skips them; the dialog names them
         if self._check_dialog is not None:  # one check at a time: a new folder replaces the one before
             self._check_dialog.reject()
             self._check_dialog.deleteLater()
-        dialog = self._check_dialog = ModelCheckDialog(self.model_info, folder, self.model.threshold, mapping, self)
+        dialog = self._check_dialog = ModelCheckDialog(self.model_info, folder, self.model.threshold, mapping,
+                                                       left_out, self)
         dialog.openWrongCalls.connect(self.open_paths)
         dialog.start()
         dialog.open()

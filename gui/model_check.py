@@ -43,7 +43,7 @@ WRONG_CALLS_LISTED = 20  # a confident wrong call is what a lab most needs to se
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """What a finished check found: figures, what was left out, and the per-image rows for the JSON."""
+    """What a finished check found: figures, unreadable files, and the per-image rows for the JSON."""
 
     folder: Path
     split: str
@@ -53,38 +53,26 @@ class CheckOutcome:
     unlike_line: str | None
     rows: list[dict[str, Any]] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
-    skipped_folders: list[str] = field(default_factory=list)
 
 
 def run_check(model_path: Path, folder: Path, threshold: float, mapping: dict[str, str] | None = None,
               progress: Callable[[int, int], None] | None = None,
               cancel: threading.Event | None = None) -> CheckOutcome:
     """Load the model and measure it on ``folder`` (any thread); ``mapping`` names the class of folders whose
-    names say none. Raises HemaLensError with the reason."""
-    from inference.cli_evaluate import (
-        evaluate_folder,
-        match_folders,
-        resolve_split,
-        threshold_of_rows,
-        unlike_training_line,
-    )
+    names say none, and the other such folders are left out. Raises HemaLensError with the reason."""
+    from inference.cli_evaluate import evaluate_folder, resolve_split, threshold_of_rows, unlike_training_line
     from inference.session import ModelSession
-    from inference.splits import labelled_folder
 
     session = ModelSession.load(model_path)
     spec = session.spec
     split, why = resolve_split("auto", folder, dict(spec.provenance.metrics or {}))
-    files = labelled_folder(folder, split)
-    mapping = dict(mapping or {})
-    matched = match_folders(list(files), [c.id for c in spec.classes], list(spec.labels), mapping,
-                            skip_unknown=True) if files else {}
-    ev, rows, errors = evaluate_folder(session, folder, split, mapping, skip_unknown=True, progress=progress,
-                                       cancel=cancel)
+    ev, rows, errors = evaluate_folder(session, folder, split, dict(mapping or {}), skip_unknown=True,
+                                       progress=progress, cancel=cancel)
     return CheckOutcome(
         folder=folder, split=split, why=why, figures=ev.to_dict(),
         threshold_line=threshold_of_rows(rows, threshold).line(),
         unlike_line=unlike_training_line(rows) if spec.training_reference is not None else None,
-        rows=rows, unreadable=errors, skipped_folders=[name for name in files if name not in matched])
+        rows=rows, unreadable=errors)
 
 
 class _CheckWorker(QObject):
@@ -148,8 +136,8 @@ class ModelChecker(SingleJobThread):
         self.failed.emit(message)
 
 
-def outcome_html(info: ModelInfo, outcome: CheckOutcome) -> str:
-    """The figures on the lab's folder, the card's for comparison, and what was left out."""
+def outcome_html(info: ModelInfo, outcome: CheckOutcome, left_out: list[str]) -> str:
+    """The figures on the lab's folder, the card's for comparison, and the folders ``left_out``."""
     fig = outcome.figures
     esc = html.escape
     parts = [f"<p><b>{esc(info.name)}</b> on <b>{esc(str(outcome.folder))}</b>: {fig['n']} images "
@@ -184,15 +172,13 @@ def outcome_html(info: ModelInfo, outcome: CheckOutcome) -> str:
         more = f" (the {len(shown)} surest of {len(wrong)})" if len(wrong) > len(shown) else ""
         parts.append(f"<p><b>Wrong calls</b>, surest first{more}</p>"
                      + table_html(["image", "folder's class", "AI call", "probability"], rows))
-    if outcome.skipped_folders:
-        parts.append(f"<p>Left out, matching no class of this model: {esc(', '.join(outcome.skipped_folders))} "
+    if left_out:
+        parts.append(f"<p>Left out, matching no class of this model: {esc(', '.join(left_out))} "
                      f"(its classes: {esc(', '.join(info.labels))}). Rename a folder to its class to include it.</p>")
     if outcome.unreadable:
         parts.append(f"<p>Unreadable, not counted ({len(outcome.unreadable)}): "
                      f"{esc('; '.join(outcome.unreadable[:5]))}{' …' if len(outcome.unreadable) > 5 else ''}</p>")
     return "".join(parts)
-
-
 
 
 def folders_needing_a_class(folder: Path, info: ModelInfo) -> list[str]:
@@ -256,9 +242,11 @@ class ModelCheckDialog(QDialog):
     openWrongCalls = Signal(list)  # the image paths the model called wrong
 
     def __init__(self, info: ModelInfo, folder: Path, threshold: float, mapping: dict[str, str] | None = None,
-                 parent: QWidget | None = None) -> None:
+                 left_out: list[str] | None = None, parent: QWidget | None = None) -> None:
+        """``mapping``: the classes chosen for folders named otherwise; ``left_out``: the folders left out."""
         super().__init__(parent)
-        self.info, self.folder, self.threshold, self.mapping = info, Path(folder), threshold, dict(mapping or {})
+        self.info, self.folder, self.threshold = info, Path(folder), threshold
+        self.mapping, self.left_out = dict(mapping or {}), list(left_out or [])
         self.outcome: CheckOutcome | None = None
         self.setWindowTitle(f"Check {info.name} on labelled images")
         self.resize(760, 620)
@@ -311,7 +299,7 @@ class ModelCheckDialog(QDialog):
         self.outcome = outcome
         self._finish(f"{self.info.name} on your labelled images: a screening aid for research use; these figures "
                      "are for this folder only.")
-        self.browser.setHtml(outcome_html(self.info, outcome))
+        self.browser.setHtml(outcome_html(self.info, outcome, self.left_out))
 
     def _on_failed(self, message: str) -> None:
         self._finish(f"The check did not finish: {message}.")
@@ -349,7 +337,7 @@ class ModelCheckDialog(QDialog):
         o = self.outcome
         doc = {"model": self.info.name, "model_id": self.info.spec.id, "model_sha256": self.info.sha256,
                "folder": str(o.folder), "split": o.split, "folder_classes": self.mapping, **o.figures,
-               "threshold": o.threshold_line, "unreadable": o.unreadable, "left_out_folders": o.skipped_folders,
+               "threshold": o.threshold_line, "unreadable": o.unreadable, "left_out_folders": self.left_out,
                "images": o.rows}
         try:
             Path(path).write_text(json.dumps(doc, indent=1), encoding="utf-8")

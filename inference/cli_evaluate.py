@@ -52,8 +52,8 @@ def parse_mapping(items: list[str] | None) -> dict[str, str]:
 
 
 def closest_label(folder: str, labels: list[str]) -> str | None:
-    """The class a lab's folder name most likely means ("Neutrophils", "lympho"), for the error's hint only:
-    the mapping itself stays the user's explicit choice."""
+    """The class a lab's folder name most likely means ("Neutrophils", "lympho"), as a proposal only (the
+    error's hint, the app's question): the mapping itself stays the user's explicit choice."""
     slugs = {_slug(label): label for label in labels}
     key = _slug(folder)
     starts = [label for slug, label in slugs.items() if slug and (slug.startswith(key) or key.startswith(slug))]

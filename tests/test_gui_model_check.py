@@ -163,7 +163,7 @@ def test_a_folder_named_otherwise_is_counted_as_the_class_chosen_for_it(qtbot, e
         pass
     assert env["asked"] == [["Lymphs", "smudge cells"]]
     assert dialog.outcome.figures["per_class"]["Lymphocyte"]["support"] == 7
-    assert dialog.outcome.skipped_folders == ["smudge cells"]
+    assert dialog.left_out == ["smudge cells"]
     out = env["tmp"] / "c.json"
     assert dialog.save_json(out) and json.loads(out.read_text())["folder_classes"] == {"Lymphs": "Lymphocyte"}
     dialog.reject()
