@@ -651,24 +651,19 @@ class MainWindow(ReviewActions, QMainWindow):
         self.augmentFinished.emit(outcome)
 
     def _on_augment_failed(self, source: Path, message: str) -> None:
-        if self.augment_offer.one_score == Path(source):
+        name = Path(source).name
+        if self.augment_offer.one_score == Path(source):  # a refused yes/no model: nothing of it is in use
             self.augment_offer.one_score = None
-            self.augment_offer.setVisible(False)
-            self._update_augment_offer()
-            self.error_banner.show_text(f"Could not make a two-class copy of {Path(source).name}: {message} "
-                                        "The original file is unchanged.")
-            self.status("Two-class copy not made.")
-            self.augmentFailed.emit(message)
-            return
-        if self.model_info is not None and Path(self.model_info.path) == Path(source):
-            self._offer_declined.add(self.model_info.sha256)  # do not offer what just failed again
+            what, after, status = f"a two-class copy of {name}", "The original file is unchanged.", "Two-class copy"
+        else:
+            if self.model_info is not None and Path(self.model_info.path) == Path(source):
+                self._offer_declined.add(self.model_info.sha256)  # do not offer what just failed again
+            what, after, status = (f"{name} Grad-CAM ready", "The original model is unchanged and still in use.",
+                                   "Grad-CAM copy")
         self.augment_offer.setVisible(False)
         self._update_augment_offer()
-        self.error_banner.show_text(
-            f"Could not make {Path(source).name} Grad-CAM ready: {message} "
-            "The original model is unchanged and still in use."
-        )
-        self.status("Grad-CAM copy not made.")
+        self.error_banner.show_text(f"Could not make {what}: {message} {after}")
+        self.status(f"{status} not made.")
         self.augmentFailed.emit(message)
 
     def check_model_on_folder(self, folder: Path | None = None) -> ModelCheckDialog | None:
