@@ -90,7 +90,7 @@ def augment_model(
     original = _load(in_path)
     model = onnx.ModelProto()
     model.CopyFrom(original)
-    head = as_two_classes(model)
+    head = as_two_classes(model, labels)
     if head is not None:
         say(NOTE)
     base, assumed = (spec, False) if spec is not None else _base_spec(model, in_path)

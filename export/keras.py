@@ -20,7 +20,7 @@ import onnx
 from export.errors import ExportError
 from export.gradcam_graph import DEFAULT_MAX_ALL_CLASSES, GradCamGraphInfo, add_gradcam, opset_version
 from export.modelfile import build_spec, write_model
-from export.one_score import HALVES, LABELS_HINT, NOTE, OneScoreHead, as_two_classes
+from export.one_score import HALVES, NOTE, OneScoreHead, as_two_classes
 from export.onnx_tools import rank4_float_tensors, rename_tensor, run_with_intermediates, values_match
 from export.report import ExportReport
 from export.source_check import check_batches, verify_against_source
@@ -284,10 +284,8 @@ def export_keras(
 
     graph, converter = _to_onnx(source, (None, *size, 3), opset)
     say(f"converted with {converter}, opset {opset_version(graph)}")
-    head = as_two_classes(graph)
+    head = as_two_classes(graph, labels)
     if head is not None:
-        if len(labels) != 2:
-            raise ExportError(LABELS_HINT)
         say(NOTE)
         notes.append(NOTE)
     probe = np.random.default_rng(1).standard_normal((2, *size, 3)).astype(np.float32)

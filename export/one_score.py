@@ -9,6 +9,7 @@ scaling would, and the Grad-CAM gradient of each class is the score's gradient t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,9 +51,9 @@ class OneScoreHead:
         return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def as_two_classes(model: onnx.ModelProto) -> OneScoreHead | None:
+def as_two_classes(model: onnx.ModelProto, labels: Sequence[str] | None = None) -> OneScoreHead | None:
     """Rewrite ``model`` in place when its first output is one score per image, (N, 1) or squeezed to (N,);
-    else leave it and return None."""
+    else leave it and return None. ``labels``, when given, must then be two (ExportError with the hint)."""
     if not model.graph.output:
         return None
     output = model.graph.output[0]
@@ -60,6 +61,8 @@ def as_two_classes(model: onnx.ModelProto) -> OneScoreHead | None:
     shape = info.dims if info is not None else None
     if shape is None or not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
         return None
+    if labels is not None and len(labels) != 2:
+        raise ExportError(LABELS_HINT)
     producers = {name: node for node in model.graph.node for name in node.output}
     chain, current = [output.name], output.name
     while current in producers and producers[current].op_type in RESHAPES:

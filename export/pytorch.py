@@ -23,7 +23,7 @@ from torch import nn
 from export.errors import ExportError
 from export.gradcam_graph import DEFAULT_MAX_ALL_CLASSES, GradCamGraphInfo, add_gradcam, opset_version
 from export.modelfile import build_spec, write_model
-from export.one_score import HALVES, LABELS_HINT, NOTE, OneScoreHead, as_two_classes
+from export.one_score import HALVES, NOTE, OneScoreHead, as_two_classes
 from export.onnx_tools import rank4_float_tensors, run_with_intermediates, values_match
 from export.report import ExportReport
 from export.source_check import check_batches, verify_against_source
@@ -242,10 +242,8 @@ def export_pytorch(
     torch_model = load_torch_model(model).eval()
     graph, converter_used = _to_onnx(torch_model, size, opset, converter)
     say(f"exported the graph with {converter_used}, opset {opset_version(graph)}")
-    head = as_two_classes(graph)
+    head = as_two_classes(graph, labels)
     if head is not None:
-        if len(labels) != 2:
-            raise ExportError(LABELS_HINT)
         say(NOTE)
 
     probe = np.random.default_rng(1).standard_normal((2, 3, *size)).astype(np.float32)

@@ -186,3 +186,10 @@ def test_a_sigmoid_hidden_behind_a_squeeze_is_found_and_a_bounded_score_is_refus
     np.testing.assert_allclose(out, np.maximum(x, 0) * [-0.5, 0.5], atol=1e-6)
     with pytest.raises(ExportError, match="ends in Tanh"):
         as_two_classes(graph("Relu", "Tanh"))
+
+
+def test_augmenting_a_one_score_model_with_other_than_two_labels_says_why(tmp_path):
+    make_one_score_classifier(tmp_path / "plain.onnx", size=SIZE)
+    with pytest.raises(ExportError, match="one score per image.*two labels"):
+        augment_model(tmp_path / "plain.onnx", tmp_path / "ready.onnx", labels=["a", "b", "c"], log=None)
+    assert not (tmp_path / "ready.onnx").exists()
