@@ -662,7 +662,7 @@ class MainWindow(ReviewActions, QMainWindow):
                                    "Grad-CAM copy")
         self.augment_offer.setVisible(False)
         self._update_augment_offer()
-        self.error_banner.show_text(f"Could not make {what}: {message} {after}")
+        self.error_banner.show_text(f"Could not make {what}: {message.rstrip('.')}. {after}")
         self.status(f"{status} not made.")
         self.augmentFailed.emit(message)
 
