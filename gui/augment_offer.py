@@ -10,7 +10,6 @@ Runtime a few times, so it runs on its own thread.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import os
 import re
@@ -20,14 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from gui.items import ModelInfo
 from gui.job_thread import SingleJobThread
 from gui.offer_strip import OfferStrip
 from inference.contract import ONE_SCORE
-from inference.errors import HemaLensError
 
 GRAD_CAM = "grad-cam"  # inference.cam.GRAD_CAM; repeated so this module needs no ONNX Runtime import
 SUFFIX = "-gradcam"
@@ -138,56 +136,24 @@ def augment_to_user_folder(source: Path, folder: Path, labels: list[str] | None 
                           tuple(labels or ()))
 
 
-class _AugmentWorker(QObject):
-    done = Signal(object)  # AugmentOutcome
-    failed = Signal(object, str)  # source path, message
-
-    @Slot()
-    def warm_up(self) -> None:
-        """Import export.augment here while the offer is read: a first import on the click stalls the GUI."""
-        with contextlib.suppress(Exception):  # the augment itself will report any problem
-            import export.augment  # noqa: F401
-
-    @Slot(object, object, object)
-    def run(self, source: Path, folder: Path, labels: list[str] | None) -> None:
-        try:
-            outcome = augment_to_user_folder(source, folder, labels)
-        except HemaLensError as exc:
-            self.failed.emit(source, str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a dead thread
-            self.failed.emit(source, f"{exc.__class__.__name__}: {exc}")
-            return
-        self.done.emit(outcome)
+def _import_augment() -> None:
+    """Import export.augment on the worker while the offer is read: a first import on the click stalls the GUI."""
+    import export.augment  # noqa: F401
 
 
 class Augmenter(SingleJobThread):
-    """Owns the augment thread; one model at a time. Results arrive on the GUI thread."""
-
-    finished = Signal(object)  # AugmentOutcome
-    failed = Signal(object, str)  # source path, message
-    _run = Signal(object, object, object)
+    """Owns the augment thread; one model at a time. ``finished(AugmentOutcome)`` or ``failed(message)`` arrive
+    on the GUI thread; ``source`` is the model file of the job started last."""
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(_AugmentWorker(), "hemalens-augment", parent)
-        self._run.connect(self._worker.run)
-        self._worker.done.connect(self._on_done)
-        self._worker.failed.connect(self._on_failed)
-        self._thread.start()
+        super().__init__("hemalens-augment", _import_augment, parent)
+        self.source: Path | None = None
 
     def start(self, source: Path, folder: Path, labels: list[str] | None = None) -> bool:
-        if not self._claim():
+        if self.busy:
             return False
-        self._run.emit(Path(source), Path(folder), labels)
-        return True
-
-    def _on_done(self, outcome: AugmentOutcome) -> None:
-        self._release()
-        self.finished.emit(outcome)
-
-    def _on_failed(self, source: Path, message: str) -> None:
-        self._release()
-        self.failed.emit(source, message)
+        self.source, folder = Path(source), Path(folder)
+        return self._submit(lambda: augment_to_user_folder(self.source, folder, labels))
 
 
 class AugmentOfferBar(OfferStrip):

@@ -420,7 +420,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.heatmap_bar.opacityChanged.connect(self._on_opacity)
         self.cancel_button.clicked.connect(self.cancel_batch)
         self.open_report_button.clicked.connect(self.open_last_report)
-        self.reports.exported.connect(self._on_report_exported)
+        self.reports.finished.connect(self._on_report_exported)
         self.augment_offer.accepted.connect(self._accept_augment_offer)
         self.augment_offer.dismissed.connect(self._decline_augment_offer)
         self.augmenter.finished.connect(self._on_augmented)
@@ -650,7 +650,8 @@ class MainWindow(ReviewActions, QMainWindow):
         )
         self.augmentFinished.emit(outcome)
 
-    def _on_augment_failed(self, source: Path, message: str) -> None:
+    def _on_augment_failed(self, message: str) -> None:
+        source = self.augmenter.source
         name = Path(source).name
         if self.augment_offer.one_score == Path(source):  # a refused yes/no model: nothing of it is in use
             self.augment_offer.one_score = None

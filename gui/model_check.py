@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -75,65 +75,29 @@ def run_check(model_path: Path, folder: Path, threshold: float, mapping: dict[st
         rows=rows, unreadable=errors)
 
 
-class _CheckWorker(QObject):
-    progress = Signal(int, int)
-    done = Signal(object)  # CheckOutcome
-    failed = Signal(str)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cancel = threading.Event()
-
-    @Slot()
-    def warm_up(self) -> None:
-        import inference.cli_evaluate  # noqa: F401 - a first import on the click would stall the worker's start
-
-    @Slot(object, object, float, object)
-    def run(self, model_path: Path, folder: Path, threshold: float, mapping: dict[str, str]) -> None:
-        try:
-            outcome = run_check(model_path, folder, threshold, mapping, self.progress.emit, self.cancel)
-        except HemaLensError as exc:
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a dead thread
-            self.failed.emit(f"{exc.__class__.__name__}: {exc}")
-            return
-        self.done.emit(outcome)
+def _import_evaluation() -> None:
+    import inference.cli_evaluate  # noqa: F401 - a first import on the click would stall the worker's start
 
 
 class ModelChecker(SingleJobThread):
-    """Owns the check's thread; one check at a time. Results arrive on the GUI thread."""
+    """Owns the check's thread; one check at a time. ``progress(done, total)`` and ``finished(CheckOutcome)`` or
+    ``failed(message)`` arrive on the GUI thread; ``cancel()`` stops the running check between images."""
 
     progress = Signal(int, int)
-    finished = Signal(object)  # CheckOutcome
-    failed = Signal(str)
-    _run = Signal(object, object, float, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(_CheckWorker(), "hemalens-model-check", parent)
-        self._run.connect(self._worker.run)
-        self._worker.progress.connect(self.progress)
-        self._worker.done.connect(self._on_done)
-        self._worker.failed.connect(self._on_failed)
-        self._thread.start()
+        super().__init__("hemalens-model-check", _import_evaluation, parent)
+        self._cancel = threading.Event()
 
     def start(self, model_path: Path, folder: Path, threshold: float, mapping: dict[str, str] | None = None) -> bool:
-        if not self._claim():
+        if self.busy:
             return False
-        self._worker.cancel.clear()
-        self._run.emit(Path(model_path), Path(folder), float(threshold), dict(mapping or {}))
-        return True
+        self._cancel.clear()
+        model_path, folder, threshold, mapping = Path(model_path), Path(folder), float(threshold), dict(mapping or {})
+        return self._submit(lambda: run_check(model_path, folder, threshold, mapping, self.progress.emit, self._cancel))
 
     def cancel(self) -> None:
-        self._worker.cancel.set()
-
-    def _on_done(self, outcome: CheckOutcome) -> None:
-        self._release()
-        self.finished.emit(outcome)
-
-    def _on_failed(self, message: str) -> None:
-        self._release()
-        self.failed.emit(message)
+        self._cancel.set()
 
 
 def outcome_html(info: ModelInfo, outcome: CheckOutcome, left_out: list[str]) -> str:

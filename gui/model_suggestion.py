@@ -9,34 +9,27 @@ the folder the same way choosing the model in the picker does.
 
 from __future__ import annotations
 
-import contextlib
 import html
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from gui.job_thread import SingleJobThread
 from gui.offer_strip import OfferStrip
 
 
-class _FitWorker(QObject):
-    done = Signal(object, object)  # the request's tag, ModelFit | None
+def _import_model_fit() -> None:
+    import inference.model_fit  # noqa: F401
 
-    @Slot()
-    def warm_up(self) -> None:
-        with contextlib.suppress(Exception):  # the job itself reports nothing on failure: no offer is made
-            import inference.model_fit  # noqa: F401
 
-    @Slot(object, object, object, object)
-    def run(self, images: list[Path], models: list[Path], current: Path, tag: object) -> None:
-        from inference.model_fit import suggest_model
+def _best_fit_or_none(images: list[Path], models: list[Path], current: Path) -> object:
+    from inference.model_fit import suggest_model
 
-        try:
-            best = suggest_model(images, models, current)
-        except Exception:  # noqa: BLE001 - an offer that cannot be worked out is simply not made
-            best = None
-        self.done.emit(tag, best)
+    try:
+        return suggest_model(images, models, current)
+    except Exception:  # noqa: BLE001 - an offer that cannot be worked out is simply not made
+        return None
 
 
 class ModelSuggester(SingleJobThread):
@@ -44,28 +37,26 @@ class ModelSuggester(SingleJobThread):
     ``found(tag, fit)`` arrives on the GUI thread with the request's tag (fit may be None)."""
 
     found = Signal(object, object)
-    _run = Signal(object, object, object, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(_FitWorker(), "hemalens-model-fit", parent)
-        self._run.connect(self._worker.run)
-        self._worker.done.connect(self._on_done)
+        super().__init__("hemalens-model-fit", _import_model_fit, parent)
         self._next: tuple | None = None
-        self._thread.start()
 
     def start(self, images: list[Path], models: list[Path], current: Path, tag: object = None) -> None:
         request = (list(images), list(models), Path(current), tag)
-        if self._claim():
-            self._run.emit(*request)
-        else:
+        if not self._submit_request(request):
             self._next = request
 
-    def _on_done(self, tag: object, fit: object) -> None:
-        self._release()
-        self.found.emit(tag, fit)
-        if self._next is not None and self._claim():
+    def _submit_request(self, request: tuple) -> bool:
+        images, models, current, tag = request
+        return self._submit(lambda: (tag, _best_fit_or_none(images, models, current)))
+
+    def _on_done(self, answer: object) -> None:
+        super()._on_done(answer)
+        self.found.emit(*answer)
+        if self._next is not None:
             request, self._next = self._next, None
-            self._run.emit(*request)
+            self._submit_request(request)
 
 
 class ModelSuggestionBar(OfferStrip):

@@ -3,12 +3,11 @@
 The PDF runs the model on every flagged cell for its heatmap thumbnail, which takes from a
 fraction of a second to minutes on a big case, so it never runs on the GUI thread. The worker
 reads the review store (whose connection is shared across threads behind its own lock) and
-answers with ``exported(ReportOutcome)`` or ``failed(str)``; it never raises into Qt.
+answers with ``finished(ReportOutcome)`` or ``failed(str)``; it never raises into Qt.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import time
@@ -18,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject
 
 from gui.job_thread import SingleJobThread
 from inference.errors import HemaLensError
@@ -177,55 +176,15 @@ def warm_up_report_modules() -> None:
     doc.size()
 
 
-class _ReportWorker(QObject):
-    done = Signal(object)  # ReportOutcome
-    failed = Signal(str)
-
-    @Slot()
-    def warm_up(self) -> None:
-        with contextlib.suppress(Exception):  # only an optimisation; the export itself reports any problem
-            warm_up_report_modules()
-
-    @Slot(object)
-    def run(self, job: ReportJob) -> None:
-        try:
-            outcome = run_report_job(job)
-        except HemaLensError as exc:
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - any failure becomes a message, never a dead thread
-            self.failed.emit(f"Report not written: {exc.__class__.__name__}: {exc}")
-            return
-        self.done.emit(outcome)
-
-
 class ReportExporter(SingleJobThread):
-    """Owns the report thread; one export at a time. ``exported``/``failed`` arrive on the GUI thread.
+    """Owns the report thread; one export at a time. ``finished(ReportOutcome)``/``failed(str)`` arrive on the
+    GUI thread.
 
     ``shutdown`` lets a running export finish (its files are written atomically)."""
 
-    exported = Signal(object)  # ReportOutcome
-    failed = Signal(str)
-    _run = Signal(object)
-
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(_ReportWorker(), "hemalens-report", parent)
-        self._run.connect(self._worker.run)
-        self._worker.done.connect(self._on_done)
-        self._worker.failed.connect(self._on_failed)
-        self._thread.start()
+        super().__init__("hemalens-report", warm_up_report_modules, parent, unexpected_prefix="Report not written: ")
 
     def export(self, job: ReportJob) -> bool:
         """Start writing; False (nothing started) while another export is still running."""
-        if not self._claim():
-            return False
-        self._run.emit(job)
-        return True
-
-    def _on_done(self, outcome: ReportOutcome) -> None:
-        self._release()
-        self.exported.emit(outcome)
-
-    def _on_failed(self, message: str) -> None:
-        self._release()
-        self.failed.emit(message)
+        return self._submit(lambda: run_report_job(job))
