@@ -35,7 +35,7 @@ from gui.calls import (
     class_name,
     format_percent,
 )
-from gui.items import DONE, FAILED, QUEUED, ImageItem, ItemResult, same_file_notes
+from gui.items import DONE, FAILED, QUEUED, ImageItem, ItemResult, same_file_notes, shown_name
 
 COL_IMAGE, COL_STATUS, COL_AI, COL_CONF, COL_REVIEWED, COL_FLAG = range(6)
 COMMENT_MARK = "✎"  # the flag column's mark of an image with a technician's comment (beside ⚑)
@@ -143,9 +143,10 @@ class BatchTableModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(0, COL_AI), self.index(len(self._items) - 1, COL_REVIEWED))
 
     # --- contents ------------------------------------------------------------------------------
-    def set_paths(self, paths: Sequence[Path]) -> None:
+    def set_paths(self, paths: Sequence[Path], folder: Path | None = None) -> None:
+        """One row per path, named by its path under ``folder`` (the opened folder; see ``shown_name``)."""
         self.beginResetModel()
-        self._items = [ImageItem(p if isinstance(p, Path) else Path(p)) for p in paths]  # no re-parsing
+        self._items = [ImageItem(p, name=shown_name(p, folder)) for p in map(Path, paths)]
         self._row_of = {item.path: i for i, item in enumerate(self._items)}
         self._rows_of_hash = {}
         self._invalidate_all()
@@ -156,6 +157,11 @@ class BatchTableModel(QAbstractTableModel):
 
     def item(self, row: int) -> ImageItem:
         return self._items[row]
+
+    def name_of(self, path: Path) -> str:
+        """The name the list shows for ``path`` (its file name when it is not open)."""
+        row = self._row_of.get(Path(path))
+        return Path(path).name if row is None else self._items[row].name
 
     def row_of(self, path: Path) -> int | None:
         return self._row_of.get(Path(path))
@@ -196,7 +202,7 @@ class BatchTableModel(QAbstractTableModel):
             rows.sort()
         if len(rows) == 1:
             return []
-        first = self._items[rows[0]].path.name
+        first = self._items[rows[0]].name
         for r in rows:
             self._items[r].same_as = "" if r == rows[0] else first
         return rows
@@ -377,7 +383,7 @@ class BatchTableModel(QAbstractTableModel):
 
     def _display(self, item: ImageItem, col: int, call: str | None) -> str:
         if col == COL_IMAGE:
-            return item.path.name
+            return item.name
         if col == COL_STATUS:
             if item.status == FAILED:
                 return "Failed"
@@ -500,7 +506,7 @@ class BatchFilterProxy(QSortFilterProxyModel):
         if not isinstance(model, BatchTableModel):
             return True
         item = model.item(source_row)
-        if self._text and self._text not in item.path.name.lower():
+        if self._text and self._text not in item.name.lower():
             return False
         if self._class_id is not None and model.current_call_of(item) != self._class_id:
             return False

@@ -64,7 +64,7 @@ class BatchPanel(QWidget):
         self.proxy = BatchFilterProxy(self)
         self.proxy.setSourceModel(model)
         self.filter_text = QLineEdit()
-        self.filter_text.setPlaceholderText("Filter by file name (Ctrl+F)")
+        self.filter_text.setPlaceholderText("Filter by file or folder name (Ctrl+F)")
         self.filter_text.setClearButtonEnabled(True)
         self.show_combo = QComboBox()
         self.show_combo.addItems(SHOW_LABELS)

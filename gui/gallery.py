@@ -109,8 +109,10 @@ class _BadgeDelegate(QStyledItemDelegate):
     def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:  # noqa: N802 - Qt's name
         """Large thumbnails come from their own loader; until one is decoded the small one stands in."""
         super().initStyleOption(option, index)
-        item = index.data(ITEM_ROLE) if self._large is not None else None
-        if item is not None and (icon := self._large.get(item.path)) is not None:
+        item = index.data(ITEM_ROLE)
+        if item is not None:  # a narrow cell: the file's own name (the list's shows its sub-folder; the tip the path)
+            option.text = item.path.name
+        if item is not None and self._large is not None and (icon := self._large.get(item.path)) is not None:
             option.icon = icon
             option.decorationSize = icon.actualSize(QSize(self._large.size, self._large.size))  # was the small one's
 

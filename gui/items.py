@@ -34,6 +34,25 @@ class ImageItem:
     reviewer: str | None = None
     decision_count: int = 0  # decisions on record for this content when the row was last synced: a version
     same_as: str = ""  # the file earlier in the list with identical content: one record, counted once
+    name: str = ""  # as the list shows it: the path under the opened folder (shown_name), else the file name
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.path.name
+
+
+def shown_name(path: Path, folder: Path | None) -> str:
+    """The file's path under the opened folder (``case_folder``), as the list and messages show it.
+
+    Sub-folders often mean something (one per slide, per patient, or per class in a labelled folder), and two of
+    them may hold files of the same name; the file name alone hides both. Outside ``folder``: the file name.
+    """
+    if folder is not None:
+        for candidate in (path, path.resolve()):  # the listing keeps the paths as opened; resolve only if needed
+            try:
+                return candidate.relative_to(folder).as_posix()
+            except ValueError:
+                continue
+    return path.name
 
 
 def same_file_notes(item: ImageItem) -> list[str]:

@@ -138,6 +138,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.thumbnails.ready.connect(self.model.thumbnail_ready)
         self.model_info: ModelInfo | None = None
         self._sources: list[Path] = []
+        self._case_folder: Path | None = None  # of the open case: the list names files by their path under it
         self._current: int | None = None
         self._detail: DetailResult | None = None
         self._detail_pending = False
@@ -751,6 +752,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.open_report_button.setVisible(False)  # that report was about the case before
         self._update_undo_actions()
         folder = case_folder(paths)
+        self._case_folder = folder
         error = self.review.open_case(folder)
         self.review_banner.show_text(error)
         self._states = self.review.states()
@@ -784,7 +786,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.status("Classifying…" if self.model_info else "Listing images…")
 
     def _on_listed(self, paths: list[Path]) -> None:
-        self.model.set_paths(paths)
+        self.model.set_paths(paths, self._case_folder)
         if not paths:
             where = ", ".join(p.name or str(p) for p in self._sources)
             self.image_view.show_message(f"No images found in {where}.")
@@ -951,7 +953,7 @@ class MainWindow(ReviewActions, QMainWindow):
         previous image on screen beside this one's call, where it could be judged in its place."""
         row = self._current
         if row is not None and self._detail_pending:
-            self.image_view.show_message(f"Opening {self.model.item(row).path.name}…")
+            self.image_view.show_message(f"Opening {self.model.item(row).name}…")
             self.heatmap_bar.set_caption("")
             self.prob_panel.set_review_text("Opening the image: Enter and 1–9 decide once it is on screen.")
             self._opening_said = True
@@ -977,7 +979,7 @@ class MainWindow(ReviewActions, QMainWindow):
         elif self.model_info is None:
             self.prob_panel.show_message("No model loaded", "Load a model to classify this image.")
         else:
-            self.prob_panel.show_message("Classifying…", item.path.name)
+            self.prob_panel.show_message("Classifying…", item.name)
         warnings = [] if unopened else [*item.notes, *same_file_notes(item)]  # an unopened image says so once
         if item.error and item.probabilities is not None and not unopened:  # a failed row says its error once
             warnings.insert(0, item.error)
@@ -1150,7 +1152,7 @@ class MainWindow(ReviewActions, QMainWindow):
                 message += "\nThe class filter \u201cUnidentified\u201d lists the images still there."
             tell(self, "Sign off case", message)
             return
-        failed = [i.path.name for i in self.model.items() if i.status == FAILED]
+        failed = [i.name for i in self.model.items() if i.status == FAILED]
         if failed:
             shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
             message += (
@@ -1238,7 +1240,7 @@ class MainWindow(ReviewActions, QMainWindow):
             return None
         item = self.model.item(self._current)
         sample = self.review.sample_id()
-        lines = [f"{f'Sample {sample} · ' if sample else ''}{item.path.name} · AI call: {self._call_words(item)}"]
+        lines = [f"{f'Sample {sample} · ' if sample else ''}{item.name} · AI call: {self._call_words(item)}"]
         if item.reviewed_id is not None:
             reviewed = self._class_words(item.reviewed_id)
             lines[0] += f" · reviewed as {reviewed} by {item.reviewer or '?'}"

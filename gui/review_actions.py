@@ -89,7 +89,7 @@ class ReviewActions:
         if self._current is None:
             return
         if (group := self.selected_group()) is not None:
-            if failed := [self.model.item(r).path.name for r in group if self.model.item(r).status == FAILED]:
+            if failed := [self.model.item(r).name for r in group if self.model.item(r).status == FAILED]:
                 self.status(f"{_names(failed)} could not be classified, so there is nothing to give a class to; "
                             "select without them. F flags them and C adds a comment.")
                 return
@@ -131,7 +131,7 @@ class ReviewActions:
                                    lambda item, now: ReviewState(now.reviewed_id, now.flagged, text.strip()))
             return
         item = self.model.item(self._current)
-        text, ok = ask_text(self, "Comment", f"Comment on {item.path.name}:", item.comment,
+        text, ok = ask_text(self, "Comment", f"Comment on {item.name}:", item.comment,
                             self.review.recent_comments())  # typing offers the lab's recent comments
         if ok:
             self._decide(item.reviewed_id, item.flagged, advance=False, comment=text.strip())
@@ -147,14 +147,14 @@ class ReviewActions:
             return
         if reviewed_id is not None and reviewed_id != item.reviewed_id:
             if self._detail_pending and row == self._current:
-                self.status(f"Wait until {item.path.name} is on screen: a class is given to the image you see.")
+                self.status(f"Wait until {item.name} is on screen: a class is given to the image you see.")
                 return
             why = ("could not be classified" if item.status == FAILED
                    else "cannot be shown now (moved, deleted or unreadable since it was classified)"
                    if self._shown_unopened(row) else None)
             if why:
                 self.status(
-                    f"{item.path.name} {why}, so there is nothing on screen to give a class to: "
+                    f"{item.name} {why}, so there is nothing on screen to give a class to: "
                     "fix or replace the file and open the folder again. F flags it and C adds a comment."
                 )
                 return
@@ -171,7 +171,7 @@ class ReviewActions:
             if following:
                 self.set_current_row(following[0])
             else:
-                self.status(f"Saved {item.path.name}; that was the last image.")
+                self.status(f"Saved {item.name}; that was the last image.")
 
     def _shown_unopened(self, row: int) -> bool:
         """The row is on screen and its image could not be opened (the file went away or broke after it was
@@ -205,7 +205,7 @@ class ReviewActions:
         hides no doubt a single image would show), and what each key does to them."""
         items = [self.model.item(r) for r in group]
         to_review = sum(i.reviewed_id is None for i in items)
-        scored = [(float(i.probabilities.max()), i.path.name) for i in items if i.probabilities is not None]
+        scored = [(float(i.probabilities.max()), i.name) for i in items if i.probabilities is not None]
         least = f" Least sure AI call: {format_percent(min(scored)[0])} ({min(scored)[1]})." if scored else ""
         noted = sum(bool(i.notes) for i in items)
         notes = f" {noted} of them with a ⚠ note." if noted else ""
@@ -220,7 +220,7 @@ class ReviewActions:
         transaction, as one undo step. Refused while a selected thumbnail is not on screen: a group is
         decided on the thumbnails the technician sees."""
         items = [self.model.item(r) for r in rows]
-        unseen = [i.path.name for i in items if i.image_hash is None or not self.thumbnails.shown(i.path)]
+        unseen = [i.name for i in items if i.image_hash is None or not self.thumbnails.shown(i.path)]
         if unseen:
             one = len(unseen) == 1
             self.status(f"Not recorded: {_names(unseen)} {'has' if one else 'have'} not been shown as "
@@ -355,13 +355,13 @@ class ReviewActions:
 
     def _state_words(self, path: Path, state: ReviewState) -> str:
         flag = " · flagged for pathologist" if state.flagged else ""
-        return f"{path.name} → {self._class_words(state.reviewed_id)}{flag}"
+        return f"{self.model.name_of(path)} → {self._class_words(state.reviewed_id)}{flag}"
 
     def _step_words(self, step: DecisionStep, *, before: bool) -> str:
         """A step as the undo and redo messages name it: the image's state, or the group's images."""
         if len(step) == 1:
             return self._state_words(step[0].path, step[0].before if before else step[0].after)
-        return f"the group of {len(step)} images ({_names([c.path.name for c in step])})"
+        return f"the group of {len(step)} images ({_names([self.model.name_of(c.path) for c in step])})"
 
     # -- undo and redo ----------------------------------------------------------------------------
     def undo_decision(self) -> None:
@@ -392,7 +392,7 @@ class ReviewActions:
             if row is None or self.model.item(row).image_hash != change.image_hash:
                 self.history.forget(step)
                 kept = "its decision stays as it is" if len(step) == 1 else "the group's decisions stay as they are"
-                self.status(f"{change.path.name} has changed on disk or is no longer open; {kept}.")
+                self.status(f"{self.model.name_of(change.path)} has changed on disk or is no longer open; {kept}.")
                 return False
             rows.append(row)
         self.set_current_row(rows[0])

@@ -1164,6 +1164,37 @@ def test_a_slow_name_filter_waits_for_a_pause_in_typing(qtbot, tmp_path, models,
     assert panel.proxy.rowCount() == 1
 
 
+def test_files_in_sub_folders_are_named_by_their_path_under_the_opened_folder(qtbot, tmp_path, models) -> None:
+    """One sub-folder per slide (or per class, in a labelled folder) often holds files of the same names; the list
+    named both 'cell_0000.png', so which slide a row came from was only in its tooltip."""
+    folder = tmp_path / "case"
+    _write_images(folder / "slide A", 2)
+    _write_images(folder / "slide B", 2, seed=2)
+    _write_images(folder, 1, seed=3)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    names = sorted(window.model.index(r, COL_IMAGE).data() for r in range(window.model.rowCount()))
+    assert names == ["cell_0000.png", "slide A/cell_0000.png", "slide A/cell_0001.png", "slide B/cell_0000.png",
+                     "slide B/cell_0001.png"]
+    panel = window.batch_panel
+    panel.proxy.set_text("slide b")  # the filter matches the sub-folder too
+    assert panel.proxy.rowCount() == 2
+    row = window.model.row_of(folder / "slide B" / "cell_0001.png")
+    assert window.model.name_of(window.model.item(row).path) == "slide B/cell_0001.png"
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    window.act_gallery.trigger()
+    section = next(s for s in window.gallery._sections if row in s.source_rows())
+    option = QStyleOptionViewItem()
+    section.view.itemDelegate().initStyleOption(option, section.proxy.mapFromSource(window.model.index(row, 0)))
+    assert option.text == "cell_0001.png"  # a gallery cell is narrow: its own name (the path is in the tooltip)
+    _open(qtbot, window, [folder / "slide B" / "cell_0001.png", folder / "slide A" / "cell_0000.png"])
+    names = {window.model.index(r, COL_IMAGE).data() for r in range(window.model.rowCount())}
+    assert names == {"slide A/cell_0000.png", "slide B/cell_0001.png"}  # files opened together: under their parent
+    _open(qtbot, window, [folder / "slide B" / "cell_0001.png"])
+    assert window.model.index(0, COL_IMAGE).data() == "cell_0001.png"
+
+
 def test_a_held_key_makes_one_decision_but_still_moves_through_the_images(qtbot, tmp_path) -> None:
     """Under Xvfb, holding Enter for 1.5 s confirmed 23 images nobody looked at; now it confirms one. Qt
     repeats an action's shortcut while its key is held unless the action says otherwise."""
