@@ -407,4 +407,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # No Qt teardown: the window's QSettings would write settings.ini at exit and so make the scratch folder,
+    # removed when main returned, again (a leftover hemalens-gui-probe-* folder in /tmp per probe).
+    os._exit(code)

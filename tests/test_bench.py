@@ -134,13 +134,18 @@ def test_targets_use_per_run_ratios() -> None:
     assert "[PASS] peak RSS <= 600 MB at 10 images" in text
 
 
-def test_quick_run_prints_all_five_parts(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_quick_run_prints_all_five_parts(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from bench.run import main
 
+    probe_tmp = tmp_path / "probe-tmp"  # the GUI probes' temporary folders (a subprocess reads TMPDIR afresh)
+    probe_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(probe_tmp))
     out = tmp_path / "result.json"
     code = main(["--quick", "--models", str(tiny), "--images", "6", "--runs", "1", "--gui-images", "6",
                  "--memory-images", "8", "--json", str(out), "--scratch", str(tmp_path / "scratch")])
     assert code == 0
+    assert not list(probe_tmp.glob("hemalens-*"))  # each probe removed its scratch folder, and nothing made it again
     text = capsys.readouterr().out
     for part in ("1. Throughput", "2. Latency", "3. GUI", "4. Memory", "5. Physical limit", "Targets"):
         assert part in text
