@@ -187,30 +187,34 @@ def keras_reference(model: Any, x: np.ndarray, onnx_acts: np.ndarray, onnx_logit
         raise ExportError("no Keras layer output equals the ONNX Grad-CAM target activation, so the heatmap cannot "
                           "be verified; give the target layer by name")
     scores = np.asarray(model(x, training=False))
-    last = layers[-1]
-    logits_index, restore = len(layers) - 1, None
+    logits_index, squasher, restore = len(layers) - 1, None, None
     if onnx_logits is not None:
         hits = [i for i, v in enumerate(values) if v.shape == onnx_logits.shape and values_match(v, onnx_logits)]
         if hits:
             logits_index = hits[0]
-        elif _squashes(getattr(last, "activation", None)):
-            restore = last.activation
-        else:
-            raise ExportError("the model ends in softmax or sigmoid but the scores before it are not a layer output")
+        else:  # the scores are inside a layer (Dense(..., activation="sigmoid")), maybe followed by a reshape
+            squasher = next((la for la in reversed(layers) if _squashes(getattr(la, "activation", None))), None)
+            if squasher is None:
+                raise ExportError("the model ends in softmax or sigmoid but the scores before it are not a layer "
+                                  "output")
+            restore = squasher.activation
     try:
-        if restore is not None:
-            last.activation = keras.activations.linear
+        if squasher is not None:
+            squasher.activation = keras.activations.linear
         with tf.GradientTape(persistent=True) as tape:
             outs = _forward_all(model, layers, tf.constant(x))
             acts, logits = outs[target_index], outs[logits_index]
+            if squasher is not None and not values_match(np.reshape(logits, onnx_logits.shape), onnx_logits):
+                raise ExportError(f"the model's output without the {restore.__name__} of layer '{squasher.name}' "
+                                  "is not the ONNX graph's scores, so the heatmap cannot be verified")
             if len(logits.shape) == 1 or logits.shape[1] == 1:  # one score per image, as two classes
                 logits = tf.reshape(logits, (-1, 1)) * HALVES  # (export.one_score)
             picks = [logits[:, c] for c in range(logits.shape[1])]
         grads = [tape.gradient(p, acts) for p in picks]
         del tape
     finally:
-        if restore is not None:
-            last.activation = restore
+        if squasher is not None:
+            squasher.activation = restore
     if any(g is None for g in grads):
         raise ExportError(f"TensorFlow found no gradient from the logits to layer '{layers[target_index].name}'")
     weights = np.stack([np.asarray(tf.reduce_mean(g, axis=(1, 2))) for g in grads], axis=1)

@@ -113,15 +113,23 @@ def test_one_score_model_needs_two_labels(tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_keras_sigmoid_dense_exports_as_two_classes(tmp_path):
+@pytest.mark.parametrize("head", ["dense_sigmoid", "squeezed_then_sigmoid", "sigmoid_then_squeezed"])
+def test_keras_sigmoid_dense_exports_as_two_classes(tmp_path, head):
+    """Dense(1, sigmoid) as most Keras yes/no models end, and the score squeezed to (N,) before or after its sigmoid."""
     import keras
 
     keras.utils.set_random_seed(0)
+    squeeze = keras.layers.Lambda(lambda t: keras.ops.squeeze(t, axis=-1), name="squeeze")
+    tail = {
+        "dense_sigmoid": [keras.layers.Dense(1, activation="sigmoid")],
+        "squeezed_then_sigmoid": [keras.layers.Dense(1), squeeze, keras.layers.Activation("sigmoid")],
+        "sigmoid_then_squeezed": [keras.layers.Dense(1, activation="sigmoid"), squeeze],
+    }[head]
     model = keras.Sequential([
         keras.Input((SIZE, SIZE, 3)),
         keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="last_conv"),
         keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(1, activation="sigmoid"),
+        *tail,
     ])
     from export.keras import export_keras
 
@@ -134,7 +142,7 @@ def test_keras_sigmoid_dense_exports_as_two_classes(tmp_path):
     for seed in (4, 5):
         rgb = _image(seed)
         x, _ = preprocess(rgb, session.spec.input)
-        p = float(np.asarray(model(x, training=False))[0, 0])
+        p = float(np.asarray(model(x, training=False)).reshape(-1)[0])
         np.testing.assert_allclose(session.predict(rgb).probabilities, [1 - p, p], atol=1e-5)
 
 
