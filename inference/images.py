@@ -1,7 +1,8 @@
 """Turn any image file a technician may have into an RGB uint8 array, or say clearly why not.
 
 Pillow does the decoding (JPEG, PNG, BMP, TIFF incl. 16-bit and multi-page, WebP, GIF); OpenCV is the
-fallback for 16-bit colour files Pillow would reduce. Every failure is an ImageLoadError(path, reason).
+fallback for 16-bit colour files Pillow would reduce and for TIFFs Pillow cannot open at all, such as the
+floating-point colour TIFFs that analysis software writes. Every failure is an ImageLoadError(path, reason).
 """
 
 from __future__ import annotations
@@ -105,6 +106,60 @@ def _decode_with_opencv(path: Path, notes: list[str]) -> np.ndarray | None:
     return rgb
 
 
+def _tiff_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a TIFF's first directory without decoding it; None when it is no TIFF."""
+    from PIL import TiffImagePlugin
+
+    try:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a damaged directory is reported as unreadable, not as a warning
+            header = f.read(8)
+            if header[:4] not in (b"II*\0", b"MM\0*"):
+                return None
+            directory = TiffImagePlugin.ImageFileDirectory_v2(header)
+            f.seek(directory.next)
+            directory.load(f)
+            return int(directory[256]), int(directory[257])
+    except (OSError, KeyError, ValueError, TypeError, SyntaxError):
+        return None
+
+
+def _decode_tiff_pillow_cannot(path: Path, notes: list[str], max_pixels: int) -> np.ndarray | None:
+    """A TIFF Pillow does not open, decoded by OpenCV if it can: mostly the 32-bit floating-point colour TIFFs
+    that analysis software writes. None when it is no TIFF or OpenCV cannot decode it either."""
+    import cv2
+
+    size = _tiff_size(path)
+    if size is None:
+        return None
+    width, height = size
+    if width * height > max_pixels:  # checked before decoding, as for every other image
+        raise ImageLoadError(path, f"the image is {width} x {height} pixels ({width * height / 1e6:.0f} MP), above "
+                                   f"the limit of {max_pixels / 1e6:.0f} MP; refused to protect memory")
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    except (OSError, cv2.error):
+        return None
+    if arr is None or arr.ndim not in (2, 3) or arr.size == 0 or arr.dtype == np.int8:
+        return None
+    arr = arr if arr.ndim == 3 else arr[:, :, None]
+    if arr.shape[2] == 1:
+        notes.append("greyscale shown as RGB")
+        return np.repeat(_scale_to_uint8(arr[:, :, 0], notes)[:, :, None], 3, axis=2)
+    if arr.shape[2] not in (3, 4):
+        return None
+    rgb = arr[:, :, 2::-1]
+    if arr.shape[2] == 4:
+        full = 1.0 if np.issubdtype(arr.dtype, np.floating) else float(np.iinfo(arr.dtype).max)
+        alpha = np.clip(np.nan_to_num(arr[:, :, 3:4].astype(np.float64)) / full, 0.0, 1.0)
+        if float(alpha.min()) < 1.0:
+            notes.append("transparency flattened onto white")
+            rgb = rgb * alpha + full * (1.0 - alpha)
+            rgb = rgb.astype(np.float32) if np.issubdtype(arr.dtype, np.floating) else rgb.round().astype(arr.dtype)
+    return _scale_to_uint8(np.ascontiguousarray(rgb), notes)
+
+
 def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Decode ``path`` into an RGB uint8 image honouring EXIF orientation; raises ImageLoadError."""
     path = Path(path)
@@ -129,7 +184,13 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
         # Pillow's own hard limit (about 179 MP) is hit before ours could be checked.
         raise ImageLoadError(path, "the image is too large to open safely (possible decompression bomb)") from None
     except UnidentifiedImageError:
-        raise ImageLoadError(path, "not an image in a format HemaLens can read (or the file is damaged)") from None
+        try:
+            rgb = _decode_tiff_pillow_cannot(path, notes, max_pixels)
+        except MemoryError:
+            raise ImageLoadError(path, "not enough memory to decode this image") from None
+        if rgb is None:
+            raise ImageLoadError(path, "not an image in a format HemaLens can read (or the file is damaged)") from None
+        return LoadedImage(path=path, rgb=np.ascontiguousarray(rgb), notes=tuple(dict.fromkeys(notes)))
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(path, f"the file cannot be opened as an image ({exc})") from None
     try:

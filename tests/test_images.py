@@ -246,3 +246,38 @@ def test_exif_orientation_is_the_same_for_8_and_16_bit(tmp_path, orientation):
     np.testing.assert_array_equal(b.rgb, expected)
     assert ("rotated upright per EXIF orientation" in a.notes) == (orientation != 1)
     assert any("16-bit" in n for n in b.notes)
+
+
+def test_floating_point_colour_tiffs_that_pillow_cannot_open_are_read(tmp_path):
+    """ImageJ and MATLAB write 32-bit float colour TIFFs; Pillow does not open them, so they failed as unreadable."""
+    rgb = _gradient()
+    path = tmp_path / "float.tif"
+    cv2.imwrite(str(path), (rgb[:, :, ::-1] / 255.0).astype(np.float32))
+    with pytest.raises(Exception):  # noqa: B017,PT011 - Pillow's own refusal is what made this path necessary
+        Image.open(path).load()
+    loaded = load_image(path)
+    np.testing.assert_array_equal(loaded.rgb, rgb)
+    assert loaded.notes == ("floating-point image scaled from 0..1",)
+
+    stretched = tmp_path / "counts.tif"  # values beyond 0..1 (e.g. photon counts): 0 to their maximum
+    cv2.imwrite(str(stretched), rgb[:, :, ::-1].astype(np.float32) * 40.0)
+    assert np.abs(load_image(stretched).rgb.astype(int) - rgb).max() <= 1
+
+    rgba = np.dstack([rgb[:, :, ::-1] / 255.0, np.ones(rgb.shape[:2])]).astype(np.float32)
+    rgba[:2, :2, 3] = 0.0
+    with_alpha = tmp_path / "alpha.tif"
+    cv2.imwrite(str(with_alpha), rgba)
+    loaded = load_image(with_alpha)
+    assert (loaded.rgb[:2, :2] == 255).all() and np.array_equal(loaded.rgb[2:, 2:], rgb[2:, 2:])
+    assert "transparency flattened onto white" in loaded.notes
+
+
+def test_a_tiff_pillow_cannot_open_is_size_checked_before_decoding_and_junk_stays_unreadable(tmp_path):
+    path = tmp_path / "float.tif"
+    cv2.imwrite(str(path), np.zeros((24, 32, 3), np.float32))
+    with pytest.raises(ImageLoadError, match="32 x 24 pixels.*above the limit"):
+        load_image(path, max_pixels=100)
+    junk = tmp_path / "junk.tif"
+    junk.write_bytes(b"II*\0" + bytes(range(256)) * 4)  # a TIFF signature over nothing decodable
+    with pytest.raises(ImageLoadError, match="not an image in a format HemaLens can read"):
+        load_image(junk)
