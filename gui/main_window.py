@@ -149,7 +149,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self._batch_started = 0.0
         self._progress_shown = 0.0
         self._shown_once = False
-        self._pending_open: list[Path] | None = None
+        self._pending_open: tuple[list[Path], Path | None] | None = None  # (paths, case) opened too early
         self._loading_model: Path | None = None
         self.history = DecisionHistory()
         self._diff_timer = QTimer(self, singleShot=True, interval=150, timeout=self._update_differential)
@@ -533,8 +533,8 @@ class MainWindow(ReviewActions, QMainWindow):
         self.status(f"Model {info.name} ready ({', '.join(info.providers)}).")
         self.modelReady.emit(info)
         if self._pending_open is not None:
-            paths, self._pending_open = self._pending_open, None
-            self.open_paths(paths)
+            pending, self._pending_open = self._pending_open, None
+            self.open_paths(*pending)
         elif self.model.rowCount():
             self._start_batch(paths=[item.path for item in self.model.items()])
             if self._current is not None:
@@ -552,8 +552,8 @@ class MainWindow(ReviewActions, QMainWindow):
             self.error_banner.show_text(f"Could not load the model {Path(path).name}: {message}")
         self.picker.select_path(self.model_info.path if self.model_info else None)
         if self._pending_open is not None and self.model_info is None:
-            paths, self._pending_open = self._pending_open, None
-            self.open_paths(paths)
+            pending, self._pending_open = self._pending_open, None
+            self.open_paths(*pending)
 
     # ------------------------------------------------------------------ Grad-CAM for custom models
     def _update_augment_offer(self) -> None:
@@ -696,7 +696,7 @@ class MainWindow(ReviewActions, QMainWindow):
                                                        left_out, self)
         dialog.openWrongCalls.connect(self.open_paths)
         dialog.start()
-        dialog.open()
+        dialog.show()  # not modal: the review goes on while the check runs on its own thread
         return dialog
 
     def show_model_card(self) -> None:
@@ -727,11 +727,14 @@ class MainWindow(ReviewActions, QMainWindow):
         if name:
             self.open_paths([Path(name)])
 
-    def open_paths(self, paths: list[Path]) -> None:
-        """Open images and/or folders (folders recursively) as one case and classify them."""
+    def open_paths(self, paths: list[Path], case: Path | None = None) -> None:
+        """Open images and/or folders (folders recursively) as one case and classify them.
+
+        ``case``: the folder the case belongs to, when not the paths' common folder (the wrong calls of a model
+        check belong to the labelled folder, whose sub-folders name their classes)."""
         paths = [Path(p) for p in paths]
         if self._loading_model is not None and self.model_info is None:
-            self._pending_open = paths  # opened before the first model finished loading
+            self._pending_open = (paths, case)  # opened before the first model finished loading
             self.status("Waiting for the model to load…")
             return
         missing = [p for p in paths if not p.exists()]
@@ -751,7 +754,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.history.clear()  # the decisions were made on images that are no longer open
         self.open_report_button.setVisible(False)  # that report was about the case before
         self._update_undo_actions()
-        folder = case_folder(paths)
+        folder = Path(case).resolve() if case is not None else case_folder(paths)
         self._case_folder = folder
         error = self.review.open_case(folder)
         self.review_banner.show_text(error)

@@ -203,7 +203,7 @@ class ModelCheckDialog(QDialog):
     """Progress while the check runs (Cancel stops it), then the figures, which can be saved as JSON, and the
     wrong calls, which can be opened in the window to look at with their heatmaps."""
 
-    openWrongCalls = Signal(list)  # the image paths the model called wrong
+    openWrongCalls = Signal(list, object)  # the image paths the model called wrong, the labelled folder
 
     def __init__(self, info: ModelInfo, folder: Path, threshold: float, mapping: dict[str, str] | None = None,
                  left_out: list[str] | None = None, parent: QWidget | None = None) -> None:
@@ -280,7 +280,7 @@ class ModelCheckDialog(QDialog):
         paths = self.wrong_calls()
         self.checker.shutdown()  # the check is over: its thread goes with the dialog
         self.accept()
-        self.openWrongCalls.emit(paths)
+        self.openWrongCalls.emit(paths, self.folder)
 
     def reject(self) -> None:
         """Cancel (or Close): a running check stops between batches; the thread is joined before the dialog goes."""

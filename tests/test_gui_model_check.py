@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 
 from gui.main_window import MainWindow
 from gui.model_check import run_check
@@ -75,6 +75,7 @@ def test_check_measures_the_model_in_use_on_a_labelled_folder(qtbot, env) -> Non
     window = _window(qtbot, env["tmp"])
     assert window.act_check.isEnabled() and window.act_check in window.menuBar().actions()[2].menu().actions()
     dialog = window.check_model_on_folder(env["labelled"])
+    assert dialog.isVisible() and dialog.windowModality() == Qt.WindowModality.NonModal  # the review goes on
     with qtbot.waitSignal(dialog.checker.finished, timeout=60000):
         pass
     assert env["asked"] == [["smudge cells"]]  # its name says no class: asked, and left out
@@ -108,6 +109,13 @@ def test_check_measures_the_model_in_use_on_a_labelled_folder(qtbot, env) -> Non
         dialog.wrong_button.click()  # they open in the window, to be looked at with their heatmaps
     assert not dialog.isVisible() and not dialog.checker._thread.isRunning()
     assert sorted(item.path for item in window.model.items()) == wrong
+    labelled = env["labelled"]
+    # Each is named under the labelled folder, so its class folder shows beside the AI call.
+    assert {item.name for item in window.model.items()} == {p.relative_to(labelled).as_posix() for p in wrong}
+    one_folder = sorted(labelled.glob("lymphocyte/img_*.png"))[:2]  # also when every wrong call is in one folder
+    with qtbot.waitSignal(window.batchFinished, timeout=30000):
+        dialog.openWrongCalls.emit(one_folder, dialog.folder)
+    assert {item.name for item in window.model.items()} == {"lymphocyte/img_0.png", "lymphocyte/img_1.png"}
 
 
 def test_a_folder_that_fits_no_class_says_what_it_needs(qtbot, env) -> None:
