@@ -57,11 +57,19 @@ def _scale_to_uint8(arr: np.ndarray, notes: list[str]) -> np.ndarray:
         notes.append("floating-point image stretched to its own range")
         span = hi - lo if hi > lo else 1.0
         return np.clip((finite - lo) * (255.0 / span) + 0.5, 0, 255).astype(np.uint8)
-    # Integer data wider than 8 bits: the nominal range is 16-bit unless values go beyond it.
+    # Integer data in a wider file. Microscope cameras record 10, 12 or 14 bits and store them in 16-bit files:
+    # scaled as 16-bit, a 12-bit picture shows near black (0..16). So the range is the smallest usual bit depth that
+    # holds the largest value (a smear's bright background reaches near the top of its camera's range).
     lo, hi = int(arr.min(initial=0)), int(arr.max(initial=0))
     if lo >= 0 and hi <= 65535:
-        notes.append("16-bit image scaled to 8-bit")
-        return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        bits = next(b for b in (8, 10, 12, 14, 16) if hi < 1 << b)
+        full = (1 << bits) - 1
+        if bits == 8:
+            notes.append("8-bit values stored in a wider file, read as they are")
+        else:
+            notes.append("16-bit image scaled to 8-bit" if bits == 16 else
+                         f"{bits}-bit image (largest value {hi}) scaled to 8-bit")
+        return ((arr.astype(np.uint32) * 255 + full // 2) // full).astype(np.uint8)
     notes.append("high-bit-depth image stretched to its own range")
     span = float(hi - lo) if hi > lo else 1.0
     return np.clip((arr.astype(np.float64) - lo) * (255.0 / span) + 0.5, 0, 255).astype(np.uint8)

@@ -110,6 +110,29 @@ def test_sixteen_bit_colour_keeps_full_precision(tmp_path, ext):
     assert any("16-bit" in n for n in loaded.notes)
 
 
+@pytest.mark.parametrize("bits", [10, 12, 14])
+def test_a_cameras_10_to_14_bits_in_a_16_bit_file_use_the_whole_8_bit_range(tmp_path, bits):
+    """Scaled as 16-bit, a 12-bit camera's picture came out near black (0..16) and looked unlike any training image."""
+    rgb = _gradient()
+    full = (1 << bits) - 1
+    colour = tmp_path / f"colour{bits}.png"
+    assert cv2.imwrite(str(colour), (rgb[:, :, ::-1].astype(np.uint32) * full // 255).astype(np.uint16))
+    loaded = load_image(colour)
+    assert np.abs(loaded.rgb.astype(int) - rgb).max() <= 1
+    assert loaded.notes == (f"{bits}-bit image (largest value {full}) scaled to 8-bit",)
+    grey = tmp_path / f"grey{bits}.tif"
+    Image.fromarray((rgb[:, :, 0].astype(np.uint32) * full // 255).astype(np.uint16)).save(grey)
+    assert np.abs(load_image(grey).rgb[:, :, 0].astype(int) - rgb[:, :, 0]).max() <= 1
+
+
+def test_8_bit_values_in_a_16_bit_file_are_read_as_they_are(tmp_path):
+    path = tmp_path / "wide.png"
+    assert cv2.imwrite(str(path), _gradient()[:, :, ::-1].astype(np.uint16))
+    loaded = load_image(path)
+    np.testing.assert_array_equal(loaded.rgb, _gradient())
+    assert loaded.notes == ("8-bit values stored in a wider file, read as they are",)
+
+
 def test_multipage_tiff_reads_first_page_with_note(tmp_path):
     pages = [Image.fromarray(np.full((8, 8, 3), v, np.uint8)) for v in (10, 120, 240)]
     path = tmp_path / "stack.tiff"
