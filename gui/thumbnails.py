@@ -46,6 +46,8 @@ def read_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
         if scale < 1.0:
             reader.setScaledSize(QSize(max(1, round(full.width() * scale)), max(1, round(full.height() * scale))))
     image = reader.read()
+    if image.depth() > 32 or image.format() == QImage.Format.Format_Grayscale16:
+        image = QImage()  # more than 8 bits a sample: scaled as the core loader scales them (10-14-bit cameras)
     if not image.isNull():
         image = _on_white(image) if image.hasAlphaChannel() else image.convertToFormat(QImage.Format.Format_RGB888)
         if max(image.width(), image.height()) > size:
@@ -55,7 +57,7 @@ def read_thumbnail(path: Path, size: int = THUMB_SIZE) -> QImage:
         return image
     import cv2
 
-    from inference.images import load_image  # formats Qt cannot read (16-bit TIFF pages, CMYK, ...)
+    from inference.images import load_image  # formats Qt cannot read (CMYK, float TIFF, ...), deep samples
 
     rgb = load_image(path).rgb
     h, w = rgb.shape[:2]
