@@ -10,7 +10,7 @@ QMainWindow, QWidget#sidePanel { background: #f6f7f9; }
 QLabel#banner_warning { background: #fff4d6; color: #5c4200; border-bottom: 1px solid #e0b84a; padding: 6px 12px; }
 QLabel#banner_error { background: #fde8e6; color: #7a1c14; border-bottom: 1px solid #e5a29b; padding: 6px 12px; }
 QWidget#augmentOffer, QWidget#modelSuggestion { background: #e7f0fa; color: #173a5e; border-bottom: 1px solid #a9c6e6; }
-QLabel#callDetail, QLabel#hintLabel { color: #4b5563; }
+QLabel#callDetail, QLabel#hintLabel, QLabel#conversionLabel { color: #4b5563; }
 QLabel#hintLabel { font-size: 11px; }
 QLabel#reviewLabel { color: #1f2933; background: #eef2f7; border-radius: 4px; padding: 6px; }
 QLabel#warningLabel { color: #7a4b00; background: #fff4d6; border-radius: 4px; padding: 6px; }

@@ -375,7 +375,7 @@ class BatchTableModel(QAbstractTableModel):
     def _foreground(self, item: ImageItem, col: int, call: str | None) -> QBrush | None:
         if item.status == FAILED:
             return _FAILED_BRUSH
-        if (col == COL_AI and call == UNIDENTIFIED_ID) or (col == COL_STATUS and item.notes and item.status == DONE):
+        if (col == COL_AI and call == UNIDENTIFIED_ID) or (col == COL_STATUS and item.warnings and item.status == DONE):
             return _UNCERTAIN_BRUSH
         if item.status == QUEUED and col != COL_IMAGE:
             return _QUEUED_BRUSH
@@ -387,7 +387,7 @@ class BatchTableModel(QAbstractTableModel):
         if col == COL_STATUS:
             if item.status == FAILED:
                 return "Failed"
-            if item.notes and item.status == DONE:
+            if item.warnings and item.status == DONE:
                 return "⚠ Note"  # the notes are in the tooltip and the side panel
             if item.same_as:
                 return "Copy"  # of an earlier file: the tooltip and the side panel say which
@@ -522,7 +522,7 @@ class BatchFilterProxy(QSortFilterProxyModel):
         if show == SHOW_UNCERTAIN:
             return model.ai_call_of(item) == UNIDENTIFIED_ID
         if show == SHOW_NOTES:  # image-quality notes, or unlike the model's training images
-            return item.status == DONE and bool(item.notes)
+            return item.status == DONE and bool(item.warnings)
         if show == SHOW_FAILED:
             return item.status == FAILED
         return True

@@ -152,7 +152,7 @@ class _BadgeDelegate(QStyledItemDelegate):
             painter.drawEllipse(r.left() + 6, r.top() + 4, 16, 16)
             painter.setPen(QColor("white"))
             painter.drawText(QRect(r.left() + 6, r.top() + 4, 16, 16), Qt.AlignmentFlag.AlignCenter, "⚑")
-        if item.notes:  # unlike the training images: seen on the thumbnail before a group is decided
+        if item.warnings:  # e.g. unlike the training images: seen on the thumbnail before a group is decided
             badge = QRect(r.left() + 6, r.top() + 24, 16, 16)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor("#b26a00"))

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from inference.images import needs_attention
+
 QUEUED = "Queued"
 DONE = "Done"
 FAILED = "Failed"
@@ -38,6 +40,11 @@ class ImageItem:
 
     def __post_init__(self) -> None:
         self.name = self.name or self.path.name
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The notes that flag the image (⚠): all but faithful conversions such as a 12-bit camera's bit depth."""
+        return tuple(n for n in self.notes if needs_attention(n))
 
 
 def shown_name(path: Path, folder: Path | None) -> str:

@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPaintEvent, QPe
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from gui.calls import format_percent, is_uncertain
+from inference.images import needs_attention
 
 ROW_H = 28
 TOP_COLOUR = QColor("#2f6db3")
@@ -176,12 +177,17 @@ class ProbabilityPanel(QWidget):
         self.warnings.setObjectName("warningLabel")
         self.warnings.setWordWrap(True)
         self.warnings.setVisible(False)
-        for label in (self.call, self.detail, self.review, self.warnings):  # class and file names, not markup
+        self.conversions = QLabel("")  # how the file became the picture (e.g. 12-bit scaled): said, not flagged
+        self.conversions.setObjectName("conversionLabel")
+        self.conversions.setWordWrap(True)
+        self.conversions.setVisible(False)
+        for label in (self.call, self.detail, self.review, self.warnings, self.conversions):  # names, not markup
             label.setTextFormat(Qt.TextFormat.PlainText)
         for w in (self.call, self.detail, self.review, self.chart, self.hint):
             layout.addWidget(w)
         layout.addLayout(row)
         layout.addWidget(self.warnings)
+        layout.addWidget(self.conversions)
         self.chart.classClicked.connect(self.classClicked)
         self.threshold.valueChanged.connect(self._on_threshold)
         self._labels: tuple[str, ...] = ()
@@ -233,8 +239,13 @@ class ProbabilityPanel(QWidget):
         self.review.setVisible(bool(text))
 
     def set_warnings(self, lines: Sequence[str]) -> None:
-        self.warnings.setText("\n".join(f"⚠ {line}" for line in lines))
-        self.warnings.setVisible(bool(lines))
+        """The image's notes: those that need attention marked ⚠ in the warning box, faithful conversions (bit
+        depth, EXIF rotation) as plain lines under it."""
+        flagged = [line for line in lines if needs_attention(line)]
+        self.warnings.setText("\n".join(f"⚠ {line}" for line in flagged))
+        self.warnings.setVisible(bool(flagged))
+        self.conversions.setText("\n".join(line for line in lines if not needs_attention(line)))
+        self.conversions.setVisible(len(flagged) < len(lines))
 
     def _describe(self) -> None:
         if self._probs is None or not len(self._probs):

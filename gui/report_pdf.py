@@ -24,6 +24,7 @@ import numpy as np
 from gui.calls import format_percent
 from gui.model_card import measured_summary
 from hemalens import RESEARCH_USE_STATEMENT, __version__
+from inference.images import needs_attention
 from inference.model_figures import HELD_OUT_KEYS, call_records, per_class_recall, percent
 from review.records import readable_time
 from review.report import (
@@ -334,13 +335,14 @@ def _noted_section(report: CaseReport, names: Mapping[str, str]) -> str:
         return ""
     # A note many images share (e.g. "unlike this model's training images") is written out once, above the
     # table, and cited by number in its rows: a folder from another lab would otherwise fill pages with it.
-    counts = Counter(n for r in noted for n in r.notes)
+    warned = [(r, [n for n in r.notes if needs_attention(n)]) for r in noted]  # not e.g. the bit depth scaled
+    counts = Counter(n for _r, notes in warned for n in notes)
     shared = {note: i for i, note in enumerate((n for n, c in counts.most_common() if c > 1), start=1)}
     legend = "".join(f"<p>[{i}] {_e(note)} &mdash; {counts[note]} images</p>" for note, i in shared.items())
     rows = [
         [_e(r.file), _call(r, report, names), _e(_name(r.reviewed_class, names)),
-         "<br/>".join(f"[{shared[n]}]" if n in shared else _e(n) for n in r.notes)]
-        for r in noted[:NOTED_ROWS_SHOWN]
+         "<br/>".join(f"[{shared[n]}]" if n in shared else _e(n) for n in notes)]
+        for r, notes in warned[:NOTED_ROWS_SHOWN]
     ]
     more = _more_line(len(noted), "note")
     return (
@@ -441,7 +443,8 @@ def _flagged_page(report: CaseReport, thumbs: Mapping[str, Thumbnail], names: Ma
             f"Reviewed as: {'<span class=changed>' + reviewed + '</span>' if changed else reviewed}<br/>"
             f"By {_e(row.reviewer or '-')} on {_e(readable_time(row.reviewed_at))}<br/>"
             f"Comment: {_e(row.comment) or '&mdash;'}<br/>"
-            + "".join(f'<span class="changed">Note: {_e(n)}</span><br/>' for n in row.notes)
+            + "".join(f'<span class="changed">Note: {_e(n)}</span><br/>' if needs_attention(n)
+                      else f"Note: {_e(n)}<br/>" for n in row.notes)
             + f'<span class="small">SHA-256 {_e(row.image_sha256[:16])}&hellip;</span>'
         )
         rows.append([picture + caption, details])

@@ -7,6 +7,7 @@ floating-point colour TIFFs that analysis software writes. Every failure is an I
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,25 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".gif"}
 )
 DEFAULT_MAX_PIXELS = 100_000_000
+# Notes that only say how the file's pixels were brought to 8-bit RGB without losing what the model looks at. They
+# are shown with the image but do not flag it: a lab whose camera writes 12-bit TIFFs would otherwise see a warning
+# on every image, and the ones that matter (greyscale, a low resolution, unlike the training images) would drown.
+ROTATED = "rotated upright per EXIF orientation"
+UNIT_FLOAT_SCALED = "floating-point image scaled from 0..1"
+WIDE_8_BIT = "8-bit values stored in a wider file, read as they are"
+_BIT_DEPTH_SCALED = re.compile(r"\d+-bit image( \(largest value \d+\))? scaled to 8-bit")
+
+
+def _bit_depth_note(bits: int, largest: int) -> str:
+    if bits == 16:
+        return "16-bit image scaled to 8-bit"
+    return f"{bits}-bit image (largest value {largest}) scaled to 8-bit"
+
+
+def needs_attention(note: str) -> bool:
+    """Whether a note about an image should flag it (⚠) rather than only be shown: False for a faithful
+    conversion (bit depth, EXIF rotation), True for everything else, notes of other modules included."""
+    return note not in (ROTATED, UNIT_FLOAT_SCALED, WIDE_8_BIT) and not _BIT_DEPTH_SCALED.fullmatch(note)
 
 
 
@@ -52,7 +72,7 @@ def _scale_to_uint8(arr: np.ndarray, notes: list[str]) -> np.ndarray:
         finite = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         lo, hi = float(finite.min(initial=0.0)), float(finite.max(initial=0.0))
         if lo >= 0.0 and hi <= 1.0:
-            notes.append("floating-point image scaled from 0..1")
+            notes.append(UNIT_FLOAT_SCALED)
             return np.clip(finite * 255.0 + 0.5, 0, 255).astype(np.uint8)
         notes.append("floating-point image stretched to its own range")
         span = hi - lo if hi > lo else 1.0
@@ -65,10 +85,9 @@ def _scale_to_uint8(arr: np.ndarray, notes: list[str]) -> np.ndarray:
         bits = next(b for b in (8, 10, 12, 14, 16) if hi < 1 << b)
         full = (1 << bits) - 1
         if bits == 8:
-            notes.append("8-bit values stored in a wider file, read as they are")
+            notes.append(WIDE_8_BIT)
         else:
-            notes.append("16-bit image scaled to 8-bit" if bits == 16 else
-                         f"{bits}-bit image (largest value {hi}) scaled to 8-bit")
+            notes.append(_bit_depth_note(bits, hi))
         return ((arr.astype(np.uint32) * 255 + full // 2) // full).astype(np.uint8)
     notes.append("high-bit-depth image stretched to its own range")
     span = float(hi - lo) if hi > lo else 1.0
@@ -234,7 +253,7 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
                 im = ImageOps.exif_transpose(im)
             rgb = _to_rgb_array(im, notes)
         if orientation != 1:
-            notes.append("rotated upright per EXIF orientation")
+            notes.append(ROTATED)
     except ImageLoadError:
         raise
     except MemoryError:

@@ -23,6 +23,7 @@ from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
 from inference.file_mode import NAME_BYTES, new_file_mode
 from inference.file_order import natural_key
+from inference.images import needs_attention
 from inference.uncertainty import UNIDENTIFIED_ID, is_uncertain
 from review.records import CaseDetails, CaseEvent, Decision, sample_id_of, signed_hashes
 from review.store import Case
@@ -146,8 +147,9 @@ class CaseReport:
 
     @property
     def noted_rows(self) -> list[ReportRow]:
-        """Images whose model call came with a note (quality, unlike the training images)."""
-        return [r for r in self.rows if r.notes]
+        """Images whose model call came with a note that needs attention (quality, unlike the training images);
+        a faithful conversion (bit depth, EXIF rotation) alone does not put a call on weaker ground."""
+        return [r for r in self.rows if any(needs_attention(n) for n in r.notes)]
 
     @property
     def reviewed_count(self) -> int:

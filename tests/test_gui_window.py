@@ -1195,6 +1195,32 @@ def test_files_in_sub_folders_are_named_by_their_path_under_the_opened_folder(qt
     assert window.model.index(0, COL_IMAGE).data() == "cell_0001.png"
 
 
+def test_a_faithful_conversion_is_said_but_does_not_flag_the_image(qtbot, tmp_path, models) -> None:
+    """A lab whose camera writes 12-bit TIFFs saw ⚠ Note on every row (the bit depth scaled), so the notes that
+    matter (greyscale, unlike the training images) no longer stood out, and the "With notes" filter listed all."""
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    rgb = np.random.default_rng(5).integers(0, 256, (48, 48, 3))
+    cv2.imwrite(str(folder / "a_12bit.png"), (rgb * 16).astype(np.uint16))
+    cv2.imwrite(str(folder / "b_grey.png"), rgb[:, :, 0].astype(np.uint8))
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    twelve, grey = (window.model.row_of(folder / name) for name in ("a_12bit.png", "b_grey.png"))
+    assert window.model.item(twelve).notes == ("12-bit image (largest value 4080) scaled to 8-bit",)
+    assert window.model.index(twelve, COL_STATUS).data() == "Done"
+    assert window.model.index(grey, COL_STATUS).data() == "⚠ Note"
+    window.batch_panel.show_combo.setCurrentText("With notes")
+    assert window.batch_panel.proxy.rowCount() == 1
+    window.batch_panel.show_combo.setCurrentText("All images")
+    _on_screen(qtbot, window, twelve)
+    panel = window.prob_panel
+    assert panel.warnings.isHidden() and panel.conversions.isVisible()
+    assert panel.conversions.text() == "12-bit image (largest value 4080) scaled to 8-bit"
+    _on_screen(qtbot, window, grey)
+    assert panel.warnings.isVisible() and panel.warnings.text() == "⚠ greyscale shown as RGB"
+    assert panel.conversions.isHidden()
+
+
 def test_a_held_key_makes_one_decision_but_still_moves_through_the_images(qtbot, tmp_path) -> None:
     """Under Xvfb, holding Enter for 1.5 s confirmed 23 images nobody looked at; now it confirms one. Qt
     repeats an action's shortcut while its key is held unless the action says otherwise."""

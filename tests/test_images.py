@@ -304,3 +304,17 @@ def test_a_tiff_pillow_cannot_open_is_size_checked_before_decoding_and_junk_stay
     junk.write_bytes(b"II*\0" + bytes(range(256)) * 4)  # a TIFF signature over nothing decodable
     with pytest.raises(ImageLoadError, match="not an image in a format HemaLens can read"):
         load_image(junk)
+
+
+def test_only_faithful_conversions_leave_an_image_unflagged():
+    from inference.images import needs_attention
+
+    for note in ("16-bit image scaled to 8-bit", "12-bit image (largest value 4080) scaled to 8-bit",
+                 "rotated upright per EXIF orientation", "floating-point image scaled from 0..1",
+                 "8-bit values stored in a wider file, read as they are"):
+        assert not needs_attention(note), note
+    for note in ("greyscale shown as RGB", "CMYK converted to RGB", "transparency flattened onto white",
+                 "first page of 3", "floating-point image stretched to its own range",
+                 "high-bit-depth image stretched to its own range", "unlike this model's training images",
+                 "12-bit image scaled to 8-bit and then some"):
+        assert needs_attention(note), note

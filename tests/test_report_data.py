@@ -53,7 +53,9 @@ def case_setup(tmp_path: Path):
         path.write_bytes(content)
         h = hashlib.sha256(content).hexdigest()
         images[name] = (path, h)
-        notes = (UNLIKE,) if name == "b.png" else ()
+        # a.png: only a faithful conversion (its camera's 12 bits scaled), which puts no call on weaker ground
+        notes = (UNLIKE,) if name == "b.png" else ("12-bit image (largest value 4080) scaled to 8-bit",) if (
+            name == "a.png") else ()
         case.record_prediction(path, h, predicted_id=predicted, probabilities=_probs(predicted), notes=notes, **MODEL)
     yield store, case, images
     store.close()
@@ -93,7 +95,7 @@ def test_csv_rows_field_by_field(case_setup) -> None:
         "p_early_pre_b": "0.100000",
         "p_pre_b": "0.100000",
         "uncertain": "",  # built without the app's threshold: unknown, not "no"
-        "notes": "",
+        "notes": "12-bit image (largest value 4080) scaled to 8-bit",  # every note stays in the record
         "reviewed_class": "benign",
         "flagged": "no",
         "comment": "",
