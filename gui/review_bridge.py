@@ -17,6 +17,7 @@ import numpy as np
 
 from gui.calls import UNIDENTIFIED_ID
 from gui.items import ModelInfo
+from inference.images import STALE_DECODING_NOTES
 from review.records import sample_id_of, signed_hashes
 from review.store import DecisionRequest, ReviewConflictError, ReviewInputError, ReviewStore, file_sha256
 
@@ -76,8 +77,8 @@ class PredictionRecorder:
             stored = self._case.cached_prediction(image_hash, model.sha256)
         except Exception:  # noqa: BLE001 - a cache miss is harmless: the image is classified again
             return None
-        if stored is None or stored.notes is None:
-            return None
+        if stored is None or stored.notes is None or not STALE_DECODING_NOTES.isdisjoint(stored.notes):
+            return None  # no notes kept, or the image was decoded by an earlier, wrong rule: classified again
         probs = stored.probabilities
         if set(probs) != set(model.class_ids):
             return None

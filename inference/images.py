@@ -30,9 +30,12 @@ WIDE_8_BIT = "8-bit values stored in a wider file, read as they are"
 _BIT_DEPTH_SCALED = re.compile(r"\d+-bit image( \(largest value \d+\))? scaled to 8-bit")
 
 
+# A note only an earlier loader wrote: it scaled every 16-bit file from 65535, so a 12-bit camera's image came out
+# near black. A call stored with this note was made on pixels decoded that way, and must not be reused.
+STALE_DECODING_NOTES = frozenset({"16-bit image scaled to 8-bit"})
+
+
 def _bit_depth_note(bits: int, largest: int) -> str:
-    if bits == 16:
-        return "16-bit image scaled to 8-bit"
     return f"{bits}-bit image (largest value {largest}) scaled to 8-bit"
 
 

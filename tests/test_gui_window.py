@@ -275,6 +275,26 @@ def test_reopening_the_folder_restores_decisions_and_reuses_predictions(qtbot, t
     assert again.model.index(0, COL_REVIEWED).data().endswith("Neutrophil")
     assert cached and all(cached)  # same model file, same images: nothing re-run
     np.testing.assert_allclose(again.model.item(0).probabilities, first_probs, rtol=1e-6)
+    again.close()
+
+    # A call stored by an earlier loader, which scaled a 12-bit camera's 16-bit file from 65535 (near black), is
+    # not reused: its note says so, and the image is classified again from the pixels decoded now.
+    store = ReviewStore.open(tmp_path / "reviews.sqlite3")
+    case = store.open_case(folder)
+    item0 = again.model.item(0)
+    stored = case.cached_prediction(item0.image_hash, again.model_info.sha256)
+    case.record_prediction(folder / item0.path.name, item0.image_hash, model_name=again.model_info.name,
+                           model_version=again.model_info.version, model_sha256=again.model_info.sha256,
+                           predicted_id=max(stored.probabilities, key=stored.probabilities.get),
+                           probabilities=stored.probabilities, notes=("16-bit image scaled to 8-bit",))
+    store.close()
+    third = _make_window(qtbot, tmp_path)
+    cached.clear()
+    third.engine.results.connect(lambda results: cached.extend((r.path.name, r.cached) for r in results))
+    _open(qtbot, third, [folder])
+    assert dict(cached) == {"cell_0000.png": False, "cell_0001.png": True, "cell_0002.png": True,
+                            "cell_0003.png": True}
+    assert third.model.item(0).notes == ()  # what this loader says of the file (an 8-bit PNG: nothing)
 
 
 def test_a_resumed_case_keeps_the_notes_shown_with_each_call(qtbot, tmp_path, models) -> None:
