@@ -55,8 +55,12 @@ def load_torch_model(model: nn.Module | str | Path) -> nn.Module:
     if isinstance(loaded, nn.Module):
         return loaded
     if isinstance(loaded, dict):
-        raise ExportError(f"{path.name} holds a state_dict (weights only, no architecture): build your model class, "
-                          "load the state_dict into it and pass the module")
+        keys = ", ".join(list(map(str, loaded))[:4]) + (", ..." if len(loaded) > 4 else "")
+        raise ExportError(f"{path.name} holds a dict ({keys}): a state_dict or training checkpoint, weights without "
+                          "the network's code. Build your model class and load the weights into it "
+                          "(model.load_state_dict(...)), then save the whole model (torch.save(model)) or a "
+                          "TorchScript file (torch.jit.script(model).save(...)) for hemalens-export, or pass the "
+                          "module to export.pytorch.export_pytorch")
     raise ExportError(f"{path.name} holds a {type(loaded).__name__}, not a PyTorch model")
 
 

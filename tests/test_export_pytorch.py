@@ -178,8 +178,11 @@ def test_refusals_write_nothing(tmp_path):
     with pytest.raises(ExportError, match="3 labels given but the model has 4"):
         export_pytorch(gap_cnn(), out, labels=["a", "b", "c"], input_size=SIZE, name="x", converter="legacy", log=None)
     torch.save(gap_cnn().state_dict(), tmp_path / "weights.pt")
-    with pytest.raises(ExportError, match="state_dict"):
+    with pytest.raises(ExportError, match="state_dict.*torch.save\\(model\\)"):  # says how to save what it can use
         export_pytorch(tmp_path / "weights.pt", out, labels=list("abcd"), input_size=SIZE, name="x", log=None)
+    torch.save({"epoch": 3, "model": gap_cnn().state_dict()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ExportError, match=r"holds a dict \(epoch, model\): a state_dict or training checkpoint"):
+        export_pytorch(tmp_path / "checkpoint.pt", out, labels=list("abcd"), input_size=SIZE, name="x", log=None)
     with pytest.raises(ExportError, match="neither a module"):
         export_pytorch(gap_cnn(), out, labels=list("abcd"), input_size=SIZE, name="x", target_layer="nope",
                        converter="legacy", log=None)
