@@ -6,6 +6,7 @@ tensors: the detail view recomputes those for the one image on screen, so 10,000
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,18 +48,30 @@ class ImageItem:
         return tuple(n for n in self.notes if needs_attention(n))
 
 
+def names_folder(sources: list[Path]) -> Path:
+    """The folder the list names files under: the opened folder, or the opened files' common folder. Worked out
+    from the paths as typed (absolute, symbolic links not followed), as the listing gives them."""
+    folders = [os.path.abspath(p if p.is_dir() else p.parent) for p in sources]
+    try:
+        return Path(os.path.commonpath(folders)) if folders else Path.cwd()
+    except ValueError:  # on different drives (Windows)
+        return Path(folders[0])
+
+
 def shown_name(path: Path, folder: Path | None) -> str:
-    """The file's path under the opened folder (``case_folder``), as the list and messages show it.
+    """The file's path under ``folder`` (``names_folder``), as the list and messages show it.
 
     Sub-folders often mean something (one per slide, per patient, or per class in a labelled folder), and two of
     them may hold files of the same name; the file name alone hides both. Outside ``folder``: the file name.
+    Lexical only (no file system call), as it runs on the GUI thread for every listed image.
     """
     if folder is not None:
-        for candidate in (path, path.resolve()):  # the listing keeps the paths as opened; resolve only if needed
-            try:
-                return candidate.relative_to(folder).as_posix()
-            except ValueError:
-                continue
+        try:
+            relative = os.path.relpath(os.path.abspath(path), folder)
+        except ValueError:  # on another drive (Windows)
+            return path.name
+        if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
+            return Path(relative).as_posix()
     return path.name
 
 

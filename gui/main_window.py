@@ -64,7 +64,7 @@ from gui.differential_panel import DifferentialPanel
 from gui.engine import Engine
 from gui.gallery import GalleryView
 from gui.heatmap_bar import StatusCaption, StatusLine
-from gui.items import DONE, FAILED, QUEUED, ItemResult, ModelInfo, same_file_notes
+from gui.items import DONE, FAILED, QUEUED, ItemResult, ModelInfo, names_folder, same_file_notes
 from gui.model_card import ModelCardDialog, model_status_text
 from gui.model_check import ModelCheckDialog, ask_folder_classes, folders_needing_a_class
 from gui.model_picker import ModelPicker
@@ -138,7 +138,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.thumbnails.ready.connect(self.model.thumbnail_ready)
         self.model_info: ModelInfo | None = None
         self._sources: list[Path] = []
-        self._case_folder: Path | None = None  # of the open case: the list names files by their path under it
+        self._names_folder: Path | None = None  # the list names files by their path under it
         self._current: int | None = None
         self._detail: DetailResult | None = None
         self._detail_pending = False
@@ -755,7 +755,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.open_report_button.setVisible(False)  # that report was about the case before
         self._update_undo_actions()
         folder = Path(case).resolve() if case is not None else case_folder(paths)
-        self._case_folder = folder
+        self._names_folder = names_folder([Path(case)] if case is not None else paths)
         error = self.review.open_case(folder)
         self.review_banner.show_text(error)
         self._states = self.review.states()
@@ -789,7 +789,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.status("Classifying…" if self.model_info else "Listing images…")
 
     def _on_listed(self, paths: list[Path]) -> None:
-        self.model.set_paths(paths, self._case_folder)
+        self.model.set_paths(paths, self._names_folder)
         if not paths:
             where = ", ".join(p.name or str(p) for p in self._sources)
             self.image_view.show_message(f"No images found in {where}.")

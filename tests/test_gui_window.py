@@ -1213,6 +1213,10 @@ def test_files_in_sub_folders_are_named_by_their_path_under_the_opened_folder(qt
     assert names == {"slide A/cell_0000.png", "slide B/cell_0001.png"}  # files opened together: under their parent
     _open(qtbot, window, [folder / "slide B" / "cell_0001.png"])
     assert window.model.index(0, COL_IMAGE).data() == "cell_0001.png"
+    link = tmp_path / "linked case"  # opened through a symbolic link: named as opened, without resolving each file
+    link.symlink_to(folder, target_is_directory=True)
+    _open(qtbot, window, [link])
+    assert "slide A/cell_0000.png" in {window.model.index(r, COL_IMAGE).data() for r in range(window.model.rowCount())}
 
 
 def test_a_faithful_conversion_is_said_but_does_not_flag_the_image(qtbot, tmp_path, models) -> None:
