@@ -211,6 +211,43 @@ def _check_app_modules() -> str:
     return f"{len(names)} gui modules, {' and '.join(lazy)} import"
 
 
+def _check_image_formats(rgb: np.ndarray) -> str:
+    """Every kind of file the app reads decodes to the same picture in this build: a bundle missing one of Pillow's
+    plugins or OpenCV's codecs would pass the model checks (which use an array) and fail on a lab's files."""
+    import tempfile
+
+    import cv2
+    from PIL import Image
+
+    from inference.images import load_image
+
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    camera12 = (bgr.astype(np.uint32) * 4095 // 255).astype(np.uint16)  # a 12-bit camera's file
+    writers: dict[str, Callable[[Path], object]] = {
+        "PNG": lambda p: Image.fromarray(rgb).save(p / "s.png"),
+        "JPEG": lambda p: Image.fromarray(rgb).save(p / "s.jpg", quality=95),
+        "TIFF": lambda p: Image.fromarray(rgb).save(p / "s.tif"),
+        "BMP": lambda p: Image.fromarray(rgb).save(p / "s.bmp"),
+        "WebP": lambda p: Image.fromarray(rgb).save(p / "s.webp", quality=95),
+        "12-bit PNG": lambda p: cv2.imwrite(str(p / "s12.png"), camera12),
+        "float TIFF": lambda p: cv2.imwrite(str(p / "f32.tif"), (bgr / 255.0).astype(np.float32)),
+    }
+    lossy = {"JPEG", "WebP"}
+    with tempfile.TemporaryDirectory(prefix="hemalens-selftest-") as tmp:
+        folder = Path(tmp)
+        for kind, write in writers.items():
+            before = set(folder.iterdir())
+            write(folder)
+            (path,) = set(folder.iterdir()) - before
+            decoded = load_image(path).rgb
+            if decoded.shape != rgb.shape:
+                raise RuntimeError(f"{kind} decoded as {decoded.shape}, not {rgb.shape}")
+            error = float(np.abs(decoded.astype(np.int16) - rgb).mean())
+            if error > (8.0 if kind in lossy else 0.5):
+                raise RuntimeError(f"{kind} decoded with a mean error of {error:.1f} grey levels")
+    return f"{', '.join(writers)} written and read back"
+
+
 def run_selftest(models_dir: Path | None = None, stream: TextIO | None = None) -> int:
     """Run every check and print a report; return 0 when all passed, 1 otherwise.
 
@@ -238,6 +275,7 @@ def run_selftest(models_dir: Path | None = None, stream: TextIO | None = None) -
     except Exception as exc:  # noqa: BLE001
         report.warn(f"window system plugins not checked: {type(exc).__name__}: {exc}")
     report.check("app", _check_app_modules)
+    report.check("images", lambda: _check_image_formats(rgb))
     try:
         models = _model_paths(models_dir)
     except Exception as exc:  # noqa: BLE001

@@ -38,6 +38,7 @@ def test_selftest_passes_and_reports_every_model(models_dir: Path, qapp: object)
     for name in ("ONNX Runtime", "NumPy", "OpenCV", "PySide6 / Qt", "HemaLens"):
         assert name in text
     assert "ok    Qt: platform" in text and "gui modules, export.augment and inference.cli_evaluate import" in text
+    assert "ok    images: PNG, JPEG, TIFF, BMP, WebP, 12-bit PNG, float TIFF written and read back" in text
     model_lines = [line for line in text.splitlines() if line.strip().startswith("ok    model")]
     assert len(model_lines) == 2
     height, width = SELFTEST_IMAGE_SIZE
@@ -97,3 +98,21 @@ def test_selftest_warns_but_passes_when_a_window_system_library_is_missing(
     text = out.getvalue()
     assert "warn  libqxcb.so cannot load (libxcb-cursor.so.0" in text
     assert "window system plugins load: libqwayland.so" in text
+
+
+def test_selftest_fails_when_a_file_format_does_not_decode(models_dir: Path, qapp: object, monkeypatch) -> None:
+    """A bundle without one of Pillow's plugins passed every model check (they use an array) and then failed on
+    the lab's files; the self-test now reads each kind of file."""
+    from PIL import Image
+
+    real_open = Image.open
+
+    def no_webp(path, *args, **kwargs):
+        if str(path).endswith(".webp"):
+            raise Image.UnidentifiedImageError(f"cannot identify image file {path!r}")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", no_webp)
+    out = io.StringIO()
+    assert run_selftest(models_dir, out) == 1
+    assert "FAIL  images: ImageLoadError" in out.getvalue() and "s.webp" in out.getvalue()
