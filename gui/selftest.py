@@ -229,10 +229,11 @@ def _check_image_formats(rgb: np.ndarray) -> str:
         "TIFF": lambda p: Image.fromarray(rgb).save(p / "s.tif"),
         "BMP": lambda p: Image.fromarray(rgb).save(p / "s.bmp"),
         "WebP": lambda p: Image.fromarray(rgb).save(p / "s.webp", quality=95),
+        "GIF": lambda p: Image.fromarray(rgb).save(p / "s.gif"),
         "12-bit PNG": lambda p: cv2.imwrite(str(p / "s12.png"), camera12),
         "float TIFF": lambda p: cv2.imwrite(str(p / "f32.tif"), (bgr / 255.0).astype(np.float32)),
     }
-    lossy = {"JPEG", "WebP"}
+    lossy = {"JPEG", "WebP", "GIF"}  # GIF: 256 colours
     with tempfile.TemporaryDirectory(prefix="hemalens-selftest-") as tmp:
         folder = Path(tmp)
         for kind, write in writers.items():

@@ -38,7 +38,7 @@ def test_selftest_passes_and_reports_every_model(models_dir: Path, qapp: object)
     for name in ("ONNX Runtime", "NumPy", "OpenCV", "PySide6 / Qt", "HemaLens"):
         assert name in text
     assert "ok    Qt: platform" in text and "gui modules, export.augment and inference.cli_evaluate import" in text
-    assert "ok    images: PNG, JPEG, TIFF, BMP, WebP, 12-bit PNG, float TIFF written and read back" in text
+    assert "ok    images: PNG, JPEG, TIFF, BMP, WebP, GIF, 12-bit PNG, float TIFF written and read back" in text
     model_lines = [line for line in text.splitlines() if line.strip().startswith("ok    model")]
     assert len(model_lines) == 2
     height, width = SELFTEST_IMAGE_SIZE
