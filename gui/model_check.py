@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.items import ModelInfo
+from gui.items import ModelInfo, shown_name
 from gui.job_thread import SingleJobThread
 from gui.model_card import metrics_sections, table_html
 from inference.errors import HemaLensError
@@ -131,8 +131,8 @@ def outcome_html(info: ModelInfo, outcome: CheckOutcome, left_out: list[str]) ->
     wrong = sorted((r for r in outcome.rows if r["predicted"] != r["true"]), key=lambda r: -r["probability"])
     if wrong:
         shown = wrong[:WRONG_CALLS_LISTED]
-        rows = [[esc(Path(r["path"]).name), esc(r["true"]), esc(r["predicted"]), percent(r["probability"])]
-                for r in shown]
+        rows = [[esc(shown_name(Path(r["path"]), outcome.folder)), esc(r["true"]), esc(r["predicted"]),
+                 percent(r["probability"])] for r in shown]  # as the window names them once opened
         more = f" (the {len(shown)} surest of {len(wrong)})" if len(wrong) > len(shown) else ""
         parts.append(f"<p><b>Wrong calls</b>, surest first{more}</p>"
                      + table_html(["image", "folder's class", "AI call", "probability"], rows))

@@ -89,6 +89,8 @@ def test_check_measures_the_model_in_use_on_a_labelled_folder(qtbot, env) -> Non
     assert "Left out, matching no class of this model: smudge cells" in text  # named, never silently dropped
     assert "Unreadable, not counted (1)" in text and "broken.png" in text
     assert "Wrong calls, surest first" in text  # the confident wrong calls a lab most needs to see, by name
+    some_wrong = next(r for r in dialog.outcome.rows if r["predicted"] != r["true"])
+    assert Path(some_wrong["path"]).relative_to(env["labelled"]).as_posix() in text  # under its class folder
     assert "Confusion matrix" in text and "model card states no measured accuracy" in text
     called_neutrophil = "Neutrophil" in {r["predicted"] for r in dialog.outcome.rows}
     # No Neutrophil folder: unless the model called some, the class is said to be unmeasured, not shown at 0 %.
