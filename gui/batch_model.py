@@ -98,6 +98,7 @@ class BatchTableModel(QAbstractTableModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._items: list[ImageItem] = []
+        self.folder_count = 0  # folders the listed files are in (the differential says when it counts several)
         self._row_of: dict[Path, int] = {}
         self._rows_of_hash: dict[str, list[int]] = {}  # content hash -> rows of the files holding it
         self._class_ids: tuple[str, ...] = ()
@@ -147,6 +148,7 @@ class BatchTableModel(QAbstractTableModel):
         """One row per path, named by its path under ``folder`` (the opened folder; see ``shown_name``)."""
         self.beginResetModel()
         self._items = [ImageItem(p, name=shown_name(p, folder)) for p in map(Path, paths)]
+        self.folder_count = len({item.name.rpartition("/")[0] for item in self._items})
         self._row_of = {item.path: i for i, item in enumerate(self._items)}
         self._rows_of_hash = {}
         self._invalidate_all()

@@ -57,7 +57,7 @@ class DifferentialPanel(QWidget):
         layout.addWidget(self.summary)
         layout.addWidget(self.table)
 
-    def show_differential(self, diff: Differential, total: int, copies: int = 0) -> None:
+    def show_differential(self, diff: Differential, total: int, copies: int = 0, folders: int = 1) -> None:
         """Write only the cells whose text changed; resize only when the number of classes did.
 
         Called a few times a second while a batch runs: rewriting every cell and re-measuring the
@@ -101,6 +101,8 @@ class DifferentialPanel(QWidget):
             parts.append(f"{diff.failed} failed")
         if copies:  # identical files: their first counts for them, as in the report
             parts.append(f"{copies} identical {'copy' if copies == 1 else 'copies'} not counted")
+        if folders > 1:  # one sub-folder per slide or patient is common: one count over them all is easily misread
+            parts.append(f"{folders} folders counted as one case")
         summary = " · ".join(parts)
         if self.summary.text() != summary:
             self.summary.setText(summary)

@@ -1418,7 +1418,8 @@ class MainWindow(ReviewActions, QMainWindow):
     def _update_differential(self) -> None:
         """O(classes): the model keeps the counts up to date as results and decisions arrive."""
         copies = self.model.copies()
-        self.diff_panel.show_differential(self.model.differential(), self.model.rowCount() - copies, copies)
+        self.diff_panel.show_differential(self.model.differential(), self.model.rowCount() - copies, copies,
+                                          self.model.folder_count)
 
     # ------------------------------------------------------------------ misc
     def status(self, text: str) -> None:

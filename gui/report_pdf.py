@@ -209,6 +209,7 @@ def _table(
 
 def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
     total = len(report.rows)
+    folders = len({r.file.rpartition("/")[0] for r in report.rows})  # one per slide or patient is common
     reviewers = sorted({r.reviewer for r in report.rows if r.reviewer})
     models = (
         "<br/>".join(
@@ -238,7 +239,7 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
             *([["Case note", _e(report.case_note).replace("\n", "<br>")]] if report.case_note else []),
             ["Folder", _e(report.folder)],
             ["Case opened", _e(readable_time(report.created_at))],
-            ["Images", str(total)],
+            ["Images", str(total) + (f" in {folders} folders, counted as one case" if folders > 1 else "")],
             *([["Files not classified", f"{len(report.unclassified)} (listed below; never assessed)"]]
               if report.unclassified else []),
             *([[f"Uncertain model calls (top under {report.uncertain_below:.0%})",

@@ -1196,6 +1196,7 @@ def test_files_in_sub_folders_are_named_by_their_path_under_the_opened_folder(qt
     names = sorted(window.model.index(r, COL_IMAGE).data() for r in range(window.model.rowCount()))
     assert names == ["cell_0000.png", "slide A/cell_0000.png", "slide A/cell_0001.png", "slide B/cell_0000.png",
                      "slide B/cell_0001.png"]
+    qtbot.waitUntil(lambda: "3 folders counted as one case" in window.diff_panel.summary.text(), timeout=3000)
     panel = window.batch_panel
     panel.proxy.set_text("slide b")  # the filter matches the sub-folder too
     assert panel.proxy.rowCount() == 2
@@ -1213,6 +1214,8 @@ def test_files_in_sub_folders_are_named_by_their_path_under_the_opened_folder(qt
     assert names == {"slide A/cell_0000.png", "slide B/cell_0001.png"}  # files opened together: under their parent
     _open(qtbot, window, [folder / "slide B" / "cell_0001.png"])
     assert window.model.index(0, COL_IMAGE).data() == "cell_0001.png"
+    qtbot.waitUntil(lambda: "1 of 1 classified" in window.diff_panel.summary.text(), timeout=3000)
+    assert "counted as one case" not in window.diff_panel.summary.text()
     link = tmp_path / "linked case"  # opened through a symbolic link: named as opened, without resolving each file
     link.symlink_to(folder, target_is_directory=True)
     _open(qtbot, window, [link])

@@ -461,3 +461,26 @@ def test_a_flagged_cell_carries_the_record_of_its_models_calls_of_that_class(tmp
     assert "On its test images, 10 of its 12 Pre-B calls were right (83.3 %); the other 2 were Benign." in flagged
     other = ModelCardSummary(name="N", version="1", sha256="e" * 64, class_names=card.class_names, metrics=card.metrics)
     assert "On its test images" not in report_html(report, model_cards=[other])  # another model's record: never
+
+
+def test_the_summary_says_when_images_of_several_folders_are_counted_as_one_case(tmp_path: Path) -> None:
+    """One sub-folder per slide or patient is common; a differential over all of them is easily misread as one's."""
+    from gui.report_pdf import write_pdf
+    from review.store import DecisionRequest
+
+    folder = tmp_path / "case"
+    for slide in ("slide 1", "slide 2"):
+        (folder / slide).mkdir(parents=True)
+    paths = [*_make_images(folder / "slide 1", 2), *_make_images(folder / "slide 2", 1)]
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(paths[2])  # not a copy of slide 1's first image
+    with ReviewStore.open(tmp_path / "db.sqlite3") as store:
+        case = store.open_case(folder)
+        case.record_decisions([DecisionRequest(p, file_sha256(p), "benign", False, "", 0) for p in paths[:2]],
+                              user="t")
+        case.record_decision(paths[2], file_sha256(paths[2]), reviewed_id="pre_b", flagged=False, user="t")
+        pdf = write_pdf(build_report(case), tmp_path / "slides.pdf")
+        single = store.open_case(folder / "slide 1")
+        single.record_decision(paths[0], file_sha256(paths[0]), reviewed_id="benign", flagged=False, user="t")
+        one = write_pdf(build_report(single), tmp_path / "one.pdf")
+    assert "Images 3 in 2 folders, counted as one case" in " ".join(_flat(t) for t in _pages(pdf))
+    assert "counted as one case" not in " ".join(_flat(t) for t in _pages(one))
