@@ -54,22 +54,28 @@ class BatchResult:
 def iter_image_paths(paths: Iterable[str | Path], *, recursive: bool = False) -> Iterator[Path]:
     """Image files named or inside the given folders, in a stable sorted order, each once.
 
-    Non-image files are skipped quietly; a named path that does not exist is still yielded so the
-    caller reports it as an error rather than silently dropping it. Hidden files and folders are skipped.
+    Non-image files are skipped quietly; a named path that does not exist, and a folder that cannot be read
+    (its images cannot be listed), are still yielded so the caller reports them as errors rather than silently
+    dropping them. Hidden files and folders are skipped.
     """
     seen: set[Path] = set()
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
+            found: list[Path] = []
             if recursive:
-                found = []
-                for root, dirs, files in os.walk(path):
+                unreadable: list[OSError] = []
+                for root, dirs, files in os.walk(path, onerror=unreadable.append):
                     dirs[:] = [d for d in dirs if not d.startswith(".")]
                     found += [Path(root) / f for f in files if not f.startswith(".") and is_image_path(f)
                               and _not_special(Path(root) / f)]
+                found += [Path(exc.filename) for exc in unreadable if exc.filename]
             else:
-                found = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
-                         and is_image_path(p)]
+                try:
+                    found = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")
+                             and is_image_path(p)]
+                except OSError:
+                    found = [path]
             candidates = sorted(found, key=lambda p: natural_key(str(p)))
         elif path.exists():
             candidates = [path] if is_image_path(path) else []

@@ -7,6 +7,7 @@ floating-point colour TIFFs that analysis software writes. Every failure is an I
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -197,6 +198,12 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
         if not path.exists():
             raise ImageLoadError(path, "the file does not exist")
         if path.is_dir():
+            try:
+                with os.scandir(path):
+                    pass
+            except OSError as exc:
+                raise ImageLoadError(path, f"a folder that cannot be read ({exc.strerror or exc}), so the images "
+                                           "in it were not listed") from None
             raise ImageLoadError(path, "this is a folder, not an image file")
         if not path.is_file():  # opening a pipe would wait for a writer forever
             raise ImageLoadError(path, "not a regular file (a pipe, socket or device), so it is not read")

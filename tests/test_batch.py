@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -45,6 +47,28 @@ def test_iter_image_paths_is_sorted_and_skips_non_images(folder):
     # explicit files, duplicates collapse, a missing path is kept so it can be reported
     mixed = list(iter_image_paths([folder / "b.png", folder, folder / "gone.png", folder / "notes.txt"]))
     assert [p.name for p in mixed] == ["b.png", "A.png", "c.PNG", "text.png", "zero.jpg", "gone.png"]
+
+
+def test_a_folder_that_cannot_be_read_is_reported_not_silently_skipped(folder, session, monkeypatch):
+    """os.walk skips a sub-folder it cannot list without a word: its images were missing from the case, the
+    differential and the report, and nobody was told."""
+    import os
+
+    real_scandir = os.scandir
+    locked = folder / "sub"
+
+    def scandir(path="."):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    deep = [p.relative_to(folder).as_posix() for p in iter_image_paths([folder], recursive=True)]
+    assert deep == ["A.png", "b.png", "c.PNG", "sub", "text.png", "zero.jpg"]  # listed, to be reported
+    (result,) = [r for r in classify_paths(session, [folder], recursive=True) if r.path == locked]
+    assert result.error == "a folder that cannot be read (Permission denied), so the images in it were not listed"
+    monkeypatch.setattr(Path, "iterdir", lambda self: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    assert list(iter_image_paths([folder])) == [folder]  # not recursive: the folder itself, reported the same way
 
 
 def test_numbered_files_come_in_the_order_a_file_manager_shows(tmp_path):
