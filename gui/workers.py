@@ -142,7 +142,7 @@ class BatchWorker(QObject):
     def _classify_one(row: int, path: Path, session: Any, model: ModelInfo, recorder: Any, load_image) -> ItemResult:
         image_hash = None
         try:
-            if recorder is not None:
+            if recorder is not None and not path.is_dir():  # a folder listed as unreadable: load_image says so
                 image_hash = recorder.hash_file(path)
                 cached = recorder.cached(image_hash, model)
                 if cached is not None:

@@ -1222,6 +1222,29 @@ def test_files_in_sub_folders_are_named_by_their_path_under_the_opened_folder(qt
     assert "slide A/cell_0000.png" in {window.model.index(r, COL_IMAGE).data() for r in range(window.model.rowCount())}
 
 
+def test_a_sub_folder_that_cannot_be_read_gets_a_failed_row_saying_so(qtbot, tmp_path, models, monkeypatch) -> None:
+    import os
+
+    folder = tmp_path / "case"
+    _write_images(folder / "slide A", 2)
+    _write_images(folder / "slide B", 2)
+    locked, real_scandir = folder / "slide B", os.scandir
+
+    def scandir(path="."):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    assert window.model.rowCount() == 3
+    row = window.model.row_of(locked)
+    assert _row_texts(window, row)[:2] == ["slide B", "Failed"]
+    assert window.model.item(row).error.endswith(
+        "a folder that cannot be read (Permission denied), so the images in it were not listed")
+
+
 def test_a_faithful_conversion_is_said_but_does_not_flag_the_image(qtbot, tmp_path, models) -> None:
     """A lab whose camera writes 12-bit TIFFs saw ⚠ Note on every row (the bit depth scaled), so the notes that
     matter (greyscale, unlike the training images) no longer stood out, and the "With notes" filter listed all."""
