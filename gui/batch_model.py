@@ -35,7 +35,7 @@ from gui.calls import (
     class_name,
     format_percent,
 )
-from gui.items import DONE, FAILED, QUEUED, ImageItem, ItemResult, same_file_notes, shown_name
+from gui.items import DONE, FAILED, QUEUED, ImageItem, ItemResult, namer, same_file_notes
 
 COL_IMAGE, COL_STATUS, COL_AI, COL_CONF, COL_REVIEWED, COL_FLAG = range(6)
 COMMENT_MARK = "✎"  # the flag column's mark of an image with a technician's comment (beside ⚑)
@@ -145,9 +145,10 @@ class BatchTableModel(QAbstractTableModel):
 
     # --- contents ------------------------------------------------------------------------------
     def set_paths(self, paths: Sequence[Path], folder: Path | None = None) -> None:
-        """One row per path, named by its path under ``folder`` (the opened folder; see ``shown_name``)."""
+        """One row per path, named by its path under ``folder`` (the opened folder; see ``gui.items.shown_name``)."""
         self.beginResetModel()
-        self._items = [ImageItem(p, name=shown_name(p, folder)) for p in map(Path, paths)]
+        name = namer(folder)
+        self._items = [ImageItem(p, name=name(p)) for p in map(Path, paths)]
         self.folder_count = len({item.name.rpartition("/")[0] for item in self._items})
         self._row_of = {item.path: i for i, item in enumerate(self._items)}
         self._rows_of_hash = {}

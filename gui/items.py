@@ -7,6 +7,7 @@ tensors: the detail view recomputes those for the one image on screen, so 10,000
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,16 +64,32 @@ def shown_name(path: Path, folder: Path | None) -> str:
 
     Sub-folders often mean something (one per slide, per patient, or per class in a labelled folder), and two of
     them may hold files of the same name; the file name alone hides both. Outside ``folder``: the file name.
-    Lexical only (no file system call), as it runs on the GUI thread for every listed image.
+    Lexical only (no file system call). For a whole list, ``namer`` is an order of magnitude faster.
     """
-    if folder is not None:
+    return namer(folder)(path)
+
+
+def namer(folder: Path | None) -> Callable[[Path], str]:
+    """``shown_name`` for many paths under one folder: a prefix test per path, the general way only for paths that
+    are not plainly under it (relative, or with ``..`` in them). 10,000 names take about 10 ms on the GUI thread
+    instead of 150."""
+    if folder is None:
+        return lambda path: path.name
+    prefix = os.path.join(str(folder), "")
+
+    def name(path: Path) -> str:
+        text = str(path)
+        if text.startswith(prefix) and os.pardir not in text:
+            return text[len(prefix):].replace(os.sep, "/")
         try:
-            relative = os.path.relpath(os.path.abspath(path), folder)
+            relative = os.path.relpath(os.path.abspath(text), folder)
         except ValueError:  # on another drive (Windows)
             return path.name
-        if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
-            return Path(relative).as_posix()
-    return path.name
+        if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+            return path.name
+        return Path(relative).as_posix()
+
+    return name
 
 
 def same_file_notes(item: ImageItem) -> list[str]:
