@@ -148,7 +148,8 @@ class BatchTableModel(QAbstractTableModel):
         """One row per path, named by its path under ``folder`` (the opened folder; see ``gui.items.shown_name``)."""
         self.beginResetModel()
         name = namer(folder)
-        self._items = [ImageItem(p, name=name(p)) for p in map(Path, paths)]
+        self._items = [ImageItem(p, name=name(p))
+                       for p in (p if isinstance(p, Path) else Path(p) for p in paths)]  # no re-parsing
         self.folder_count = len({item.name.rpartition("/")[0] for item in self._items})
         self._row_of = {item.path: i for i, item in enumerate(self._items)}
         self._rows_of_hash = {}
