@@ -207,7 +207,7 @@ class ReviewActions:
         to_review = sum(i.reviewed_id is None for i in items)
         scored = [(float(i.probabilities.max()), i.name) for i in items if i.probabilities is not None]
         least = f" Least sure AI call: {format_percent(min(scored)[0])} ({min(scored)[1]})." if scored else ""
-        noted = sum(bool(i.notes) for i in items)
+        noted = sum(bool(i.warnings) for i in items)
         notes = f" {noted} of them with a ⚠ note." if noted else ""
         return (f"Selected together: {len(group)} in {self.gallery.selected_section()} ({to_review} not reviewed "
                 f"yet).{least}{notes} Enter confirms the AI call of those not reviewed yet; 1–9 or 0 gives all "

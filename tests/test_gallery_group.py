@@ -117,6 +117,7 @@ def test_a_group_is_not_decided_while_one_of_its_thumbnails_is_not_on_screen(qtb
     section = _biggest_section(window)
     rows = section.source_rows()[:3]
     window.model.item(rows[1]).notes = ("unlike this model's training images",)
+    window.model.item(rows[0]).notes = ("12-bit image (largest value 4080) scaled to 8-bit",)  # said, not flagged
     _select(qtbot, window, section, rows)
     assert "1 of them with a ⚠ note" in window.prob_panel.review.text()
     missing = window.model.item(rows[2]).path
