@@ -42,7 +42,8 @@ COMMENT_MARK = "✎"  # the flag column's mark of an image with a technician's c
 HEADERS = ("Image", "Status", "AI call", "Confidence", "Reviewed", "Flag")
 HEADER_TIPS = (  # what the marks in each column mean, on the column header
     "The file (hover a row for its path, notes and comment)",
-    "Done · ⚠ Note: a note on the image or the call (hover the row) · Copy: an identical copy of an earlier file · "
+    "Done · ⚠ Note: a note on the image or the call that may matter (hover the row; how the file was converted, "
+    "e.g. 12-bit scaled, is said there without a ⚠) · Copy: an identical copy of an earlier file · "
     "Failed: could not be read or classified",
     "The model's call; one in amber with a ? (Benign?) is under the uncertainty threshold: it counts as "
     "Unidentified, with the model's best guess shown",
