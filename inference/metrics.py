@@ -139,8 +139,14 @@ def format_report(ev: Evaluation) -> str:
         "",
         f"{'class':<{width}}{'precision':>10}{'recall':>10}{'F1':>10}{'support':>9}",
     ]
-    for c in ev.per_class:
-        lines.append(f"{c.label:<{width}}{c.precision:>10.4f}{c.recall:>10.4f}{c.f1:>10.4f}{c.support:>9}")
+    called = ev.confusion.sum(axis=0)
+    for c, n_called in zip(ev.per_class, called, strict=True):
+        # A class with no images here is not measured: "-", not a 0.0000 that reads as a failing class.
+        precision = f"{c.precision:>10.4f}" if n_called else f"{'-':>10}"
+        recall, f1 = (f"{c.recall:>10.4f}", f"{c.f1:>10.4f}") if c.support else (f"{'-':>10}", f"{'-':>10}")
+        lines.append(f"{c.label:<{width}}{precision}{recall}{f1}{c.support:>9}")
+    if not all(c.support for c in ev.per_class) or not called.all():
+        lines.append("- : not measured (no images of that class here, or never called)")
     lines += ["", "confusion matrix (rows = true, columns = predicted):"]
     short = [lb[:8] for lb in ev.labels]
     lines.append(" " * width + "".join(f"{s:>9}" for s in short))
