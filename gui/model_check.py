@@ -35,6 +35,7 @@ from gui.items import ModelInfo, shown_name
 from gui.job_thread import SingleJobThread
 from gui.model_card import metrics_sections, table_html
 from inference.errors import HemaLensError
+from inference.file_mode import write_file_atomically
 from inference.model_figures import held_out_result, percent
 
 LEAVE_OUT = "Leave out"
@@ -304,7 +305,7 @@ class ModelCheckDialog(QDialog):
                "threshold": o.threshold_line, "unreadable": o.unreadable, "left_out_folders": self.left_out,
                "images": o.rows}
         try:
-            Path(path).write_text(json.dumps(doc, indent=1), encoding="utf-8")
+            write_file_atomically(path, json.dumps(doc, indent=1).encode("utf-8"))
         except OSError as exc:
             self.heading.setText(f"Could not save {path}: {exc.strerror or exc}")
             return False

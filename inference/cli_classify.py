@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 import time
@@ -18,7 +19,7 @@ from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.batch import BatchResult, classify_paths, iter_image_paths
 from inference.errors import HemaLensError
 from inference.familiarity import UNFAMILIAR_NOTE, folder_unlike_warning
-from inference.file_mode import NAME_BYTES
+from inference.file_mode import NAME_BYTES, write_file_atomically
 from inference.images import load_image
 from inference.model_fit import suggest_model
 from inference.overlay import render_overlay
@@ -162,9 +163,14 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextI
     progress.close()
     elapsed = time.monotonic() - started
 
+    write_error = None
     if args.out:
-        _write_results(Path(args.out), rows, session, counts, failures, threshold)
-    else:
+        try:
+            _write_results(Path(args.out), rows, session, counts, failures, threshold)
+        except OSError as exc:  # a full disk, a read-only or vanished folder: the calls are printed instead
+            write_error = f"hemalens classify: cannot write {args.out}: {exc.strerror or exc}"
+            err.write(f"{write_error}; the results follow\n")
+    if not args.out or write_error:
         _print_table(out_stream, rows)
     classified = sum(counts.values())
     summary = [f"Classified {classified} of {len(rows)} image(s) with {session.spec.name} in {elapsed:.1f} s."]
@@ -180,10 +186,13 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextI
         if len(failures) > 20:
             summary.append(f"  … and {len(failures) - 20} more (see the results file)")
     summary += _unlike_training_lines(rows, session, model_path)
-    if args.out:
+    if args.out and not write_error:
         summary.append(f"Results written to {args.out}")
     summary.append(RESEARCH_USE_STATEMENT)
-    (err if not args.out else out_stream).write("\n".join(summary) + "\n")
+    (err if not args.out or write_error else out_stream).write("\n".join(summary) + "\n")
+    if write_error:
+        err.write(f"{write_error}; the results are above\n")  # again, last: the table is all there is of the run
+        return 2
     if not rows:
         err.write("hemalens classify: no images found\n")
     return 0 if classified else 1
@@ -232,18 +241,19 @@ def _write_results(out: Path, rows: list[dict[str, Any]], session: ModelSession,
             "results": rows,
             "disclaimer": RESEARCH_USE_STATEMENT,
         }
-        out.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=_json_default), encoding="utf-8",
-                       errors=NAME_BYTES)
+        text = json.dumps(doc, indent=2, ensure_ascii=False, default=_json_default)
+        write_file_atomically(out, text.encode("utf-8", NAME_BYTES))
         return
     fields: list[str] = []
     for row in rows:
         fields += [k for k in row if k not in fields]
     if not fields:
         fields = ["path", "status", "top_class_id", "top_label", "top_probability", "error"]
-    with out.open("w", newline="", encoding="utf-8", errors=NAME_BYTES) as f:
-        writer = csv.DictWriter(f, fieldnames=fields, restval="")
-        writer.writeheader()
-        writer.writerows({k: _csv_safe(v) for k, v in row.items()} for row in rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=fields, restval="")
+    writer.writeheader()
+    writer.writerows({k: _csv_safe(v) for k, v in row.items()} for row in rows)
+    write_file_atomically(out, table.getvalue().encode("utf-8", NAME_BYTES))
 
 
 def _csv_safe(value: Any) -> Any:

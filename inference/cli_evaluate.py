@@ -25,6 +25,7 @@ import numpy as np
 
 from inference.errors import HemaLensError, ImageLoadError
 from inference.familiarity import UNFAMILIAR_NOTE
+from inference.file_mode import write_file_atomically
 from inference.metrics import Evaluation, ThresholdFigures, evaluate_predictions, format_report, threshold_figures
 from inference.splits import labelled_folder, split_fingerprint
 from inference.uncertainty import add_threshold_option
@@ -240,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
                "folder": str(args.folder), "split": split, **ev.to_dict(), "threshold": thresholded.to_dict(),
                "unreadable": errors, "images": rows}
         try:
-            args.json.write_text(json.dumps(doc, indent=1))
+            write_file_atomically(args.json, json.dumps(doc, indent=1).encode("utf-8"))
         except OSError as exc:
             print(f"hemalens evaluate: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
             return 2

@@ -1,13 +1,15 @@
 """How files HemaLens writes for people are made: the mode a file the user creates normally gets (0666 less
 the umask), how odd file names are written into them, and how to tell such a name (one that is not valid UTF-8).
 
-Files written atomically start as ``tempfile.mkstemp``'s owner-only 0600; exported models, reports and
-saved pictures are meant to be opened by colleagues too, so they are given this mode before the rename.
+Files written atomically (``write_file_atomically``) start as ``tempfile.mkstemp``'s owner-only 0600; exported
+models, reports and saved pictures are meant to be opened by colleagues too, so they are given this mode before the
+rename.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -45,3 +47,23 @@ def odd_name_bytes(path: str | Path) -> bytes | None:
     except UnicodeEncodeError:
         return os.fsencode(text)
     return None
+
+
+def write_file_atomically(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` under a temporary name beside ``path``, flush it to the disk, give it the mode a new file of
+    the user gets, then rename it over ``path``: a full disk or a killed process leaves the old file (or none),
+    never half of a new one. Raises OSError."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, new_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

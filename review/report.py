@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
@@ -21,7 +19,7 @@ from typing import Any
 
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.errors import HemaLensError
-from inference.file_mode import NAME_BYTES, new_file_mode
+from inference.file_mode import NAME_BYTES, write_file_atomically
 from inference.file_order import natural_key
 from inference.images import needs_attention
 from inference.uncertainty import UNIDENTIFIED_ID, is_uncertain
@@ -384,27 +382,14 @@ def report_json(report: CaseReport) -> str:
 
 
 def write_atomically(path: str | Path, data: bytes, what: str = "the report") -> Path:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``.
+    """``inference.file_mode.write_file_atomically``, its failure said as a ReportError naming ``what``.
 
     The file gets the permissions any new file of the user gets (the umask), not the owner-only mode of
     the temporary file, so a colleague can open a report or picture left in a shared folder."""
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        return write_file_atomically(path, data)
     except OSError as exc:
         raise ReportError(f"Cannot write {what} {path}: {exc.strerror or exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ReportError(f"Cannot write {what} {path}: {exc.strerror or exc}") from exc
-    return path
 
 
 def write_csv(report: CaseReport, path: str | Path) -> Path:

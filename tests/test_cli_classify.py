@@ -231,3 +231,25 @@ def test_a_file_name_that_is_not_utf8_is_written_out_not_a_traceback(corpus, tmp
         assert "Zelle_\\udce9.png" in text
     doc = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert doc["results"][0]["path"] == str(odd) and doc["results"][0]["status"] == "ok"  # the exact name back
+
+
+def test_results_that_cannot_be_written_are_printed_and_an_old_file_is_left_whole(corpus, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """A full disk used to end the run in a traceback after every image was classified (and could leave half a
+    CSV over the last one); now the old file stays as it was and the calls are printed instead."""
+    import errno
+
+    root, model = corpus
+    out = tmp_path / "results.csv"
+    out.write_text("the results of yesterday\n", encoding="utf-8")
+
+    def full_disk(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    assert main(["classify", str(root), "--model", str(model), "--out", str(out), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert out.read_text(encoding="utf-8") == "the results of yesterday\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".results.csv")] == []  # no temporary left
+    assert "cannot write" in captured.err and "No space left on device; the results are above" in captured.err
+    assert "cell_0.png" in captured.out and "Classified 4 of 5" in captured.err

@@ -115,11 +115,29 @@ def test_auto_split_recognises_training_folder(folder: Path) -> None:
     assert resolve_split("all", folder, {"test_split_fingerprint": fp})[0] == "all"
 
 
-def test_run_reports_unwritable_json(model: Path, folder: Path, tmp_path: Path) -> None:
+def test_run_reports_unwritable_json(model: Path, folder: Path, tmp_path: Path, monkeypatch,
+                                     capsys: pytest.CaptureFixture) -> None:
+    import errno
+    import os
+
     from inference import cli_evaluate
 
     parser = argparse.ArgumentParser()
     cli_evaluate.add_arguments(parser)
+    (tmp_path / "a file").write_text("")
     args = parser.parse_args([str(folder), "--model", str(model), "--skip-unknown", "--quiet",
-                              "--json", str(tmp_path / "no" / "dir" / "x.json")])
+                              "--json", str(tmp_path / "a file" / "x.json")])  # under a file: no folder can be made
     assert cli_evaluate.run(args) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+    earlier = tmp_path / "figures.json"  # a full disk leaves the figures written before whole, not half new ones
+    earlier.write_text('{"accuracy": 0.9}')
+
+    def full_disk(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    args = parser.parse_args([str(folder), "--model", str(model), "--skip-unknown", "--quiet", "--json", str(earlier)])
+    assert cli_evaluate.run(args) == 2
+    assert earlier.read_text() == '{"accuracy": 0.9}' and len(list(tmp_path.glob(".figures.json.*"))) == 0
+    assert "No space left on device" in capsys.readouterr().err
