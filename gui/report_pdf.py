@@ -34,6 +34,8 @@ from review.report import (
     ReportError,
     ReportRow,
     differential,
+    differential_by_folder,
+    folder_of,
     is_uncertain_call,
     moved_in_review,
 )
@@ -209,7 +211,7 @@ def _table(
 
 def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
     total = len(report.rows)
-    folders = len({r.file.rpartition("/")[0] for r in report.rows})  # one per slide or patient is common
+    folders = len({folder_of(r) for r in report.rows})  # one per slide or patient is common
     reviewers = sorted({r.reviewer for r in report.rows if r.reviewer})
     models = (
         "<br/>".join(
@@ -308,6 +310,7 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         f'<p class="small">Model call: the class the model gave each image. After review: the class the '
         f"technician confirmed or chose. Changed in review: reviewed images the technician moved into (+) or out "
         f"of (&minus;) the class; images not reviewed yet change nothing.</p>{diff}"
+        f"{_folder_section(report, names)}"
         f"{_uncertain_section(report, names)}"
         f"{_noted_section(report, names)}"
         f"{_comment_section(report, names)}"
@@ -318,6 +321,26 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
 
 
 NOTED_ROWS_SHOWN = 40
+FOLDERS_SHOWN = 6  # columns of the per-folder table that fit the page beside the class names
+
+
+def _folder_section(report: CaseReport, names: Mapping[str, str]) -> str:
+    """Each folder's own count, when the case counts several (one sub-folder per slide or patient is common)."""
+    folders = differential_by_folder(report)
+    if len(folders) < 2:
+        return ""
+    if len(folders) > FOLDERS_SHOWN:
+        return (f"<h3>Per folder</h3><p class=\"small\">The {len(folders)} folders' own counts are in the JSON report "
+                "(counts, by_folder).</p>")
+    classes = [class_id for class_id, *_ in differential(report)]
+    rows = [[_e(_name(c, names)), *(f"{pre.get(c, 0)} / {post.get(c, 0)}" for _f, pre, post in folders)]
+            for c in classes]
+    rows.append(["<b>Images</b>", *(f"<b>{sum(pre.values())}</b>" for _f, pre, _post in folders)])
+    share = (100 - 28) // len(folders)
+    table = _table(["Class", *(_e(f or "(the case folder)") for f, _pre, _post in folders)], rows,
+                   widths=[28, *([share] * len(folders))], num_cols=tuple(range(1, len(folders) + 1)))
+    return ("<h3>Per folder</h3><p class=\"small\">The count above is over all the case's folders together; "
+            "here each folder's own, as model call / after review.</p>" + table)
 
 
 def _more_line(total: int, what: str) -> str:

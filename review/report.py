@@ -26,9 +26,10 @@ from inference.uncertainty import UNIDENTIFIED_ID, is_uncertain
 from review.records import CaseDetails, CaseEvent, Decision, sample_id_of, signed_hashes
 from review.store import Case
 
-REPORT_FORMAT_VERSION = 4  # 2: per-image "notes" (JSON images, CSV column); 3: "unclassified" files and
+REPORT_FORMAT_VERSION = 5  # 2: per-image "notes" (JSON images, CSV column); 3: "unclassified" files and
 # "uncertain_below" (JSON), uncertain model calls counted as Unidentified; 4: the case's "sample_id" and "note"
-# (JSON "case"; CSV first column "sample_id", so rows pooled from several cases keep their sample)
+# (JSON "case"; CSV first column "sample_id", so rows pooled from several cases keep their sample); 5: JSON
+# "counts" "by_folder", the counts of each folder of the case (one sub-folder per slide or patient is common)
 CSV_FIXED_COLUMNS = (
     "sample_id",
     "file",
@@ -269,6 +270,22 @@ def differential(report: CaseReport) -> list[tuple[str, int, float, int, float]]
     return out
 
 
+def folder_of(row: ReportRow) -> str:
+    """The folder of the case a row's file is in, as a path under the case folder ("" for the case folder)."""
+    return row.file.rpartition("/")[0]
+
+
+def differential_by_folder(report: CaseReport) -> list[tuple[str, dict[str, int], dict[str, int]]]:
+    """(folder, model-call counts, after-review counts) for each folder of the case, in file order: a case opened
+    on a parent folder counts all its slides together, and each slide's own count is what a reader wants."""
+    by_folder: dict[str, tuple[Counter[str], Counter[str]]] = {}
+    for row in report.rows:
+        predicted, reviewed = by_folder.setdefault(folder_of(row), (Counter(), Counter()))
+        predicted[_model_call(row, report.uncertain_below)] += 1
+        reviewed[row.reviewed_class or NOT_REVIEWED] += 1
+    return [(folder, dict(predicted), dict(reviewed)) for folder, (predicted, reviewed) in by_folder.items()]
+
+
 def moved_in_review(report: CaseReport) -> Counter[str]:
     """Per class, reviewed images the technician moved into it minus those moved out of it (against the
     model-call column). Images not reviewed yet move nothing: in a draft they are not the reviewer's change."""
@@ -355,7 +372,9 @@ def report_dict(report: CaseReport) -> dict[str, Any]:
         "models": [asdict(m) for m in report.models],
         "uncertain_below": report.uncertain_below,
         "counts": {"predicted": report.counts_predicted, "reviewed": report.counts_reviewed,
-                   "reviewed_in_groups": report.reviewed_in_groups},
+                   "reviewed_in_groups": report.reviewed_in_groups,
+                   "by_folder": [{"folder": folder, "predicted": predicted, "reviewed": reviewed}
+                                 for folder, predicted, reviewed in differential_by_folder(report)]},
         "images": [{**asdict(r), "uncertain": _uncertain_or_none(r, report)} for r in report.rows],
         "unclassified": [asdict(u) for u in report.unclassified],
         "audit_trail": [

@@ -130,6 +130,10 @@ def test_json_document_field_by_field(case_setup, tmp_path: Path) -> None:
         "predicted": {"benign": 1, "early_pre_b": 1, "pre_b": 1},
         "reviewed": {"benign": 1, "pre_b": 2},
         "reviewed_in_groups": 0,
+        "by_folder": [  # each folder's own counts: the case folder's a.png and b.png, then sub/c.png
+            {"folder": "", "predicted": {"benign": 1, "early_pre_b": 1}, "reviewed": {"benign": 1, "pre_b": 1}},
+            {"folder": "sub", "predicted": {"pre_b": 1}, "reviewed": {"pre_b": 1}},
+        ],
     }
     b = next(i for i in doc["images"] if i["file"] == "b.png")
     assert b == {

@@ -21,7 +21,7 @@ from PIL import Image
 
 from hemalens import RESEARCH_USE_STATEMENT
 from hemalens.cli import main as hemalens_main
-from review.report import build_report, differential
+from review.report import build_report, differential, differential_by_folder
 from review.store import ReviewStore, file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -478,9 +478,21 @@ def test_the_summary_says_when_images_of_several_folders_are_counted_as_one_case
         case.record_decisions([DecisionRequest(p, file_sha256(p), "benign", False, "", 0) for p in paths[:2]],
                               user="t")
         case.record_decision(paths[2], file_sha256(paths[2]), reviewed_id="pre_b", flagged=False, user="t")
-        pdf = write_pdf(build_report(case), tmp_path / "slides.pdf")
+        report = build_report(case)
+        pdf = write_pdf(report, tmp_path / "slides.pdf")
         single = store.open_case(folder / "slide 1")
         single.record_decision(paths[0], file_sha256(paths[0]), reviewed_id="benign", flagged=False, user="t")
         one = write_pdf(build_report(single), tmp_path / "one.pdf")
-    assert "Images 3 in 2 folders, counted as one case" in " ".join(_flat(t) for t in _pages(pdf))
-    assert "counted as one case" not in " ".join(_flat(t) for t in _pages(one))
+    text = " ".join(_flat(t) for t in _pages(pdf))
+    assert "Images 3 in 2 folders, counted as one case" in text
+    # Each folder's own count, as model call / after review (the tiny model's calls are not known here).
+    assert "Per folder" in text and "slide 1" in text and "slide 2" in text
+    by_folder = {f: (sum(pre.values()), post) for f, pre, post in differential_by_folder(report)}
+    assert by_folder == {"slide 1": (2, {"benign": 2}), "slide 2": (1, {"pre_b": 1})}
+    assert "Images 2 1" in text  # the table's last row: each folder's number of images
+    from review.report import report_dict
+
+    assert [(f["folder"], f["reviewed"]) for f in report_dict(report)["counts"]["by_folder"]] == [
+        ("slide 1", {"benign": 2}), ("slide 2", {"pre_b": 1})]
+    one_text = " ".join(_flat(t) for t in _pages(one))
+    assert "counted as one case" not in one_text and "Per folder" not in one_text
