@@ -27,6 +27,13 @@ def app_threshold() -> float:
     return AppSettings().threshold()
 
 
+def app_heatmap_colours() -> str:
+    """The heatmap colours this user chose in the app (View → Heatmap colours), for the PDF's heatmaps."""
+    from gui.settings import AppSettings
+
+    return AppSettings().heatmap_colours()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("case", nargs="?", help="the case folder (as opened in HemaLens), or the case number")
     parser.add_argument("--list", action="store_true", help="list the recorded cases and their sign-off state")
@@ -144,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
                 heatmaps=not args.no_heatmaps,
                 uncertain_below=app_threshold() if args.uncertain_below is None else args.uncertain_below,
                 class_names=names,
+                colormap=app_heatmap_colours(),
             )
     except HemaLensError as exc:
         print(f"hemalens report: error: {exc}", file=sys.stderr)

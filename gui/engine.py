@@ -61,6 +61,7 @@ class Engine(QObject):
         self._model_seq = 0
         self._model_paths: dict[int, Path] = {}
         self._detail_seq = 0
+        self.colormap = "jet"  # the heatmap's colours (gui.settings.HEATMAP_COLOURS)
         self._ahead_key: tuple[Path, str | None] | None = None  # (path, model hash) loaded ahead of time
         self._ahead_result: DetailResult | None = None  # its result, once it is here
         self._ahead_adopted = False  # asked for while still on its way: delivered as the answer on arrival
@@ -143,7 +144,7 @@ class Engine(QObject):
             QTimer.singleShot(0, lambda: self._on_detail(replace(result, token=token, ahead=False)))
             return token
         token = self._next_detail_token()
-        self._loadDetail.emit(DetailRequest(token, Path(path), model, class_index))
+        self._loadDetail.emit(DetailRequest(token, Path(path), model, class_index, colormap=self.colormap))
         return token
 
     def load_ahead(self, path: Path, model: ModelInfo | None) -> None:
@@ -153,11 +154,12 @@ class Engine(QObject):
         if self._ahead_key == key:
             return
         self._ahead_key, self._ahead_result, self._ahead_adopted = key, None, False
-        self._loadDetail.emit(DetailRequest(self._detail_seq, Path(path), model, None, ahead=True))
+        self._loadDetail.emit(DetailRequest(self._detail_seq, Path(path), model, None, colormap=self.colormap,
+                                            ahead=True))
 
     def request_heatmap(self, prediction: Any, class_index: int) -> int:
         token = self._next_detail_token()
-        self._loadHeatmap.emit(HeatmapRequest(token, prediction, class_index))
+        self._loadHeatmap.emit(HeatmapRequest(token, prediction, class_index, self.colormap))
         return token
 
     def _next_detail_token(self) -> int:

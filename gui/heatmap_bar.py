@@ -154,7 +154,7 @@ class HeatmapBar(QWidget):
             layout.addWidget(w)
         self.toggle.toggled.connect(self.visibleChanged)
         self.slider.valueChanged.connect(self._on_slider)
-        self._legend_ready = False
+        self._legend_colormap: str | None = None  # the colour map the legend shows
         self._mode = (False, False)  # (compact, two rows)
         # Its minimum (the compact row) from the start: the full row's, taken until the first resize, made the
         # window open 1391 px wide, past the edge of a 1366 px laptop screen.
@@ -202,13 +202,13 @@ class HeatmapBar(QWidget):
         self._arrange()
 
     def ensure_legend(self, colormap: str = "jet") -> None:
-        """Draw the legend from the core's colour map (once; needs inference.overlay)."""
-        if self._legend_ready:
+        """Draw the legend from the core's colour map (once per colour map; needs inference.overlay)."""
+        if self._legend_colormap == colormap:
             return
         from inference.overlay import colormap_legend
 
         self.legend.setPixmap(QPixmap.fromImage(rgb_to_qimage(colormap_legend(256, 12, colormap=colormap))))
-        self._legend_ready = True
+        self._legend_colormap = colormap
 
     def set_caption(self, text: str) -> None:
         """``text`` may mark parts <b>bold</b>; it is elided to fit, the full text is the tooltip."""

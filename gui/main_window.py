@@ -17,6 +17,7 @@ import numpy as np
 from PySide6.QtCore import QEvent, QSize, QStandardPaths, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
+    QActionGroup,
     QCloseEvent,
     QDesktopServices,
     QDragEnterEvent,
@@ -75,7 +76,7 @@ from gui.progress_bar import SlimProgressBar
 from gui.report_action import ReportExporter, ReportJob, ReportOutcome, ReportTargets, default_report_name
 from gui.review_actions import ReviewActions
 from gui.review_bridge import ReviewBridge, case_folder
-from gui.settings import AppSettings
+from gui.settings import HEATMAP_COLOURS, AppSettings
 from gui.thumbnails import ThumbnailLoader
 from gui.view_export import captioned, save_png
 from gui.window_parts import (
@@ -350,6 +351,16 @@ class MainWindow(ReviewActions, QMainWindow):
         m.addActions([self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out])
         m.addSeparator()
         m.addActions([self.act_heatmap, self.act_table, self.act_gallery, self.act_filter])
+        colours = m.addMenu("Heatmap colours")
+        group = QActionGroup(self)
+        self.colour_actions: list[QAction] = []
+        for name, (words, _hottest) in HEATMAP_COLOURS.items():
+            action = QAction(words, self, checkable=True)
+            action.setData(name)
+            action.triggered.connect(lambda _checked=False, name=name: self.set_heatmap_colours(name))
+            group.addAction(action)
+            colours.addAction(action)
+            self.colour_actions.append(action)
         m = mb.addMenu("&Model")
         m.addActions([self.act_load_model, self.act_model_card, self.act_check, self.act_augment])
         m = self.review_menu = mb.addMenu("&Review")
@@ -459,10 +470,7 @@ class MainWindow(ReviewActions, QMainWindow):
         self.review.set_reviewer_name(s.reviewer_name())
         self._show_reviewer()
         self._rebuild_recent_menu()
-        try:
-            self.heatmap_bar.ensure_legend()
-        except Exception as exc:  # noqa: BLE001 - the legend is decoration; never block the window
-            self.status(f"Colour legend unavailable: {exc}")
+        self._show_heatmap_colours(s.heatmap_colours())
 
     # ------------------------------------------------------------------ models
     def start(self, paths: list[str] | None = None) -> None:
@@ -1109,6 +1117,26 @@ class MainWindow(ReviewActions, QMainWindow):
         elif self._current is not None:
             self._request_detail(self._current)
 
+    def set_heatmap_colours(self, name: str) -> None:
+        """View → Heatmap colours: the heatmap on screen, its legend, the next ones and the report's use ``name``."""
+        self.settings.set_heatmap_colours(name)
+        self._show_heatmap_colours(name)
+        detail = self._detail
+        if detail is not None and detail.prediction is not None and detail.class_index is not None and (
+                not self._detail_pending):
+            self.engine.request_heatmap(detail.prediction, detail.class_index)  # recoloured from the kept map
+        elif self._current is not None:
+            self._request_detail(self._current)
+
+    def _show_heatmap_colours(self, name: str) -> None:
+        self.engine.colormap = name
+        for action in self.colour_actions:
+            action.setChecked(action.data() == name)
+        try:
+            self.heatmap_bar.ensure_legend(name)
+        except Exception as exc:  # noqa: BLE001 - the legend is decoration; never block the window
+            self.status(f"Colour legend unavailable: {exc}")
+
     def heatmap_class(self) -> int | None:
         """The class whose heatmap is on screen (None when none is)."""
         return self._detail.class_index if self._detail is not None and self.image_view.has_heatmap() else None
@@ -1349,6 +1377,7 @@ class MainWindow(ReviewActions, QMainWindow):
             class_names=tuple(known_class_names().items()),
             sessions=(info.session,) if info is not None and info.session is not None else (),
             model_files=tuple(self.picker.model_paths()),
+            colormap=self.engine.colormap,
         )
         self.reports.export(job)
         self.act_export_report.setEnabled(False)

@@ -67,6 +67,7 @@ class ReportJob:
     class_names: tuple[tuple[str, str], ...] = ()  # (id, name) over the installed models, for foreign classes
     model_files: tuple[Path, ...] = ()
     heatmaps: bool = True
+    colormap: str = "jet"  # the heatmap colours chosen in the app (gui.settings.HEATMAP_COLOURS)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def run_report_job(job: ReportJob) -> ReportOutcome:
         class_names=dict(job.class_names),
         sessions=sessions,
         heatmaps=job.heatmaps,
+        colormap=job.colormap,
     )
     return ReportOutcome(result, job.targets, time.monotonic() - started, tuple(notes))
 

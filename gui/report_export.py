@@ -38,8 +38,10 @@ def export_case_report(
     class_names: Mapping[str, str] | None = None,
     sessions: Iterable[Any] = (),
     heatmaps: bool = True,
+    colormap: str = "jet",
 ) -> ExportResult:
-    """Write the requested report files for ``case`` (a ``review.store.Case``)."""
+    """Write the requested report files for ``case`` (a ``review.store.Case``); the PDF's heatmaps in
+    ``colormap`` (gui.settings.HEATMAP_COLOURS), as the app shows them."""
     from review.report import build_report, write_csv, write_json
 
     report = build_report(case, image_hashes, open_paths, uncertain_below)
@@ -57,12 +59,13 @@ def export_case_report(
         if heatmaps:
             for sha in {r.model_sha256 for r in report.flagged_rows}:
                 rows = [r for r in report.flagged_rows if r.model_sha256 == sha]
-                thumbnails.update(heatmap_thumbnails(rows, by_sha.get(sha or "")))
+                thumbnails.update(heatmap_thumbnails(rows, by_sha.get(sha or ""), colormap=colormap))
         missing = sum(
             1 for r in report.flagged_rows if not getattr(thumbnails.get(r.image_sha256), "has_heatmap", False)
         )
         used = {m.sha256 for m in report.models}
         cards = [ModelCardSummary.from_session(s) for s in by_sha.values() if s.sha256 in used]
-        written.append(write_pdf(report, pdf, thumbnails=thumbnails, model_cards=cards, class_names=class_names))
+        written.append(write_pdf(report, pdf, thumbnails=thumbnails, model_cards=cards, class_names=class_names,
+                                 colormap=colormap))
     return ExportResult(tuple(written), len(report.rows), report.signed_by, missing, len(report.unclassified),
                         len(report.not_signed_rows))

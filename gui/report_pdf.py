@@ -23,6 +23,7 @@ import numpy as np
 
 from gui.calls import format_percent
 from gui.model_card import measured_summary
+from gui.settings import DEFAULT_HEATMAP_COLOURS, HEATMAP_COLOURS
 from hemalens import RESEARCH_USE_STATEMENT, __version__
 from inference.images import needs_attention
 from inference.model_figures import HELD_OUT_KEYS, call_records, per_class_recall, percent
@@ -112,7 +113,8 @@ def _fit(rgb: np.ndarray, side: int) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-def heatmap_thumbnails(rows: list[ReportRow], session: Any | None, *, side: int = THUMB_SIDE) -> dict[str, Thumbnail]:
+def heatmap_thumbnails(rows: list[ReportRow], session: Any | None, *, side: int = THUMB_SIDE,
+                       colormap: str = "jet") -> dict[str, Thumbnail]:
     """Heatmap overlays of the given rows' images for the class the model called.
 
     Checks the file still has the recorded content hash (so a replaced image never shows a
@@ -148,7 +150,8 @@ def heatmap_thumbnails(rows: list[ReportRow], session: Any | None, *, side: int 
             continue
         label = prediction.labels[prediction.top_index if index is None else index]
         out[row.image_sha256] = Thumbnail(
-            render_overlay(plain, heat), f"{session.cam_method or 'Heatmap'} for {label}", has_heatmap=True,
+            render_overlay(plain, heat, colormap=colormap), f"{session.cam_method or 'Heatmap'} for {label}",
+            has_heatmap=True,
             plain=plain,
         )
     return out
@@ -438,7 +441,7 @@ def _record_line(records: Mapping[str, str], call: str) -> str:
 
 
 def _flagged_page(report: CaseReport, thumbs: Mapping[str, Thumbnail], names: Mapping[str, str],
-                  cards: Sequence[ModelCardSummary] = ()) -> str:
+                  cards: Sequence[ModelCardSummary] = (), colormap: str = "jet") -> str:
     flagged = report.flagged_rows
     records = {card.sha256: call_records(card.metrics, list(card.class_names.values())) for card in cards}
     if not flagged:
@@ -475,9 +478,10 @@ def _flagged_page(report: CaseReport, thumbs: Mapping[str, Thumbnail], names: Ma
     table = _table(["Image and heatmap", "Cell"], rows, widths=[52, 48])
     return (
         f'<h2 style="page-break-before: always">Flagged cells ({len(flagged)})</h2>'
-        '<p class="small">Heatmaps show where the model looked for the class it called (red = most weight). '
+        '<p class="small">Heatmaps show where the model looked for the class it called '
+        f"({HEATMAP_COLOURS.get(colormap, HEATMAP_COLOURS[DEFAULT_HEATMAP_COLOURS])[1]} = most weight). "
         "They explain the model's call; they are not a segmentation.<br/>"
-        'Scale: low <img src="legend:jet" width="120" height="8"/> high</p>'
+        'Scale: low <img src="legend:heatmap" width="120" height="8"/> high</p>'
         f"{table}"
     )
 
@@ -533,16 +537,18 @@ def report_html(
     thumbnails: Mapping[str, Thumbnail] | None = None,
     model_cards: list[ModelCardSummary] | None = None,
     class_names: Mapping[str, str] | None = None,
+    colormap: str = "jet",
 ) -> str:
     """The whole report as the HTML subset QTextDocument understands. ``class_names``: names of classes
-    from other installed models (a decision recorded before a model switch); the cards' names win."""
+    from other installed models (a decision recorded before a model switch); the cards' names win.
+    ``colormap``: the heatmaps' colours, for the words of their scale."""
     cards = list(model_cards or [])
     names: dict[str, str] = dict(class_names or {})
     for card in cards:
         names.update(card.class_names)
     return (
         f"<html><head><style>{_CSS}</style></head><body>"
-        f"{_summary_page(report, names)}{_flagged_page(report, thumbnails or {}, names, cards)}"
+        f"{_summary_page(report, names)}{_flagged_page(report, thumbnails or {}, names, cards, colormap)}"
         f"{_model_page(report, cards)}"
         "</body></html>"
     )
@@ -564,6 +570,7 @@ def write_pdf(
     thumbnails: Mapping[str, Thumbnail] | None = None,
     model_cards: list[ModelCardSummary] | None = None,
     class_names: Mapping[str, str] | None = None,
+    colormap: str = "jet",
 ) -> Path:
     """Render the report to an A4 PDF with a footer (case, sign-off state, page N of M) on every page.
 
@@ -605,9 +612,10 @@ def write_pdf(
     from inference.overlay import colormap_legend
 
     doc.addResource(
-        QTextDocument.ResourceType.ImageResource, QUrl("legend:jet"), rgb_to_qimage(colormap_legend(256, 10))
+        QTextDocument.ResourceType.ImageResource, QUrl("legend:heatmap"),
+        rgb_to_qimage(colormap_legend(256, 10, colormap=colormap)),
     )
-    doc.setHtml(report_html(report, thumbnails, model_cards, class_names))
+    doc.setHtml(report_html(report, thumbnails, model_cards, class_names, colormap))
 
     writer = QPdfWriter(str(tmp))
     writer.setTitle(f"HemaLens case report #{report.case_id}")

@@ -33,6 +33,15 @@ def _from_setting(value: object) -> str:
     return text
 
 
+# The heatmap's colour maps (inference.overlay.COLORMAPS): the menu's words and the colour of most weight. Jet is the
+# one Grad-CAM figures usually use; cividis reads the same for red-green colour-blind viewers (about 1 man in 12).
+HEATMAP_COLOURS = {
+    "jet": ("Blue to red (jet)", "red"),
+    "cividis": ("Blue to yellow, for colour-blind viewers (cividis)", "yellow"),
+}
+DEFAULT_HEATMAP_COLOURS = "jet"
+
+
 class AppSettings:
     def __init__(self, settings: QSettings | None = None) -> None:
         self.q = settings if settings is not None else QSettings("HemaLens", "HemaLens")
@@ -58,6 +67,13 @@ class AppSettings:
 
     def set_opacity(self, value: float) -> None:
         self.q.setValue("view/opacity", float(value))
+
+    def heatmap_colours(self) -> str:
+        value = str(self.q.value("view/heatmap_colours", DEFAULT_HEATMAP_COLOURS) or "")
+        return value if value in HEATMAP_COLOURS else DEFAULT_HEATMAP_COLOURS
+
+    def set_heatmap_colours(self, name: str) -> None:
+        self.q.setValue("view/heatmap_colours", name)
 
     def heatmap_visible(self) -> bool:
         return str(self.q.value("view/heatmap", "true")).lower() in ("true", "1")

@@ -1271,6 +1271,37 @@ def test_a_faithful_conversion_is_said_but_does_not_flag_the_image(qtbot, tmp_pa
     assert panel.conversions.isHidden()
 
 
+def test_heatmap_colours_for_colour_blind_viewers_are_chosen_in_the_view_menu_and_kept(qtbot, tmp_path,
+                                                                                       models) -> None:
+    """Jet's red and green read alike to about 1 man in 12; View → Heatmap colours offers cividis (blue to yellow)
+    for the heatmap on screen, its legend and the ones that follow, and it is kept for the next start."""
+    folder = tmp_path / "smear"
+    _write_images(folder, 2)
+    window = _make_window(qtbot, tmp_path)
+    _open(qtbot, window, [folder])
+    _on_screen(qtbot, window, 0)
+
+    def hot_end_of_legend() -> tuple[int, int, int]:
+        image = window.heatmap_bar.legend.pixmap().toImage()
+        colour = image.pixelColor(image.width() - 1, image.height() // 2)
+        return colour.red(), colour.green(), colour.blue()
+
+    assert [a.data() for a in window.colour_actions if a.isChecked()] == ["jet"]
+    red, green, _ = hot_end_of_legend()
+    assert red > 100 and green < 60  # jet ends in dark red
+    jet_heatmap = window._detail.heatmap.copy()
+    next(a for a in window.colour_actions if a.data() == "cividis").trigger()
+    red, green, _ = hot_end_of_legend()
+    assert red > 200 and green > 200  # cividis ends in yellow
+    qtbot.waitUntil(lambda: window._detail.heatmap != jet_heatmap, timeout=10000)  # the image on screen, recoloured
+    assert window.engine.colormap == "cividis"
+    window.close()
+
+    again = _make_window(qtbot, tmp_path)
+    assert [a.data() for a in again.colour_actions if a.isChecked()] == ["cividis"]
+    assert again.engine.colormap == "cividis"
+
+
 def test_a_held_key_makes_one_decision_but_still_moves_through_the_images(qtbot, tmp_path) -> None:
     """Under Xvfb, holding Enter for 1.5 s confirmed 23 images nobody looked at; now it confirms one. Qt
     repeats an action's shortcut while its key is held unless the action says otherwise."""

@@ -163,6 +163,26 @@ def test_flagged_page_shows_each_flagged_cell_plain_and_with_its_heatmap(reviewe
     assert sorted(like_source(p) for p in shown) == [False, False, True, True]
 
 
+def test_the_heatmap_colours_chosen_in_the_app_are_the_reports(reviewed_case, tmp_path: Path) -> None:
+    """A reader who chose cividis in the app (View → Heatmap colours) gets the report's heatmaps, their scale and
+    its words in the same colours."""
+    from gui.report_pdf import heatmap_thumbnails, write_pdf
+
+    with ReviewStore.open(reviewed_case["db"]) as store:
+        report = build_report(store.get_case(reviewed_case["case_id"]))
+    session = reviewed_case["session"]
+    jet = heatmap_thumbnails(report.flagged_rows, session)
+    cividis = heatmap_thumbnails(report.flagged_rows, session, colormap="cividis")
+    for sha, thumb in jet.items():
+        assert thumb.has_heatmap and not np.array_equal(thumb.rgb, cividis[sha].rgb)
+        np.testing.assert_array_equal(thumb.plain, cividis[sha].plain)  # only the overlay's colours differ
+    pdf = write_pdf(report, tmp_path / "cividis.pdf", thumbnails=cividis, colormap="cividis")
+    flagged = next(_flat(t) for t in _pages(pdf) if _flat(t).startswith("Flagged cells"))
+    assert "(yellow = most weight)" in flagged
+    assert "(red = most weight)" in next(_flat(t) for t in _pages(_write(reviewed_case, tmp_path / "jet.pdf"))
+                                         if _flat(t).startswith("Flagged cells"))
+
+
 def test_differential_rows_name_the_classes(reviewed_case, tmp_path: Path) -> None:
     summary = _parts(_write(reviewed_case, tmp_path / "r.pdf", thumbs=False))[0]
     with ReviewStore.open(reviewed_case["db"]) as store:
