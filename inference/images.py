@@ -120,21 +120,46 @@ def _to_rgb_array(im: Image.Image, notes: list[str]) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def _decode_with_opencv(path: Path, notes: list[str]) -> np.ndarray | None:
-    """16-bit colour PNG/TIFF: Pillow keeps only 8 bits per channel; OpenCV keeps all 16 for proper scaling."""
+def _opencv_samples(path: Path) -> np.ndarray | None:
+    """The file's samples as OpenCV decodes them (any depth, BGR order, orientation ignored); None if it cannot."""
     import cv2
 
-    data = np.fromfile(str(path), dtype=np.uint8)  # works with non-ASCII paths, unlike cv2.imread on Windows
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
-    if arr is None or arr.ndim != 3 or arr.dtype != np.uint16:
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # works with non-ASCII paths, unlike cv2.imread on Windows
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    except (OSError, cv2.error):
         return None
+
+
+def _samples_to_rgb(arr: np.ndarray, notes: list[str]) -> np.ndarray | None:
+    """OpenCV's grey, BGR or BGRA samples of any depth as RGB uint8, transparency flattened onto white; None for
+    another layout."""
+    if arr.ndim not in (2, 3) or arr.size == 0 or arr.dtype == np.int8:
+        return None
+    arr = arr if arr.ndim == 3 else arr[:, :, None]
+    if arr.shape[2] == 1:
+        notes.append("greyscale shown as RGB")
+        return np.repeat(_scale_to_uint8(arr[:, :, 0], notes)[:, :, None], 3, axis=2)
+    if arr.shape[2] not in (3, 4):
+        return None
+    rgb = arr[:, :, 2::-1]
     if arr.shape[2] == 4:
-        alpha = arr[:, :, 3:4].astype(np.float32) / 65535.0
+        floating = np.issubdtype(arr.dtype, np.floating)
+        full = 1.0 if floating else float(np.iinfo(arr.dtype).max)
+        alpha = np.clip(np.nan_to_num(arr[:, :, 3:4].astype(np.float32)) / full, 0.0, 1.0)
         if float(alpha.min()) < 1.0:
             notes.append("transparency flattened onto white")
-        arr = (arr[:, :, :3].astype(np.float32) * alpha + 65535.0 * (1.0 - alpha) + 0.5).astype(np.uint16)
-    rgb = _scale_to_uint8(arr[:, :, 2::-1], notes)
-    return rgb
+            flat = rgb.astype(np.float32) * alpha + full * (1.0 - alpha)
+            rgb = flat if floating else (flat + 0.5).astype(arr.dtype)
+    return _scale_to_uint8(np.ascontiguousarray(rgb), notes)
+
+
+def _decode_with_opencv(path: Path, notes: list[str]) -> np.ndarray | None:
+    """16-bit colour PNG/TIFF: Pillow keeps only 8 bits per channel; OpenCV keeps all 16 for proper scaling."""
+    arr = _opencv_samples(path)
+    if arr is None or arr.ndim != 3 or arr.dtype != np.uint16:
+        return None
+    return _samples_to_rgb(arr, notes)
 
 
 def _tiff_size(path: Path) -> tuple[int, int] | None:
@@ -158,8 +183,6 @@ def _tiff_size(path: Path) -> tuple[int, int] | None:
 def _decode_tiff_pillow_cannot(path: Path, notes: list[str], max_pixels: int) -> np.ndarray | None:
     """A TIFF Pillow does not open, decoded by OpenCV if it can: mostly the 32-bit floating-point colour TIFFs
     that analysis software writes. None when it is no TIFF or OpenCV cannot decode it either."""
-    import cv2
-
     size = _tiff_size(path)
     if size is None:
         return None
@@ -167,28 +190,8 @@ def _decode_tiff_pillow_cannot(path: Path, notes: list[str], max_pixels: int) ->
     if width * height > max_pixels:  # checked before decoding, as for every other image
         raise ImageLoadError(path, f"the image is {width} x {height} pixels ({width * height / 1e6:.0f} MP), above "
                                    f"the limit of {max_pixels / 1e6:.0f} MP; refused to protect memory")
-    try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
-    except (OSError, cv2.error):
-        return None
-    if arr is None or arr.ndim not in (2, 3) or arr.size == 0 or arr.dtype == np.int8:
-        return None
-    arr = arr if arr.ndim == 3 else arr[:, :, None]
-    if arr.shape[2] == 1:
-        notes.append("greyscale shown as RGB")
-        return np.repeat(_scale_to_uint8(arr[:, :, 0], notes)[:, :, None], 3, axis=2)
-    if arr.shape[2] not in (3, 4):
-        return None
-    rgb = arr[:, :, 2::-1]
-    if arr.shape[2] == 4:
-        full = 1.0 if np.issubdtype(arr.dtype, np.floating) else float(np.iinfo(arr.dtype).max)
-        alpha = np.clip(np.nan_to_num(arr[:, :, 3:4].astype(np.float64)) / full, 0.0, 1.0)
-        if float(alpha.min()) < 1.0:
-            notes.append("transparency flattened onto white")
-            rgb = rgb * alpha + full * (1.0 - alpha)
-            rgb = rgb.astype(np.float32) if np.issubdtype(arr.dtype, np.floating) else rgb.round().astype(arr.dtype)
-    return _scale_to_uint8(np.ascontiguousarray(rgb), notes)
+    arr = _opencv_samples(path)
+    return None if arr is None else _samples_to_rgb(arr, notes)
 
 
 def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
