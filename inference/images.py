@@ -162,6 +162,15 @@ def _decode_with_opencv(path: Path, notes: list[str]) -> np.ndarray | None:
     return _samples_to_rgb(arr, notes)
 
 
+def _refuse_if_too_large(path: Path, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageLoadError(
+            path,
+            f"the image is {width} x {height} pixels ({width * height / 1e6:.0f} MP), above the limit of "
+            f"{max_pixels / 1e6:.0f} MP; refused to protect memory (possible decompression bomb)",
+        )
+
+
 def _tiff_size(path: Path) -> tuple[int, int] | None:
     """(width, height) from a TIFF's first directory without decoding it; None when it is no TIFF."""
     from PIL import TiffImagePlugin
@@ -186,10 +195,7 @@ def _decode_tiff_pillow_cannot(path: Path, notes: list[str], max_pixels: int) ->
     size = _tiff_size(path)
     if size is None:
         return None
-    width, height = size
-    if width * height > max_pixels:  # checked before decoding, as for every other image
-        raise ImageLoadError(path, f"the image is {width} x {height} pixels ({width * height / 1e6:.0f} MP), above "
-                                   f"the limit of {max_pixels / 1e6:.0f} MP; refused to protect memory")
+    _refuse_if_too_large(path, *size, max_pixels)  # before decoding, as for every other image
     arr = _opencv_samples(path)
     return None if arr is None else _samples_to_rgb(arr, notes)
 
@@ -237,12 +243,7 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loa
         width, height = im.size
         if width <= 0 or height <= 0:
             raise ImageLoadError(path, "the image has no pixels")
-        if width * height > max_pixels:
-            raise ImageLoadError(
-                path,
-                f"the image is {width} x {height} pixels ({width * height / 1e6:.0f} MP), above the limit of "
-                f"{max_pixels / 1e6:.0f} MP; refused to protect memory (possible decompression bomb)",
-            )
+        _refuse_if_too_large(path, width, height, max_pixels)
         frames = getattr(im, "n_frames", 1)
         if frames > 1:
             im.seek(0)
