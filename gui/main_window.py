@@ -762,8 +762,9 @@ class MainWindow(ReviewActions, QMainWindow):
         self.history.clear()  # the decisions were made on images that are no longer open
         self.open_report_button.setVisible(False)  # that report was about the case before
         self._update_undo_actions()
-        folder = Path(case).resolve() if case is not None else case_folder(paths)
-        self._names_folder = names_folder([Path(case)] if case is not None else paths)
+        sources = [Path(case)] if case is not None else paths
+        folder = case_folder(sources)
+        self._names_folder = names_folder(sources)
         error = self.review.open_case(folder)
         self.review_banner.show_text(error)
         self._states = self.review.states()

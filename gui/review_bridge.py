@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from gui.calls import UNIDENTIFIED_ID
-from gui.items import ModelInfo
+from gui.items import ModelInfo, names_folder
 from inference.images import STALE_DECODING_NOTES
 from review.records import sample_id_of, signed_hashes
 from review.store import DecisionRequest, ReviewConflictError, ReviewInputError, ReviewStore, file_sha256
@@ -41,12 +41,9 @@ def reviewer_label(name: str, login: str) -> str:
 
 
 def case_folder(sources: Sequence[Path]) -> Path:
-    """The folder a set of opened paths belongs to: the folder itself, or the files' common parent."""
-    resolved = [Path(p).resolve() for p in sources]
-    folders = [p if p.is_dir() else p.parent for p in resolved]
-    if not folders:
-        return Path.cwd()
-    return Path(os.path.commonpath([str(f) for f in folders]))
+    """The folder a set of opened paths belongs to: the folder itself, or the files' common parent, symbolic links
+    resolved (one folder is one case, however it was reached); the list's ``names_folder`` of the resolved paths."""
+    return names_folder([Path(p).resolve() for p in sources])
 
 
 class PredictionRecorder:
