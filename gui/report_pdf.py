@@ -36,7 +36,6 @@ from review.report import (
     ReportRow,
     differential,
     differential_by_folder,
-    folder_of,
     is_uncertain_call,
     moved_in_review,
 )
@@ -214,7 +213,8 @@ def _table(
 
 def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
     total = len(report.rows)
-    folders = len({folder_of(r) for r in report.rows})  # one per slide or patient is common
+    by_folder = differential_by_folder(report)  # one sub-folder per slide or patient is common
+    folders = len(by_folder)
     reviewers = sorted({r.reviewer for r in report.rows if r.reviewer})
     models = (
         "<br/>".join(
@@ -313,7 +313,7 @@ def _summary_page(report: CaseReport, names: Mapping[str, str]) -> str:
         f'<p class="small">Model call: the class the model gave each image. After review: the class the '
         f"technician confirmed or chose. Changed in review: reviewed images the technician moved into (+) or out "
         f"of (&minus;) the class; images not reviewed yet change nothing.</p>{diff}"
-        f"{_folder_section(report, names)}"
+        f"{_folder_section(report, by_folder, names)}"
         f"{_uncertain_section(report, names)}"
         f"{_noted_section(report, names)}"
         f"{_comment_section(report, names)}"
@@ -327,9 +327,9 @@ NOTED_ROWS_SHOWN = 40
 FOLDERS_SHOWN = 6  # columns of the per-folder table that fit the page beside the class names
 
 
-def _folder_section(report: CaseReport, names: Mapping[str, str]) -> str:
-    """Each folder's own count, when the case counts several (one sub-folder per slide or patient is common)."""
-    folders = differential_by_folder(report)
+def _folder_section(report: CaseReport, folders: list[tuple[str, dict[str, int], dict[str, int]]],
+                    names: Mapping[str, str]) -> str:
+    """Each folder's own count (``differential_by_folder``), when the case counts several."""
     if len(folders) < 2:
         return ""
     if len(folders) > FOLDERS_SHOWN:
