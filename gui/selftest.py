@@ -223,23 +223,21 @@ def _check_image_formats(rgb: np.ndarray) -> str:
 
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
     camera12 = (bgr.astype(np.uint32) * 4095 // 255).astype(np.uint16)  # a 12-bit camera's file
-    writers: dict[str, Callable[[Path], object]] = {
-        "PNG": lambda p: Image.fromarray(rgb).save(p / "s.png"),
-        "JPEG": lambda p: Image.fromarray(rgb).save(p / "s.jpg", quality=95),
-        "TIFF": lambda p: Image.fromarray(rgb).save(p / "s.tif"),
-        "BMP": lambda p: Image.fromarray(rgb).save(p / "s.bmp"),
-        "WebP": lambda p: Image.fromarray(rgb).save(p / "s.webp", quality=95),
-        "GIF": lambda p: Image.fromarray(rgb).save(p / "s.gif"),
-        "12-bit PNG": lambda p: cv2.imwrite(str(p / "s12.png"), camera12),
-        "float TIFF": lambda p: cv2.imwrite(str(p / "f32.tif"), (bgr / 255.0).astype(np.float32)),
+    writers: dict[str, tuple[str, Callable[[Path], object]]] = {  # kind: (file name, how to write it)
+        "PNG": ("s.png", lambda path: Image.fromarray(rgb).save(path)),
+        "JPEG": ("s.jpg", lambda path: Image.fromarray(rgb).save(path, quality=95)),
+        "TIFF": ("s.tif", lambda path: Image.fromarray(rgb).save(path)),
+        "BMP": ("s.bmp", lambda path: Image.fromarray(rgb).save(path)),
+        "WebP": ("s.webp", lambda path: Image.fromarray(rgb).save(path, quality=95)),
+        "GIF": ("s.gif", lambda path: Image.fromarray(rgb).save(path)),
+        "12-bit PNG": ("s12.png", lambda path: cv2.imwrite(str(path), camera12)),
+        "float TIFF": ("f32.tif", lambda path: cv2.imwrite(str(path), (bgr / 255.0).astype(np.float32))),
     }
     lossy = {"JPEG", "WebP", "GIF"}  # GIF: 256 colours
     with tempfile.TemporaryDirectory(prefix="hemalens-selftest-") as tmp:
-        folder = Path(tmp)
-        for kind, write in writers.items():
-            before = set(folder.iterdir())
-            write(folder)
-            (path,) = set(folder.iterdir()) - before
+        for kind, (name, write) in writers.items():
+            path = Path(tmp) / name
+            write(path)
             decoded = load_image(path).rgb
             if decoded.shape != rgb.shape:
                 raise RuntimeError(f"{kind} decoded as {decoded.shape}, not {rgb.shape}")

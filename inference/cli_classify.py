@@ -227,7 +227,6 @@ def _print_table(stream: TextIO, rows: list[dict[str, Any]]) -> None:
 
 def _write_results(out: Path, rows: list[dict[str, Any]], session: ModelSession, counts: Counter[str],
                    failures: list[tuple[str, str]], threshold: float) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".json":
         doc = {
             "hemalens_version": __version__,
