@@ -152,8 +152,9 @@ class Augmenter(SingleJobThread):
     def start(self, source: Path, folder: Path, labels: list[str] | None = None) -> bool:
         if self.busy:
             return False
-        self.source, folder = Path(source), Path(folder)
-        return self._submit(lambda: augment_to_user_folder(self.source, folder, labels))
+        source, folder = Path(source), Path(folder)
+        self.source = source
+        return self._submit(lambda: augment_to_user_folder(source, folder, labels))
 
 
 class AugmentOfferBar(OfferStrip):
